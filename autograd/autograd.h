@@ -1,0 +1,301 @@
+// nanodiff autograd: float32 tensors, a per-step arena, a tape of ops and reverse-mode backward.
+//
+// Every op takes a context (arena, tape, grad mode, device, RNG), checks shapes, allocates its output
+// from the step arena, runs the backend forward, and records a tape node when any input needs a gradient.
+// nd_backward(ctx, loss) walks the tape in reverse and accumulates into the inputs' .grad buffers.
+// Ops are macros that pass the caller's source location, so a shape error names the line that caused it.
+#ifndef ND_AUTOGRAD_H
+#define ND_AUTOGRAD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define ND_MAX_DIMS 6
+#define ND_NODE_MAX_INPUTS 8
+
+// ---------------------------------------------------------------------------------------------------
+// shapes, tensors, devices
+
+typedef enum { ND_CPU = 0, ND_CUDA = 1 } nd_device;
+
+typedef struct nd_shape {
+    int ndim;
+    int64_t d[ND_MAX_DIMS];
+} nd_shape;
+
+// ND_SHAPE(2, 3, 4) builds an nd_shape from its dimensions.
+#define ND_SHAPE(...)                                                                                  \
+    nd_shape_from((const int64_t[]){__VA_ARGS__}, (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)))
+
+// A tensor handle: float32, contiguous, row-major. It never owns its storage: data and grad point into an
+// arena, a persistent pool or a flat parameter buffer.
+typedef struct nd_tensor {
+    float *data;
+    float *grad; // NULL unless the tensor takes part in backward
+    nd_shape shape;
+    int64_t numel;
+    nd_device device;
+    bool requires_grad;
+} nd_tensor;
+
+typedef struct nd_loc {
+    const char *file;
+    int line;
+} nd_loc;
+#define ND_HERE ((nd_loc){__FILE__, __LINE__})
+
+nd_shape nd_shape_from(const int64_t *dims, int ndim);
+int64_t nd_shape_numel(nd_shape s);
+bool nd_shape_equal(nd_shape a, nd_shape b);
+// Writes "(2,3,4)" into buf; returns buf.
+char *nd_shape_str(nd_shape s, char *buf, size_t size);
+const char *nd_device_name(nd_device d);
+
+// Programmer errors: print the op, what went wrong and where, then abort.
+_Noreturn void nd_abort_at(nd_loc loc, const char *op, const char *fmt, ...);
+_Noreturn void nd_abort_shapes(nd_loc loc, const char *op, const char *what, nd_shape a, nd_shape b);
+
+// ---------------------------------------------------------------------------------------------------
+// memory: a bump arena over one block of device memory plus one block of host memory for the handles.
+// When a step needs more than the block holds, the overflow is served from extra blocks and the next
+// reset replaces everything with one block large enough for the peak: from then on no allocation happens
+// and every step gets the same addresses.
+
+typedef struct nd_arena_block nd_arena_block;
+typedef struct nd_arena {
+    nd_device device;
+    char *data;           // device memory block
+    size_t data_cap, data_used, data_peak;
+    char *meta;           // host memory block (tensor handles, node input lists)
+    size_t meta_cap, meta_used, meta_peak;
+    nd_arena_block *overflow; // extra blocks taken since the last reset
+    size_t overflow_bytes;
+} nd_arena;
+
+void nd_arena_init(nd_arena *a, nd_device device, size_t data_bytes, size_t meta_bytes);
+void nd_arena_free(nd_arena *a);
+void *nd_arena_alloc_data(nd_arena *a, size_t bytes);
+void *nd_arena_alloc_meta(nd_arena *a, size_t bytes);
+void nd_arena_reset(nd_arena *a);
+
+// ---------------------------------------------------------------------------------------------------
+// counter-based random numbers (Philox4x32-10): draw i of a request at offset o is a pure function of
+// (seed, o + i), so the same numbers come out on every backend and after a resume.
+
+typedef struct nd_rng {
+    uint64_t seed;
+    uint64_t offset; // advanced by every draw
+} nd_rng;
+
+// ---------------------------------------------------------------------------------------------------
+// the tape
+
+struct nd_ctx;
+struct nd_node;
+typedef void (*nd_backward_fn)(struct nd_ctx *ctx, struct nd_node *node);
+
+typedef struct nd_node {
+    const char *op;
+    nd_backward_fn backward; // NULL for views that share their input's storage and gradient
+    nd_tensor *out;
+    nd_tensor *in[ND_NODE_MAX_INPUTS];
+    int n_in;
+    int64_t iarg[8];  // integer attributes saved for backward (axes, flags, sizes)
+    float farg[4];    // float attributes saved for backward
+    float *saved;     // extra buffer saved for backward (arena), op-specific
+} nd_node;
+
+typedef struct nd_tape {
+    nd_node *nodes;
+    int n, cap;
+} nd_tape;
+
+// ---------------------------------------------------------------------------------------------------
+// the context
+
+struct nd_backend;
+typedef struct nd_ctx {
+    nd_device device;
+    const struct nd_backend *be;
+    nd_arena step;   // activations and temporaries; reset by nd_ctx_step_end
+    nd_arena pool;   // tensors that outlive a step; reset only by the owner
+    nd_tape tape;
+    bool grad_enabled;
+    nd_rng rng;
+} nd_ctx;
+
+// step_bytes: initial size of the step arena (it grows to the first step's peak and then stays).
+void nd_ctx_init(nd_ctx *ctx, nd_device device, size_t step_bytes, uint64_t seed);
+void nd_ctx_free(nd_ctx *ctx);
+// Drops the tape and every step tensor. Call after the optimizer step.
+void nd_ctx_step_end(nd_ctx *ctx);
+// Returns the previous grad mode.
+bool nd_ctx_set_grad(nd_ctx *ctx, bool enabled);
+// Peak bytes of the step arena since init, host and device memory together.
+size_t nd_ctx_peak_bytes(const nd_ctx *ctx);
+
+// ---------------------------------------------------------------------------------------------------
+// tensor creation and transfer
+
+nd_tensor *nd_empty_in(nd_ctx *ctx, nd_arena *arena, nd_shape shape);
+// New tensors in the step arena.
+nd_tensor *nd_empty(nd_ctx *ctx, nd_shape shape);
+nd_tensor *nd_zeros(nd_ctx *ctx, nd_shape shape);
+nd_tensor *nd_full(nd_ctx *ctx, nd_shape shape, float value);
+nd_tensor *nd_from_host(nd_ctx *ctx, nd_shape shape, const float *host);
+// New tensors in the persistent pool.
+nd_tensor *nd_empty_persistent(nd_ctx *ctx, nd_shape shape);
+// Gives a leaf tensor a zeroed gradient buffer (from the arena that holds it) and marks it.
+void nd_requires_grad(nd_ctx *ctx, nd_tensor *t, bool persistent);
+
+void nd_copy_from_host(nd_ctx *ctx, nd_tensor *t, const float *host);
+void nd_copy_to_host(nd_ctx *ctx, const nd_tensor *t, float *host);
+void nd_grad_to_host(nd_ctx *ctx, const nd_tensor *t, float *host);
+void nd_fill(nd_ctx *ctx, nd_tensor *t, float value);
+// Reads a single-element tensor.
+float nd_item(nd_ctx *ctx, const nd_tensor *t);
+
+void nd_rand_uniform(nd_ctx *ctx, nd_tensor *t, float low, float high);
+void nd_rand_normal(nd_ctx *ctx, nd_tensor *t, float mean, float std);
+// Each element is 1 with probability p, else 0.
+void nd_rand_bernoulli(nd_ctx *ctx, nd_tensor *t, float p);
+
+// ---------------------------------------------------------------------------------------------------
+// backward
+
+// Seeds d(loss)/d(loss) = 1 for a one-element loss and runs the tape in reverse.
+#define nd_backward(ctx, loss) nd_backward_at(ctx, loss, ND_HERE)
+void nd_backward_at(nd_ctx *ctx, nd_tensor *loss, nd_loc loc);
+
+// ---------------------------------------------------------------------------------------------------
+// ops. Each matches the PyTorch function named beside it.
+
+// Elementwise with NumPy/PyTorch broadcasting.
+#define nd_add(ctx, a, b) nd_add_at(ctx, a, b, ND_HERE) // torch.add
+#define nd_sub(ctx, a, b) nd_sub_at(ctx, a, b, ND_HERE) // torch.sub
+#define nd_mul(ctx, a, b) nd_mul_at(ctx, a, b, ND_HERE) // torch.mul
+#define nd_div(ctx, a, b) nd_div_at(ctx, a, b, ND_HERE) // torch.div
+nd_tensor *nd_add_at(nd_ctx *ctx, nd_tensor *a, nd_tensor *b, nd_loc loc);
+nd_tensor *nd_sub_at(nd_ctx *ctx, nd_tensor *a, nd_tensor *b, nd_loc loc);
+nd_tensor *nd_mul_at(nd_ctx *ctx, nd_tensor *a, nd_tensor *b, nd_loc loc);
+nd_tensor *nd_div_at(nd_ctx *ctx, nd_tensor *a, nd_tensor *b, nd_loc loc);
+
+// Scalar forms: x + s, x - s, s - x, x * s, x / s, s / x.
+#define nd_add_scalar(ctx, x, s) nd_unary_at(ctx, ND_UNARY_AFFINE, x, 1.0f, (s), ND_HERE)
+#define nd_sub_scalar(ctx, x, s) nd_unary_at(ctx, ND_UNARY_AFFINE, x, 1.0f, -(s), ND_HERE)
+#define nd_rsub_scalar(ctx, x, s) nd_unary_at(ctx, ND_UNARY_AFFINE, x, -1.0f, (s), ND_HERE)
+#define nd_mul_scalar(ctx, x, s) nd_unary_at(ctx, ND_UNARY_AFFINE, x, (s), 0.0f, ND_HERE)
+#define nd_div_scalar(ctx, x, s) nd_unary_at(ctx, ND_UNARY_AFFINE, x, 1.0f / (s), 0.0f, ND_HERE)
+#define nd_rdiv_scalar(ctx, x, s) nd_unary_at(ctx, ND_UNARY_RECIP, x, (s), 0.0f, ND_HERE)
+
+typedef enum nd_unary_kind {
+    ND_UNARY_AFFINE,  // alpha * x + beta
+    ND_UNARY_RECIP,   // alpha / x
+    ND_UNARY_NEG,
+    ND_UNARY_EXP,
+    ND_UNARY_LOG,
+    ND_UNARY_SQRT,
+    ND_UNARY_SQUARE,
+    ND_UNARY_RELU,
+    ND_UNARY_GELU,    // erf form, as torch.nn.functional.gelu(approximate='none')
+    ND_UNARY_SILU,
+    ND_UNARY_SIGMOID,
+    ND_UNARY_TANH,
+    ND_UNARY_COUNT
+} nd_unary_kind;
+
+const char *nd_unary_name(nd_unary_kind kind);
+nd_tensor *nd_unary_at(nd_ctx *ctx, nd_unary_kind kind, nd_tensor *x, float alpha, float beta, nd_loc loc);
+#define nd_neg(ctx, x) nd_unary_at(ctx, ND_UNARY_NEG, x, 0.0f, 0.0f, ND_HERE)         // torch.neg
+#define nd_exp(ctx, x) nd_unary_at(ctx, ND_UNARY_EXP, x, 0.0f, 0.0f, ND_HERE)         // torch.exp
+#define nd_log(ctx, x) nd_unary_at(ctx, ND_UNARY_LOG, x, 0.0f, 0.0f, ND_HERE)         // torch.log
+#define nd_sqrt(ctx, x) nd_unary_at(ctx, ND_UNARY_SQRT, x, 0.0f, 0.0f, ND_HERE)       // torch.sqrt
+#define nd_square(ctx, x) nd_unary_at(ctx, ND_UNARY_SQUARE, x, 0.0f, 0.0f, ND_HERE)   // torch.square
+#define nd_relu(ctx, x) nd_unary_at(ctx, ND_UNARY_RELU, x, 0.0f, 0.0f, ND_HERE)       // F.relu
+#define nd_gelu(ctx, x) nd_unary_at(ctx, ND_UNARY_GELU, x, 0.0f, 0.0f, ND_HERE)       // F.gelu
+#define nd_silu(ctx, x) nd_unary_at(ctx, ND_UNARY_SILU, x, 0.0f, 0.0f, ND_HERE)       // F.silu
+#define nd_sigmoid(ctx, x) nd_unary_at(ctx, ND_UNARY_SIGMOID, x, 0.0f, 0.0f, ND_HERE) // torch.sigmoid
+#define nd_tanh(ctx, x) nd_unary_at(ctx, ND_UNARY_TANH, x, 0.0f, 0.0f, ND_HERE)       // torch.tanh
+
+// Reductions. axes: n_axes entries, negative counts from the end; keepdim as PyTorch.
+#define nd_sum(ctx, x, axes, n_axes, keepdim) nd_reduce_at(ctx, x, axes, n_axes, keepdim, false, ND_HERE)
+#define nd_mean(ctx, x, axes, n_axes, keepdim) nd_reduce_at(ctx, x, axes, n_axes, keepdim, true, ND_HERE)
+#define nd_sum_all(ctx, x) nd_reduce_at(ctx, x, NULL, 0, false, false, ND_HERE)   // torch.sum(x)
+#define nd_mean_all(ctx, x) nd_reduce_at(ctx, x, NULL, 0, false, true, ND_HERE)  // torch.mean(x)
+// n_axes == 0 reduces over every axis to a 0-d (one element) tensor.
+nd_tensor *nd_reduce_at(nd_ctx *ctx, nd_tensor *x, const int *axes, int n_axes, bool keepdim, bool mean,
+                        nd_loc loc);
+
+// torch.matmul over the last two dims with optional transposes; leading (batch) dims must be equal,
+// or one operand has none and is shared by every batch.
+#define nd_matmul(ctx, a, b, trans_a, trans_b) nd_matmul_at(ctx, a, b, trans_a, trans_b, ND_HERE)
+nd_tensor *nd_matmul_at(nd_ctx *ctx, nd_tensor *a, nd_tensor *b, bool trans_a, bool trans_b, nd_loc loc);
+// F.linear: x (..., in), weight (out, in), bias (out) or NULL -> (..., out).
+#define nd_linear(ctx, x, weight, bias) nd_linear_at(ctx, x, weight, bias, ND_HERE)
+nd_tensor *nd_linear_at(nd_ctx *ctx, nd_tensor *x, nd_tensor *weight, nd_tensor *bias, nd_loc loc);
+
+// Shape ops. reshape shares storage; the others make contiguous copies.
+#define nd_reshape(ctx, x, shape) nd_reshape_at(ctx, x, shape, ND_HERE) // torch.reshape (one -1 allowed)
+#define nd_permute(ctx, x, perm) nd_permute_at(ctx, x, perm, ND_HERE)   // torch.permute (int perm[ndim])
+#define nd_transpose(ctx, x, d0, d1) nd_transpose_at(ctx, x, d0, d1, ND_HERE) // torch.transpose
+#define nd_concat(ctx, xs, n, axis) nd_concat_at(ctx, xs, n, axis, ND_HERE)   // torch.cat
+#define nd_slice(ctx, x, axis, start, end) nd_slice_at(ctx, x, axis, start, end, ND_HERE) // x[..., start:end]
+nd_tensor *nd_reshape_at(nd_ctx *ctx, nd_tensor *x, nd_shape shape, nd_loc loc);
+nd_tensor *nd_permute_at(nd_ctx *ctx, nd_tensor *x, const int *perm, nd_loc loc);
+nd_tensor *nd_transpose_at(nd_ctx *ctx, nd_tensor *x, int d0, int d1, nd_loc loc);
+nd_tensor *nd_concat_at(nd_ctx *ctx, nd_tensor *const *xs, int n, int axis, nd_loc loc);
+nd_tensor *nd_slice_at(nd_ctx *ctx, nd_tensor *x, int axis, int64_t start, int64_t end, nd_loc loc);
+
+// Softmax family over one axis, and the losses.
+#define nd_softmax(ctx, x, axis) nd_softmax_at(ctx, x, axis, false, ND_HERE)         // F.softmax
+#define nd_log_softmax(ctx, x, axis) nd_softmax_at(ctx, x, axis, true, ND_HERE)      // F.log_softmax
+nd_tensor *nd_softmax_at(nd_ctx *ctx, nd_tensor *x, int axis, bool log, nd_loc loc);
+// F.cross_entropy(logits (N, C), labels (N), reduction='mean'); labels hold class indices as floats.
+#define nd_cross_entropy(ctx, logits, labels) nd_cross_entropy_at(ctx, logits, labels, ND_HERE)
+nd_tensor *nd_cross_entropy_at(nd_ctx *ctx, nd_tensor *logits, nd_tensor *labels, nd_loc loc);
+// F.mse_loss(a, b, reduction='mean'); shapes must be equal.
+#define nd_mse_loss(ctx, a, b) nd_mse_loss_at(ctx, a, b, ND_HERE)
+nd_tensor *nd_mse_loss_at(nd_ctx *ctx, nd_tensor *a, nd_tensor *b, nd_loc loc);
+
+// F.embedding: weight (V, D), indices (...) holding row numbers as floats -> (..., D).
+#define nd_embedding(ctx, weight, indices) nd_embedding_at(ctx, weight, indices, ND_HERE)
+nd_tensor *nd_embedding_at(nd_ctx *ctx, nd_tensor *weight, nd_tensor *indices, nd_loc loc);
+
+// ---------------------------------------------------------------------------------------------------
+// parameters: every tensor of a model in one flat buffer, every gradient in another.
+
+typedef enum nd_init_kind {
+    ND_INIT_ZEROS,
+    ND_INIT_ONES,
+    ND_INIT_UNIFORM, // U(-bound, bound); PyTorch's Linear/Conv default is bound = 1/sqrt(fan_in)
+    ND_INIT_NORMAL,  // N(0, bound^2)
+} nd_init_kind;
+
+typedef struct nd_param {
+    char *name;        // PyTorch state_dict key, e.g. "down1.model.0.model.0.weight"
+    nd_tensor *tensor; // data and grad point into the flat buffers once allocated
+    int64_t offset;    // in floats from the start of the flat buffers
+    nd_init_kind init;
+    float init_bound;
+} nd_param;
+
+typedef struct nd_params {
+    nd_param *items;
+    int n, cap;
+    int64_t total;    // floats
+    nd_device device;
+    float *data;      // (total,) flat parameters
+    float *grad;      // (total,) flat gradients
+} nd_params;
+
+void nd_params_init(nd_params *p);
+void nd_params_free(nd_params *p);
+// Registers a parameter; its storage exists after nd_params_alloc. The name is copied.
+nd_tensor *nd_params_add(nd_params *p, const char *name, nd_shape shape, nd_init_kind init, float bound);
+// Allocates the flat buffers on the context's device and runs every parameter's initializer.
+void nd_params_alloc(nd_params *p, nd_ctx *ctx);
+void nd_params_zero_grad(nd_params *p, nd_ctx *ctx);
+const nd_param *nd_params_find(const nd_params *p, const char *name);
+
+#endif

@@ -1,0 +1,208 @@
+// The context: arenas, tape, grad mode, RNG; tensor creation and transfer; recording and backward.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "elementwise_math.h"
+#include "internal.h"
+
+#define ND_META_BYTES_PER_DATA_BYTE 16 // handles are small next to the data they describe
+
+void nd_ctx_init(nd_ctx *ctx, nd_device device, size_t step_bytes, uint64_t seed) {
+    *ctx = (nd_ctx){0};
+    ctx->device = device;
+    ctx->be = device == ND_CUDA ? nd_backend_cuda() : nd_backend_cpu();
+    if (!ctx->be) {
+        fprintf(stderr, "nanodiff: this build has no CUDA backend (configure with -DNANODIFF_CUDA=ON)\n");
+        abort();
+    }
+    size_t meta_bytes = step_bytes / ND_META_BYTES_PER_DATA_BYTE + 65536;
+    nd_arena_init(&ctx->step, device, step_bytes, meta_bytes);
+    nd_arena_init(&ctx->pool, device, 0, 65536);
+    ctx->grad_enabled = true;
+    ctx->rng.seed = seed;
+}
+
+void nd_ctx_free(nd_ctx *ctx) {
+    nd_arena_free(&ctx->step);
+    nd_arena_free(&ctx->pool);
+    free(ctx->tape.nodes);
+    *ctx = (nd_ctx){0};
+}
+
+void nd_ctx_step_end(nd_ctx *ctx) {
+    ctx->tape.n = 0;
+    nd_arena_reset(&ctx->step);
+}
+
+bool nd_ctx_set_grad(nd_ctx *ctx, bool enabled) {
+    bool previous = ctx->grad_enabled;
+    ctx->grad_enabled = enabled;
+    return previous;
+}
+
+size_t nd_ctx_peak_bytes(const nd_ctx *ctx) { return ctx->step.data_peak + ctx->step.meta_peak; }
+
+// ---------------------------------------------------------------------------------------------------
+// tensors
+
+nd_tensor *nd_empty_in(nd_ctx *ctx, nd_arena *arena, nd_shape shape) {
+    (void)ctx;
+    nd_tensor *t = nd_arena_alloc_meta(arena, sizeof *t);
+    *t = (nd_tensor){0};
+    t->shape = shape;
+    t->numel = nd_shape_numel(shape);
+    t->device = arena->device;
+    t->data = nd_arena_alloc_data(arena, (size_t)t->numel * sizeof(float));
+    return t;
+}
+
+nd_tensor *nd_empty(nd_ctx *ctx, nd_shape shape) { return nd_empty_in(ctx, &ctx->step, shape); }
+nd_tensor *nd_empty_persistent(nd_ctx *ctx, nd_shape shape) { return nd_empty_in(ctx, &ctx->pool, shape); }
+
+nd_tensor *nd_full(nd_ctx *ctx, nd_shape shape, float value) {
+    nd_tensor *t = nd_empty(ctx, shape);
+    ctx->be->fill(t->data, value, t->numel);
+    return t;
+}
+
+nd_tensor *nd_zeros(nd_ctx *ctx, nd_shape shape) { return nd_full(ctx, shape, 0.0f); }
+
+nd_tensor *nd_from_host(nd_ctx *ctx, nd_shape shape, const float *host) {
+    nd_tensor *t = nd_empty(ctx, shape);
+    nd_copy_from_host(ctx, t, host);
+    return t;
+}
+
+void nd_requires_grad(nd_ctx *ctx, nd_tensor *t, bool persistent) {
+    nd_arena *arena = persistent ? &ctx->pool : &ctx->step;
+    t->grad = nd_arena_alloc_data(arena, (size_t)t->numel * sizeof(float));
+    ctx->be->fill(t->grad, 0.0f, t->numel);
+    t->requires_grad = true;
+}
+
+void nd_copy_from_host(nd_ctx *ctx, nd_tensor *t, const float *host) {
+    ctx->be->upload(t->data, host, (size_t)t->numel * sizeof(float));
+}
+
+void nd_copy_to_host(nd_ctx *ctx, const nd_tensor *t, float *host) {
+    ctx->be->download(host, t->data, (size_t)t->numel * sizeof(float));
+}
+
+void nd_grad_to_host(nd_ctx *ctx, const nd_tensor *t, float *host) {
+    if (!t->grad) {
+        memset(host, 0, (size_t)t->numel * sizeof(float));
+        return;
+    }
+    ctx->be->download(host, t->grad, (size_t)t->numel * sizeof(float));
+}
+
+void nd_fill(nd_ctx *ctx, nd_tensor *t, float value) { ctx->be->fill(t->data, value, t->numel); }
+
+float nd_item(nd_ctx *ctx, const nd_tensor *t) {
+    if (t->numel != 1) {
+        char s[96];
+        fprintf(stderr, "nanodiff: nd_item: tensor of shape %s has %lld elements, expected 1\n",
+                nd_shape_str(t->shape, s, sizeof s), (long long)t->numel);
+        abort();
+    }
+    float v;
+    ctx->be->download(&v, t->data, sizeof v);
+    return v;
+}
+
+static uint64_t rng_take(nd_ctx *ctx, int64_t n) {
+    uint64_t offset = ctx->rng.offset;
+    ctx->rng.offset += nd_philox_counters(n);
+    return offset;
+}
+
+void nd_rand_uniform(nd_ctx *ctx, nd_tensor *t, float low, float high) {
+    ctx->be->rand_uniform(t->data, t->numel, ctx->rng.seed, rng_take(ctx, t->numel), low, high);
+}
+
+void nd_rand_normal(nd_ctx *ctx, nd_tensor *t, float mean, float std) {
+    ctx->be->rand_normal(t->data, t->numel, ctx->rng.seed, rng_take(ctx, t->numel), mean, std);
+}
+
+void nd_rand_bernoulli(nd_ctx *ctx, nd_tensor *t, float p) {
+    ctx->be->rand_bernoulli(t->data, t->numel, ctx->rng.seed, rng_take(ctx, t->numel), p);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// recording
+
+void nd_check_device(nd_ctx *ctx, const char *op, nd_loc loc, nd_tensor *const *inputs, int n) {
+    for (int i = 0; i < n; i++) {
+        if (!inputs[i]) nd_abort_at(loc, op, "input %d is NULL", i);
+        if (inputs[i]->device != ctx->device)
+            nd_abort_at(loc, op, "input %d is on %s but the context runs on %s", i,
+                        nd_device_name(inputs[i]->device), nd_device_name(ctx->device));
+    }
+}
+
+nd_tensor *nd_op_output(nd_ctx *ctx, nd_shape shape, nd_tensor *const *inputs, int n) {
+    nd_tensor *out = nd_empty(ctx, shape);
+    if (ctx->grad_enabled)
+        for (int i = 0; i < n; i++)
+            if (inputs[i] && inputs[i]->requires_grad) out->requires_grad = true;
+    return out;
+}
+
+nd_node *nd_record(nd_ctx *ctx, const char *op, nd_backward_fn backward, nd_tensor *out,
+                   nd_tensor *const *inputs, int n) {
+    if (!out->requires_grad) return NULL;
+    nd_tape *tape = &ctx->tape;
+    if (tape->n == tape->cap) {
+        int cap = tape->cap ? tape->cap * 2 : 256;
+        nd_node *nodes = realloc(tape->nodes, (size_t)cap * sizeof *nodes);
+        if (!nodes) {
+            fprintf(stderr, "nanodiff: out of host memory growing the tape to %d nodes\n", cap);
+            abort();
+        }
+        tape->nodes = nodes;
+        tape->cap = cap;
+    }
+    nd_node *node = &tape->nodes[tape->n++];
+    *node = (nd_node){0};
+    node->op = op;
+    node->backward = backward;
+    node->out = out;
+    node->n_in = n;
+    for (int i = 0; i < n; i++) node->in[i] = inputs[i];
+    return node;
+}
+
+float *nd_scratch(nd_ctx *ctx, int64_t n) { return nd_arena_alloc_data(&ctx->step, (size_t)n * sizeof(float)); }
+
+// ---------------------------------------------------------------------------------------------------
+// backward
+
+void nd_backward_at(nd_ctx *ctx, nd_tensor *loss, nd_loc loc) {
+    if (loss->numel != 1) {
+        nd_abort_shapes(loc, "nd_backward", "the loss must have one element; got shape vs expected",
+                        loss->shape, nd_shape_from(NULL, 0));
+    }
+    if (!loss->requires_grad)
+        nd_abort_at(loc, "nd_backward", "the loss does not depend on any tensor that requires grad");
+    nd_tape *tape = &ctx->tape;
+    // Forward order: every op output gets a zeroed gradient; views share their input's.
+    for (int i = 0; i < tape->n; i++) {
+        nd_node *node = &tape->nodes[i];
+        if (node->out->grad) continue;
+        if (!node->backward) {
+            node->out->grad = node->in[0]->grad;
+        } else {
+            node->out->grad = nd_scratch(ctx, node->out->numel);
+            ctx->be->fill(node->out->grad, 0.0f, node->out->numel);
+        }
+    }
+    if (!loss->grad) nd_abort_at(loc, "nd_backward", "the loss was not produced by a recorded op");
+    ctx->be->fill(loss->grad, 1.0f, 1);
+    for (int i = tape->n - 1; i >= 0; i--) {
+        nd_node *node = &tape->nodes[i];
+        if (node->backward) node->backward(ctx, node);
+    }
+    // One backward per tape, as PyTorch without retain_graph.
+    tape->n = 0;
+}

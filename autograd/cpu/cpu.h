@@ -1,0 +1,49 @@
+// The CPU backend's functions (OpenBLAS for products, OpenMP for loops); see backend.h for each contract.
+#ifndef ND_CPU_H
+#define ND_CPU_H
+
+#include "../backend.h"
+
+// Loops shorter than this run on one thread: starting a parallel region costs more than they do.
+#define ND_CPU_PARALLEL_MIN 32768
+
+void *nd_cpu_alloc(size_t bytes);
+void nd_cpu_free(void *ptr);
+void nd_cpu_upload(void *dst, const void *host_src, size_t bytes);
+void nd_cpu_download(void *host_dst, const void *src, size_t bytes);
+void nd_cpu_fill(float *dst, float value, int64_t n);
+void nd_cpu_copy(float *dst, const float *src, int64_t n);
+void nd_cpu_accumulate(float *dst, const float *src, float alpha, const float *scalar, int64_t n);
+void nd_cpu_rand_uniform(float *dst, int64_t n, uint64_t seed, uint64_t offset, float low, float high);
+void nd_cpu_rand_normal(float *dst, int64_t n, uint64_t seed, uint64_t offset, float mean, float std);
+void nd_cpu_rand_bernoulli(float *dst, int64_t n, uint64_t seed, uint64_t offset, float p);
+
+void nd_cpu_unary_forward(float *y, const float *x, int64_t n, nd_unary_kind kind, float alpha, float beta);
+void nd_cpu_unary_backward(float *dx, const float *dy, const float *x, const float *y, int64_t n,
+                           nd_unary_kind kind, float alpha, float beta);
+void nd_cpu_binary_forward(float *y, const float *a, const float *b, const nd_bcast *bc, nd_binary_kind kind);
+void nd_cpu_binary_backward(float *d, const float *dy, const float *a, const float *b, const nd_bcast *bc,
+                            nd_binary_kind kind, int which, bool accumulate);
+void nd_cpu_reduce_sum(float *dst, const float *src, const nd_reduce_plan *plan, float scale, bool accumulate);
+void nd_cpu_broadcast_accumulate(float *dst, const float *src, const nd_reduce_plan *plan, float scale);
+
+void nd_cpu_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+                 int64_t lda, int64_t stride_a, const float *b, int64_t ldb, int64_t stride_b, float beta,
+                 float *c, int64_t ldc, int64_t stride_c, int64_t batch);
+void nd_cpu_add_bias(float *y, const float *bias, int64_t rows, int64_t cols);
+
+void nd_cpu_copy_rows(float *dst, int64_t dst_ld, const float *src, int64_t src_ld, int64_t count, int64_t len,
+                      bool accumulate);
+void nd_cpu_permute(float *dst, const float *src, int ndim, const int64_t *out_shape, const int64_t *src_stride,
+                    bool accumulate);
+
+void nd_cpu_softmax_forward(float *y, const float *x, int64_t outer, int64_t n, int64_t inner, bool log);
+void nd_cpu_softmax_backward(float *dx, const float *dy, const float *y, int64_t outer, int64_t n, int64_t inner,
+                             bool log);
+void nd_cpu_nll_forward(float *loss, const float *logp, const float *labels, int64_t rows, int64_t classes);
+void nd_cpu_cross_entropy_backward(float *dlogits, const float *logp, const float *labels, const float *dloss,
+                                   float scale, int64_t rows, int64_t classes);
+void nd_cpu_embedding_forward(float *out, const float *weight, const float *idx, int64_t n, int64_t dim);
+void nd_cpu_embedding_backward(float *dweight, const float *dout, const float *idx, int64_t n, int64_t dim);
+
+#endif

@@ -1,0 +1,48 @@
+// CPU memory, copies and counter-based random fills.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../elementwise_math.h"
+#include "cpu.h"
+
+void *nd_cpu_alloc(size_t bytes) {
+    void *p = NULL;
+    if (posix_memalign(&p, 256, bytes ? bytes : 1) != 0 || !p) {
+        fprintf(stderr, "nanodiff: out of host memory allocating %zu bytes\n", bytes);
+        abort();
+    }
+    return p;
+}
+
+void nd_cpu_free(void *ptr) { free(ptr); }
+void nd_cpu_upload(void *dst, const void *host_src, size_t bytes) { memcpy(dst, host_src, bytes); }
+void nd_cpu_download(void *host_dst, const void *src, size_t bytes) { memcpy(host_dst, src, bytes); }
+
+void nd_cpu_fill(float *dst, float value, int64_t n) {
+#pragma omp parallel for if (n > ND_CPU_PARALLEL_MIN)
+    for (int64_t i = 0; i < n; i++) dst[i] = value;
+}
+
+void nd_cpu_copy(float *dst, const float *src, int64_t n) { memcpy(dst, src, (size_t)n * sizeof(float)); }
+
+void nd_cpu_accumulate(float *dst, const float *src, float alpha, const float *scalar, int64_t n) {
+    float s = alpha * (scalar ? *scalar : 1.0f);
+#pragma omp parallel for if (n > ND_CPU_PARALLEL_MIN)
+    for (int64_t i = 0; i < n; i++) dst[i] += s * src[i];
+}
+
+void nd_cpu_rand_uniform(float *dst, int64_t n, uint64_t seed, uint64_t offset, float low, float high) {
+#pragma omp parallel for if (n > ND_CPU_PARALLEL_MIN)
+    for (int64_t i = 0; i < n; i++) dst[i] = low + (high - low) * nd_philox_uniform(seed, offset, i);
+}
+
+void nd_cpu_rand_normal(float *dst, int64_t n, uint64_t seed, uint64_t offset, float mean, float std) {
+#pragma omp parallel for if (n > ND_CPU_PARALLEL_MIN)
+    for (int64_t i = 0; i < n; i++) dst[i] = mean + std * nd_philox_normal(seed, offset, i);
+}
+
+void nd_cpu_rand_bernoulli(float *dst, int64_t n, uint64_t seed, uint64_t offset, float p) {
+#pragma omp parallel for if (n > ND_CPU_PARALLEL_MIN)
+    for (int64_t i = 0; i < n; i++) dst[i] = nd_philox_uniform(seed, offset, i) <= p ? 1.0f : 0.0f;
+}

@@ -1,0 +1,151 @@
+// Per-element math written once for host and device: the CPU backend runs these, the CUDA kernels call
+// the same functions, so CPU tests exercise the formulas the GPU runs.
+#ifndef ND_ELEMENTWISE_MATH_H
+#define ND_ELEMENTWISE_MATH_H
+
+#include <math.h>
+#include <stdint.h>
+
+#include "backend.h"
+
+#ifdef __CUDACC__
+#define ND_HD __host__ __device__
+#else
+#define ND_HD
+#endif
+
+#define ND_SQRT1_2 0.70710678118654752440f // 1/sqrt(2)
+#define ND_INV_SQRT_2PI 0.39894228040143267794f
+
+ND_HD static inline float nd_sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+// y = f(x) for each unary kind
+ND_HD static inline float nd_unary_f(nd_unary_kind kind, float x, float alpha, float beta) {
+    switch (kind) {
+    case ND_UNARY_AFFINE: return alpha * x + beta;
+    case ND_UNARY_RECIP: return alpha / x;
+    case ND_UNARY_NEG: return -x;
+    case ND_UNARY_EXP: return expf(x);
+    case ND_UNARY_LOG: return logf(x);
+    case ND_UNARY_SQRT: return sqrtf(x);
+    case ND_UNARY_SQUARE: return x * x;
+    case ND_UNARY_RELU: return x > 0.0f ? x : 0.0f;
+    case ND_UNARY_GELU: return 0.5f * x * (1.0f + erff(x * ND_SQRT1_2));
+    case ND_UNARY_SILU: return x * nd_sigmoidf(x);
+    case ND_UNARY_SIGMOID: return nd_sigmoidf(x);
+    case ND_UNARY_TANH: return tanhf(x);
+    default: return NAN;
+    }
+}
+
+// dy/dx given x and y = f(x) (whichever is cheaper)
+ND_HD static inline float nd_unary_df(nd_unary_kind kind, float x, float y, float alpha) {
+    switch (kind) {
+    case ND_UNARY_AFFINE: return alpha;
+    case ND_UNARY_RECIP: return -y / x;
+    case ND_UNARY_NEG: return -1.0f;
+    case ND_UNARY_EXP: return y;
+    case ND_UNARY_LOG: return 1.0f / x;
+    case ND_UNARY_SQRT: return 0.5f / y;
+    case ND_UNARY_SQUARE: return 2.0f * x;
+    case ND_UNARY_RELU: return x > 0.0f ? 1.0f : 0.0f;
+    case ND_UNARY_GELU: // d/dx x*Phi(x) = Phi(x) + x*phi(x)
+        return 0.5f * (1.0f + erff(x * ND_SQRT1_2)) + x * ND_INV_SQRT_2PI * expf(-0.5f * x * x);
+    case ND_UNARY_SILU: {
+        float s = nd_sigmoidf(x);
+        return s * (1.0f + x * (1.0f - s));
+    }
+    case ND_UNARY_SIGMOID: return y * (1.0f - y);
+    case ND_UNARY_TANH: return 1.0f - y * y;
+    default: return NAN;
+    }
+}
+
+ND_HD static inline float nd_binary_f(nd_binary_kind kind, float a, float b) {
+    switch (kind) {
+    case ND_BINARY_ADD: return a + b;
+    case ND_BINARY_SUB: return a - b;
+    case ND_BINARY_MUL: return a * b;
+    default: return a / b;
+    }
+}
+
+// d(a op b)/da (which = 0) or d/db (which = 1)
+ND_HD static inline float nd_binary_df(nd_binary_kind kind, int which, float a, float b) {
+    switch (kind) {
+    case ND_BINARY_ADD: return 1.0f;
+    case ND_BINARY_SUB: return which ? -1.0f : 1.0f;
+    case ND_BINARY_MUL: return which ? a : b;
+    default: return which ? -a / (b * b) : 1.0f / b;
+    }
+}
+
+// Adam / AdamW update of one parameter, as torch.optim.Adam(W) with bias correction.
+// step is 1-based; weight_decay is L2 (added to the gradient) for Adam, decoupled for AdamW.
+ND_HD static inline void nd_adam_update(float *param, float *m, float *v, float grad, float lr, float beta1,
+                                        float beta2, float eps, float weight_decay, int decoupled,
+                                        float bias_correction1, float bias_correction2) {
+    if (weight_decay != 0.0f) {
+        if (decoupled)
+            *param -= lr * weight_decay * *param;
+        else
+            grad += weight_decay * *param;
+    }
+    *m = beta1 * *m + (1.0f - beta1) * grad;
+    *v = beta2 * *v + (1.0f - beta2) * grad * grad;
+    float denom = sqrtf(*v) / sqrtf(bias_correction2) + eps;
+    *param -= (lr / bias_correction1) * *m / denom;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Philox4x32-10 (Salmon et al. 2011), the generator behind cuRAND's and PyTorch's counter-based streams.
+
+typedef struct nd_u32x4 {
+    uint32_t v[4];
+} nd_u32x4;
+
+ND_HD static inline uint32_t nd_mulhilo32(uint32_t a, uint32_t b, uint32_t *hi) {
+    uint64_t product = (uint64_t)a * (uint64_t)b;
+    *hi = (uint32_t)(product >> 32);
+    return (uint32_t)product;
+}
+
+// Four 32-bit random words for counter `counter` under key `seed`.
+ND_HD static inline nd_u32x4 nd_philox4x32(uint64_t seed, uint64_t counter) {
+    uint32_t c0 = (uint32_t)counter, c1 = (uint32_t)(counter >> 32), c2 = 0, c3 = 0;
+    uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
+    for (int round = 0; round < 10; round++) {
+        uint32_t hi0, hi1;
+        uint32_t lo0 = nd_mulhilo32(0xD2511F53u, c0, &hi0);
+        uint32_t lo1 = nd_mulhilo32(0xCD9E8D57u, c2, &hi1);
+        uint32_t n0 = hi1 ^ c1 ^ k0, n1 = lo1, n2 = hi0 ^ c3 ^ k1, n3 = lo0;
+        c0 = n0, c1 = n1, c2 = n2, c3 = n3;
+        k0 += 0x9E3779B9u;
+        k1 += 0xBB67AE85u;
+    }
+    nd_u32x4 r = {{c0, c1, c2, c3}};
+    return r;
+}
+
+// uniform in (0, 1]: never 0, so log() is safe in Box-Muller
+ND_HD static inline float nd_u32_to_unit(uint32_t x) { return ((float)(x >> 8) + 1.0f) * (1.0f / 16777216.0f); }
+
+// Element i of a draw uses counter offset + i/4 word i%4 (uniform, Bernoulli), or offset + i/2 with a
+// Box-Muller pair (normal). Both depend only on (seed, offset, i).
+ND_HD static inline float nd_philox_uniform(uint64_t seed, uint64_t offset, int64_t i) {
+    nd_u32x4 r = nd_philox4x32(seed, offset + (uint64_t)(i >> 2));
+    return nd_u32_to_unit(r.v[i & 3]);
+}
+
+ND_HD static inline float nd_philox_normal(uint64_t seed, uint64_t offset, int64_t i) {
+    nd_u32x4 r = nd_philox4x32(seed, offset + (uint64_t)(i >> 1));
+    int pair = (int)(i & 1) * 2;
+    float u1 = nd_u32_to_unit(r.v[pair]), u2 = nd_u32_to_unit(r.v[pair + 1]);
+    float radius = sqrtf(-2.0f * logf(u1));
+    return radius * cosf(6.28318530717958647692f * u2);
+}
+
+// Counters consumed by a draw of n elements (uniform or normal), so the next draw never overlaps.
+static inline uint64_t nd_philox_counters(int64_t n) { return (uint64_t)(n + 1) / 2 + 1; }
+
+#endif

@@ -1,0 +1,27 @@
+// Helpers shared by the op files: output allocation, tape recording, device checks.
+#ifndef ND_INTERNAL_H
+#define ND_INTERNAL_H
+
+#include "autograd.h"
+#include "backend.h"
+
+// Checks that every input lives on the context's device; aborts naming the op otherwise.
+void nd_check_device(nd_ctx *ctx, const char *op, nd_loc loc, nd_tensor *const *inputs, int n);
+
+// An op's output: allocated in the step arena, requires_grad when grad mode is on and any input needs it.
+nd_tensor *nd_op_output(nd_ctx *ctx, nd_shape shape, nd_tensor *const *inputs, int n);
+
+// Appends a node for `out` (only when out->requires_grad; returns NULL otherwise).
+nd_node *nd_record(nd_ctx *ctx, const char *op, nd_backward_fn backward, nd_tensor *out,
+                   nd_tensor *const *inputs, int n);
+
+// Normalizes a possibly negative axis; aborts when out of range.
+int nd_axis(int axis, int ndim, const char *op, nd_loc loc);
+
+// Step-arena scratch of n floats on the context's device.
+float *nd_scratch(nd_ctx *ctx, int64_t n);
+
+// A reduce plan from src to a keepdim destination shape of the same rank.
+nd_reduce_plan nd_reduce_plan_make(nd_shape src, nd_shape dst_keepdim);
+
+#endif

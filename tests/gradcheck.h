@@ -34,6 +34,9 @@ typedef struct gc_case {
     double eps, atol, rtol;
 } gc_case;
 
+// The case named `name` in any family's table (tests/gc_cases.c), or NULL.
+const gc_case *gc_find(const char *name);
+
 // Runs one case; prints the worst element of each input; returns the number of failed inputs.
 int gc_run(const gc_case *c);
 

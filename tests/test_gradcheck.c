@@ -1,32 +1,19 @@
-// Runs one gradient-check case by name (one ctest per op), or every case with no argument.
+// Runs the gradient check of one op case by name (one ctest per case).
 #include <stdio.h>
-#include <string.h>
 
 #include "gradcheck.h"
 #include "test.h"
 
-extern const gc_case gc_cases_core[];
-extern const int gc_cases_core_count;
-
-typedef struct case_table {
-    const gc_case *cases;
-    const int *count;
-} case_table;
-
-static const case_table tables[] = {{gc_cases_core, &gc_cases_core_count}};
-
 int main(int argc, char **argv) {
-    int ran = 0;
-    for (size_t t = 0; t < sizeof tables / sizeof tables[0]; t++)
-        for (int i = 0; i < *tables[t].count; i++) {
-            const gc_case *c = &tables[t].cases[i];
-            if (argc > 1 && strcmp(argv[1], c->name) != 0) continue;
-            gc_run(c);
-            ran++;
-        }
-    if (!ran) {
-        fprintf(stderr, "test_gradcheck: no case named \"%s\"\n", argc > 1 ? argv[1] : "");
-        return 1;
+    if (argc != 2) {
+        fprintf(stderr, "usage: test_gradcheck CASE\n");
+        return 2;
     }
+    const gc_case *c = gc_find(argv[1]);
+    if (!c) {
+        fprintf(stderr, "test_gradcheck: no case named \"%s\"\n", argv[1]);
+        return 2;
+    }
+    gc_run(c);
     return test_finish("gradcheck");
 }

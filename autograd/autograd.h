@@ -144,6 +144,8 @@ nd_tensor *nd_empty(nd_ctx *ctx, nd_shape shape);
 nd_tensor *nd_zeros(nd_ctx *ctx, nd_shape shape);
 nd_tensor *nd_full(nd_ctx *ctx, nd_shape shape, float value);
 nd_tensor *nd_from_host(nd_ctx *ctx, nd_shape shape, const float *host);
+// Scratch of n floats from the step arena on the context's device (no handle, no gradient).
+float *nd_scratch(nd_ctx *ctx, int64_t n);
 // New tensors in the persistent pool.
 nd_tensor *nd_empty_persistent(nd_ctx *ctx, nd_shape shape);
 // Gives a leaf tensor a zeroed gradient buffer (from the arena that holds it) and marks it.

@@ -24,6 +24,9 @@ typedef struct nd_reduce_plan {
     int64_t dst_shape[ND_MAX_DIMS]; // src_shape with reduced dims set to 1
 } nd_reduce_plan;
 
+// A reduce plan from src to a keepdim destination shape of the same rank.
+nd_reduce_plan nd_reduce_plan_make(nd_shape src, nd_shape dst_keepdim);
+
 typedef struct nd_backend {
     const char *name;
 
@@ -81,6 +84,13 @@ typedef struct nd_backend {
     // out (n, dim) = weight[idx[i]]
     void (*embedding_forward)(float *out, const float *weight, const float *idx, int64_t n, int64_t dim);
     void (*embedding_backward)(float *dweight, const float *dout, const float *idx, int64_t n, int64_t dim);
+
+    // optimizers over flat buffers (per-element math in elementwise_math.h)
+    void (*adam_update)(float *param, float *m, float *v, const float *grad, int64_t n, float lr, float beta1,
+                        float beta2, float eps, float weight_decay, bool decoupled, float bias_correction1,
+                        float bias_correction2);
+    // ema = decay * ema + (1 - decay) * param
+    void (*ema_update)(float *ema, const float *param, float decay, int64_t n);
 } nd_backend;
 
 const nd_backend *nd_backend_cpu(void);

@@ -18,10 +18,5 @@ nd_node *nd_record(nd_ctx *ctx, const char *op, nd_backward_fn backward, nd_tens
 // Normalizes a possibly negative axis; aborts when out of range.
 int nd_axis(int axis, int ndim, const char *op, nd_loc loc);
 
-// Step-arena scratch of n floats on the context's device.
-float *nd_scratch(nd_ctx *ctx, int64_t n);
-
-// A reduce plan from src to a keepdim destination shape of the same rank.
-nd_reduce_plan nd_reduce_plan_make(nd_shape src, nd_shape dst_keepdim);
 
 #endif

@@ -46,4 +46,9 @@ void nd_cpu_cross_entropy_backward(float *dlogits, const float *logp, const floa
 void nd_cpu_embedding_forward(float *out, const float *weight, const float *idx, int64_t n, int64_t dim);
 void nd_cpu_embedding_backward(float *dweight, const float *dout, const float *idx, int64_t n, int64_t dim);
 
+void nd_cpu_adam_update(float *param, float *m, float *v, const float *grad, int64_t n, float lr, float beta1,
+                        float beta2, float eps, float weight_decay, bool decoupled, float bias_correction1,
+                        float bias_correction2);
+void nd_cpu_ema_update(float *ema, const float *param, float decay, int64_t n);
+
 #endif

@@ -29,6 +29,8 @@ static const nd_backend cpu_backend = {
     .cross_entropy_backward = nd_cpu_cross_entropy_backward,
     .embedding_forward = nd_cpu_embedding_forward,
     .embedding_backward = nd_cpu_embedding_backward,
+    .adam_update = nd_cpu_adam_update,
+    .ema_update = nd_cpu_ema_update,
 };
 
 const nd_backend *nd_backend_cpu(void) { return &cpu_backend; }

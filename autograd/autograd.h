@@ -11,6 +11,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+#define ND_NORETURN [[noreturn]]
+extern "C" {
+#else
+#define ND_NORETURN _Noreturn
+#endif
+
 #define ND_MAX_DIMS 6
 #define ND_NODE_MAX_INPUTS 8
 
@@ -53,8 +60,8 @@ char *nd_shape_str(nd_shape s, char *buf, size_t size);
 const char *nd_device_name(nd_device d);
 
 // Programmer errors: print the op, what went wrong and where, then abort.
-_Noreturn void nd_abort_at(nd_loc loc, const char *op, const char *fmt, ...);
-_Noreturn void nd_abort_shapes(nd_loc loc, const char *op, const char *what, nd_shape a, nd_shape b);
+ND_NORETURN void nd_abort_at(nd_loc loc, const char *op, const char *fmt, ...);
+ND_NORETURN void nd_abort_shapes(nd_loc loc, const char *op, const char *what, nd_shape a, nd_shape b);
 
 // ---------------------------------------------------------------------------------------------------
 // memory: a bump arena over one block of device memory plus one block of host memory for the handles.
@@ -300,4 +307,7 @@ void nd_params_alloc(nd_params *p, nd_ctx *ctx);
 void nd_params_zero_grad(nd_params *p, nd_ctx *ctx);
 const nd_param *nd_params_find(const nd_params *p, const char *name);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -5,6 +5,10 @@
 
 #include "autograd.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum nd_binary_kind { ND_BINARY_ADD, ND_BINARY_SUB, ND_BINARY_MUL, ND_BINARY_DIV } nd_binary_kind;
 
 // Broadcast indexing for an output of `ndim` dims: element offsets of each input are
@@ -97,4 +101,7 @@ const nd_backend *nd_backend_cpu(void);
 // NULL when nanodiff was built without CUDA.
 const nd_backend *nd_backend_cuda(void);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

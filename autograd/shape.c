@@ -40,7 +40,7 @@ char *nd_shape_str(nd_shape s, char *buf, size_t size) {
 
 const char *nd_device_name(nd_device d) { return d == ND_CUDA ? "cuda" : "cpu"; }
 
-_Noreturn void nd_abort_at(nd_loc loc, const char *op, const char *fmt, ...) {
+ND_NORETURN void nd_abort_at(nd_loc loc, const char *op, const char *fmt, ...) {
     fprintf(stderr, "nanodiff: %s: ", op);
     va_list args;
     va_start(args, fmt);
@@ -51,7 +51,7 @@ _Noreturn void nd_abort_at(nd_loc loc, const char *op, const char *fmt, ...) {
     abort();
 }
 
-_Noreturn void nd_abort_shapes(nd_loc loc, const char *op, const char *what, nd_shape a, nd_shape b) {
+ND_NORETURN void nd_abort_shapes(nd_loc loc, const char *op, const char *what, nd_shape a, nd_shape b) {
     char sa[96], sb[96];
     nd_abort_at(loc, op, "%s: %s and %s", what, nd_shape_str(a, sa, sizeof sa), nd_shape_str(b, sb, sizeof sb));
 }

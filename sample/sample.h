@@ -17,7 +17,7 @@ typedef struct nd_schedule {
     float *pred_noise_coeff;     // (1 - alpha) / sqrt(1 - alpha_bar)
 } nd_schedule;
 
-// torch.linspace(beta_start, beta_end, T) then the products in float64, stored as float32.
+// torch.linspace(beta_start, beta_end, T) and the course's derived terms, in float32 as torch computes them.
 void nd_schedule_linear(nd_schedule *s, int T, double beta_start, double beta_end);
 void nd_schedule_free(nd_schedule *s);
 

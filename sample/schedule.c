@@ -9,18 +9,20 @@ void nd_schedule_linear(nd_schedule *s, int T, double beta_start, double beta_en
     float **arrays[] = {&s->beta, &s->alpha, &s->alpha_bar, &s->sqrt_alpha_bar, &s->sqrt_one_minus_alpha_bar,
                         &s->sqrt_alpha_inv, &s->pred_noise_coeff};
     for (size_t i = 0; i < sizeof arrays / sizeof arrays[0]; i++) *arrays[i] = calloc((size_t)T, sizeof(float));
-    double alpha_bar = 1.0;
+    // float32 throughout, as the course's torch code computes it: 1 - alpha_bar at t = 0 cancels to
+    // 1.00008e-4 rather than 1e-4, and matching that keeps samples comparable with the course's
+    float alpha_bar = 1.0f;
     for (int t = 0; t < T; t++) {
-        double beta = T > 1 ? beta_start + (beta_end - beta_start) * t / (T - 1) : beta_start;
-        double alpha = 1.0 - beta;
+        float beta = (float)(T > 1 ? beta_start + (beta_end - beta_start) * t / (T - 1) : beta_start);
+        float alpha = 1.0f - beta;
         alpha_bar *= alpha;
-        s->beta[t] = (float)beta;
-        s->alpha[t] = (float)alpha;
-        s->alpha_bar[t] = (float)alpha_bar;
-        s->sqrt_alpha_bar[t] = (float)sqrt(alpha_bar);
-        s->sqrt_one_minus_alpha_bar[t] = (float)sqrt(1.0 - alpha_bar);
-        s->sqrt_alpha_inv[t] = (float)sqrt(1.0 / alpha);
-        s->pred_noise_coeff[t] = (float)((1.0 - alpha) / sqrt(1.0 - alpha_bar));
+        s->beta[t] = beta;
+        s->alpha[t] = alpha;
+        s->alpha_bar[t] = alpha_bar;
+        s->sqrt_alpha_bar[t] = sqrtf(alpha_bar);
+        s->sqrt_one_minus_alpha_bar[t] = sqrtf(1.0f - alpha_bar);
+        s->sqrt_alpha_inv[t] = sqrtf(1.0f / alpha);
+        s->pred_noise_coeff[t] = (1.0f - alpha) / sqrtf(1.0f - alpha_bar);
     }
 }
 

@@ -16,7 +16,7 @@ double test_max_violation(const float *a, const float *b, long long n, double at
     if (worst_index) *worst_index = -1;
     for (long long i = 0; i < n; i++) {
         double diff = fabs((double)a[i] - (double)b[i]);
-        double v = diff / (atol + rtol * fabs((double)b[i]));
+        double v = diff == 0.0 ? 0.0 : diff / (atol + rtol * fabs((double)b[i]));
         if (!(v <= worst)) { // also catches NaN
             worst = isnan(v) ? INFINITY : v;
             if (worst_index) *worst_index = i;

@@ -1,0 +1,178 @@
+// Unit tests of the autograd core: arena growth and stable addresses, views, the tape, shape errors,
+// the counter-based RNG, flat parameter buffers, and the BLAS the program really loads.
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "autograd.h"
+#include "test.h"
+
+int openblas_get_parallel(void); // 0 sequential, 1 pthreads, 2 OpenMP
+
+// Runs fn in a child process; returns its stderr and whether it died of SIGABRT.
+static bool aborts_with(void (*fn)(void), char *err, size_t size) {
+    int pipefd[2];
+    if (pipe(pipefd) != 0) return false;
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(pipefd[1], 2);
+        close(pipefd[0]);
+        fn();
+        _exit(0);
+    }
+    close(pipefd[1]);
+    size_t used = 0;
+    ssize_t got;
+    while (used + 1 < size && (got = read(pipefd[0], err + used, size - 1 - used)) > 0) used += (size_t)got;
+    err[used] = 0;
+    close(pipefd[0]);
+    int status;
+    waitpid(pid, &status, 0);
+    return WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT;
+}
+
+static void add_mismatch(void) {
+    nd_ctx ctx;
+    nd_ctx_init(&ctx, ND_CPU, 1 << 16, 0);
+    nd_add(&ctx, nd_zeros(&ctx, ND_SHAPE(2, 3)), nd_zeros(&ctx, ND_SHAPE(4, 3)));
+}
+
+static void matmul_mismatch(void) {
+    nd_ctx ctx;
+    nd_ctx_init(&ctx, ND_CPU, 1 << 16, 0);
+    nd_matmul(&ctx, nd_zeros(&ctx, ND_SHAPE(2, 3)), nd_zeros(&ctx, ND_SHAPE(4, 5)), false, false);
+}
+
+static void test_shape_errors(void) {
+    char err[2048];
+    bool aborted = aborts_with(add_mismatch, err, sizeof err);
+    CHECK(aborted, "nd_add of (2,3) and (4,3) must abort");
+    CHECK(strstr(err, "nd_add") && strstr(err, "(2,3)") && strstr(err, "(4,3)"), "message lacks op/shapes: %s", err);
+    CHECK(strstr(err, "test_autograd_unit.c:"), "message lacks the caller's location: %s", err);
+    aborted = aborts_with(matmul_mismatch, err, sizeof err);
+    CHECK(aborted && strstr(err, "nd_matmul") && strstr(err, "(2,3)") && strstr(err, "(4,5)"),
+          "nd_matmul mismatch: %s", err);
+}
+
+static void test_arena(void) {
+    nd_ctx ctx;
+    nd_ctx_init(&ctx, ND_CPU, 4096, 0); // far too small: the first step overflows
+    float *first[3] = {0};
+    for (int step = 0; step < 3; step++) {
+        nd_tensor *a = nd_zeros(&ctx, ND_SHAPE(100, 100));
+        nd_tensor *b = nd_zeros(&ctx, ND_SHAPE(50, 100));
+        nd_tensor *c = nd_add(&ctx, a, nd_sum(&ctx, b, ((int[]){0}), 1, false));
+        if (step == 1) {
+            first[0] = a->data, first[1] = b->data, first[2] = c->data;
+        } else if (step == 2) {
+            CHECK(a->data == first[0] && b->data == first[1] && c->data == first[2],
+                  "addresses must be stable from the second step on");
+            CHECK(ctx.step.overflow == NULL, "the arena must fit the step in one block after growing");
+        }
+        nd_ctx_step_end(&ctx);
+    }
+    CHECK(nd_ctx_peak_bytes(&ctx) >= (100 * 100 * 2 + 5000) * sizeof(float), "peak %zu too small",
+          nd_ctx_peak_bytes(&ctx));
+    nd_ctx_free(&ctx);
+}
+
+static void test_views_and_tape(void) {
+    nd_ctx ctx;
+    nd_ctx_init(&ctx, ND_CPU, 1 << 16, 0);
+    float values[6] = {1, 2, 3, 4, 5, 6};
+    nd_tensor *x = nd_from_host(&ctx, ND_SHAPE(2, 3), values);
+    nd_requires_grad(&ctx, x, false);
+    nd_tensor *v = nd_reshape(&ctx, x, ND_SHAPE(3, -1));
+    CHECK(v->data == x->data && v->shape.d[1] == 2, "reshape must share storage and infer -1");
+    // y = sum(v * v) twice through the same view: d/dx = 4x (accumulation across two uses)
+    nd_tensor *y = nd_add(&ctx, nd_sum_all(&ctx, nd_square(&ctx, v)), nd_sum_all(&ctx, nd_mul(&ctx, v, v)));
+    nd_backward(&ctx, y);
+    float grad[6];
+    nd_grad_to_host(&ctx, x, grad);
+    for (int i = 0; i < 6; i++) CHECK(grad[i] == 4 * values[i], "grad[%d] = %g, want %g", i, grad[i], 4 * values[i]);
+    CHECK(ctx.tape.n == 0, "backward consumes the tape");
+    // no-grad mode records nothing
+    nd_ctx_set_grad(&ctx, false);
+    nd_tensor *z = nd_exp(&ctx, x);
+    CHECK(!z->requires_grad && ctx.tape.n == 0, "no-grad mode must not record");
+    nd_ctx_free(&ctx);
+}
+
+static void test_rng(void) {
+    nd_ctx a, b;
+    nd_ctx_init(&a, ND_CPU, 1 << 22, 42);
+    nd_ctx_init(&b, ND_CPU, 1 << 22, 42);
+    enum { N = 200000 };
+    nd_tensor *ta = nd_empty(&a, ND_SHAPE(N)), *tb = nd_empty(&b, ND_SHAPE(N));
+    nd_rand_normal(&a, ta, 0.0f, 1.0f);
+    nd_rand_normal(&b, tb, 0.0f, 1.0f);
+    CHECK(memcmp(ta->data, tb->data, N * sizeof(float)) == 0, "same seed, same offset: same draws");
+    double mean = 0, var = 0;
+    for (int i = 0; i < N; i++) mean += ta->data[i];
+    mean /= N;
+    for (int i = 0; i < N; i++) var += (ta->data[i] - mean) * (ta->data[i] - mean);
+    var /= N;
+    // standard error of the mean is 1/sqrt(N) = 0.0022; of the variance sqrt(2/N) = 0.0032: 5 sigma bounds
+    CHECK(fabs(mean) < 0.011 && fabs(var - 1.0) < 0.016, "normal draws: mean %g var %g", mean, var);
+    nd_rand_normal(&a, ta, 0.0f, 1.0f);
+    CHECK(memcmp(ta->data, tb->data, N * sizeof(float)) != 0, "the next draw must differ");
+    nd_rand_uniform(&a, ta, -1.0f, 3.0f);
+    double lo = 1e9, hi = -1e9, sum = 0;
+    for (int i = 0; i < N; i++) {
+        lo = fmin(lo, ta->data[i]);
+        hi = fmax(hi, ta->data[i]);
+        sum += ta->data[i];
+    }
+    CHECK(lo >= -1.0 && hi <= 3.0 && fabs(sum / N - 1.0) < 0.02, "uniform(-1,3): [%g, %g] mean %g", lo, hi, sum / N);
+    nd_rand_bernoulli(&a, ta, 0.3f);
+    double ones = 0;
+    for (int i = 0; i < N; i++) ones += ta->data[i];
+    // binomial standard error sqrt(0.21/N) = 0.001: 5 sigma
+    CHECK(fabs(ones / N - 0.3) < 0.005, "bernoulli(0.3) kept %g", ones / N);
+    nd_ctx_free(&a);
+    nd_ctx_free(&b);
+}
+
+static void test_params(void) {
+    nd_ctx ctx;
+    nd_ctx_init(&ctx, ND_CPU, 1 << 16, 7);
+    nd_params p;
+    nd_params_init(&p);
+    nd_tensor *w = nd_params_add(&p, "fc.weight", ND_SHAPE(300, 200), ND_INIT_UNIFORM, 0.5f);
+    nd_tensor *b = nd_params_add(&p, "fc.bias", ND_SHAPE(300), ND_INIT_ZEROS, 0.0f);
+    nd_tensor *g = nd_params_add(&p, "norm.weight", ND_SHAPE(4), ND_INIT_ONES, 0.0f);
+    nd_params_alloc(&p, &ctx);
+    CHECK(p.total == 300 * 200 + 300 + 4, "total %lld", (long long)p.total);
+    CHECK(w->data == p.data && b->data == p.data + 60000 && g->grad == p.grad + 60300, "flat layout");
+    float lo = 1, hi = -1;
+    for (int i = 0; i < 60000; i++) {
+        lo = fminf(lo, w->data[i]);
+        hi = fmaxf(hi, w->data[i]);
+    }
+    CHECK(lo >= -0.5f && hi <= 0.5f && lo < -0.49f && hi > 0.49f, "uniform init range [%g, %g]", lo, hi);
+    CHECK(b->data[0] == 0.0f && g->data[3] == 1.0f, "zeros and ones init");
+    CHECK(nd_params_find(&p, "fc.bias")->tensor == b && !nd_params_find(&p, "fc.nope"), "lookup by name");
+    nd_params_free(&p);
+    nd_ctx_free(&ctx);
+}
+
+static void test_blas_threading(void) {
+    // Debian's OpenMP OpenBLAS shares our OpenMP pool; the pthread build would oversubscribe the cores.
+    CHECK(openblas_get_parallel() == 2, "the loaded OpenBLAS is not the OpenMP build (parallel mode %d)",
+          openblas_get_parallel());
+}
+
+int main(void) {
+    test_shape_errors();
+    test_arena();
+    test_views_and_tape();
+    test_rng();
+    test_params();
+    test_blas_threading();
+    return test_finish("autograd_unit");
+}

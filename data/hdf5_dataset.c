@@ -1,0 +1,179 @@
+// HDF5 image data sets for the user's own images: `images` (N x C x H x W, uint8 or float in [0, 1]) and an
+// optional `labels` (N integers). HDF5's own error stack printing is switched off while loading; every
+// failure becomes one message naming the file and the dataset.
+#include <errno.h>
+#include <hdf5.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "data.h"
+
+#define H5_EXPECTED_IMAGES "expected N x C x H x W images, uint8 or float in [0, 1]"
+
+// "uint8", "int16", "float32", ... for messages.
+static void h5_type_str(char *buf, size_t size, hid_t type) {
+    H5T_class_t cls = H5Tget_class(type);
+    int bits = (int)H5Tget_size(type) * 8;
+    if (cls == H5T_INTEGER)
+        snprintf(buf, size, "%sint%d", H5Tget_sign(type) == H5T_SGN_NONE ? "u" : "", bits);
+    else if (cls == H5T_FLOAT)
+        snprintf(buf, size, "float%d", bits);
+    else if (cls == H5T_STRING)
+        snprintf(buf, size, "string");
+    else
+        snprintf(buf, size, "HDF5 class %d", (int)cls);
+}
+
+// Opens a dataset and reads its shape; false with a message when it is absent or has another rank.
+static bool h5_open(hid_t file, const char *path, const char *name, int rank, hid_t *dset, hsize_t *dims,
+                    const char *expected, nd_error *err) {
+    if (H5Lexists(file, name, H5P_DEFAULT) <= 0)
+        return nd_error_set(err, "%s: no dataset '%s': %s", path, name, expected);
+    *dset = H5Dopen2(file, name, H5P_DEFAULT);
+    if (*dset < 0) return nd_error_set(err, "%s: dataset '%s' cannot be opened: %s", path, name, expected);
+    hid_t space = H5Dget_space(*dset);
+    int found = space < 0 ? -1 : H5Sget_simple_extent_ndims(space);
+    hsize_t all[H5S_MAX_RANK];
+    if (found > 0) H5Sget_simple_extent_dims(space, all, NULL);
+    if (space >= 0) H5Sclose(space);
+    if (found != rank) {
+        char shape[128] = "";
+        for (int i = 0, used = 0; i < found && used < (int)sizeof shape; i++)
+            used += snprintf(shape + used, sizeof shape - (size_t)used, i ? "x%llu" : "%llu",
+                             (unsigned long long)all[i]);
+        return nd_error_set(err, "%s: dataset '%s' has rank %d (%s): expected rank %d; %s", path, name, found,
+                            shape, rank, expected);
+    }
+    for (int i = 0; i < rank; i++) {
+        if (all[i] == 0 || all[i] > (1u << 31))
+            return nd_error_set(err, "%s: dataset '%s' dimension %d is %llu: expected 1 to 2^31", path, name, i,
+                                (unsigned long long)all[i]);
+        dims[i] = all[i];
+    }
+    return true;
+}
+
+// `images` into ds: uint8 kept as bytes, any float type converted to float32 and range-checked.
+static bool h5_read_images(nd_dataset *ds, hid_t file, const char *path, nd_error *err) {
+    hid_t dset = -1, type = -1;
+    hsize_t dims[4];
+    bool ok = false;
+    if (!h5_open(file, path, "images", 4, &dset, dims, H5_EXPECTED_IMAGES, err)) goto done;
+    if (dims[1] * dims[2] * dims[3] > (1u << 24)) {
+        nd_error_set(err, "%s: dataset 'images' holds images of %llux%llux%llu: expected at most 2^24 values each",
+                     path, (unsigned long long)dims[1], (unsigned long long)dims[2], (unsigned long long)dims[3]);
+        goto done;
+    }
+    size_t numel = (size_t)(dims[0] * dims[1] * dims[2] * dims[3]);
+    type = H5Dget_type(dset);
+    H5T_class_t cls = H5Tget_class(type);
+    bool is_u8 = cls == H5T_INTEGER && H5Tget_size(type) == 1 && H5Tget_sign(type) == H5T_SGN_NONE;
+    if (!is_u8 && cls != H5T_FLOAT) {
+        char name[32];
+        h5_type_str(name, sizeof name, type);
+        nd_error_set(err, "%s: dataset 'images' has type %s: %s", path, name, H5_EXPECTED_IMAGES);
+        goto done;
+    }
+    void *buf = malloc(numel * (is_u8 ? 1 : sizeof(float)));
+    if (!buf) {
+        nd_error_set(err, "%s: out of memory for %zu image values", path, numel);
+        goto done;
+    }
+    if (is_u8)
+        ds->images = buf;
+    else
+        ds->images_f32 = buf;
+    if (H5Dread(dset, is_u8 ? H5T_NATIVE_UINT8 : H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) {
+        nd_error_set(err, "%s: dataset 'images' cannot be read (the file is damaged)", path);
+        goto done;
+    }
+    for (size_t i = 0; !is_u8 && i < numel; i++) {
+        float v = ds->images_f32[i];
+        if (!(v >= 0.0f && v <= 1.0f)) {
+            nd_error_set(err, "%s: dataset 'images' holds %g at flat index %zu: expected float values in [0, 1]",
+                         path, v, i);
+            goto done;
+        }
+    }
+    ds->n = (int64_t)dims[0];
+    ds->c = (int)dims[1];
+    ds->h = (int)dims[2];
+    ds->w = (int)dims[3];
+    ok = true;
+done:
+    if (type >= 0) H5Tclose(type);
+    if (dset >= 0) H5Dclose(dset);
+    return ok;
+}
+
+// `labels` into ds, one non-negative integer per image; num_classes is the largest + 1.
+static bool h5_read_labels(nd_dataset *ds, hid_t file, const char *path, nd_error *err) {
+    const char *expected = "expected N integer class labels, one per image";
+    hid_t dset = -1, type = -1;
+    hsize_t n = 0;
+    bool ok = false;
+    if (!h5_open(file, path, "labels", 1, &dset, &n, expected, err)) goto done;
+    type = H5Dget_type(dset);
+    if (H5Tget_class(type) != H5T_INTEGER) {
+        char name[32];
+        h5_type_str(name, sizeof name, type);
+        nd_error_set(err, "%s: dataset 'labels' has type %s: %s", path, name, expected);
+        goto done;
+    }
+    if ((int64_t)n != ds->n) {
+        nd_error_set(err, "%s: dataset 'labels' holds %llu labels but 'images' holds %lld images: %s", path,
+                     (unsigned long long)n, (long long)ds->n, expected);
+        goto done;
+    }
+    ds->labels = malloc((size_t)n * sizeof *ds->labels);
+    if (!ds->labels) {
+        nd_error_set(err, "%s: out of memory for %llu labels", path, (unsigned long long)n);
+        goto done;
+    }
+    if (H5Dread(dset, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, ds->labels) < 0) {
+        nd_error_set(err, "%s: dataset 'labels' cannot be read as 32-bit integers: %s", path, expected);
+        goto done;
+    }
+    int32_t max_label = 0;
+    for (hsize_t i = 0; i < n; i++) {
+        if (ds->labels[i] < 0) {
+            nd_error_set(err, "%s: dataset 'labels' holds %d at index %llu: expected class indices >= 0", path,
+                         ds->labels[i], (unsigned long long)i);
+            goto done;
+        }
+        if (ds->labels[i] > max_label) max_label = ds->labels[i];
+    }
+    ds->num_classes = max_label + 1;
+    ok = true;
+done:
+    if (type >= 0) H5Tclose(type);
+    if (dset >= 0) H5Dclose(dset);
+    return ok;
+}
+
+// The whole file, with its checks; the caller frees ds on failure.
+static bool h5_load(nd_dataset *ds, const char *path, nd_error *err) {
+    if (access(path, R_OK) != 0) return nd_error_set(err, "%s: cannot open: %s", path, strerror(errno));
+    if (H5Fis_hdf5(path) <= 0) return nd_error_set(err, "%s: not an HDF5 file: %s", path, H5_EXPECTED_IMAGES);
+    hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (file < 0) return nd_error_set(err, "%s: cannot open as HDF5 (the file is damaged)", path);
+    bool ok = h5_read_images(ds, file, path, err);
+    if (ok && H5Lexists(file, "labels", H5P_DEFAULT) > 0) ok = h5_read_labels(ds, file, path, err);
+    H5Fclose(file);
+    return ok;
+}
+
+// h5py-style files as a torchvision-style data set.
+bool nd_dataset_load_hdf5(nd_dataset *ds, const char *path, nd_error *err) {
+    memset(ds, 0, sizeof *ds);
+    H5E_auto2_t saved_func;
+    void *saved_data;
+    H5Eget_auto2(H5E_DEFAULT, &saved_func, &saved_data);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    bool ok = h5_load(ds, path, err);
+    H5Eset_auto2(H5E_DEFAULT, saved_func, saved_data);
+    if (!ok) nd_dataset_free(ds);
+    return ok;
+}

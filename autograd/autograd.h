@@ -130,7 +130,18 @@ typedef struct nd_ctx {
     nd_tape tape;
     bool grad_enabled;
     nd_rng rng;
+    // Bound in bytes on the column scratch of one chunk of images in a convolution (0: the default, sized
+    // to stay in the CPU's last-level cache). Lower saves memory; one image per chunk is the floor.
+    size_t conv_chunk_bytes;
+    // Called by layers with their output when set (model summaries); NULL in normal runs.
+    void (*trace)(void *user, const char *module, const nd_tensor *out);
+    void *trace_user;
 } nd_ctx;
+
+// Reports a module's output to ctx->trace, when one is set.
+static inline void nd_trace(nd_ctx *ctx, const char *module, const nd_tensor *out) {
+    if (ctx->trace) ctx->trace(ctx->trace_user, module, out);
+}
 
 // step_bytes: initial size of the step arena (it grows to the first step's peak and then stays).
 void nd_ctx_init(nd_ctx *ctx, nd_device device, size_t step_bytes, uint64_t seed);
@@ -141,6 +152,15 @@ void nd_ctx_step_end(nd_ctx *ctx);
 bool nd_ctx_set_grad(nd_ctx *ctx, bool enabled);
 // Peak bytes of the step arena since init, host and device memory together.
 size_t nd_ctx_peak_bytes(const nd_ctx *ctx);
+
+// The CUDA device. Every build answers; one without CUDA reports "built without CUDA".
+// True when a GPU can run this build's kernels; otherwise false, with the reason in why (may be NULL).
+// nd_ctx_init on ND_CUDA aborts with that reason at its first allocation: ask here first to fall back.
+bool nd_cuda_available(char *why, size_t size);
+// One line naming the GPU, its compute capability and memory (or why none is usable).
+void nd_cuda_describe(char *buf, size_t size);
+// TF32 tensor-core math for cuBLAS products: on by default (as PyTorch's convolutions); off gives FP32.
+void nd_cuda_set_tf32(bool on);
 
 // ---------------------------------------------------------------------------------------------------
 // tensor creation and transfer
@@ -211,6 +231,8 @@ typedef enum nd_unary_kind {
     ND_UNARY_SILU,
     ND_UNARY_SIGMOID,
     ND_UNARY_TANH,
+    ND_UNARY_SIN,
+    ND_UNARY_COS,
     ND_UNARY_COUNT
 } nd_unary_kind;
 
@@ -226,6 +248,8 @@ nd_tensor *nd_unary_at(nd_ctx *ctx, nd_unary_kind kind, nd_tensor *x, float alph
 #define nd_silu(ctx, x) nd_unary_at(ctx, ND_UNARY_SILU, x, 0.0f, 0.0f, ND_HERE)       // F.silu
 #define nd_sigmoid(ctx, x) nd_unary_at(ctx, ND_UNARY_SIGMOID, x, 0.0f, 0.0f, ND_HERE) // torch.sigmoid
 #define nd_tanh(ctx, x) nd_unary_at(ctx, ND_UNARY_TANH, x, 0.0f, 0.0f, ND_HERE)       // torch.tanh
+#define nd_sin(ctx, x) nd_unary_at(ctx, ND_UNARY_SIN, x, 0.0f, 0.0f, ND_HERE)         // torch.sin
+#define nd_cos(ctx, x) nd_unary_at(ctx, ND_UNARY_COS, x, 0.0f, 0.0f, ND_HERE)         // torch.cos
 
 // Reductions. axes: n_axes entries, negative counts from the end; keepdim as PyTorch.
 #define nd_sum(ctx, x, axes, n_axes, keepdim) nd_reduce_at(ctx, x, axes, n_axes, keepdim, false, ND_HERE)
@@ -270,6 +294,63 @@ nd_tensor *nd_mse_loss_at(nd_ctx *ctx, nd_tensor *a, nd_tensor *b, nd_loc loc);
 // F.embedding: weight (V, D), indices (...) holding row numbers as floats -> (..., D).
 #define nd_embedding(ctx, weight, indices) nd_embedding_at(ctx, weight, indices, ND_HERE)
 nd_tensor *nd_embedding_at(nd_ctx *ctx, nd_tensor *weight, nd_tensor *indices, nd_loc loc);
+
+// ---------------------------------------------------------------------------------------------------
+// convolution family: NCHW images; square stride, padding and factors.
+
+// F.conv2d(x, weight, bias, stride, padding): x (N, C, H, W), weight (O, C, kh, kw), bias (O) or NULL
+// -> (N, O, (H + 2 padding - kh) / stride + 1, (W + 2 padding - kw) / stride + 1); no groups or dilation.
+#define nd_conv2d(ctx, x, weight, bias, stride, padding) nd_conv2d_at(ctx, x, weight, bias, stride, padding, ND_HERE)
+nd_tensor *nd_conv2d_at(nd_ctx *ctx, nd_tensor *x, nd_tensor *weight, nd_tensor *bias, int stride, int padding,
+                        nd_loc loc);
+// F.conv_transpose2d(x, weight, bias, stride, padding, output_padding): x (N, C_in, H, W),
+// weight (C_in, C_out, kh, kw), bias (C_out) or NULL -> (N, C_out, (H - 1) stride - 2 padding + kh +
+// output_padding, likewise for W).
+#define nd_conv_transpose2d(ctx, x, weight, bias, stride, padding, output_padding)                             \
+    nd_conv_transpose2d_at(ctx, x, weight, bias, stride, padding, output_padding, ND_HERE)
+nd_tensor *nd_conv_transpose2d_at(nd_ctx *ctx, nd_tensor *x, nd_tensor *weight, nd_tensor *bias, int stride,
+                                  int padding, int output_padding, nd_loc loc);
+// F.max_pool2d(x, kernel, stride) without padding: (N, C, H, W) -> (N, C, (H - kernel) / stride + 1, ...).
+#define nd_max_pool2d(ctx, x, kernel, stride) nd_max_pool2d_at(ctx, x, kernel, stride, ND_HERE)
+nd_tensor *nd_max_pool2d_at(nd_ctx *ctx, nd_tensor *x, int kernel, int stride, nd_loc loc);
+// F.pixel_unshuffle(x, factor): (N, C, H, W) -> (N, C * factor^2, H / factor, W / factor).
+#define nd_pixel_unshuffle(ctx, x, factor) nd_pixel_unshuffle_at(ctx, x, factor, ND_HERE)
+nd_tensor *nd_pixel_unshuffle_at(nd_ctx *ctx, nd_tensor *x, int factor, nd_loc loc);
+// F.interpolate(x, scale_factor=factor, mode='nearest'): (N, C, H, W) -> (N, C, H * factor, W * factor).
+#define nd_upsample_nearest(ctx, x, factor) nd_upsample_nearest_at(ctx, x, factor, ND_HERE)
+nd_tensor *nd_upsample_nearest_at(nd_ctx *ctx, nd_tensor *x, int factor, nd_loc loc);
+
+// ---------------------------------------------------------------------------------------------------
+// normalization, dropout and attention. Weight and bias may be NULL (no affine); PyTorch's default eps is
+// 1e-5 for every norm, its BatchNorm momentum 0.1.
+
+// F.group_norm(x, num_groups, weight, bias, eps): x (N, C, ...), weight and bias (C) or NULL.
+#define nd_group_norm(ctx, x, num_groups, weight, bias, eps)                                                   \
+    nd_group_norm_at(ctx, x, num_groups, weight, bias, eps, ND_HERE)
+nd_tensor *nd_group_norm_at(nd_ctx *ctx, nd_tensor *x, int num_groups, nd_tensor *weight, nd_tensor *bias,
+                            float eps, nd_loc loc);
+// F.layer_norm(x, (D,), weight, bias, eps): x (..., D) normalized over the last dim, weight and bias (D) or NULL.
+#define nd_layer_norm(ctx, x, weight, bias, eps) nd_layer_norm_at(ctx, x, weight, bias, eps, ND_HERE)
+nd_tensor *nd_layer_norm_at(nd_ctx *ctx, nd_tensor *x, nd_tensor *weight, nd_tensor *bias, float eps, nd_loc loc);
+// F.batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps): x (N, C, H, W), the
+// rest (C). Training uses the batch statistics and updates the running ones in place (unbiased variance);
+// eval uses the running ones. Running statistics are plain tensors without gradient.
+#define nd_batch_norm2d(ctx, x, weight, bias, running_mean, running_var, training, momentum, eps)             \
+    nd_batch_norm2d_at(ctx, x, weight, bias, running_mean, running_var, training, momentum, eps, ND_HERE)
+nd_tensor *nd_batch_norm2d_at(nd_ctx *ctx, nd_tensor *x, nd_tensor *weight, nd_tensor *bias,
+                              nd_tensor *running_mean, nd_tensor *running_var, bool training, float momentum,
+                              float eps, nd_loc loc);
+// F.dropout(x, p, training): the mask comes from ctx->rng (reproducible from seed and offset); returns x
+// itself when !training or p == 0.
+#define nd_dropout(ctx, x, p, training) nd_dropout_at(ctx, x, p, training, ND_HERE)
+nd_tensor *nd_dropout_at(nd_ctx *ctx, nd_tensor *x, float p, bool training, nd_loc loc);
+// Tensor.masked_fill(mask, value): value where mask != 0; mask's shape is x's trailing dims, no gradient.
+#define nd_masked_fill(ctx, x, mask, value) nd_masked_fill_at(ctx, x, mask, value, ND_HERE)
+nd_tensor *nd_masked_fill_at(nd_ctx *ctx, nd_tensor *x, nd_tensor *mask, float value, nd_loc loc);
+// F.scaled_dot_product_attention(q, k, v, is_causal=causal): q (..., Lq, D), k (..., Lk, D), v (..., Lk, Dv)
+// -> (..., Lq, Dv), scale 1/sqrt(D); the causal mask is top-left aligned (query i sees keys 0..i).
+#define nd_attention(ctx, q, k, v, causal) nd_attention_at(ctx, q, k, v, causal, ND_HERE)
+nd_tensor *nd_attention_at(nd_ctx *ctx, nd_tensor *q, nd_tensor *k, nd_tensor *v, bool causal, nd_loc loc);
 
 // ---------------------------------------------------------------------------------------------------
 // parameters: every tensor of a model in one flat buffer, every gradient in another.

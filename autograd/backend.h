@@ -31,6 +31,14 @@ typedef struct nd_reduce_plan {
 // A reduce plan from src to a keepdim destination shape of the same rank.
 nd_reduce_plan nd_reduce_plan_make(nd_shape src, nd_shape dst_keepdim);
 
+// Sliding windows over an image (channels, height, width): a kernel_h x kernel_w window moved by `stride`
+// over the image padded with `padding` zeros on every side, visiting out_h x out_w positions.
+typedef struct nd_conv_geom {
+    int64_t channels, height, width;
+    int64_t kernel_h, kernel_w, stride, padding;
+    int64_t out_h, out_w;
+} nd_conv_geom;
+
 typedef struct nd_backend {
     const char *name;
 
@@ -95,6 +103,75 @@ typedef struct nd_backend {
                         float bias_correction2);
     // ema = decay * ema + (1 - decay) * param
     void (*ema_update)(float *ema, const float *param, float decay, int64_t n);
+
+    // convolution family, NCHW images. Convolutions are GEMMs against a column matrix: im2col builds it,
+    // col2im is its adjoint (scatter-add back to pixels).
+    // col (channels*kernel_h*kernel_w, batch*out_h*out_w) from x (batch, channels, height, width): row
+    // (c*kernel_h + i)*kernel_w + j, column (b*out_h + oy)*out_w + ox holds
+    // x[b, c, oy*stride - padding + i, ox*stride - padding + j], or 0 where that lies in the padding.
+    void (*im2col)(float *col, const float *x, const nd_conv_geom *g, int64_t batch);
+    // dx (batch, channels, height, width) += every entry of col (laid out as im2col's) at the pixel it names;
+    // entries in the padding are dropped.
+    void (*col2im)(float *dx, const float *col, const nd_conv_geom *g, int64_t batch);
+    // y (planes, out_h, out_w) = max of x (planes, height, width) over kernel x kernel windows at `stride`;
+    // argmax (planes, out_h, out_w) = in-plane offset (row * width + col) of each window's first maximum
+    // (a NaN counts as the maximum, as PyTorch).
+    void (*max_pool_forward)(float *y, int32_t *argmax, const float *x, int64_t planes, int64_t height,
+                             int64_t width, int64_t kernel, int64_t stride, int64_t out_h, int64_t out_w);
+    // dx (planes, plane_size) += dy (planes, out_size) at argmax; windows may overlap (stride < kernel).
+    void (*max_pool_backward)(float *dx, const float *dy, const int32_t *argmax, int64_t planes,
+                              int64_t plane_size, int64_t out_size);
+    // y (planes, height*factor, width*factor): each pixel of x (planes, height, width) repeated in a
+    // factor x factor block.
+    void (*upsample_forward)(float *y, const float *x, int64_t planes, int64_t height, int64_t width,
+                             int64_t factor);
+    // dx (planes, height, width) += the sum of dy (planes, height*factor, width*factor) over each block.
+    void (*upsample_backward)(float *dx, const float *dy, int64_t planes, int64_t height, int64_t width,
+                              int64_t factor);
+
+    // normalization, dropout and attention masks; the per-element formulas are in elementwise_math.h.
+    // Row norms (layer norm, group norm): x is (rows, len), each row normalized with its own statistics (a row
+    // reduction), then an elementwise per-channel affine. Element i belongs to channel (i / inner) % channels;
+    // len is a multiple of inner, so a row covers len / inner whole channels (layer norm: inner 1, channels
+    // len; group norm: inner H*W, channels C, a row is one group of one image).
+    // mean (rows) and rstd (rows) = 1 / sqrt(biased variance + eps) of each row of x (rows, len)
+    void (*norm_row_stats)(float *mean, float *rstd, const float *x, int64_t rows, int64_t len, float eps);
+    // y = (x - mean[row]) * rstd[row] * weight[channel] + bias[channel]; weight, bias NULL stand for 1, 0
+    void (*norm_row_forward)(float *y, const float *x, const float *mean, const float *rstd, const float *weight,
+                             const float *bias, int64_t rows, int64_t len, int64_t channels, int64_t inner);
+    // dx += the input gradient of norm_row_forward given dy (through the row statistics); weight NULL for 1
+    void (*norm_row_backward)(float *dx, const float *dy, const float *x, const float *mean, const float *rstd,
+                              const float *weight, int64_t rows, int64_t len, int64_t channels, int64_t inner);
+    // dweight[c] += sum of dy * (x - mean) * rstd, dbias[c] += sum of dy, over the elements of channel c;
+    // either output may be NULL
+    void (*norm_row_affine_backward)(float *dweight, float *dbias, const float *dy, const float *x,
+                                     const float *mean, const float *rstd, int64_t rows, int64_t len,
+                                     int64_t channels, int64_t inner);
+    // Batch norm: x is (outer, channels, inner) = (N, C, H*W), statistics per channel over outer and inner.
+    // training: mean and rstd of the batch (biased variance), and running_mean/var, when not NULL, updated in
+    // place with momentum and the unbiased variance; eval: mean = running_mean, rstd from running_var.
+    void (*batch_norm_stats)(float *mean, float *rstd, float *running_mean, float *running_var, const float *x,
+                             int64_t outer, int64_t channels, int64_t inner, float momentum, float eps,
+                             bool training);
+    // y = (x - mean[c]) * rstd[c] * weight[c] + bias[c]; weight, bias NULL stand for 1, 0
+    void (*batch_norm_forward)(float *y, const float *x, const float *mean, const float *rstd, const float *weight,
+                               const float *bias, int64_t outer, int64_t channels, int64_t inner);
+    // dx += the input gradient (through the batch statistics when training, a per-channel scale in eval);
+    // dweight[c] += sum of dy * (x - mean) * rstd, dbias[c] += sum of dy. dx, dweight, dbias may each be
+    // NULL; weight NULL for 1.
+    void (*batch_norm_backward)(float *dx, float *dweight, float *dbias, const float *dy, const float *x,
+                                const float *mean, const float *rstd, const float *weight, int64_t outer,
+                                int64_t channels, int64_t inner, bool training);
+    // y (n) = x * nd_dropout_scale(seed, offset, i, 1 - p), or += when accumulate: the mask is recomputed from
+    // its Philox counters, so forward (x) and backward (dy into dx) need no stored mask.
+    void (*dropout)(float *y, const float *x, int64_t n, uint64_t seed, uint64_t offset, float p,
+                    bool accumulate);
+    // y (n) = mask[i % mask_n] != 0 ? value : x[i], or += when accumulate; mask (mask_n) repeats over x's
+    // leading dims. Backward is the same call on dy with value 0, accumulating into dx.
+    void (*masked_fill)(float *y, const float *x, const float *mask, int64_t n, int64_t mask_n, float value,
+                        bool accumulate);
+    // mask (lq, lk) = 1 where key j lies after query i (j > i), else 0: is_causal's top-left aligned mask
+    void (*causal_mask)(float *mask, int64_t lq, int64_t lk);
 } nd_backend;
 
 const nd_backend *nd_backend_cpu(void);

@@ -1,6 +1,19 @@
-// Backend lookup for builds without CUDA (the CUDA build defines nd_backend_cuda in autograd/cuda/).
+// Backend lookup and device queries for builds without CUDA (the CUDA build defines them in autograd/cuda/).
+#include <stdio.h>
+
 #include "backend.h"
 
 #ifndef ND_WITH_CUDA
 const nd_backend *nd_backend_cuda(void) { return NULL; }
+
+bool nd_cuda_available(char *why, size_t size) {
+    if (why && size) snprintf(why, size, "built without CUDA");
+    return false;
+}
+
+void nd_cuda_describe(char *buf, size_t size) {
+    if (buf && size) snprintf(buf, size, "no usable GPU: built without CUDA");
+}
+
+void nd_cuda_set_tf32(bool on) { (void)on; }
 #endif

@@ -34,6 +34,8 @@ ND_HD static inline float nd_unary_f(nd_unary_kind kind, float x, float alpha, f
     case ND_UNARY_SILU: return x * nd_sigmoidf(x);
     case ND_UNARY_SIGMOID: return nd_sigmoidf(x);
     case ND_UNARY_TANH: return tanhf(x);
+    case ND_UNARY_SIN: return sinf(x);
+    case ND_UNARY_COS: return cosf(x);
     default: return NAN;
     }
 }
@@ -57,6 +59,8 @@ ND_HD static inline float nd_unary_df(nd_unary_kind kind, float x, float y, floa
     }
     case ND_UNARY_SIGMOID: return y * (1.0f - y);
     case ND_UNARY_TANH: return 1.0f - y * y;
+    case ND_UNARY_SIN: return cosf(x);
+    case ND_UNARY_COS: return -sinf(x);
     default: return NAN;
     }
 }
@@ -147,5 +151,33 @@ ND_HD static inline float nd_philox_normal(uint64_t seed, uint64_t offset, int64
 
 // Counters consumed by a draw of n elements (uniform or normal), so the next draw never overlaps.
 static inline uint64_t nd_philox_counters(int64_t n) { return (uint64_t)(n + 1) / 2 + 1; }
+
+// ---------------------------------------------------------------------------------------------------
+// normalization (layer, group, batch norm) and dropout
+
+// 1 / sqrt(var + eps) with the biased variance, as every PyTorch norm divides by.
+ND_HD static inline float nd_norm_rstd(float var, float eps) { return 1.0f / sqrtf(var + eps); }
+
+// (x - mean) * rstd * weight + bias
+ND_HD static inline float nd_norm_affine(float x, float mean, float rstd, float weight, float bias) {
+    return (x - mean) * rstd * weight + bias;
+}
+
+// d(loss)/dx of one normalized element, with g = dy * weight and xhat = (x - mean) * rstd, given the means of
+// g and of g * xhat over the elements that share its statistics (the mean and variance depend on every one).
+ND_HD static inline float nd_norm_input_grad(float g, float xhat, float rstd, float mean_g, float mean_g_xhat) {
+    return rstd * (g - mean_g - xhat * mean_g_xhat);
+}
+
+// (1 - momentum) * running + momentum * batch, as nn.BatchNorm updates its running statistics.
+ND_HD static inline float nd_running_update(float running, float batch, float momentum) {
+    return (1.0f - momentum) * running + momentum * batch;
+}
+
+// Dropout's multiplier of element i: 1 / keep_prob where the element is kept, which is exactly where
+// nd_rand_bernoulli(keep_prob) at the same seed and offset draws a 1; else 0.
+ND_HD static inline float nd_dropout_scale(uint64_t seed, uint64_t offset, int64_t i, float keep_prob) {
+    return nd_philox_uniform(seed, offset, i) <= keep_prob ? 1.0f / keep_prob : 0.0f;
+}
 
 #endif

@@ -79,7 +79,7 @@ nd_tensor *nd_div_at(nd_ctx *ctx, nd_tensor *a, nd_tensor *b, nd_loc loc) { retu
 
 static const char *unary_names[ND_UNARY_COUNT] = {
     "nd_affine", "nd_recip", "nd_neg", "nd_exp",  "nd_log",     "nd_sqrt",
-    "nd_square", "nd_relu",  "nd_gelu", "nd_silu", "nd_sigmoid", "nd_tanh",
+    "nd_square", "nd_relu",  "nd_gelu", "nd_silu", "nd_sigmoid", "nd_tanh", "nd_sin", "nd_cos",
 };
 
 const char *nd_unary_name(nd_unary_kind kind) { return kind < ND_UNARY_COUNT ? unary_names[kind] : "nd_unary?"; }

@@ -74,7 +74,7 @@ void nd_params_alloc(nd_params *p, nd_ctx *ctx) {
         nd_tensor *t = item->tensor;
         t->device = ctx->device;
         t->data = p->data + item->offset;
-        t->grad = p->grad + item->offset;
+        t->grad = t->requires_grad ? p->grad + item->offset : NULL; // buffers (running stats) have none
         switch (item->init) {
         case ND_INIT_ZEROS: nd_fill(ctx, t, 0.0f); break;
         case ND_INIT_ONES: nd_fill(ctx, t, 1.0f); break;

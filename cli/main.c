@@ -1,1 +1,33 @@
-int main(void){return 0;}
+// The nanodiff program: dispatches to a subcommand.
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+typedef struct command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} command;
+
+static const command commands[] = {
+    {"train-classifier", nd_cmd_train_classifier, "train an MLP classifier, print its test accuracy"},
+};
+
+static void usage(FILE *out) {
+    fprintf(out, "usage: nanodiff COMMAND [flags]   (nanodiff COMMAND --help for its flags)\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(out, "  %-18s %s\n", commands[i].name, commands[i].summary);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 1 : 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc, argv);
+    fprintf(stderr, "nanodiff: unknown command \"%s\"\n\n", argv[1]);
+    usage(stderr);
+    return 1;
+}

@@ -20,6 +20,26 @@ static double projected_loss(nd_ctx *ctx, const gc_case *c, nd_tensor **inputs, 
     return loss;
 }
 
+typedef struct keyed_index {
+    float key;
+    int64_t index;
+} keyed_index;
+
+static int by_key(const void *a, const void *b) {
+    float x = ((const keyed_index *)a)->key, y = ((const keyed_index *)b)->key;
+    return (x > y) - (x < y);
+}
+
+// Replaces random values by their ranks, spaced `step` apart around 0: a perturbation of +-eps never
+// changes which of two elements is larger.
+static void distinct_ramp(float *host, int64_t n, double step) {
+    keyed_index *order = malloc((size_t)n * sizeof *order);
+    for (int64_t i = 0; i < n; i++) order[i] = (keyed_index){host[i], i};
+    qsort(order, (size_t)n, sizeof *order, by_key);
+    for (int64_t r = 0; r < n; r++) host[order[r].index] = (float)((r - (n - 1) / 2.0) * step);
+    free(order);
+}
+
 static void fill_input(nd_ctx *ctx, nd_tensor *t, const gc_input *in, double eps) {
     float *host = malloc((size_t)t->numel * sizeof(float));
     nd_tensor *tmp = nd_empty(ctx, t->shape);
@@ -31,6 +51,7 @@ static void fill_input(nd_ctx *ctx, nd_tensor *t, const gc_input *in, double eps
         if (in->fill == GC_FILL_CLASSES) host[i] = fminf(floorf(host[i]), (float)(in->classes - 1));
         if (in->fill == GC_FILL_AWAY_ZERO && fabsf(host[i]) < 4 * eps) host[i] = host[i] < 0 ? -0.5f : 0.5f;
     }
+    if (in->fill == GC_FILL_DISTINCT) distinct_ramp(host, t->numel, 4 * eps);
     nd_copy_from_host(ctx, t, host);
     free(host);
     nd_ctx_step_end(ctx);

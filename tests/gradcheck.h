@@ -15,6 +15,7 @@ typedef enum gc_fill {
     GC_FILL_POSITIVE,    // U(0.5, 2): log, sqrt, division
     GC_FILL_AWAY_ZERO,   // N(0, 1) pushed away from 0 by more than eps: relu's kink
     GC_FILL_CLASSES,     // integers in [0, classes): labels and indices, no gradient
+    GC_FILL_DISTINCT,    // a shuffled ramp of values 4*eps apart around 0: maxima without (near) ties
 } gc_fill;
 
 typedef struct gc_input {
@@ -36,6 +37,9 @@ typedef struct gc_case {
 
 // The case named `name` in any family's table (tests/gc_cases.c), or NULL.
 const gc_case *gc_find(const char *name);
+// Every case of every family: gc_at(0) .. gc_at(gc_count() - 1) (NULL outside that range).
+int gc_count(void);
+const gc_case *gc_at(int i);
 
 // Runs one case; prints the worst element of each input; returns the number of failed inputs.
 int gc_run(const gc_case *c);

@@ -25,6 +25,8 @@ static nd_tensor *gelu(nd_ctx *c, nd_tensor **x) { return nd_gelu(c, x[0]); }
 static nd_tensor *silu(nd_ctx *c, nd_tensor **x) { return nd_silu(c, x[0]); }
 static nd_tensor *sigmoid(nd_ctx *c, nd_tensor **x) { return nd_sigmoid(c, x[0]); }
 static nd_tensor *tanh_(nd_ctx *c, nd_tensor **x) { return nd_tanh(c, x[0]); }
+static nd_tensor *sin_(nd_ctx *c, nd_tensor **x) { return nd_sin(c, x[0]); }
+static nd_tensor *cos_(nd_ctx *c, nd_tensor **x) { return nd_cos(c, x[0]); }
 
 static nd_tensor *sum_axes(nd_ctx *c, nd_tensor **x) { return nd_sum(c, x[0], ((int[]){0, 2}), 2, false); }
 static nd_tensor *sum_keepdim(nd_ctx *c, nd_tensor **x) { return nd_sum(c, x[0], ((int[]){-1}), 1, true); }
@@ -78,6 +80,8 @@ const gc_case gc_cases_core[] = {
     {.name = "silu", .n_inputs = 1, .inputs = {IN(3, 5)}, .build = silu},
     {.name = "sigmoid", .n_inputs = 1, .inputs = {IN(3, 5)}, .build = sigmoid},
     {.name = "tanh", .n_inputs = 1, .inputs = {IN(3, 5)}, .build = tanh_},
+    {.name = "sin", .n_inputs = 1, .inputs = {IN(3, 5)}, .build = sin_},
+    {.name = "cos", .n_inputs = 1, .inputs = {IN(3, 5)}, .build = cos_},
     {.name = "sum_axes", .n_inputs = 1, .inputs = {IN(2, 3, 4)}, .build = sum_axes},
     {.name = "sum_keepdim", .n_inputs = 1, .inputs = {IN(2, 3, 4)}, .build = sum_keepdim},
     {.name = "sum_all", .n_inputs = 1, .inputs = {IN(2, 3, 4)}, .build = sum_all},

@@ -3,6 +3,8 @@
 #ifndef ND_TEST_H
 #define ND_TEST_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 
 #define ND_TEST_SKIP 77 // ctest's SKIP_RETURN_CODE for suites that cannot run here (no GPU)
@@ -26,5 +28,9 @@ int test_finish(const char *suite);
 // Largest |a - b| / (atol + rtol * |b|) over n values; <= 1 means every element is within tolerance.
 double test_max_violation(const float *a, const float *b, long long n, double atol, double rtol,
                           long long *worst_index);
+
+// Runs fn in a child process; copies its stderr into err and returns whether it died of SIGABRT (the way
+// programmer errors end).
+bool test_aborts_with(void (*fn)(void), char *err, size_t size);
 
 #endif

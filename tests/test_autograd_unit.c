@@ -1,40 +1,13 @@
 // Unit tests of the autograd core: arena growth and stable addresses, views, the tape, shape errors,
 // the counter-based RNG, flat parameter buffers, and the BLAS the program really loads.
 #include <math.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "autograd.h"
 #include "test.h"
 
 int openblas_get_parallel(void); // 0 sequential, 1 pthreads, 2 OpenMP
-
-// Runs fn in a child process; returns its stderr and whether it died of SIGABRT.
-static bool aborts_with(void (*fn)(void), char *err, size_t size) {
-    int pipefd[2];
-    if (pipe(pipefd) != 0) return false;
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(pipefd[1], 2);
-        close(pipefd[0]);
-        fn();
-        _exit(0);
-    }
-    close(pipefd[1]);
-    size_t used = 0;
-    ssize_t got;
-    while (used + 1 < size && (got = read(pipefd[0], err + used, size - 1 - used)) > 0) used += (size_t)got;
-    err[used] = 0;
-    close(pipefd[0]);
-    int status;
-    waitpid(pid, &status, 0);
-    return WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT;
-}
 
 static void add_mismatch(void) {
     nd_ctx ctx;
@@ -50,11 +23,11 @@ static void matmul_mismatch(void) {
 
 static void test_shape_errors(void) {
     char err[2048];
-    bool aborted = aborts_with(add_mismatch, err, sizeof err);
+    bool aborted = test_aborts_with(add_mismatch, err, sizeof err);
     CHECK(aborted, "nd_add of (2,3) and (4,3) must abort");
     CHECK(strstr(err, "nd_add") && strstr(err, "(2,3)") && strstr(err, "(4,3)"), "message lacks op/shapes: %s", err);
     CHECK(strstr(err, "test_autograd_unit.c:"), "message lacks the caller's location: %s", err);
-    aborted = aborts_with(matmul_mismatch, err, sizeof err);
+    aborted = test_aborts_with(matmul_mismatch, err, sizeof err);
     CHECK(aborted && strstr(err, "nd_matmul") && strstr(err, "(2,3)") && strstr(err, "(4,5)"),
           "nd_matmul mismatch: %s", err);
 }

@@ -1,5 +1,8 @@
 // Shared test harness state and comparison helpers.
 #include <math.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "test.h"
 
@@ -23,4 +26,27 @@ double test_max_violation(const float *a, const float *b, long long n, double at
         }
     }
     return worst;
+}
+
+bool test_aborts_with(void (*fn)(void), char *err, size_t size) {
+    int pipefd[2];
+    if (pipe(pipefd) != 0) return false;
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(pipefd[1], 2);
+        close(pipefd[0]);
+        fn();
+        _exit(0);
+    }
+    close(pipefd[1]);
+    size_t used = 0;
+    ssize_t got;
+    while (used + 1 < size && (got = read(pipefd[0], err + used, size - 1 - used)) > 0) used += (size_t)got;
+    err[used] = 0;
+    close(pipefd[0]);
+    int status;
+    waitpid(pid, &status, 0);
+    return WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT;
 }

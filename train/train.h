@@ -3,6 +3,7 @@
 #define ND_TRAIN_H
 
 #include "autograd.h"
+#include "data.h"
 
 // torch.optim.Adam (decoupled = false: weight decay added to the gradient) and torch.optim.AdamW
 // (decoupled = true). Defaults as PyTorch's: lr 1e-3, betas (0.9, 0.999), eps 1e-8, weight decay 0 (Adam)
@@ -31,5 +32,47 @@ void nd_adam_step(nd_adam *opt, nd_params *params, nd_ctx *ctx);
 // Scales the flat gradient so its global L2 norm is at most max_norm (torch.nn.utils.clip_grad_norm_);
 // returns the norm before clipping.
 float nd_clip_grad_norm(nd_params *params, nd_ctx *ctx, float max_norm);
+
+// ---------------------------------------------------------------------------------------------------
+// progress
+
+double nd_seconds(void); // monotonic clock
+
+typedef struct nd_progress {
+    const char *what;
+    int64_t total_steps, first_step, images;
+    double start, last_print;
+    bool tty;
+} nd_progress;
+
+// first_step: where a resumed run starts, so images/s and the ETA count only this run's work.
+void nd_progress_init(nd_progress *p, const char *what, int64_t total_steps, int64_t first_step);
+// Call after every step; prints when enough time has passed, and always after the last step.
+void nd_progress_update(nd_progress *p, int64_t step, int64_t epoch, int64_t epochs, double loss, int64_t images);
+
+// ---------------------------------------------------------------------------------------------------
+// an image classifier (an MLP on flattened images): the quickest end-to-end proof of the autograd, and the
+// judge of generated samples
+
+typedef struct nd_classifier_config {
+    const char *data;  // "fashion-mnist", an IDX directory or an HDF5 file
+    int epochs, batch_size, hidden;
+    float lr;
+    uint64_t seed;
+    nd_device device;
+    bool progress;     // print the progress line
+} nd_classifier_config;
+
+nd_classifier_config nd_classifier_defaults(void);
+
+typedef struct nd_classifier_result {
+    double test_accuracy; // on the test split
+    double last_loss;     // mean of the last epoch's batch losses
+    double seconds;       // training time
+    int64_t parameters;
+} nd_classifier_result;
+
+// Trains on the train split and measures accuracy on the test split; false with err set for bad data.
+bool nd_classifier_train(const nd_classifier_config *cfg, nd_classifier_result *result, nd_error *err);
 
 #endif

@@ -51,4 +51,38 @@ void nd_cpu_adam_update(float *param, float *m, float *v, const float *grad, int
                         float bias_correction2);
 void nd_cpu_ema_update(float *ema, const float *param, float decay, int64_t n);
 
+void nd_cpu_im2col(float *col, const float *x, const nd_conv_geom *g, int64_t batch);
+void nd_cpu_col2im(float *dx, const float *col, const nd_conv_geom *g, int64_t batch);
+void nd_cpu_max_pool_forward(float *y, int32_t *argmax, const float *x, int64_t planes, int64_t height,
+                             int64_t width, int64_t kernel, int64_t stride, int64_t out_h, int64_t out_w);
+void nd_cpu_max_pool_backward(float *dx, const float *dy, const int32_t *argmax, int64_t planes,
+                              int64_t plane_size, int64_t out_size);
+void nd_cpu_upsample_forward(float *y, const float *x, int64_t planes, int64_t height, int64_t width,
+                             int64_t factor);
+void nd_cpu_upsample_backward(float *dx, const float *dy, int64_t planes, int64_t height, int64_t width,
+                              int64_t factor);
+
+void nd_cpu_norm_row_stats(float *mean, float *rstd, const float *x, int64_t rows, int64_t len, float eps);
+void nd_cpu_norm_row_forward(float *y, const float *x, const float *mean, const float *rstd, const float *weight,
+                             const float *bias, int64_t rows, int64_t len, int64_t channels, int64_t inner);
+void nd_cpu_norm_row_backward(float *dx, const float *dy, const float *x, const float *mean, const float *rstd,
+                              const float *weight, int64_t rows, int64_t len, int64_t channels, int64_t inner);
+void nd_cpu_norm_row_affine_backward(float *dweight, float *dbias, const float *dy, const float *x,
+                                     const float *mean, const float *rstd, int64_t rows, int64_t len,
+                                     int64_t channels, int64_t inner);
+void nd_cpu_batch_norm_stats(float *mean, float *rstd, float *running_mean, float *running_var, const float *x,
+                             int64_t outer, int64_t channels, int64_t inner, float momentum, float eps,
+                             bool training);
+void nd_cpu_batch_norm_forward(float *y, const float *x, const float *mean, const float *rstd,
+                               const float *weight, const float *bias, int64_t outer, int64_t channels,
+                               int64_t inner);
+void nd_cpu_batch_norm_backward(float *dx, float *dweight, float *dbias, const float *dy, const float *x,
+                                const float *mean, const float *rstd, const float *weight, int64_t outer,
+                                int64_t channels, int64_t inner, bool training);
+void nd_cpu_dropout(float *y, const float *x, int64_t n, uint64_t seed, uint64_t offset, float p,
+                    bool accumulate);
+void nd_cpu_masked_fill(float *y, const float *x, const float *mask, int64_t n, int64_t mask_n, float value,
+                        bool accumulate);
+void nd_cpu_causal_mask(float *mask, int64_t lq, int64_t lk);
+
 #endif

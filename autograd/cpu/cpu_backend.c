@@ -31,6 +31,22 @@ static const nd_backend cpu_backend = {
     .embedding_backward = nd_cpu_embedding_backward,
     .adam_update = nd_cpu_adam_update,
     .ema_update = nd_cpu_ema_update,
+    .im2col = nd_cpu_im2col,
+    .col2im = nd_cpu_col2im,
+    .max_pool_forward = nd_cpu_max_pool_forward,
+    .max_pool_backward = nd_cpu_max_pool_backward,
+    .upsample_forward = nd_cpu_upsample_forward,
+    .upsample_backward = nd_cpu_upsample_backward,
+    .norm_row_stats = nd_cpu_norm_row_stats,
+    .norm_row_forward = nd_cpu_norm_row_forward,
+    .norm_row_backward = nd_cpu_norm_row_backward,
+    .norm_row_affine_backward = nd_cpu_norm_row_affine_backward,
+    .batch_norm_stats = nd_cpu_batch_norm_stats,
+    .batch_norm_forward = nd_cpu_batch_norm_forward,
+    .batch_norm_backward = nd_cpu_batch_norm_backward,
+    .dropout = nd_cpu_dropout,
+    .masked_fill = nd_cpu_masked_fill,
+    .causal_mask = nd_cpu_causal_mask,
 };
 
 const nd_backend *nd_backend_cpu(void) { return &cpu_backend; }

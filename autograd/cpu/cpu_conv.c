@@ -1,0 +1,138 @@
+// CPU kernels of the convolution family: im2col / col2im (the GEMM convolutions' column matrices),
+// max pooling and nearest upsampling. Contracts in backend.h.
+#include <math.h>
+#include <string.h>
+
+#include "cpu.h"
+
+// Output positions [lo, hi) of a window row whose tap at offset `tap` lands inside a line of `size` pixels:
+// tap position = o * stride - padding + tap must lie in [0, size).
+static void inside_span(int64_t tap, int64_t size, int64_t stride, int64_t padding, int64_t out_size,
+                        int64_t *lo, int64_t *hi) {
+    int64_t first = padding - tap, last = size - 1 + padding - tap;
+    *lo = first > 0 ? (first + stride - 1) / stride : 0;
+    *hi = last < 0 ? 0 : last / stride + 1;
+    if (*hi > out_size) *hi = out_size;
+    if (*lo > *hi) *lo = *hi;
+}
+
+void nd_cpu_im2col(float *col, const float *x, const nd_conv_geom *g, int64_t batch) {
+    int64_t kernel_size = g->kernel_h * g->kernel_w, rows = g->channels * kernel_size;
+    int64_t plane = g->height * g->width, out_size = g->out_h * g->out_w, ld = batch * out_size;
+    int64_t s = g->stride, p = g->padding;
+#pragma omp parallel for collapse(2) if (rows * ld > ND_CPU_PARALLEL_MIN)
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t b = 0; b < batch; b++) {
+            int64_t c = r / kernel_size, i = r % kernel_size / g->kernel_w, j = r % g->kernel_w;
+            const float *image = x + (b * g->channels + c) * plane; // (height, width)
+            float *dst = col + r * ld + b * out_size;                // (out_h, out_w)
+            int64_t lo, hi;
+            inside_span(j, g->width, s, p, g->out_w, &lo, &hi);
+            for (int64_t oy = 0; oy < g->out_h; oy++, dst += g->out_w) {
+                int64_t iy = oy * s - p + i;
+                if (iy < 0 || iy >= g->height) {
+                    memset(dst, 0, (size_t)g->out_w * sizeof(float));
+                    continue;
+                }
+                int64_t tap0 = iy * g->width - p + j; // image[tap0 + ox * s] is the tap of position ox
+                for (int64_t ox = 0; ox < lo; ox++) dst[ox] = 0.0f;
+                if (s == 1)
+                    memcpy(dst + lo, image + tap0 + lo, (size_t)(hi - lo) * sizeof(float));
+                else
+                    for (int64_t ox = lo; ox < hi; ox++) dst[ox] = image[tap0 + ox * s];
+                for (int64_t ox = hi; ox < g->out_w; ox++) dst[ox] = 0.0f;
+            }
+        }
+}
+
+// Each thread owns whole (image, channel) planes of dx, so the scatter-add needs no atomics.
+void nd_cpu_col2im(float *dx, const float *col, const nd_conv_geom *g, int64_t batch) {
+    int64_t plane = g->height * g->width, out_size = g->out_h * g->out_w, ld = batch * out_size;
+    int64_t s = g->stride, p = g->padding;
+    int64_t work = g->channels * g->kernel_h * g->kernel_w * ld;
+#pragma omp parallel for collapse(2) if (work > ND_CPU_PARALLEL_MIN)
+    for (int64_t b = 0; b < batch; b++)
+        for (int64_t c = 0; c < g->channels; c++) {
+            float *image = dx + (b * g->channels + c) * plane; // (height, width)
+            for (int64_t i = 0; i < g->kernel_h; i++)
+                for (int64_t j = 0; j < g->kernel_w; j++) {
+                    const float *src = col + ((c * g->kernel_h + i) * g->kernel_w + j) * ld + b * out_size;
+                    int64_t lo, hi;
+                    inside_span(j, g->width, s, p, g->out_w, &lo, &hi);
+                    for (int64_t oy = 0; oy < g->out_h; oy++) {
+                        int64_t iy = oy * s - p + i;
+                        if (iy < 0 || iy >= g->height) continue;
+                        int64_t tap0 = iy * g->width - p + j;
+                        const float *row = src + oy * g->out_w;
+                        if (s == 1)
+                            for (int64_t ox = lo; ox < hi; ox++) image[tap0 + ox] += row[ox];
+                        else
+                            for (int64_t ox = lo; ox < hi; ox++) image[tap0 + ox * s] += row[ox];
+                    }
+                }
+        }
+}
+
+void nd_cpu_max_pool_forward(float *y, int32_t *argmax, const float *x, int64_t planes, int64_t height,
+                             int64_t width, int64_t kernel, int64_t stride, int64_t out_h, int64_t out_w) {
+#pragma omp parallel for collapse(2) if (planes * out_h * out_w * kernel * kernel > ND_CPU_PARALLEL_MIN)
+    for (int64_t pl = 0; pl < planes; pl++)
+        for (int64_t oy = 0; oy < out_h; oy++) {
+            const float *image = x + pl * height * width;
+            for (int64_t ox = 0; ox < out_w; ox++) {
+                int64_t start = oy * stride * width + ox * stride, at = start;
+                float best = -INFINITY;
+                for (int64_t i = 0; i < kernel; i++)
+                    for (int64_t j = 0; j < kernel; j++) {
+                        int64_t k = start + i * width + j;
+                        float v = image[k];
+                        if (v > best || isnan(v)) { // PyTorch's rule: the first maximum, NaN wins
+                            best = v;
+                            at = k;
+                        }
+                    }
+                int64_t o = (pl * out_h + oy) * out_w + ox;
+                y[o] = best;
+                argmax[o] = (int32_t)at;
+            }
+        }
+}
+
+// Serial within a plane: overlapping windows may route two gradients to one pixel.
+void nd_cpu_max_pool_backward(float *dx, const float *dy, const int32_t *argmax, int64_t planes,
+                              int64_t plane_size, int64_t out_size) {
+#pragma omp parallel for if (planes * out_size > ND_CPU_PARALLEL_MIN)
+    for (int64_t pl = 0; pl < planes; pl++)
+        for (int64_t o = 0; o < out_size; o++)
+            dx[pl * plane_size + argmax[pl * out_size + o]] += dy[pl * out_size + o];
+}
+
+// One output row per input row, then copied to the factor - 1 rows below it.
+void nd_cpu_upsample_forward(float *y, const float *x, int64_t planes, int64_t height, int64_t width,
+                             int64_t factor) {
+    int64_t out_w = width * factor;
+#pragma omp parallel for if (planes * height * out_w * factor > ND_CPU_PARALLEL_MIN)
+    for (int64_t row = 0; row < planes * height; row++) {
+        const float *src = x + row * width;
+        float *dst = y + row * factor * out_w;
+        for (int64_t w = 0; w < width; w++)
+            for (int64_t f = 0; f < factor; f++) dst[w * factor + f] = src[w];
+        for (int64_t f = 1; f < factor; f++) memcpy(dst + f * out_w, dst, (size_t)out_w * sizeof(float));
+    }
+}
+
+void nd_cpu_upsample_backward(float *dx, const float *dy, int64_t planes, int64_t height, int64_t width,
+                              int64_t factor) {
+    int64_t out_w = width * factor;
+#pragma omp parallel for if (planes * height * out_w * factor > ND_CPU_PARALLEL_MIN)
+    for (int64_t row = 0; row < planes * height; row++) {
+        const float *src = dy + row * factor * out_w; // (factor, out_w)
+        float *dst = dx + row * width;
+        for (int64_t w = 0; w < width; w++) {
+            float sum = 0.0f;
+            for (int64_t fy = 0; fy < factor; fy++)
+                for (int64_t fx = 0; fx < factor; fx++) sum += src[fy * out_w + w * factor + fx];
+            dst[w] += sum;
+        }
+    }
+}

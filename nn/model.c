@@ -1,0 +1,131 @@
+// Models behind one interface: configuration, creation, forward, and the per-block summary.
+#include <stdlib.h>
+#include <string.h>
+
+#include "dli_models.h"
+
+static const char *kind_names[] = {"dli-unet", "dli-unet-v1", "t2i-unet"};
+
+const char *nd_model_kind_name(nd_model_kind kind) { return kind_names[kind]; }
+
+bool nd_model_kind_parse(const char *name, nd_model_kind *kind) {
+    for (int k = 0; k < 3; k++)
+        if (strcmp(name, kind_names[k]) == 0) {
+            *kind = (nd_model_kind)k;
+            return true;
+        }
+    return false;
+}
+
+nd_model_config nd_model_config_default(nd_model_kind kind, int img_ch, int img_size, int c_embed_dim) {
+    nd_model_config c = {.kind = kind, .img_ch = img_ch, .img_size = img_size, .T = 150,
+                         .c_embed_dim = c_embed_dim, .small_groups = 8, .big_groups = 32, .heads = 4};
+    switch (kind) {
+    case ND_MODEL_DLI_UNET:
+        c.down_chs[0] = 64, c.down_chs[1] = 64, c.down_chs[2] = 128;
+        c.t_embed_dim = 8;
+        break;
+    case ND_MODEL_DLI_UNET_V1:
+        c.down_chs[0] = 16, c.down_chs[1] = 32, c.down_chs[2] = 64;
+        c.t_embed_dim = 1; // notebook 02; 0 gives notebook 01's untimed model
+        c.c_embed_dim = 0;
+        break;
+    case ND_MODEL_T2I_UNET:
+        c.down_chs[0] = 32, c.down_chs[1] = 64, c.down_chs[2] = 64;
+        c.t_embed_dim = 32;
+        break;
+    }
+    return c;
+}
+
+void nd_model_init(nd_model *m, nd_model_config config) {
+    *m = (nd_model){.config = config};
+    nd_params_init(&m->params);
+    nd_params_init(&m->buffers);
+    switch (config.kind) {
+    case ND_MODEL_DLI_UNET:
+        m->impl = calloc(1, sizeof(nd_dli_unet));
+        nd_dli_unet_init(m->impl, &m->params, &m->config);
+        break;
+    case ND_MODEL_DLI_UNET_V1:
+        m->impl = calloc(1, sizeof(nd_dli_unet_v1));
+        nd_dli_unet_v1_init(m->impl, &m->params, &m->buffers, &m->config);
+        break;
+    case ND_MODEL_T2I_UNET:
+        m->impl = calloc(1, sizeof(nd_t2i_unet));
+        nd_t2i_unet_init(m->impl, &m->params, &m->config);
+        break;
+    }
+}
+
+void nd_model_create(nd_model *m, nd_model_config config, nd_ctx *ctx) {
+    nd_model_init(m, config);
+    nd_params_alloc(&m->params, ctx);
+    nd_params_alloc(&m->buffers, ctx);
+}
+
+void nd_model_free(nd_model *m) {
+    nd_params_free(&m->params);
+    nd_params_free(&m->buffers);
+    free(m->impl);
+    *m = (nd_model){0};
+}
+
+nd_tensor *nd_model_forward(nd_ctx *ctx, const nd_model *m, nd_tensor *x, nd_tensor *t, nd_tensor *context,
+                            bool training) {
+    const nd_model_config *c = &m->config;
+    nd_shape want = nd_shape_from((const int64_t[]){x->shape.d[0], c->img_ch, c->img_size, c->img_size}, 4);
+    if (!nd_shape_equal(x->shape, want))
+        nd_abort_shapes(ND_HERE, nd_model_kind_name(c->kind), "images must be (B, img_ch, img_size, img_size)",
+                        x->shape, want);
+    switch (c->kind) {
+    case ND_MODEL_DLI_UNET: return nd_dli_unet_forward(ctx, m->impl, c, x, t, context);
+    case ND_MODEL_DLI_UNET_V1: return nd_dli_unet_v1_forward(ctx, m->impl, c, x, t, training);
+    case ND_MODEL_T2I_UNET: return nd_t2i_unet_forward(ctx, m->impl, c, x, t, context);
+    }
+    return NULL;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// summary
+
+typedef struct summary_state {
+    FILE *out;
+    const nd_params *params;
+} summary_state;
+
+static int64_t params_under(const nd_params *p, const char *prefix) {
+    size_t len = strlen(prefix);
+    int64_t n = 0;
+    for (int i = 0; i < p->n; i++)
+        if (strncmp(p->items[i].name, prefix, len) == 0 && p->items[i].name[len] == '.') n += p->items[i].tensor->numel;
+    return n;
+}
+
+static void summary_line(void *user, const char *module, const nd_tensor *out) {
+    summary_state *s = user;
+    char shape[96];
+    fprintf(s->out, "  %-12s %-22s %12lld\n", module, nd_shape_str(out->shape, shape, sizeof shape),
+            (long long)params_under(s->params, module));
+}
+
+void nd_model_summary(nd_ctx *ctx, const nd_model *m, FILE *out) {
+    const nd_model_config *c = &m->config;
+    fprintf(out, "%s: %d x %d x %d images, T = %d, context %d\n", nd_model_kind_name(c->kind), c->img_ch,
+            c->img_size, c->img_size, c->T, c->c_embed_dim);
+    fprintf(out, "  %-12s %-22s %12s\n", "block", "output shape", "parameters");
+    summary_state state = {out, &m->params};
+    bool grad = nd_ctx_set_grad(ctx, false);
+    ctx->trace = summary_line;
+    ctx->trace_user = &state;
+    nd_tensor *x = nd_zeros(ctx, ND_SHAPE(1, c->img_ch, c->img_size, c->img_size));
+    nd_tensor *t = nd_zeros(ctx, ND_SHAPE(1));
+    nd_tensor *context = NULL;
+    if (c->kind == ND_MODEL_T2I_UNET) context = nd_zeros(ctx, ND_SHAPE(1, 8, c->c_embed_dim));
+    nd_model_forward(ctx, m, x, t, context, false);
+    ctx->trace = NULL;
+    ctx->trace_user = NULL;
+    nd_ctx_set_grad(ctx, grad);
+    nd_ctx_step_end(ctx);
+    fprintf(out, "  total parameters: %lld\n", (long long)m->params.total);
+}

@@ -1,0 +1,94 @@
+// Unit tests of the convolution family beyond the gradient checks: shape errors name the op and both
+// shapes, max pooling routes a tied window's gradient to its first maximum (as PyTorch), and the column
+// scratch of a convolution goes back to the step arena when the op returns.
+#include <string.h>
+
+#include "autograd.h"
+#include "test.h"
+
+static nd_ctx error_ctx;
+
+static nd_tensor *zeros(int64_t n, int64_t c, int64_t h, int64_t w) {
+    return nd_zeros(&error_ctx, ND_SHAPE(n, c, h, w));
+}
+
+static void conv2d_channels(void) {
+    nd_conv2d(&error_ctx, zeros(2, 3, 8, 8), zeros(4, 5, 3, 3), NULL, 1, 1);
+}
+static void conv2d_bias(void) {
+    nd_conv2d(&error_ctx, zeros(2, 3, 8, 8), zeros(4, 3, 3, 3), nd_zeros(&error_ctx, ND_SHAPE(5)), 1, 1);
+}
+static void conv2d_kernel(void) { nd_conv2d(&error_ctx, zeros(2, 3, 2, 2), zeros(4, 3, 5, 5), NULL, 1, 0); }
+static void conv_transpose2d_channels(void) {
+    nd_conv_transpose2d(&error_ctx, zeros(2, 3, 8, 8), zeros(4, 6, 2, 2), NULL, 2, 0, 0);
+}
+static void max_pool2d_kernel(void) { nd_max_pool2d(&error_ctx, zeros(2, 3, 2, 7), 3, 2); }
+static void pixel_unshuffle_size(void) { nd_pixel_unshuffle(&error_ctx, zeros(2, 3, 5, 6), 2); }
+static void upsample_rank(void) { nd_upsample_nearest(&error_ctx, nd_zeros(&error_ctx, ND_SHAPE(3, 4, 4)), 2); }
+
+static void expect_abort(void (*fn)(void), const char *op, const char *shape_a, const char *shape_b) {
+    char err[2048];
+    bool aborted = test_aborts_with(fn, err, sizeof err);
+    CHECK(aborted, "%s must abort", op);
+    CHECK(strstr(err, op) && strstr(err, shape_a) && (!shape_b || strstr(err, shape_b)),
+          "message lacks %s / %s / %s: %s", op, shape_a, shape_b ? shape_b : "", err);
+    CHECK(strstr(err, "test_conv_unit.c:"), "message lacks the caller's location: %s", err);
+}
+
+static void test_shape_errors(void) {
+    nd_ctx_init(&error_ctx, ND_CPU, 1 << 20, 0);
+    expect_abort(conv2d_channels, "nd_conv2d", "(2,3,8,8)", "(4,5,3,3)");
+    expect_abort(conv2d_bias, "nd_conv2d", "(5)", "(4,3,3,3)");
+    expect_abort(conv2d_kernel, "nd_conv2d", "(2,3,2,2)", "(4,3,5,5)");
+    expect_abort(conv_transpose2d_channels, "nd_conv_transpose2d", "(2,3,8,8)", "(4,6,2,2)");
+    expect_abort(max_pool2d_kernel, "nd_max_pool2d", "(2,3,2,7)", NULL);
+    expect_abort(pixel_unshuffle_size, "nd_pixel_unshuffle", "(2,3,5,6)", NULL);
+    expect_abort(upsample_rank, "nd_upsample_nearest", "(3,4,4)", NULL);
+    nd_ctx_free(&error_ctx);
+}
+
+// F.max_pool2d(x, 2, 2).backward(ones) on a window of equal values: the gradient goes to its first element.
+static void test_max_pool_ties(void) {
+    nd_ctx ctx;
+    nd_ctx_init(&ctx, ND_CPU, 1 << 20, 0);
+    const float values[16] = {1, 1, 2, 0, 1, 1, 2, 2, 0, 3, 5, 5, 3, 3, 4, 5};
+    const float want[16] = {1, 0, 1, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0};
+    nd_tensor *x = nd_from_host(&ctx, ND_SHAPE(1, 1, 4, 4), values); // (1, 1, 4, 4)
+    nd_requires_grad(&ctx, x, false);
+    nd_backward(&ctx, nd_sum_all(&ctx, nd_max_pool2d(&ctx, x, 2, 2)));
+    float got[16];
+    nd_grad_to_host(&ctx, x, got);
+    CHECK(memcmp(got, want, sizeof got) == 0, "tied maxima must route to the first element of each window");
+    nd_ctx_free(&ctx);
+}
+
+// A convolution's forward and backward leave the step arena holding only outputs and gradients: the column
+// scratch (here 8 images x 144 columns x 144 rows, 648 KiB) goes back when the op returns.
+static void test_scratch_released(void) {
+    const size_t slack = 4096; // the arena's alignment padding of a few buffers
+    nd_ctx ctx;
+    nd_ctx_init(&ctx, ND_CPU, 64 << 20, 0);
+    nd_tensor *x = nd_zeros(&ctx, ND_SHAPE(8, 16, 12, 12)); // (N, C, H, W)
+    nd_tensor *w = nd_zeros(&ctx, ND_SHAPE(16, 16, 3, 3));  // (O, C, kh, kw)
+    nd_requires_grad(&ctx, x, false);
+    nd_requires_grad(&ctx, w, false);
+    size_t at = ctx.step.data_used;
+    nd_tensor *y = nd_conv2d(&ctx, x, w, NULL, 1, 1);              // (8, 16, 12, 12)
+    nd_tensor *t = nd_conv_transpose2d(&ctx, y, w, NULL, 1, 1, 0); // (8, 16, 12, 12)
+    nd_tensor *loss = nd_sum_all(&ctx, t);
+    size_t outputs = (size_t)(y->numel + t->numel + loss->numel) * sizeof(float);
+    CHECK(ctx.step.data_used - at <= outputs + slack, "forward kept %zu bytes for %zu bytes of outputs",
+          ctx.step.data_used - at, outputs);
+    at = ctx.step.data_used;
+    nd_backward(&ctx, loss); // allocates one gradient per output
+    CHECK(ctx.step.data_used - at <= outputs + slack, "backward kept %zu bytes for %zu bytes of gradients",
+          ctx.step.data_used - at, outputs);
+    nd_ctx_free(&ctx);
+}
+
+int main(void) {
+    test_shape_errors();
+    test_max_pool_ties();
+    test_scratch_released();
+    return test_finish("conv_unit");
+}

@@ -4,6 +4,7 @@
 
 #include "autograd.h"
 #include "data.h"
+#include "nn.h"
 
 // torch.optim.Adam (decoupled = false: weight decay added to the gradient) and torch.optim.AdamW
 // (decoupled = true). Defaults as PyTorch's: lr 1e-3, betas (0.9, 0.999), eps 1e-8, weight decay 0 (Adam)
@@ -32,6 +33,63 @@ void nd_adam_step(nd_adam *opt, nd_params *params, nd_ctx *ctx);
 // Scales the flat gradient so its global L2 norm is at most max_norm (torch.nn.utils.clip_grad_norm_);
 // returns the norm before clipping.
 float nd_clip_grad_norm(nd_params *params, nd_ctx *ctx, float max_norm);
+
+// An exponential moving average of the weights (the shadow copy samples are drawn from when enabled).
+typedef struct nd_ema {
+    float decay;
+    int64_t n;
+    nd_device device;
+    float *shadow; // (n,) one flat buffer laid out as the parameters
+} nd_ema;
+
+void nd_ema_init(nd_ema *ema, const nd_params *params, nd_ctx *ctx, float decay); // shadow = params
+void nd_ema_update(nd_ema *ema, const nd_params *params, nd_ctx *ctx);
+void nd_ema_free(nd_ema *ema);
+
+// ---------------------------------------------------------------------------------------------------
+// DDPM training (the course's notebooks 02-06): MSE between the noise and the model's prediction at a
+// uniform timestep, with classifier-free-guidance label dropout.
+
+typedef struct nd_ddpm_config {
+    nd_model_config model;
+    char data[512];         // "fashion-mnist", an IDX directory, or an HDF5 file
+    bool unit_range;        // keep images in [0, 1] (the assessment) instead of [-1, 1]
+    bool random_flip;
+    double beta_start, beta_end; // linear schedule over model.T steps
+    int epochs, batch_size;
+    float lr;
+    bool adamw;
+    float weight_decay;
+    float cfg_drop;         // probability of dropping each context element (course: 0.1)
+    float clip_grad;        // 0: no clipping
+    float ema_decay;        // 0: no EMA
+    uint64_t seed;
+    int64_t checkpoint_every; // steps; 0: only at the end of each epoch
+    int64_t preview_every;    // steps; 0: none
+    int64_t max_steps;        // 0: epochs * batches per epoch; else stop early (quick runs, tests)
+} nd_ddpm_config;
+
+// Where a run stands: enough to resume it exactly.
+typedef struct nd_train_state {
+    int64_t step;  // optimizer steps taken
+    nd_rng rng;    // the context's generator after the last step
+} nd_train_state;
+
+// ---------------------------------------------------------------------------------------------------
+// checkpoints (HDF5): the model config and training config as attributes; datasets params/<name>,
+// buffers/<name>, adam/m/<name>, adam/v/<name>, ema/<name>; the step and RNG state. Written to a
+// temporary file that is flushed and renamed over the target, so a crash never leaves a broken file.
+
+bool nd_checkpoint_save(const char *path, const nd_model *model, const nd_ddpm_config *cfg,
+                        const nd_train_state *state, const nd_adam *opt, const nd_ema *ema, nd_ctx *ctx,
+                        nd_error *err);
+// Reads the model and training configuration only (to create the model before loading it).
+bool nd_checkpoint_read_config(const char *path, nd_ddpm_config *cfg, nd_error *err);
+// Loads into an existing model (created from nd_checkpoint_read_config's config) and, when not NULL, the
+// optimizer, EMA and state. Every name and shape is checked before anything is written: on any mismatch the
+// message says exactly what differs and the model is left unchanged.
+bool nd_checkpoint_load(const char *path, nd_model *model, nd_ddpm_config *cfg, nd_train_state *state,
+                        nd_adam *opt, nd_ema *ema, nd_ctx *ctx, nd_error *err);
 
 // ---------------------------------------------------------------------------------------------------
 // progress

@@ -47,7 +47,6 @@ static void free_overflow(nd_arena *a) {
         free(a->overflow);
         a->overflow = next;
     }
-    a->overflow_bytes = 0;
 }
 
 void nd_arena_free(nd_arena *a) {
@@ -63,7 +62,6 @@ static void *overflow_alloc(nd_arena *a, size_t bytes, bool on_device) {
     block->ptr = on_device ? arena_backend(a)->alloc(bytes) : host_alloc(bytes);
     block->next = a->overflow;
     a->overflow = block;
-    a->overflow_bytes += bytes;
     return block->ptr;
 }
 
@@ -81,6 +79,24 @@ void *nd_arena_alloc_meta(nd_arena *a, size_t bytes) {
     if (a->meta_used > a->meta_peak) a->meta_peak = a->meta_used;
     if (a->meta_used <= a->meta_cap) return a->meta + (a->meta_used - bytes);
     return overflow_alloc(a, bytes, false);
+}
+
+nd_arena_mark nd_arena_get_mark(const nd_arena *a) {
+    return (nd_arena_mark){a->data_used, a->meta_used, a->overflow};
+}
+
+void nd_arena_release(nd_arena *a, nd_arena_mark mark) {
+    while (a->overflow && a->overflow != mark.overflow) {
+        nd_arena_block *next = a->overflow->next;
+        if (a->overflow->on_device)
+            arena_backend(a)->free(a->overflow->ptr);
+        else
+            free(a->overflow->ptr);
+        free(a->overflow);
+        a->overflow = next;
+    }
+    a->data_used = mark.data_used;
+    a->meta_used = mark.meta_used;
 }
 
 void nd_arena_reset(nd_arena *a) {

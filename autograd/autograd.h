@@ -77,7 +77,6 @@ typedef struct nd_arena {
     char *meta;           // host memory block (tensor handles, node input lists)
     size_t meta_cap, meta_used, meta_peak;
     nd_arena_block *overflow; // extra blocks taken since the last reset
-    size_t overflow_bytes;
 } nd_arena;
 
 void nd_arena_init(nd_arena *a, nd_device device, size_t data_bytes, size_t meta_bytes);
@@ -85,6 +84,16 @@ void nd_arena_free(nd_arena *a);
 void *nd_arena_alloc_data(nd_arena *a, size_t bytes);
 void *nd_arena_alloc_meta(nd_arena *a, size_t bytes);
 void nd_arena_reset(nd_arena *a);
+
+// A point in an arena's history: releasing to it frees everything allocated since, in LIFO order (for
+// scoped use of the persistent pool, e.g. the x_t of one sampling run).
+typedef struct nd_arena_mark {
+    size_t data_used, meta_used;
+    nd_arena_block *overflow;
+} nd_arena_mark;
+
+nd_arena_mark nd_arena_get_mark(const nd_arena *a);
+void nd_arena_release(nd_arena *a, nd_arena_mark mark);
 
 // ---------------------------------------------------------------------------------------------------
 // counter-based random numbers (Philox4x32-10): draw i of a request at offset o is a pure function of

@@ -121,6 +121,13 @@ typedef struct nd_backend {
     // dx (planes, plane_size) += dy (planes, out_size) at argmax; windows may overlap (stride < kernel).
     void (*max_pool_backward)(float *dx, const float *dy, const int32_t *argmax, int64_t planes,
                               int64_t plane_size, int64_t out_size);
+    // y (batch, channels*factor*factor, height/factor, width/factor) from x (batch, channels, height, width):
+    // y[n, (c*factor + p1)*factor + p2, h, w] = x[n, c, h*factor + p1, w*factor + p2]; planes = batch*channels.
+    void (*pixel_unshuffle_forward)(float *y, const float *x, int64_t planes, int64_t height, int64_t width,
+                                    int64_t factor);
+    // The reverse move, accumulated: dx (batch, channels, height, width) += dy at the positions above.
+    void (*pixel_unshuffle_backward)(float *dx, const float *dy, int64_t planes, int64_t height, int64_t width,
+                                     int64_t factor);
     // y (planes, height*factor, width*factor): each pixel of x (planes, height, width) repeated in a
     // factor x factor block.
     void (*upsample_forward)(float *y, const float *x, int64_t planes, int64_t height, int64_t width,
@@ -132,8 +139,9 @@ typedef struct nd_backend {
     // normalization, dropout and attention masks; the per-element formulas are in elementwise_math.h.
     // Row norms (layer norm, group norm): x is (rows, len), each row normalized with its own statistics (a row
     // reduction), then an elementwise per-channel affine. Element i belongs to channel (i / inner) % channels;
-    // len is a multiple of inner, so a row covers len / inner whole channels (layer norm: inner 1, channels
-    // len; group norm: inner H*W, channels C, a row is one group of one image).
+    // len is a multiple of inner and channels of len / inner, so a row covers len / inner whole consecutive
+    // channels (layer norm: inner 1, channels len; group norm: inner H*W, channels C, a row is one group of
+    // one image).
     // mean (rows) and rstd (rows) = 1 / sqrt(biased variance + eps) of each row of x (rows, len)
     void (*norm_row_stats)(float *mean, float *rstd, const float *x, int64_t rows, int64_t len, float eps);
     // y = (x - mean[row]) * rstd[row] * weight[channel] + bias[channel]; weight, bias NULL stand for 1, 0

@@ -43,12 +43,19 @@ static void add_channel_bias(nd_ctx *ctx, float *y, const float *bias, int64_t n
     ctx->be->broadcast_accumulate(y, bias, &plan, 1.0f);
 }
 
-// dbias (C) += sum of dy (N, C, L) over images and positions
-static void channel_bias_backward(nd_ctx *ctx, nd_tensor *bias, const float *dy, int64_t n, int64_t positions) {
-    if (!bias || !bias->grad) return;
-    int64_t channels = bias->numel;
-    nd_reduce_plan plan = nd_reduce_plan_make(ND_SHAPE(n, channels, positions), ND_SHAPE(1, channels, 1));
-    ctx->be->reduce_sum(bias->grad, dy, &plan, 1.0f, true);
+// A vector of n ones from the step arena: sums as products with it run at memory speed in BLAS, where a
+// plain row-sum loop waits on its single chain of additions.
+static float *ones_scratch(nd_ctx *ctx, int64_t n) {
+    float *ones = nd_scratch(ctx, n);
+    ctx->be->fill(ones, 1.0f, n);
+    return ones;
+}
+
+// dbias (C) += dy (N, C, L) summed over images and positions; ones holds at least L ones.
+static void channel_bias_backward(nd_ctx *ctx, float *dbias, const float *dy, int64_t n, int64_t channels,
+                                  int64_t positions, const float *ones) {
+    ctx->be->gemm(false, false, channels, 1, positions, 1.0f, dy, positions, channels * positions, ones, 1, 0,
+                  1.0f, dbias, 1, 0, n);
 }
 
 static void check_common(nd_loc loc, const char *op, nd_tensor *x, nd_tensor *weight, int stride, int padding) {
@@ -97,19 +104,22 @@ static void conv2d_backward(nd_ctx *ctx, nd_node *node) {
     nd_conv_geom g = conv2d_geom(x->shape, w->shape, node->iarg[0], node->iarg[1]);
     int64_t n = x->shape.d[0], out_c = w->shape.d[0], positions = g.out_h * g.out_w;
     int64_t rows = g.channels * g.kernel_h * g.kernel_w, image = g.channels * g.height * g.width;
-    channel_bias_backward(ctx, bias, y->grad, n, positions);
-    if (!x->grad && !w->grad) return;
+    float *dbias = bias ? bias->grad : NULL;
+    size_t mark = scratch_mark(ctx);
     if (is_pointwise(&g)) {
+        if (dbias) channel_bias_backward(ctx, dbias, y->grad, n, out_c, positions, ones_scratch(ctx, positions));
         conv2d_pointwise_backward(ctx, x, w, y->grad, n, positions);
+        scratch_release(ctx, mark);
         return;
     }
     int64_t chunk = chunk_images(ctx, rows * positions, n);
-    size_t mark = scratch_mark(ctx);
     float *col = nd_scratch(ctx, rows * chunk * positions); // (C*kh*kw, B*L), then its gradient
     float *dyt = nd_scratch(ctx, out_c * chunk * positions); // (O, B*L)
-    for (int64_t n0 = 0; n0 < n; n0 += chunk) {
+    float *ones = dbias ? ones_scratch(ctx, chunk * positions) : NULL;
+    for (int64_t n0 = 0; n0 < n && (x->grad || w->grad || dbias); n0 += chunk) {
         int64_t b = n - n0 < chunk ? n - n0 : chunk, cols = b * positions;
         swap_batch_channels(ctx, dyt, y->grad + n0 * out_c * positions, b, out_c, positions, false, false);
+        if (dbias) channel_bias_backward(ctx, dbias, dyt, 1, out_c, cols, ones);
         if (w->grad) { // dW (O, C*kh*kw) += dy (O, B*L) col^T
             ctx->be->im2col(col, x->data + n0 * image, &g, b);
             ctx->be->gemm(false, true, out_c, rows, cols, 1.0f, dyt, cols, 0, col, cols, 0, 1.0f, w->grad, rows,
@@ -154,11 +164,14 @@ nd_tensor *nd_conv2d_at(nd_ctx *ctx, nd_tensor *x, nd_tensor *weight, nd_tensor 
             ctx->be->im2col(col, x->data + n0 * image, &g, b);
             ctx->be->gemm(false, false, out_c, cols, rows, 1.0f, weight->data, rows, 0, col, cols, 0, 0.0f, yt,
                           cols, 0, 1);
-            swap_batch_channels(ctx, y->data + n0 * out_c * positions, yt, b, out_c, positions, true, false);
+            // the bias goes on while the chunk is still in cache
+            float *y_chunk = y->data + n0 * out_c * positions; // (B, O, L)
+            swap_batch_channels(ctx, y_chunk, yt, b, out_c, positions, true, false);
+            if (bias) add_channel_bias(ctx, y_chunk, bias->data, b, out_c, positions);
         }
         scratch_release(ctx, mark);
     }
-    if (bias) add_channel_bias(ctx, y->data, bias->data, n, out_c, positions);
+    if (bias && is_pointwise(&g)) add_channel_bias(ctx, y->data, bias->data, n, out_c, positions);
     nd_node *node = nd_record(ctx, op, conv2d_backward, y, in, 3);
     if (node) {
         node->iarg[0] = stride;
@@ -187,13 +200,14 @@ static void conv_transpose2d_backward(nd_ctx *ctx, nd_node *node) {
     nd_conv_geom g = conv_transpose2d_geom(x->shape, w->shape, node->iarg[0], node->iarg[1], node->iarg[2]);
     int64_t n = x->shape.d[0], in_c = x->shape.d[1], positions = g.out_h * g.out_w;
     int64_t rows = g.channels * g.kernel_h * g.kernel_w, out_image = g.channels * g.height * g.width;
-    channel_bias_backward(ctx, bias, y->grad, n, g.height * g.width);
-    if (!x->grad && !w->grad) return;
-    int64_t chunk = chunk_images(ctx, rows * positions, n);
     size_t mark = scratch_mark(ctx);
+    if (bias && bias->grad)
+        channel_bias_backward(ctx, bias->grad, y->grad, n, g.channels, g.height * g.width,
+                              ones_scratch(ctx, g.height * g.width));
+    int64_t chunk = chunk_images(ctx, rows * positions, n);
     float *col = nd_scratch(ctx, rows * chunk * positions); // (C_out*kh*kw, B*L) = im2col(dy)
     float *xt = nd_scratch(ctx, in_c * chunk * positions);  // (C_in, B*L): x, then its gradient
-    for (int64_t n0 = 0; n0 < n; n0 += chunk) {
+    for (int64_t n0 = 0; n0 < n && (x->grad || w->grad); n0 += chunk) {
         int64_t b = n - n0 < chunk ? n - n0 : chunk, cols = b * positions;
         ctx->be->im2col(col, y->grad + n0 * out_image, &g, b);
         if (w->grad) { // dW (C_in, C_out*kh*kw) += x (C_in, B*L) col^T
@@ -239,10 +253,11 @@ nd_tensor *nd_conv_transpose2d_at(nd_ctx *ctx, nd_tensor *x, nd_tensor *weight, 
         swap_batch_channels(ctx, xt, x->data + n0 * in_c * positions, b, in_c, positions, false, false);
         ctx->be->gemm(true, false, rows, cols, in_c, 1.0f, weight->data, rows, 0, xt, cols, 0, 0.0f, col, cols, 0,
                       1);
-        ctx->be->col2im(y->data + n0 * out_image, col, &g, b);
+        float *y_chunk = y->data + n0 * out_image; // (B, C_out, OH, OW)
+        ctx->be->col2im(y_chunk, col, &g, b);
+        if (bias) add_channel_bias(ctx, y_chunk, bias->data, b, g.channels, g.height * g.width);
     }
     scratch_release(ctx, mark);
-    if (bias) add_channel_bias(ctx, y->data, bias->data, n, g.channels, g.height * g.width);
     nd_node *node = nd_record(ctx, op, conv_transpose2d_backward, y, in, 3);
     if (node) {
         node->iarg[0] = stride;

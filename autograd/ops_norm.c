@@ -26,7 +26,8 @@ typedef struct row_norm_dims {
 } row_norm_dims;
 
 static void row_norm_backward(nd_ctx *ctx, nd_node *node) {
-    nd_tensor *x = node->in[0], *weight = node->in[1], *bias = node->in[2], *y = node->out;
+    nd_tensor *x = node->in[0], *y = node->out;          // (rows, len) when flattened
+    nd_tensor *weight = node->in[1], *bias = node->in[2]; // (channels,) or NULL
     int64_t rows = node->iarg[0], len = node->iarg[1], channels = node->iarg[2], inner = node->iarg[3];
     const float *mean = node->saved, *rstd = node->saved + rows; // (rows,) each
     if (x->grad)
@@ -42,7 +43,7 @@ static nd_tensor *row_norm(nd_ctx *ctx, const char *op, nd_tensor *x, nd_tensor 
     nd_tensor *in[3] = {x, weight, bias};
     float *stats = nd_scratch(ctx, 2 * d.rows); // mean (rows,) then rstd (rows,)
     ctx->be->norm_row_stats(stats, stats + d.rows, x->data, d.rows, d.len, eps);
-    nd_tensor *y = nd_op_output(ctx, x->shape, in, 3);
+    nd_tensor *y = nd_op_output(ctx, x->shape, in, 3); // x's shape
     ctx->be->norm_row_forward(y->data, x->data, stats, stats + d.rows, weight ? weight->data : NULL,
                               bias ? bias->data : NULL, d.rows, d.len, d.channels, d.inner);
     nd_node *node = nd_record(ctx, op, row_norm_backward, y, in, 3);
@@ -96,7 +97,8 @@ nd_tensor *nd_layer_norm_at(nd_ctx *ctx, nd_tensor *x, nd_tensor *weight, nd_ten
 // batch norm
 
 static void batch_norm_backward(nd_ctx *ctx, nd_node *node) {
-    nd_tensor *x = node->in[0], *weight = node->in[1], *bias = node->in[2], *y = node->out;
+    nd_tensor *x = node->in[0], *y = node->out;          // (N, C, H, W)
+    nd_tensor *weight = node->in[1], *bias = node->in[2]; // (C,) or NULL
     int64_t outer = x->shape.d[0], channels = x->shape.d[1], inner = x->shape.d[2] * x->shape.d[3];
     float *dweight = weight ? weight->grad : NULL, *dbias = bias ? bias->grad : NULL;
     if (!x->grad && !dweight && !dbias) return;
@@ -132,7 +134,7 @@ nd_tensor *nd_batch_norm2d_at(nd_ctx *ctx, nd_tensor *x, nd_tensor *weight, nd_t
                               running_var ? running_var->data : NULL, x->data, outer, channels, inner, momentum, eps,
                               training);
     nd_tensor *in[3] = {x, weight, bias};
-    nd_tensor *y = nd_op_output(ctx, x->shape, in, 3);
+    nd_tensor *y = nd_op_output(ctx, x->shape, in, 3); // (N, C, H, W)
     ctx->be->batch_norm_forward(y->data, x->data, stats, stats + channels, weight ? weight->data : NULL,
                                 bias ? bias->data : NULL, outer, channels, inner);
     nd_node *node = nd_record(ctx, op, batch_norm_backward, y, in, 3);

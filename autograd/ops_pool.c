@@ -45,28 +45,13 @@ nd_tensor *nd_max_pool2d_at(nd_ctx *ctx, nd_tensor *x, int kernel, int stride, n
 }
 
 // ---------------------------------------------------------------------------------------------------
-// pixel_unshuffle: a permutation of x viewed as (N, C, h, f, w, f) into (N, C, f, f, h, w).
-
-// Strides, in the order of the output's dims, for reading the other layout: `to_channels` reads x
-// (N, C, h, f, w, f) for the output order (N, C, f, f, h, w); otherwise the reverse.
-static void unshuffle_strides(nd_shape x, int64_t f, bool to_channels, int64_t *shape, int64_t *stride) {
-    int64_t n = x.d[0], c = x.d[1], h = x.d[2] / f, w = x.d[3] / f, hw = h * w;
-    int64_t image = c * x.d[2] * x.d[3], plane = x.d[2] * x.d[3];
-    if (to_channels) {
-        int64_t s[6] = {n, c, f, f, h, w}, t[6] = {image, plane, x.d[3], 1, f * x.d[3], f};
-        for (int k = 0; k < 6; k++) shape[k] = s[k], stride[k] = t[k];
-    } else {
-        int64_t s[6] = {n, c, h, f, w, f}, t[6] = {image, plane, w, f * hw, 1, hw};
-        for (int k = 0; k < 6; k++) shape[k] = s[k], stride[k] = t[k];
-    }
-}
+// pixel_unshuffle
 
 static void pixel_unshuffle_backward(nd_ctx *ctx, nd_node *node) {
     nd_tensor *x = node->in[0], *y = node->out;
     if (!x->grad) return;
-    int64_t shape[6], stride[6];
-    unshuffle_strides(x->shape, node->iarg[0], false, shape, stride);
-    ctx->be->permute(x->grad, y->grad, 6, shape, stride, true);
+    ctx->be->pixel_unshuffle_backward(x->grad, y->grad, x->shape.d[0] * x->shape.d[1], x->shape.d[2],
+                                      x->shape.d[3], node->iarg[0]);
 }
 
 nd_tensor *nd_pixel_unshuffle_at(nd_ctx *ctx, nd_tensor *x, int factor, nd_loc loc) {
@@ -81,9 +66,8 @@ nd_tensor *nd_pixel_unshuffle_at(nd_ctx *ctx, nd_tensor *x, int factor, nd_loc l
     int64_t f = factor;
     nd_shape out_shape = ND_SHAPE(x->shape.d[0], x->shape.d[1] * f * f, x->shape.d[2] / f, x->shape.d[3] / f);
     nd_tensor *y = nd_op_output(ctx, out_shape, &x, 1); // (N, C*f*f, H/f, W/f)
-    int64_t shape[6], stride[6];
-    unshuffle_strides(x->shape, f, true, shape, stride);
-    ctx->be->permute(y->data, x->data, 6, shape, stride, false);
+    ctx->be->pixel_unshuffle_forward(y->data, x->data, x->shape.d[0] * x->shape.d[1], x->shape.d[2], x->shape.d[3],
+                                     f);
     nd_node *node = nd_record(ctx, op, pixel_unshuffle_backward, y, &x, 1);
     if (node) node->iarg[0] = f;
     return y;

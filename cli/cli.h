@@ -22,5 +22,8 @@ void nd_flags_usage(const char *command, const char *summary, const nd_flag *fla
 bool nd_cli_device(const char *command, const char *name, int *device);
 
 int nd_cmd_train_classifier(int argc, char **argv);
+int nd_cmd_train(int argc, char **argv);
+int nd_cmd_sample(int argc, char **argv);
+int nd_cmd_info(int argc, char **argv);
 
 #endif

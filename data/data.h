@@ -62,6 +62,10 @@ bool nd_dataset_load_hdf5(nd_dataset *ds, const char *path, nd_error *err);
 // split: split is ignored for it).
 bool nd_dataset_load(nd_dataset *ds, const char *spec, nd_split split, nd_error *err);
 void nd_dataset_free(nd_dataset *ds);
+// Writes float images (N x C x H x W, values in [0, 1]) and optional labels (N) to an HDF5 file that
+// nd_dataset_load_hdf5 reads back; through a temporary file renamed into place.
+bool nd_samples_write_hdf5(const char *path, const float *images, int64_t n, int c, int h, int w,
+                           const int32_t *labels, nd_error *err);
 
 // ---------------------------------------------------------------------------------------------------
 // transforms (torchvision's, as the course composes them)

@@ -177,3 +177,36 @@ bool nd_dataset_load_hdf5(nd_dataset *ds, const char *path, nd_error *err) {
     if (!ok) nd_dataset_free(ds);
     return ok;
 }
+
+// Writes one dataset of float32 or int32 values; false on failure.
+static bool h5_write(hid_t file, const char *name, hid_t type, int rank, const hsize_t *dims, const void *data) {
+    hid_t space = H5Screate_simple(rank, dims, NULL);
+    hid_t dset = space < 0 ? -1 : H5Dcreate2(file, name, type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    bool ok = dset >= 0 && H5Dwrite(dset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0;
+    if (dset >= 0) H5Dclose(dset);
+    if (space >= 0) H5Sclose(space);
+    return ok;
+}
+
+bool nd_samples_write_hdf5(const char *path, const float *images, int64_t n, int c, int h, int w,
+                           const int32_t *labels, nd_error *err) {
+    char tmp[1100];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
+    H5E_auto2_t old_func;
+    void *old_data;
+    H5Eget_auto2(H5E_DEFAULT, &old_func, &old_data);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    hid_t file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    bool ok = file >= 0;
+    hsize_t dims[4] = {(hsize_t)n, (hsize_t)c, (hsize_t)h, (hsize_t)w};
+    ok = ok && h5_write(file, "images", H5T_NATIVE_FLOAT, 4, dims, images);
+    ok = ok && (!labels || h5_write(file, "labels", H5T_NATIVE_INT32, 1, dims, labels));
+    if (file >= 0 && H5Fclose(file) < 0) ok = false;
+    H5Eset_auto2(H5E_DEFAULT, old_func, old_data);
+    if (ok && rename(tmp, path) != 0) ok = false;
+    if (!ok) {
+        unlink(tmp);
+        return nd_error_set(err, "%s: cannot write the samples (%s)", path, errno ? strerror(errno) : "HDF5 error");
+    }
+    return true;
+}

@@ -5,18 +5,14 @@
 
 void nd_attention_layer_init(nd_attention_layer *layer, nd_params *params, const char *name, int64_t dim,
                              int64_t context_dim, int heads) {
-    char key[256];
+    char key[ND_NAME_MAX];
     layer->heads = heads;
     layer->dim = dim;
     layer->context_dim = context_dim;
-    snprintf(key, sizeof key, "%s.to_q", name);
-    nd_linear_layer_init(&layer->to_q, params, key, dim, dim, false);
-    snprintf(key, sizeof key, "%s.to_k", name);
-    nd_linear_layer_init(&layer->to_k, params, key, context_dim, dim, false);
-    snprintf(key, sizeof key, "%s.to_v", name);
-    nd_linear_layer_init(&layer->to_v, params, key, context_dim, dim, false);
-    snprintf(key, sizeof key, "%s.to_out", name);
-    nd_linear_layer_init(&layer->to_out, params, key, dim, dim, true);
+    nd_linear_layer_init(&layer->to_q, params, nd_module_name(key, "%s.to_q", name), dim, dim, false);
+    nd_linear_layer_init(&layer->to_k, params, nd_module_name(key, "%s.to_k", name), context_dim, dim, false);
+    nd_linear_layer_init(&layer->to_v, params, nd_module_name(key, "%s.to_v", name), context_dim, dim, false);
+    nd_linear_layer_init(&layer->to_out, params, nd_module_name(key, "%s.to_out", name), dim, dim, true);
 }
 
 // (B, L, heads * d) -> (B, heads, L, d)
@@ -39,21 +35,14 @@ nd_tensor *nd_attention_layer_forward(nd_ctx *ctx, const nd_attention_layer *lay
 
 void nd_transformer_block_init(nd_transformer_block *block, nd_params *params, const char *name, int64_t dim,
                                int64_t context_dim, int heads) {
-    char key[256];
-    snprintf(key, sizeof key, "%s.norm1", name);
-    nd_layer_norm_layer_init(&block->norm1, params, key, dim);
-    snprintf(key, sizeof key, "%s.self_attn", name);
-    nd_attention_layer_init(&block->self_attn, params, key, dim, dim, heads);
-    snprintf(key, sizeof key, "%s.norm2", name);
-    nd_layer_norm_layer_init(&block->norm2, params, key, dim);
-    snprintf(key, sizeof key, "%s.cross_attn", name);
-    nd_attention_layer_init(&block->cross_attn, params, key, dim, context_dim, heads);
-    snprintf(key, sizeof key, "%s.norm3", name);
-    nd_layer_norm_layer_init(&block->norm3, params, key, dim);
-    snprintf(key, sizeof key, "%s.ff.0", name);
-    nd_linear_layer_init(&block->ff1, params, key, dim, 4 * dim, true);
-    snprintf(key, sizeof key, "%s.ff.2", name);
-    nd_linear_layer_init(&block->ff2, params, key, 4 * dim, dim, true);
+    char key[ND_NAME_MAX];
+        nd_layer_norm_layer_init(&block->norm1, params, nd_module_name(key, "%s.norm1", name), dim);
+        nd_attention_layer_init(&block->self_attn, params, nd_module_name(key, "%s.self_attn", name), dim, dim, heads);
+        nd_layer_norm_layer_init(&block->norm2, params, nd_module_name(key, "%s.norm2", name), dim);
+        nd_attention_layer_init(&block->cross_attn, params, nd_module_name(key, "%s.cross_attn", name), dim, context_dim, heads);
+        nd_layer_norm_layer_init(&block->norm3, params, nd_module_name(key, "%s.norm3", name), dim);
+        nd_linear_layer_init(&block->ff1, params, nd_module_name(key, "%s.ff.0", name), dim, 4 * dim, true);
+        nd_linear_layer_init(&block->ff2, params, nd_module_name(key, "%s.ff.2", name), 4 * dim, dim, true);
 }
 
 nd_tensor *nd_transformer_block_forward(nd_ctx *ctx, const nd_transformer_block *block, nd_tensor *x,

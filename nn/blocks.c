@@ -4,13 +4,11 @@
 
 #include "nn.h"
 
-#define KEY(buf, ...) (snprintf(buf, sizeof buf, __VA_ARGS__), buf)
-
 void nd_gelu_conv_block_init(nd_gelu_conv_block *b, nd_params *params, const char *name, int64_t in_ch,
                              int64_t out_ch, int groups) {
-    char key[256];
-    nd_conv2d_layer_init(&b->conv, params, KEY(key, "%s.model.0", name), in_ch, out_ch, 3, 1, 1, true);
-    nd_group_norm_layer_init(&b->norm, params, KEY(key, "%s.model.1", name), groups, out_ch);
+    char key[ND_NAME_MAX];
+    nd_conv2d_layer_init(&b->conv, params, nd_module_name(key, "%s.model.0", name), in_ch, out_ch, 3, 1, 1, true);
+    nd_group_norm_layer_init(&b->norm, params, nd_module_name(key, "%s.model.1", name), groups, out_ch);
 }
 
 // GELUConvBlock.forward
@@ -20,10 +18,10 @@ nd_tensor *nd_gelu_conv_block_forward(nd_ctx *ctx, const nd_gelu_conv_block *b, 
 
 void nd_down_block_init(nd_down_block *b, nd_params *params, const char *name, int64_t in_ch, int64_t out_ch,
                         int groups) {
-    char key[256];
-    nd_gelu_conv_block_init(&b->conv0, params, KEY(key, "%s.model.0", name), in_ch, out_ch, groups);
-    nd_gelu_conv_block_init(&b->conv1, params, KEY(key, "%s.model.1", name), out_ch, out_ch, groups);
-    nd_gelu_conv_block_init(&b->pool.conv, params, KEY(key, "%s.model.2.conv", name), 4 * out_ch, out_ch, groups);
+    char key[ND_NAME_MAX];
+    nd_gelu_conv_block_init(&b->conv0, params, nd_module_name(key, "%s.model.0", name), in_ch, out_ch, groups);
+    nd_gelu_conv_block_init(&b->conv1, params, nd_module_name(key, "%s.model.1", name), out_ch, out_ch, groups);
+    nd_gelu_conv_block_init(&b->pool.conv, params, nd_module_name(key, "%s.model.2.conv", name), 4 * out_ch, out_ch, groups);
 }
 
 // DownBlock.forward: two GELUConvBlocks, then RearrangePoolBlock (space-to-depth, then GELUConvBlock 4C -> C)
@@ -34,10 +32,10 @@ nd_tensor *nd_down_block_forward(nd_ctx *ctx, const nd_down_block *b, nd_tensor 
 
 void nd_up_block_init(nd_up_block *b, nd_params *params, const char *name, int64_t in_ch, int64_t out_ch,
                       int groups) {
-    char key[256];
-    nd_conv_transpose2d_layer_init(&b->up, params, KEY(key, "%s.model.0", name), 2 * in_ch, out_ch, 2, 2, 0, 0);
+    char key[ND_NAME_MAX];
+    nd_conv_transpose2d_layer_init(&b->up, params, nd_module_name(key, "%s.model.0", name), 2 * in_ch, out_ch, 2, 2, 0, 0);
     for (int i = 0; i < 4; i++)
-        nd_gelu_conv_block_init(&b->convs[i], params, KEY(key, "%s.model.%d", name, i + 1), out_ch, out_ch, groups);
+        nd_gelu_conv_block_init(&b->convs[i], params, nd_module_name(key, "%s.model.%d", name, i + 1), out_ch, out_ch, groups);
 }
 
 // UpBlock.forward(x, skip)
@@ -50,9 +48,9 @@ nd_tensor *nd_up_block_forward(nd_ctx *ctx, const nd_up_block *b, nd_tensor *x, 
 
 void nd_residual_conv_block_init(nd_residual_conv_block *b, nd_params *params, const char *name, int64_t in_ch,
                                  int64_t out_ch, int groups) {
-    char key[256];
-    nd_gelu_conv_block_init(&b->conv1, params, KEY(key, "%s.conv1", name), in_ch, out_ch, groups);
-    nd_gelu_conv_block_init(&b->conv2, params, KEY(key, "%s.conv2", name), out_ch, out_ch, groups);
+    char key[ND_NAME_MAX];
+    nd_gelu_conv_block_init(&b->conv1, params, nd_module_name(key, "%s.conv1", name), in_ch, out_ch, groups);
+    nd_gelu_conv_block_init(&b->conv2, params, nd_module_name(key, "%s.conv2", name), out_ch, out_ch, groups);
 }
 
 // ResidualConvBlock.forward
@@ -62,9 +60,9 @@ nd_tensor *nd_residual_conv_block_forward(nd_ctx *ctx, const nd_residual_conv_bl
 }
 
 void nd_embed_block_init(nd_embed_block *b, nd_params *params, const char *name, int64_t in_dim, int64_t emb_dim) {
-    char key[256];
-    nd_linear_layer_init(&b->fc1, params, KEY(key, "%s.model.0", name), in_dim, emb_dim, true);
-    nd_linear_layer_init(&b->fc2, params, KEY(key, "%s.model.2", name), emb_dim, emb_dim, true);
+    char key[ND_NAME_MAX];
+    nd_linear_layer_init(&b->fc1, params, nd_module_name(key, "%s.model.0", name), in_dim, emb_dim, true);
+    nd_linear_layer_init(&b->fc2, params, nd_module_name(key, "%s.model.2", name), emb_dim, emb_dim, true);
 }
 
 // EmbedBlock.forward (notebooks 03-06: GELU between the two Linears)
@@ -90,14 +88,14 @@ nd_tensor *nd_sinusoidal_embed(nd_ctx *ctx, nd_tensor *t, int dim) {
 
 void nd_res_block_init(nd_res_block *b, nd_params *params, const char *name, int64_t in_ch, int64_t out_ch,
                        int64_t temb_dim, int groups) {
-    char key[256];
-    nd_group_norm_layer_init(&b->norm1, params, KEY(key, "%s.norm1", name), groups, in_ch);
-    nd_conv2d_layer_init(&b->conv1, params, KEY(key, "%s.conv1", name), in_ch, out_ch, 3, 1, 1, true);
-    nd_linear_layer_init(&b->temb_proj, params, KEY(key, "%s.temb_proj", name), temb_dim, out_ch, true);
-    nd_group_norm_layer_init(&b->norm2, params, KEY(key, "%s.norm2", name), groups, out_ch);
-    nd_conv2d_layer_init(&b->conv2, params, KEY(key, "%s.conv2", name), out_ch, out_ch, 3, 1, 1, true);
+    char key[ND_NAME_MAX];
+    nd_group_norm_layer_init(&b->norm1, params, nd_module_name(key, "%s.norm1", name), groups, in_ch);
+    nd_conv2d_layer_init(&b->conv1, params, nd_module_name(key, "%s.conv1", name), in_ch, out_ch, 3, 1, 1, true);
+    nd_linear_layer_init(&b->temb_proj, params, nd_module_name(key, "%s.temb_proj", name), temb_dim, out_ch, true);
+    nd_group_norm_layer_init(&b->norm2, params, nd_module_name(key, "%s.norm2", name), groups, out_ch);
+    nd_conv2d_layer_init(&b->conv2, params, nd_module_name(key, "%s.conv2", name), out_ch, out_ch, 3, 1, 1, true);
     b->has_skip = in_ch != out_ch;
-    if (b->has_skip) nd_conv2d_layer_init(&b->skip, params, KEY(key, "%s.skip", name), in_ch, out_ch, 1, 1, 0, true);
+    if (b->has_skip) nd_conv2d_layer_init(&b->skip, params, nd_module_name(key, "%s.skip", name), in_ch, out_ch, 1, 1, 0, true);
 }
 
 nd_tensor *nd_res_block_forward(nd_ctx *ctx, const nd_res_block *b, nd_tensor *x, nd_tensor *temb) {

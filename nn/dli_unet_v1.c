@@ -5,8 +5,6 @@
 
 #include "dli_models.h"
 
-#define KEY(buf, ...) (snprintf(buf, sizeof buf, __VA_ARGS__), buf)
-
 static void conv_init(nd_v1_conv *c, nd_params *params, nd_params *buffers, const char *conv_name,
                       const char *bn_name, int64_t in_ch, int64_t out_ch) {
     nd_conv2d_layer_init(&c->conv, params, conv_name, in_ch, out_ch, 3, 1, 1, true);
@@ -19,17 +17,17 @@ static nd_tensor *conv_forward(nd_ctx *ctx, const nd_v1_conv *c, nd_tensor *x, b
 
 static void down_init(nd_v1_conv c[2], nd_params *params, nd_params *buffers, const char *name, int64_t in_ch,
                       int64_t out_ch) {
-    char a[256], b[256];
-    conv_init(&c[0], params, buffers, KEY(a, "%s.model.0", name), KEY(b, "%s.model.1", name), in_ch, out_ch);
-    conv_init(&c[1], params, buffers, KEY(a, "%s.model.3", name), KEY(b, "%s.model.4", name), out_ch, out_ch);
+    char a[ND_NAME_MAX], b[ND_NAME_MAX];
+    conv_init(&c[0], params, buffers, nd_module_name(a, "%s.model.0", name), nd_module_name(b, "%s.model.1", name), in_ch, out_ch);
+    conv_init(&c[1], params, buffers, nd_module_name(a, "%s.model.3", name), nd_module_name(b, "%s.model.4", name), out_ch, out_ch);
 }
 
 static void up_init(nd_v1_up *u, nd_params *params, nd_params *buffers, const char *name, int64_t in_ch,
                     int64_t out_ch) {
-    char a[256], b[256];
-    nd_conv_transpose2d_layer_init(&u->up, params, KEY(a, "%s.model.0", name), 2 * in_ch, out_ch, 3, 2, 1, 1);
-    nd_batch_norm2d_layer_init(&u->up_bn, params, buffers, KEY(a, "%s.model.1", name), out_ch);
-    conv_init(&u->conv, params, buffers, KEY(a, "%s.model.3", name), KEY(b, "%s.model.4", name), out_ch, out_ch);
+    char a[ND_NAME_MAX], b[ND_NAME_MAX];
+    nd_conv_transpose2d_layer_init(&u->up, params, nd_module_name(a, "%s.model.0", name), 2 * in_ch, out_ch, 3, 2, 1, 1);
+    nd_batch_norm2d_layer_init(&u->up_bn, params, buffers, nd_module_name(a, "%s.model.1", name), out_ch);
+    conv_init(&u->conv, params, buffers, nd_module_name(a, "%s.model.3", name), nd_module_name(b, "%s.model.4", name), out_ch, out_ch);
 }
 
 static nd_tensor *up_forward(nd_ctx *ctx, const nd_v1_up *u, nd_tensor *x, nd_tensor *skip, bool training) {
@@ -40,9 +38,9 @@ static nd_tensor *up_forward(nd_ctx *ctx, const nd_v1_up *u, nd_tensor *x, nd_te
 }
 
 static void embed_init(nd_v1_embed *e, nd_params *params, const char *name, int64_t in_dim, int64_t emb_dim) {
-    char key[256];
-    nd_linear_layer_init(&e->fc1, params, KEY(key, "%s.model.0", name), in_dim, emb_dim, true);
-    nd_linear_layer_init(&e->fc2, params, KEY(key, "%s.model.2", name), emb_dim, emb_dim, true);
+    char key[ND_NAME_MAX];
+    nd_linear_layer_init(&e->fc1, params, nd_module_name(key, "%s.model.0", name), in_dim, emb_dim, true);
+    nd_linear_layer_init(&e->fc2, params, nd_module_name(key, "%s.model.2", name), emb_dim, emb_dim, true);
 }
 
 // notebook 02's EmbedBlock.forward: (B, in) -> (B, emb, 1, 1)

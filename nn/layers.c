@@ -1,18 +1,31 @@
 // The basic layers: nn.Linear, nn.Conv2d, nn.ConvTranspose2d, nn.GroupNorm, nn.LayerNorm, nn.BatchNorm2d,
 // nn.Embedding, each registering PyTorch-named parameters with PyTorch's default initialization.
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "nn.h"
 
 #define ND_NORM_EPS 1e-5f        // PyTorch's default eps for every norm layer
 #define ND_BATCH_NORM_MOMENTUM 0.1f
 
+const char *nd_module_name(char *buf, const char *fmt, ...) {
+    va_list args;
+    va_start(args, fmt);
+    int n = vsnprintf(buf, ND_NAME_MAX, fmt, args);
+    va_end(args);
+    if (n < 0 || n >= ND_NAME_MAX) {
+        fprintf(stderr, "nanodiff: module name \"%s...\" is longer than %d characters\n", buf, ND_NAME_MAX - 1);
+        abort();
+    }
+    return buf;
+}
+
 static nd_tensor *add_param(nd_params *params, const char *name, const char *leaf, nd_shape shape,
                             nd_init_kind init, float bound) {
-    char key[256];
-    snprintf(key, sizeof key, "%s.%s", name, leaf);
-    return nd_params_add(params, key, shape, init, bound);
+    char key[ND_NAME_MAX];
+    return nd_params_add(params, nd_module_name(key, "%s.%s", name, leaf), shape, init, bound);
 }
 
 // kaiming_uniform_(a=sqrt(5)) gives bound sqrt(6 / ((1 + 5) fan_in)) = 1/sqrt(fan_in); biases use the same bound.

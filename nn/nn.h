@@ -11,6 +11,12 @@
 // ---------------------------------------------------------------------------------------------------
 // layers
 
+#define ND_NAME_MAX 256 // longest parameter name, terminator included
+
+// Formats a module or parameter name into buf (ND_NAME_MAX bytes); aborts when it would not fit, since a
+// silently cut name would no longer match the PyTorch state_dict.
+const char *nd_module_name(char *buf, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 // nn.Linear(in_features, out_features, bias): weight (out, in), bias (out,).
 typedef struct nd_linear_layer {
     nd_tensor *weight; // (out, in)

@@ -3,6 +3,7 @@
 #define ND_SAMPLE_H
 
 #include "autograd.h"
+#include "nn.h"
 
 // The DDPM schedule of the course (utils/ddpm_utils.py): linear betas and every derived coefficient,
 // host arrays of length T indexed by the integer timestep t in [0, T).
@@ -20,5 +21,43 @@ typedef struct nd_schedule {
 // torch.linspace(beta_start, beta_end, T) and the course's derived terms, in float32 as torch computes them.
 void nd_schedule_linear(nd_schedule *s, int T, double beta_start, double beta_end);
 void nd_schedule_free(nd_schedule *s);
+
+// q(x_t | x_0) of the course's DDPM.q: x_t = sqrt(alpha_bar[t]) x0 + sqrt(1 - alpha_bar[t]) noise, with one
+// timestep per image. x0, noise (B, C, H, W); t_host (B) integer steps on the host.
+nd_tensor *nd_schedule_q(nd_ctx *ctx, const nd_schedule *s, nd_tensor *x0, nd_tensor *noise, const int *t_host);
+
+// ---------------------------------------------------------------------------------------------------
+// samplers
+
+typedef enum nd_sampler_kind {
+    ND_SAMPLER_DDPM,           // the course's reverse_q: sigma_t = sqrt(beta[t-1]), no noise at t = 0
+    ND_SAMPLER_DDPM_POSTERIOR, // the lesson's posterior variance: sigma_t^2 = beta_t (1 - abar_{t-1}) / (1 - abar_t)
+    ND_SAMPLER_DDIM,           // Song et al.: any number of steps, eta = 0 deterministic, 1 DDPM-like
+} nd_sampler_kind;
+
+const char *nd_sampler_name(nd_sampler_kind kind);
+bool nd_sampler_parse(const char *name, nd_sampler_kind *kind); // "ddpm", "ddpm-posterior", "ddim"
+
+typedef struct nd_sample_config {
+    nd_sampler_kind sampler;
+    int steps;    // DDIM's number of steps (1..T); the DDPM samplers always take T
+    float eta;    // DDIM only
+    bool guided;  // classifier-free guidance with a doubled batch; false: one pass with the context as given
+    float w;      // guidance weight, course form (1 + w) e_cond - w e_uncond; the scale form s = 1 + w
+    uint64_t seed;
+} nd_sample_config;
+
+nd_sample_config nd_sample_defaults(void); // DDPM, w = 2, guided
+
+// Called after every step with the new x (for denoising-progression strips); t is the step just taken.
+typedef void (*nd_sample_step_fn)(void *user, int step_index, int t, nd_ctx *ctx, const nd_tensor *x);
+
+// Draws n images (n, C, H, W) into out_host from x_T ~ N(0, I). context: (n, D) class one-hots for dli-unet
+// or (n, S, D) token embeddings for t2i-unet, NULL for an unconditional model; null_context: the
+// unconditional half of a guided batch, same shape (NULL: zeros, the course's null context; a negative
+// prompt for text). Each step resets the step arena, so T steps take the memory of one.
+void nd_sample_images(nd_ctx *ctx, const nd_model *model, const nd_schedule *s, const nd_sample_config *cfg, int n,
+                      const nd_tensor *context, const nd_tensor *null_context, float *out_host,
+                      nd_sample_step_fn on_step, void *user);
 
 #endif

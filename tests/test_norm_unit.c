@@ -114,8 +114,8 @@ static void test_shape_errors(void) {
         bool aborted = test_aborts_with(cases[i].fn, err, sizeof err);
         bool named = aborted;
         for (int k = 0; k < 3; k++) named = named && strstr(err, cases[i].expect[k]);
-        CHECK(named && strstr(err, "test_norm_unit.c:"), "case %zu must abort with %s, %s, %s and the caller's line: %s",
-              i, cases[i].expect[0], cases[i].expect[1], cases[i].expect[2], err);
+        CHECK(named && strstr(err, "test_norm_unit.c:"), "case %zu must abort with %s, %s, %s and the caller: %s", i,
+              cases[i].expect[0], cases[i].expect[1], cases[i].expect[2], err);
     }
     nd_ctx_free(&err_ctx);
 }

@@ -69,6 +69,24 @@ typedef struct nd_ddpm_config {
     int64_t max_steps;        // 0: epochs * batches per epoch; else stop early (quick runs, tests)
 } nd_ddpm_config;
 
+// The course's notebook 04 settings: dli-unet on 16x16 Fashion-MNIST, 10 classes, T = 150, 3 epochs of
+// batch 128, Adam lr 1e-3, label dropout 0.1, random flips, images in [-1, 1].
+nd_ddpm_config nd_ddpm_defaults(void);
+
+typedef struct nd_ddpm_result {
+    int64_t steps;       // optimizer steps taken in total (resumed runs included)
+    double last_loss;    // mean loss over the last epoch's steps (or the steps run, if fewer)
+    double seconds;      // this run's training time
+    double images_per_second;
+    bool interrupted;    // stopped by SIGINT after writing a checkpoint
+} nd_ddpm_result;
+
+// Trains a DDPM, or resumes one from out_dir/model.h5 (its config wins over cfg, but for epochs and
+// max_steps). Writes out_dir/model.h5 (atomically, at every epoch end, every checkpoint_every steps and on
+// SIGINT), out_dir/loss.csv and preview grids. model.c_embed_dim < 0 takes the data set's class count.
+bool nd_ddpm_train(const nd_ddpm_config *cfg, const char *out_dir, bool resume, nd_device device, bool progress,
+                   nd_ddpm_result *result, nd_error *err);
+
 // Where a run stands: enough to resume it exactly.
 typedef struct nd_train_state {
     int64_t step;  // optimizer steps taken
@@ -80,16 +98,25 @@ typedef struct nd_train_state {
 // buffers/<name>, adam/m/<name>, adam/v/<name>, ema/<name>; the step and RNG state. Written to a
 // temporary file that is flushed and renamed over the target, so a crash never leaves a broken file.
 
+// The model config written is the model's own. cfg and state may be NULL (a model alone: zeroed training
+// fields, step 0, the context's RNG); opt and ema are saved when not NULL. The parent directory must exist.
 bool nd_checkpoint_save(const char *path, const nd_model *model, const nd_ddpm_config *cfg,
                         const nd_train_state *state, const nd_adam *opt, const nd_ema *ema, nd_ctx *ctx,
                         nd_error *err);
 // Reads the model and training configuration only (to create the model before loading it).
 bool nd_checkpoint_read_config(const char *path, nd_ddpm_config *cfg, nd_error *err);
 // Loads into an existing model (created from nd_checkpoint_read_config's config) and, when not NULL, the
-// optimizer, EMA and state. Every name and shape is checked before anything is written: on any mismatch the
-// message says exactly what differs and the model is left unchanged.
+// optimizer (moments, step and its config), EMA (shadow and decay), configuration and state; opt and ema
+// must be initialized for this model, and the caller restores ctx->rng from state->rng. Every name and shape
+// is checked and every value read before anything is written: on any mismatch the message says exactly what
+// differs and the model is left unchanged.
 bool nd_checkpoint_load(const char *path, nd_model *model, nd_ddpm_config *cfg, nd_train_state *state,
                         nd_adam *opt, nd_ema *ema, nd_ctx *ctx, nd_error *err);
+
+// Creates the checkpoint's model on the context's device and loads its weights (the EMA weights when use_ema,
+// which needs a checkpoint trained with --ema). cfg receives the run's configuration.
+bool nd_checkpoint_load_model(const char *path, bool use_ema, nd_model *model, nd_ddpm_config *cfg, nd_ctx *ctx,
+                              nd_error *err);
 
 // ---------------------------------------------------------------------------------------------------
 // progress

@@ -57,6 +57,10 @@ void nd_cpu_max_pool_forward(float *y, int32_t *argmax, const float *x, int64_t 
                              int64_t width, int64_t kernel, int64_t stride, int64_t out_h, int64_t out_w);
 void nd_cpu_max_pool_backward(float *dx, const float *dy, const int32_t *argmax, int64_t planes,
                               int64_t plane_size, int64_t out_size);
+void nd_cpu_pixel_unshuffle_forward(float *y, const float *x, int64_t planes, int64_t height, int64_t width,
+                                    int64_t factor);
+void nd_cpu_pixel_unshuffle_backward(float *dx, const float *dy, int64_t planes, int64_t height, int64_t width,
+                                     int64_t factor);
 void nd_cpu_upsample_forward(float *y, const float *x, int64_t planes, int64_t height, int64_t width,
                              int64_t factor);
 void nd_cpu_upsample_backward(float *dx, const float *dy, int64_t planes, int64_t height, int64_t width,

@@ -16,32 +16,45 @@ static void inside_span(int64_t tap, int64_t size, int64_t stride, int64_t paddi
     if (*lo > *hi) *lo = *hi;
 }
 
+// Tap (i, j) of every window over one image: one row of the column matrix, laid out (out_h, out_w).
+static void im2col_tap(float *restrict dst, const float *restrict image, const nd_conv_geom *g, int64_t i,
+                       int64_t j) {
+    int64_t s = g->stride, p = g->padding, out_w = g->out_w;
+    int64_t lo, hi, row_lo, row_hi;
+    inside_span(j, g->width, s, p, out_w, &lo, &hi);
+    inside_span(i, g->height, s, p, g->out_h, &row_lo, &row_hi);
+    for (int64_t k = 0; k < row_lo * out_w; k++) dst[k] = 0.0f; // the padding rows: a row or two, if any
+    for (int64_t k = row_hi * out_w; k < g->out_h * out_w; k++) dst[k] = 0.0f;
+    if (s == 1 && out_w == g->width && lo < hi) {
+        // Stride 1, same width: output element k reads image element k + shift, so the rows in range are
+        // one contiguous block (one copy instead of a short copy per row); the columns the shift wrapped
+        // around from the neighbouring row are the padding, zeroed after.
+        int64_t shift = (i - p) * g->width + (j - p);
+        int64_t first = row_lo * out_w + lo, last = (row_hi - 1) * out_w + hi;
+        if (last > first) memcpy(dst + first, image + first + shift, (size_t)(last - first) * sizeof(float));
+        for (int64_t oy = row_lo; oy < row_hi; oy++) {
+            for (int64_t ox = 0; ox < lo; ox++) dst[oy * out_w + ox] = 0.0f;
+            for (int64_t ox = hi; ox < out_w; ox++) dst[oy * out_w + ox] = 0.0f;
+        }
+        return;
+    }
+    for (int64_t oy = row_lo; oy < row_hi; oy++) {
+        float *restrict row = dst + oy * out_w;
+        int64_t tap0 = (oy * s - p + i) * g->width - p + j; // image[tap0 + ox * s] is the tap of position ox
+        for (int64_t ox = 0; ox < lo; ox++) row[ox] = 0.0f;
+        for (int64_t ox = lo; ox < hi; ox++) row[ox] = image[tap0 + ox * s];
+        for (int64_t ox = hi; ox < out_w; ox++) row[ox] = 0.0f;
+    }
+}
+
 void nd_cpu_im2col(float *col, const float *x, const nd_conv_geom *g, int64_t batch) {
     int64_t kernel_size = g->kernel_h * g->kernel_w, rows = g->channels * kernel_size;
     int64_t plane = g->height * g->width, out_size = g->out_h * g->out_w, ld = batch * out_size;
-    int64_t s = g->stride, p = g->padding;
 #pragma omp parallel for collapse(2) if (rows * ld > ND_CPU_PARALLEL_MIN)
     for (int64_t r = 0; r < rows; r++)
         for (int64_t b = 0; b < batch; b++) {
             int64_t c = r / kernel_size, i = r % kernel_size / g->kernel_w, j = r % g->kernel_w;
-            const float *image = x + (b * g->channels + c) * plane; // (height, width)
-            float *dst = col + r * ld + b * out_size;                // (out_h, out_w)
-            int64_t lo, hi;
-            inside_span(j, g->width, s, p, g->out_w, &lo, &hi);
-            for (int64_t oy = 0; oy < g->out_h; oy++, dst += g->out_w) {
-                int64_t iy = oy * s - p + i;
-                if (iy < 0 || iy >= g->height) {
-                    memset(dst, 0, (size_t)g->out_w * sizeof(float));
-                    continue;
-                }
-                int64_t tap0 = iy * g->width - p + j; // image[tap0 + ox * s] is the tap of position ox
-                for (int64_t ox = 0; ox < lo; ox++) dst[ox] = 0.0f;
-                if (s == 1)
-                    memcpy(dst + lo, image + tap0 + lo, (size_t)(hi - lo) * sizeof(float));
-                else
-                    for (int64_t ox = lo; ox < hi; ox++) dst[ox] = image[tap0 + ox * s];
-                for (int64_t ox = hi; ox < g->out_w; ox++) dst[ox] = 0.0f;
-            }
+            im2col_tap(col + r * ld + b * out_size, x + (b * g->channels + c) * plane, g, i, j);
         }
 }
 
@@ -53,10 +66,10 @@ void nd_cpu_col2im(float *dx, const float *col, const nd_conv_geom *g, int64_t b
 #pragma omp parallel for collapse(2) if (work > ND_CPU_PARALLEL_MIN)
     for (int64_t b = 0; b < batch; b++)
         for (int64_t c = 0; c < g->channels; c++) {
-            float *image = dx + (b * g->channels + c) * plane; // (height, width)
+            float *restrict image = dx + (b * g->channels + c) * plane; // (height, width)
             for (int64_t i = 0; i < g->kernel_h; i++)
                 for (int64_t j = 0; j < g->kernel_w; j++) {
-                    const float *src = col + ((c * g->kernel_h + i) * g->kernel_w + j) * ld + b * out_size;
+                    const float *restrict src = col + ((c * g->kernel_h + i) * g->kernel_w + j) * ld + b * out_size;
                     int64_t lo, hi;
                     inside_span(j, g->width, s, p, g->out_w, &lo, &hi);
                     for (int64_t oy = 0; oy < g->out_h; oy++) {
@@ -105,6 +118,35 @@ void nd_cpu_max_pool_backward(float *dx, const float *dy, const int32_t *argmax,
     for (int64_t pl = 0; pl < planes; pl++)
         for (int64_t o = 0; o < out_size; o++)
             dx[pl * plane_size + argmax[pl * out_size + o]] += dy[pl * out_size + o];
+}
+
+// One input row at a time: its `factor` column phases go to `factor` output channels.
+void nd_cpu_pixel_unshuffle_forward(float *y, const float *x, int64_t planes, int64_t height, int64_t width,
+                                    int64_t factor) {
+    int64_t f = factor, out_h = height / f, out_w = width / f, out_plane = out_h * out_w;
+#pragma omp parallel for if (planes * height * width > ND_CPU_PARALLEL_MIN)
+    for (int64_t row = 0; row < planes * height; row++) {
+        int64_t plane = row / height, iy = row % height, p1 = iy % f;
+        const float *src = x + row * width;
+        for (int64_t p2 = 0; p2 < f; p2++) {
+            float *dst = y + ((plane * f + p1) * f + p2) * out_plane + iy / f * out_w;
+            for (int64_t w = 0; w < out_w; w++) dst[w] = src[w * f + p2];
+        }
+    }
+}
+
+void nd_cpu_pixel_unshuffle_backward(float *dx, const float *dy, int64_t planes, int64_t height, int64_t width,
+                                     int64_t factor) {
+    int64_t f = factor, out_h = height / f, out_w = width / f, out_plane = out_h * out_w;
+#pragma omp parallel for if (planes * height * width > ND_CPU_PARALLEL_MIN)
+    for (int64_t row = 0; row < planes * height; row++) {
+        int64_t plane = row / height, iy = row % height, p1 = iy % f;
+        float *dst = dx + row * width;
+        for (int64_t p2 = 0; p2 < f; p2++) {
+            const float *src = dy + ((plane * f + p1) * f + p2) * out_plane + iy / f * out_w;
+            for (int64_t w = 0; w < out_w; w++) dst[w * f + p2] += src[w];
+        }
+    }
 }
 
 // One output row per input row, then copied to the factor - 1 rows below it.

@@ -1,8 +1,38 @@
 // CPU normalization: row statistics and per-channel affine for layer/group norm, per-channel batch norm.
-// Sums run in double: a row of a few thousand floats then loses nothing to rounding, at no cost that
-// matters next to the memory traffic.
+// Sums run in double, so a row of many thousand floats loses nothing to rounding, and as several partial
+// sums (omp simd reductions), so they vectorize instead of waiting on one chain of additions.
 #include "../elementwise_math.h"
 #include "cpu.h"
+
+// Channels of layer norm summed together: one cache line of a row at a time.
+#define CHANNEL_BLOCK 16
+
+static inline double block_sum(const float *x, int64_t n) {
+    double sum = 0.0;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t i = 0; i < n; i++) sum += x[i];
+    return sum;
+}
+
+static inline double block_squared_deviations(const float *x, int64_t n, double mean) {
+    double sum = 0.0;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t i = 0; i < n; i++) sum += ((double)x[i] - mean) * ((double)x[i] - mean);
+    return sum;
+}
+
+// Adds the sums of dy and dy * xhat over a block whose elements share mean and rstd.
+static inline void block_grad_sums(const float *dy, const float *x, int64_t n, float mean, float rstd,
+                                   double *sum_dy, double *sum_dy_xhat) {
+    double a = 0.0, b = 0.0;
+#pragma omp simd reduction(+ : a, b)
+    for (int64_t i = 0; i < n; i++) {
+        a += dy[i];
+        b += (double)dy[i] * ((x[i] - mean) * rstd);
+    }
+    *sum_dy += a;
+    *sum_dy_xhat += b;
+}
 
 // Statistics of x (rows, len), one row at a time: two passes (mean, then squared deviations), which stays
 // accurate where a single pass over x and x^2 cancels.
@@ -10,12 +40,9 @@ void nd_cpu_norm_row_stats(float *mean, float *rstd, const float *x, int64_t row
 #pragma omp parallel for if (rows * len > ND_CPU_PARALLEL_MIN)
     for (int64_t r = 0; r < rows; r++) {
         const float *xr = x + r * len; // (len,)
-        double sum = 0.0;
-        for (int64_t j = 0; j < len; j++) sum += xr[j];
-        double m = sum / (double)len, squares = 0.0;
-        for (int64_t j = 0; j < len; j++) squares += ((double)xr[j] - m) * ((double)xr[j] - m);
+        double m = block_sum(xr, len) / (double)len;
         mean[r] = (float)m;
-        rstd[r] = nd_norm_rstd((float)(squares / (double)len), eps);
+        rstd[r] = nd_norm_rstd((float)(block_squared_deviations(xr, len, m) / (double)len), eps);
     }
 }
 
@@ -24,17 +51,14 @@ static inline int64_t row_first_channel(int64_t r, int64_t len, int64_t channels
     return (r * (len / inner)) % channels;
 }
 
-// The channel after c, wrapping; cheaper than a division per element when inner is 1 (layer norm).
-static inline int64_t next_channel(int64_t c, int64_t channels) { return c + 1 == channels ? 0 : c + 1; }
-
 void nd_cpu_norm_row_forward(float *y, const float *x, const float *mean, const float *rstd, const float *weight,
                              const float *bias, int64_t rows, int64_t len, int64_t channels, int64_t inner) {
     int64_t blocks = len / inner;
 #pragma omp parallel for if (rows * len > ND_CPU_PARALLEL_MIN)
     for (int64_t r = 0; r < rows; r++) {
-        int64_t c = row_first_channel(r, len, channels, inner);
-        for (int64_t b = 0; b < blocks; b++, c = next_channel(c, channels)) {
-            float w = weight ? weight[c] : 1.0f, bb = bias ? bias[c] : 0.0f;
+        int64_t first = row_first_channel(r, len, channels, inner);
+        for (int64_t b = 0; b < blocks; b++) {
+            float w = weight ? weight[first + b] : 1.0f, bb = bias ? bias[first + b] : 0.0f;
             const float *xb = x + r * len + b * inner; // (inner,)
             float *yb = y + r * len + b * inner;       // (inner,)
             for (int64_t s = 0; s < inner; s++) yb[s] = nd_norm_affine(xb[s], mean[r], rstd[r], w, bb);
@@ -42,50 +66,78 @@ void nd_cpu_norm_row_forward(float *y, const float *x, const float *mean, const 
     }
 }
 
-// Per row: the means of g = dy * weight and g * xhat, then every element's gradient from them.
+// Per row: the means of g = dy * weight and g * xhat, then every element's gradient from them. The weight
+// is constant over each block of inner elements, so the block sums of dy and dy * xhat are scaled by it
+// (layer norm's blocks are single elements: one pass with the weight inside).
 void nd_cpu_norm_row_backward(float *dx, const float *dy, const float *x, const float *mean, const float *rstd,
                               const float *weight, int64_t rows, int64_t len, int64_t channels, int64_t inner) {
     int64_t blocks = len / inner;
 #pragma omp parallel for if (rows * len > ND_CPU_PARALLEL_MIN)
     for (int64_t r = 0; r < rows; r++) {
-        int64_t first = row_first_channel(r, len, channels, inner), c = first;
+        int64_t first = row_first_channel(r, len, channels, inner);
         const float *xr = x + r * len, *gr = dy + r * len; // (len,)
+        float m = mean[r], s = rstd[r];
         double sum_g = 0.0, sum_g_xhat = 0.0;
-        for (int64_t b = 0; b < blocks; b++, c = next_channel(c, channels)) {
-            float w = weight ? weight[c] : 1.0f;
-            for (int64_t s = b * inner; s < (b + 1) * inner; s++) {
-                float g = gr[s] * w, xhat = (xr[s] - mean[r]) * rstd[r];
+        if (inner == 1) {
+            const float *wr = weight ? weight + first : NULL; // (len,)
+#pragma omp simd reduction(+ : sum_g, sum_g_xhat)
+            for (int64_t j = 0; j < len; j++) {
+                float g = gr[j] * (wr ? wr[j] : 1.0f);
                 sum_g += g;
-                sum_g_xhat += (double)g * xhat;
+                sum_g_xhat += (double)g * ((xr[j] - m) * s);
+            }
+        } else {
+            for (int64_t b = 0; b < blocks; b++) {
+                double block_dy = 0.0, block_dy_xhat = 0.0;
+                block_grad_sums(gr + b * inner, xr + b * inner, inner, m, s, &block_dy, &block_dy_xhat);
+                float w = weight ? weight[first + b] : 1.0f;
+                sum_g += w * block_dy;
+                sum_g_xhat += w * block_dy_xhat;
             }
         }
         float mean_g = (float)(sum_g / (double)len), mean_g_xhat = (float)(sum_g_xhat / (double)len);
-        c = first;
-        for (int64_t b = 0; b < blocks; b++, c = next_channel(c, channels)) {
-            float w = weight ? weight[c] : 1.0f;
-            for (int64_t s = b * inner; s < (b + 1) * inner; s++) {
-                float xhat = (xr[s] - mean[r]) * rstd[r];
-                dx[r * len + s] += nd_norm_input_grad(gr[s] * w, xhat, rstd[r], mean_g, mean_g_xhat);
-            }
+        for (int64_t b = 0; b < blocks; b++) {
+            float w = weight ? weight[first + b] : 1.0f;
+            for (int64_t j = b * inner; j < (b + 1) * inner; j++)
+                dx[r * len + j] += nd_norm_input_grad(gr[j] * w, (xr[j] - m) * s, s, mean_g, mean_g_xhat);
         }
     }
 }
 
-// One channel per iteration (no two threads write the same sum); x is (outer, channels, inner).
+// Channel sums split over threads by channel, so no two threads write the same sum. x is (outer, channels,
+// inner). Layer norm's channels are the columns of (rows, len): a block of neighbouring columns is summed
+// together so every row is read a whole cache line at a time.
 void nd_cpu_norm_row_affine_backward(float *dweight, float *dbias, const float *dy, const float *x,
                                      const float *mean, const float *rstd, int64_t rows, int64_t len,
                                      int64_t channels, int64_t inner) {
+    if (inner == 1 && channels == len) {
+        int64_t blocks = (channels + CHANNEL_BLOCK - 1) / CHANNEL_BLOCK;
+#pragma omp parallel for if (rows * len > ND_CPU_PARALLEL_MIN)
+        for (int64_t blk = 0; blk < blocks; blk++) {
+            int64_t first = blk * CHANNEL_BLOCK;
+            int64_t width = channels - first < CHANNEL_BLOCK ? channels - first : CHANNEL_BLOCK;
+            double sum_dy[CHANNEL_BLOCK] = {0}, sum_dy_xhat[CHANNEL_BLOCK] = {0};
+            for (int64_t r = 0; r < rows; r++) {
+                const float *xr = x + r * len + first, *gr = dy + r * len + first; // (width,)
+                for (int64_t k = 0; k < width; k++) {
+                    sum_dy[k] += gr[k];
+                    sum_dy_xhat[k] += (double)gr[k] * ((xr[k] - mean[r]) * rstd[r]);
+                }
+            }
+            for (int64_t k = 0; k < width; k++) {
+                if (dweight) dweight[first + k] += (float)sum_dy_xhat[k];
+                if (dbias) dbias[first + k] += (float)sum_dy[k];
+            }
+        }
+        return;
+    }
     int64_t outer = rows * len / (channels * inner);
 #pragma omp parallel for if (rows * len > ND_CPU_PARALLEL_MIN)
     for (int64_t c = 0; c < channels; c++) {
         double sum_dy = 0.0, sum_dy_xhat = 0.0;
         for (int64_t o = 0; o < outer; o++) {
             int64_t base = (o * channels + c) * inner, r = base / len;
-            for (int64_t s = 0; s < inner; s++) {
-                float g = dy[base + s];
-                sum_dy += g;
-                sum_dy_xhat += (double)g * ((x[base + s] - mean[r]) * rstd[r]);
-            }
+            block_grad_sums(dy + base, x + base, inner, mean[r], rstd[r], &sum_dy, &sum_dy_xhat);
         }
         if (dweight) dweight[c] += (float)sum_dy_xhat;
         if (dbias) dbias[c] += (float)sum_dy;
@@ -108,15 +160,11 @@ void nd_cpu_batch_norm_stats(float *mean, float *rstd, float *running_mean, floa
     int64_t count = outer * inner;
 #pragma omp parallel for if (count * channels > ND_CPU_PARALLEL_MIN)
     for (int64_t c = 0; c < channels; c++) {
-        double sum = 0.0;
+        double sum = 0.0, squares = 0.0;
+        for (int64_t o = 0; o < outer; o++) sum += block_sum(x + (o * channels + c) * inner, inner);
+        double m = sum / (double)count;
         for (int64_t o = 0; o < outer; o++)
-            for (int64_t s = 0; s < inner; s++) sum += x[(o * channels + c) * inner + s];
-        double m = sum / (double)count, squares = 0.0;
-        for (int64_t o = 0; o < outer; o++)
-            for (int64_t s = 0; s < inner; s++) {
-                double d = (double)x[(o * channels + c) * inner + s] - m;
-                squares += d * d;
-            }
+            squares += block_squared_deviations(x + (o * channels + c) * inner, inner, m);
         mean[c] = (float)m;
         rstd[c] = nd_norm_rstd((float)(squares / (double)count), eps);
         if (running_mean) running_mean[c] = nd_running_update(running_mean[c], (float)m, momentum);
@@ -146,26 +194,24 @@ void nd_cpu_batch_norm_backward(float *dx, float *dweight, float *dbias, const f
     int64_t count = outer * inner;
 #pragma omp parallel for if (count * channels > ND_CPU_PARALLEL_MIN)
     for (int64_t c = 0; c < channels; c++) {
-        float w = weight ? weight[c] : 1.0f;
+        float w = weight ? weight[c] : 1.0f, m = mean[c], s = rstd[c];
         double sum_dy = 0.0, sum_dy_xhat = 0.0;
-        for (int64_t o = 0; o < outer; o++)
-            for (int64_t s = 0; s < inner; s++) {
-                int64_t at = (o * channels + c) * inner + s;
-                sum_dy += dy[at];
-                sum_dy_xhat += (double)dy[at] * ((x[at] - mean[c]) * rstd[c]);
-            }
+        for (int64_t o = 0; o < outer; o++) {
+            int64_t base = (o * channels + c) * inner;
+            block_grad_sums(dy + base, x + base, inner, m, s, &sum_dy, &sum_dy_xhat);
+        }
         if (dweight) dweight[c] += (float)sum_dy_xhat;
         if (dbias) dbias[c] += (float)sum_dy;
         if (!dx) continue;
         float mean_g = (float)(w * sum_dy / (double)count), mean_g_xhat = (float)(w * sum_dy_xhat / (double)count);
-        for (int64_t o = 0; o < outer; o++)
-            for (int64_t s = 0; s < inner; s++) {
-                int64_t at = (o * channels + c) * inner + s;
-                if (training)
-                    dx[at] += nd_norm_input_grad(dy[at] * w, (x[at] - mean[c]) * rstd[c], rstd[c], mean_g,
-                                                 mean_g_xhat);
-                else
-                    dx[at] += dy[at] * w * rstd[c];
-            }
+        for (int64_t o = 0; o < outer; o++) {
+            const float *gb = dy + (o * channels + c) * inner, *xb = x + (o * channels + c) * inner; // (inner,)
+            float *db = dx + (o * channels + c) * inner;                                             // (inner,)
+            if (training)
+                for (int64_t j = 0; j < inner; j++)
+                    db[j] += nd_norm_input_grad(gb[j] * w, (xb[j] - m) * s, s, mean_g, mean_g_xhat);
+            else
+                for (int64_t j = 0; j < inner; j++) db[j] += gb[j] * w * s;
+        }
     }
 }

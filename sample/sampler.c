@@ -1,0 +1,131 @@
+// DDPM and DDIM reverse steps with classifier-free guidance in one doubled batch (the course's sample_w).
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "sample.h"
+
+static const char *sampler_names[] = {"ddpm", "ddpm-posterior", "ddim"};
+
+const char *nd_sampler_name(nd_sampler_kind kind) { return sampler_names[kind]; }
+
+bool nd_sampler_parse(const char *name, nd_sampler_kind *kind) {
+    for (int k = 0; k < 3; k++)
+        if (strcmp(name, sampler_names[k]) == 0) {
+            *kind = (nd_sampler_kind)k;
+            return true;
+        }
+    return false;
+}
+
+nd_sample_config nd_sample_defaults(void) {
+    return (nd_sample_config){.sampler = ND_SAMPLER_DDPM, .steps = 0, .eta = 0.0f, .guided = true, .w = 2.0f};
+}
+
+nd_tensor *nd_schedule_q(nd_ctx *ctx, const nd_schedule *s, nd_tensor *x0, nd_tensor *noise, const int *t_host) {
+    int64_t b = x0->shape.d[0];
+    float *coef = malloc((size_t)(2 * b) * sizeof(float));
+    for (int64_t i = 0; i < b; i++) {
+        coef[i] = s->sqrt_alpha_bar[t_host[i]];
+        coef[b + i] = s->sqrt_one_minus_alpha_bar[t_host[i]];
+    }
+    nd_tensor *a = nd_from_host(ctx, ND_SHAPE(b, 1, 1, 1), coef);       // sqrt_a_bar[t, None, None, None]
+    nd_tensor *c = nd_from_host(ctx, ND_SHAPE(b, 1, 1, 1), coef + b);   // sqrt_one_minus_a_bar[t, ...]
+    free(coef);
+    return nd_add(ctx, nd_mul(ctx, a, x0), nd_mul(ctx, c, noise));
+}
+
+// The timesteps a sampler visits, descending: all T for DDPM, an evenly spaced subset for DDIM.
+static int timesteps(const nd_schedule *s, const nd_sample_config *cfg, int *ts) {
+    if (cfg->sampler != ND_SAMPLER_DDIM) {
+        for (int i = 0; i < s->T; i++) ts[i] = s->T - 1 - i;
+        return s->T;
+    }
+    int steps = cfg->steps < 1 ? 1 : cfg->steps > s->T ? s->T : cfg->steps;
+    for (int i = 0; i < steps; i++) // round((T - 1) * (1 - i / (steps - 1))): first T - 1, last 0
+        ts[i] = steps == 1 ? s->T - 1 : (int)lround((double)(s->T - 1) * (double)(steps - 1 - i) / (steps - 1));
+    return steps;
+}
+
+// One reverse step from x at t (to t_prev for DDIM) given the predicted noise e.
+static nd_tensor *reverse_step(nd_ctx *ctx, const nd_schedule *s, const nd_sample_config *cfg, nd_tensor *x,
+                               nd_tensor *e, int t, int t_prev) {
+    if (cfg->sampler == ND_SAMPLER_DDIM) {
+        float abar = s->alpha_bar[t], abar_prev = t_prev >= 0 ? s->alpha_bar[t_prev] : 1.0f;
+        float sigma = cfg->eta * sqrtf((1.0f - abar_prev) / (1.0f - abar)) * sqrtf(1.0f - abar / abar_prev);
+        // x0 = (x - sqrt(1 - abar) e) / sqrt(abar); x_prev = sqrt(abar_prev) x0 + sqrt(1 - abar_prev - sigma^2) e
+        nd_tensor *x0 = nd_mul_scalar(ctx, nd_sub(ctx, x, nd_mul_scalar(ctx, e, sqrtf(1.0f - abar))), 1.0f / sqrtf(abar));
+        float dir = sqrtf(fmaxf(1.0f - abar_prev - sigma * sigma, 0.0f));
+        nd_tensor *next = nd_add(ctx, nd_mul_scalar(ctx, x0, sqrtf(abar_prev)), nd_mul_scalar(ctx, e, dir));
+        if (sigma > 0.0f && t_prev >= 0) {
+            nd_tensor *z = nd_empty(ctx, x->shape);
+            nd_rand_normal(ctx, z, 0.0f, sigma);
+            next = nd_add(ctx, next, z);
+        }
+        return next;
+    }
+    // u_t = sqrt(1 / a_t) (x_t - (1 - a_t) / sqrt(1 - abar_t) e_t)
+    nd_tensor *u = nd_mul_scalar(ctx, nd_sub(ctx, x, nd_mul_scalar(ctx, e, s->pred_noise_coeff[t])), s->sqrt_alpha_inv[t]);
+    if (t == 0) return u;
+    float sigma = cfg->sampler == ND_SAMPLER_DDPM
+                      ? sqrtf(s->beta[t - 1])
+                      : sqrtf(s->beta[t] * (1.0f - s->alpha_bar[t - 1]) / (1.0f - s->alpha_bar[t]));
+    nd_tensor *z = nd_empty(ctx, x->shape);
+    nd_rand_normal(ctx, z, 0.0f, sigma);
+    return nd_add(ctx, u, z);
+}
+
+// The guided batch's context: [context; null] with zeros for a missing null context.
+static nd_tensor *doubled_context(nd_ctx *ctx, const nd_tensor *context, const nd_tensor *null_context) {
+    nd_shape shape = context->shape;
+    shape.d[0] *= 2;
+    nd_tensor *both = nd_empty_persistent(ctx, shape);
+    ctx->be->copy(both->data, context->data, context->numel);
+    if (null_context)
+        ctx->be->copy(both->data + context->numel, null_context->data, context->numel);
+    else
+        ctx->be->fill(both->data + context->numel, 0.0f, context->numel);
+    return both;
+}
+
+void nd_sample_images(nd_ctx *ctx, const nd_model *model, const nd_schedule *s, const nd_sample_config *cfg, int n,
+                      const nd_tensor *context, const nd_tensor *null_context, float *out_host,
+                      nd_sample_step_fn on_step, void *user) {
+    const nd_model_config *mc = &model->config;
+    bool grad = nd_ctx_set_grad(ctx, false);
+    nd_rng saved_rng = ctx->rng;
+    nd_arena_mark pool_mark = nd_arena_get_mark(&ctx->pool);
+    ctx->rng = (nd_rng){.seed = cfg->seed, .offset = 0};
+    bool guided = cfg->guided && context != NULL;
+    nd_tensor *cond = guided ? doubled_context(ctx, context, null_context) : (nd_tensor *)context;
+    // x_t lives outside the step arena, which every step resets
+    nd_tensor *x = nd_empty_persistent(ctx, ND_SHAPE(n, mc->img_ch, mc->img_size, mc->img_size)); // (n, C, H, W)
+    nd_rand_normal(ctx, x, 0.0f, 1.0f);
+    int *ts = malloc((size_t)s->T * sizeof(int));
+    int steps = timesteps(s, cfg, ts);
+    for (int i = 0; i < steps; i++) {
+        int t = ts[i], t_prev = i + 1 < steps ? ts[i + 1] : -1;
+        int batch = guided ? 2 * n : n;
+        nd_tensor *t_batch = nd_full(ctx, ND_SHAPE(batch), (float)t);
+        nd_tensor *x_in = x;
+        if (guided) {
+            nd_tensor *pair[2] = {x, x};
+            x_in = nd_concat(ctx, pair, 2, 0);
+        }
+        nd_tensor *e = nd_model_forward(ctx, model, x_in, t_batch, cond, false);
+        if (guided) { // e = (1 + w) e_keep_c - w e_drop_c
+            nd_tensor *e_cond = nd_slice(ctx, e, 0, 0, n), *e_uncond = nd_slice(ctx, e, 0, n, 2 * n);
+            e = nd_sub(ctx, nd_mul_scalar(ctx, e_cond, 1.0f + cfg->w), nd_mul_scalar(ctx, e_uncond, cfg->w));
+        }
+        nd_tensor *next = reverse_step(ctx, s, cfg, x, e, t, t_prev);
+        ctx->be->copy(x->data, next->data, x->numel);
+        nd_ctx_step_end(ctx);
+        if (on_step) on_step(user, i, t, ctx, x);
+    }
+    nd_copy_to_host(ctx, x, out_host);
+    free(ts);
+    nd_arena_release(&ctx->pool, pool_mark);
+    ctx->rng = saved_rng;
+    nd_ctx_set_grad(ctx, grad);
+}

@@ -1,0 +1,271 @@
+// DDPM training with classifier-free-guidance label dropout (the course's notebooks 04 and 06):
+// x_t = q(x_0, t) at a uniform t, loss = MSE(noise, model(x_t, t, one_hot(c) * bernoulli(1 - p))).
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "elementwise_math.h"
+#include "sample.h"
+#include "train.h"
+
+#define ND_TIMESTEP_STREAM 0x7469u // Philox key offset of the timestep draws, apart from the data's and model's
+
+nd_ddpm_config nd_ddpm_defaults(void) {
+    nd_ddpm_config c = {0};
+    c.model = nd_model_config_default(ND_MODEL_DLI_UNET, 1, 16, -1);
+    snprintf(c.data, sizeof c.data, "fashion-mnist");
+    c.random_flip = true;
+    c.beta_start = 1e-4, c.beta_end = 0.02;
+    c.epochs = 3, c.batch_size = 128;
+    c.lr = 1e-3f;
+    c.weight_decay = 0.0f;
+    c.cfg_drop = 0.1f;
+    return c;
+}
+
+static volatile sig_atomic_t stop_requested;
+static void on_sigint(int sig) {
+    (void)sig;
+    stop_requested = 1;
+}
+
+static bool make_dir(const char *dir, nd_error *err) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s", dir);
+    for (char *p = path + 1;; p++) { // mkdir -p
+        bool end = *p == 0;
+        if (*p == '/' || end) {
+            *p = 0;
+            if (mkdir(path, 0777) != 0 && errno != EEXIST)
+                return nd_error_set(err, "%s: cannot create the output directory: %s", path, strerror(errno));
+            if (end) break;
+            *p = '/';
+        }
+    }
+    return true;
+}
+
+// Loads the training images (train + test, as the course) at the model's size and checks they fit it.
+static bool load_data(nd_dataset *ds, nd_ddpm_config *cfg, nd_error *err) {
+    if (!nd_dataset_load(ds, cfg->data, ND_SPLIT_ALL, err)) return false;
+    nd_model_config *m = &cfg->model;
+    if (ds->c != m->img_ch) {
+        nd_dataset_free(ds);
+        return nd_error_set(err, "%s: images have %d channels, the model takes %d", cfg->data, ds->c, m->img_ch);
+    }
+    if ((ds->h != m->img_size || ds->w != m->img_size) && !nd_dataset_resize(ds, m->img_size, m->img_size, err)) {
+        nd_dataset_free(ds);
+        return false;
+    }
+    if (m->kind == ND_MODEL_DLI_UNET && m->c_embed_dim < 0) m->c_embed_dim = ds->num_classes;
+    if (m->c_embed_dim > 0 && ds->num_classes != m->c_embed_dim) {
+        nd_dataset_free(ds);
+        return nd_error_set(err, "%s: the data set has %d classes, the model's context expects %d", cfg->data,
+                            ds->num_classes, m->c_embed_dim);
+    }
+    if (m->kind == ND_MODEL_T2I_UNET) {
+        nd_dataset_free(ds);
+        return nd_error_set(err, "model t2i-unet: training needs text embeddings; train dli-unet or dli-unet-v1");
+    }
+    return true;
+}
+
+// Ten samples a class (or ten unconditional ones) drawn with the current weights, one row per class.
+static void write_preview(nd_ctx *ctx, const nd_model *model, const nd_schedule *sched, const char *out_dir,
+                          int64_t step, bool unit_range) {
+    const nd_model_config *mc = &model->config;
+    int classes = mc->c_embed_dim > 0 ? mc->c_embed_dim : 1, n = classes * 4;
+    float *onehot = calloc((size_t)n * (size_t)(classes > 1 ? classes : 1), sizeof(float));
+    for (int i = 0; i < n; i++) onehot[i * classes + i / 4] = 1.0f;
+    nd_arena_mark mark = nd_arena_get_mark(&ctx->pool);
+    nd_tensor *context = NULL;
+    if (mc->c_embed_dim > 0) {
+        context = nd_empty_persistent(ctx, ND_SHAPE(n, classes));
+        nd_copy_from_host(ctx, context, onehot);
+    }
+    int64_t image = (int64_t)mc->img_ch * mc->img_size * mc->img_size;
+    float *images = malloc((size_t)(n * image) * sizeof(float));
+    nd_sample_config sc = nd_sample_defaults();
+    sc.seed = (uint64_t)step;
+    nd_sample_images(ctx, model, sched, &sc, n, context, NULL, images, NULL, NULL);
+    nd_arena_release(&ctx->pool, mark);
+    char path[1100];
+    snprintf(path, sizeof path, "%s/preview_%06lld.png", out_dir, (long long)step);
+    nd_image8 grid;
+    nd_error err;
+    if (!nd_image_grid(&grid, images, n, mc->img_ch, mc->img_size, mc->img_size, 4, 2, unit_range, &err) ||
+        !nd_png_write(path, &grid, &err))
+        fprintf(stderr, "\npreview: %s\n", err.msg);
+    else
+        nd_image8_free(&grid);
+    free(images);
+    free(onehot);
+}
+
+typedef struct run {
+    nd_ddpm_config cfg;
+    nd_ctx ctx;
+    nd_model model;
+    nd_adam opt;
+    nd_ema ema;
+    nd_schedule sched;
+    nd_train_state state;
+    char ckpt_path[1100];
+} run;
+
+static bool save(run *r, nd_error *err) {
+    r->state.rng = r->ctx.rng;
+    return nd_checkpoint_save(r->ckpt_path, &r->model, &r->cfg, &r->state, &r->opt,
+                              r->cfg.ema_decay > 0 ? &r->ema : NULL, &r->ctx, err);
+}
+
+// One optimizer step on a batch; returns the loss.
+static float train_step(run *r, const nd_batch *batch, int *t_host, float *t_values, float *onehot) {
+    nd_ctx *ctx = &r->ctx;
+    const nd_model_config *mc = &r->model.config;
+    int b = batch->size, classes = mc->c_embed_dim;
+    nd_tensor *x0 = nd_from_host(ctx, ND_SHAPE(b, mc->img_ch, mc->img_size, mc->img_size), batch->images);
+    for (int i = 0; i < b; i++) { // t = torch.randint(0, T, (B,))
+        float u = nd_philox_uniform(r->cfg.seed ^ ND_TIMESTEP_STREAM, (uint64_t)r->state.step * (uint64_t)b, i);
+        t_host[i] = (int)fminf(floorf(u * (float)mc->T), (float)(mc->T - 1));
+    }
+    nd_tensor *noise = nd_empty(ctx, x0->shape);
+    nd_rand_normal(ctx, noise, 0.0f, 1.0f);
+    nd_tensor *x_t = nd_schedule_q(ctx, &r->sched, x0, noise, t_host);
+    for (int i = 0; i < b; i++) t_values[i] = (float)t_host[i];
+    nd_tensor *t = nd_from_host(ctx, ND_SHAPE(b), t_values);
+    nd_tensor *context = NULL;
+    if (classes > 0) { // get_context_mask: one_hot(c) * bernoulli(ones - drop_prob), element by element
+        memset(onehot, 0, (size_t)b * (size_t)classes * sizeof(float));
+        for (int i = 0; i < b; i++) onehot[i * classes + batch->labels[i]] = 1.0f;
+        nd_tensor *c = nd_from_host(ctx, ND_SHAPE(b, classes), onehot);
+        nd_tensor *mask = nd_empty(ctx, c->shape);
+        nd_rand_bernoulli(ctx, mask, 1.0f - r->cfg.cfg_drop);
+        context = nd_mul(ctx, c, mask);
+    }
+    nd_tensor *pred = nd_model_forward(ctx, &r->model, x_t, t, context, true);
+    nd_tensor *loss = nd_mse_loss(ctx, noise, pred);
+    nd_backward(ctx, loss);
+    if (r->cfg.clip_grad > 0) nd_clip_grad_norm(&r->model.params, ctx, r->cfg.clip_grad);
+    nd_adam_step(&r->opt, &r->model.params, ctx);
+    nd_params_zero_grad(&r->model.params, ctx);
+    if (r->cfg.ema_decay > 0) nd_ema_update(&r->ema, &r->model.params, ctx);
+    float value = nd_item(ctx, loss);
+    nd_ctx_step_end(ctx);
+    r->state.step++;
+    return value;
+}
+
+static void append_loss(FILE *log, int64_t step, int64_t epoch, float loss) {
+    if (log) fprintf(log, "%lld,%lld,%.6f\n", (long long)step, (long long)epoch, loss);
+}
+
+bool nd_ddpm_train(const nd_ddpm_config *config, const char *out_dir, bool resume, nd_device device, bool progress,
+                   nd_ddpm_result *result, nd_error *err) {
+    run *r = calloc(1, sizeof *r);
+    r->cfg = *config;
+    snprintf(r->ckpt_path, sizeof r->ckpt_path, "%s/model.h5", out_dir);
+    if (resume) { // the checkpoint's configuration wins, but for how long to train
+        if (!nd_checkpoint_read_config(r->ckpt_path, &r->cfg, err)) {
+            free(r);
+            return false;
+        }
+        r->cfg.epochs = config->epochs;
+        r->cfg.max_steps = config->max_steps;
+    }
+    nd_dataset ds = {0};
+    if (!make_dir(out_dir, err) || !load_data(&ds, &r->cfg, err)) {
+        free(r);
+        return false;
+    }
+    nd_ctx_init(&r->ctx, device, 64 << 20, r->cfg.seed);
+    nd_model_create(&r->model, r->cfg.model, &r->ctx);
+    nd_adam_config ac = r->cfg.adamw ? nd_adamw_defaults() : nd_adam_defaults();
+    ac.lr = r->cfg.lr;
+    ac.weight_decay = r->cfg.weight_decay;
+    nd_adam_init(&r->opt, &r->model.params, &r->ctx, ac);
+    if (r->cfg.ema_decay > 0) nd_ema_init(&r->ema, &r->model.params, &r->ctx, r->cfg.ema_decay);
+    nd_schedule_linear(&r->sched, r->cfg.model.T, r->cfg.beta_start, r->cfg.beta_end);
+    r->state.rng = r->ctx.rng;
+    bool ok = true;
+    if (resume) {
+        ok = nd_checkpoint_load(r->ckpt_path, &r->model, &r->cfg, &r->state, &r->opt,
+                                r->cfg.ema_decay > 0 ? &r->ema : NULL, &r->ctx, err);
+        r->ctx.rng = r->state.rng;
+        r->cfg.epochs = config->epochs;
+        r->cfg.max_steps = config->max_steps;
+    }
+    nd_loader_config lc = {.batch_size = r->cfg.batch_size, .shuffle = true, .drop_last = true,
+                           .random_flip = r->cfg.random_flip, .unit_range = r->cfg.unit_range, .seed = r->cfg.seed};
+    int64_t per_epoch = nd_batches_per_epoch(ds.n, r->cfg.batch_size, true);
+    int64_t total = r->cfg.max_steps > 0 ? r->cfg.max_steps : per_epoch * r->cfg.epochs;
+    if (ok && per_epoch == 0)
+        ok = nd_error_set(err, "%s: %lld images make no full batch of %d", r->cfg.data, (long long)ds.n,
+                          r->cfg.batch_size);
+    nd_loader *loader = NULL;
+    if (ok) loader = nd_loader_create(&ds, &lc, r->state.step / per_epoch, r->state.step % per_epoch, err);
+    ok = ok && loader;
+
+    char log_path[1100];
+    snprintf(log_path, sizeof log_path, "%s/loss.csv", out_dir);
+    FILE *log = ok ? fopen(log_path, resume ? "a" : "w") : NULL;
+    if (log && !resume) fprintf(log, "step,epoch,loss\n");
+    int *t_host = malloc((size_t)r->cfg.batch_size * sizeof(int));
+    float *t_values = malloc((size_t)r->cfg.batch_size * sizeof(float));
+    float *onehot = malloc((size_t)r->cfg.batch_size * (size_t)(r->cfg.model.c_embed_dim > 0 ? r->cfg.model.c_embed_dim : 1) * sizeof(float));
+    nd_progress bar;
+    nd_progress_init(&bar, "ddpm", total, r->state.step);
+    stop_requested = 0;
+    void (*previous_handler)(int) = signal(SIGINT, on_sigint);
+    double start = nd_seconds(), loss_sum = 0.0;
+    int64_t loss_count = 0, first_step = r->state.step;
+    *result = (nd_ddpm_result){0};
+    while (ok && r->state.step < total) {
+        const nd_batch *batch = nd_loader_next(loader);
+        int64_t epoch = r->state.step / per_epoch;
+        if (r->state.step % per_epoch == 0) loss_sum = 0.0, loss_count = 0;
+        float loss = train_step(r, batch, t_host, t_values, onehot);
+        if (!isfinite(loss)) {
+            ok = nd_error_set(err, "the loss became %g at step %lld; lower --lr or enable --clip-grad", loss,
+                              (long long)r->state.step);
+            break;
+        }
+        loss_sum += loss, loss_count++;
+        append_loss(log, r->state.step, epoch, loss);
+        if (progress) nd_progress_update(&bar, r->state.step - 1, epoch, r->cfg.epochs, loss, batch->size);
+        bool epoch_end = r->state.step % per_epoch == 0;
+        bool periodic = r->cfg.checkpoint_every > 0 && r->state.step % r->cfg.checkpoint_every == 0;
+        if (epoch_end || periodic || stop_requested || r->state.step == total) ok = save(r, err);
+        if (ok && r->cfg.preview_every > 0 && r->state.step % r->cfg.preview_every == 0)
+            write_preview(&r->ctx, &r->model, &r->sched, out_dir, r->state.step, r->cfg.unit_range);
+        if (stop_requested) {
+            result->interrupted = true;
+            if (progress) fprintf(stderr, "\nstopped at step %lld; continue with --resume\n", (long long)r->state.step);
+            break;
+        }
+    }
+    signal(SIGINT, previous_handler);
+    if (ok) {
+        result->steps = r->state.step;
+        result->last_loss = loss_count ? loss_sum / (double)loss_count : NAN;
+        result->seconds = nd_seconds() - start;
+        result->images_per_second = (double)(r->state.step - first_step) * r->cfg.batch_size / result->seconds;
+    }
+    if (log) fclose(log);
+    free(t_host);
+    free(t_values);
+    free(onehot);
+    if (loader) nd_loader_free(loader);
+    nd_schedule_free(&r->sched);
+    if (r->cfg.ema_decay > 0) nd_ema_free(&r->ema);
+    nd_adam_free(&r->opt);
+    nd_model_free(&r->model);
+    nd_ctx_free(&r->ctx);
+    nd_dataset_free(&ds);
+    free(r);
+    return ok;
+}

@@ -141,7 +141,7 @@ class UNet(nn.Module):
         down2 = self.down2(down1)
         latent_vec = self.dense_emb(self.to_vec(down2))
 
-        t = self.sinusoidaltime(t.float() / self.T)
+        t = self.sinusoidaltime(t.to(x.dtype) / self.T)  # the course: t.float(); same in float32
         temb_1 = self.temb_1(t)
         temb_2 = self.temb_2(t)
 
@@ -244,7 +244,7 @@ class BatchNormUNet(nn.Module):
             up0 = self.up0(latent_vec)
             return self.out(self.up2(self.up1(up0, down2), down1))
         latent_vec = self.dense_emb(latent_vec)
-        t = t.float() / self.T
+        t = t.to(x.dtype) / self.T  # the course: t.float(); same in float32
         up0 = self.up0(latent_vec)
         up1 = self.up1(up0 + self.temb_1(t), down2)
         up2 = self.up2(up1 + self.temb_2(t), down1)

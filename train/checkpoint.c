@@ -64,7 +64,7 @@ static const config_field adam_fields[] = {
 };
 #define N_ADAM_FIELDS ((int)(sizeof adam_fields / sizeof adam_fields[0]))
 
-// The stored type (little endian, fixed width), the class a reader accepts, and the native type in memory.
+// The stored type (little endian, fixed width) and the native type in memory of each kind.
 static hid_t field_file_type(field_kind k) {
     switch (k) {
     case FIELD_INT: case FIELD_INT3: return H5T_STD_I32LE;
@@ -246,7 +246,7 @@ static bool write_tensors(ckpt_writer *w, const char *group, const nd_params *p,
         nd_shape s = item->tensor->shape;
         hsize_t dims[ND_MAX_DIMS];
         for (int d = 0; d < s.ndim; d++) dims[d] = (hsize_t)s.d[d];
-            hid_t space = s.ndim ? H5Screate_simple(s.ndim, dims, NULL) : H5Screate(H5S_SCALAR);
+        hid_t space = s.ndim ? H5Screate_simple(s.ndim, dims, NULL) : H5Screate(H5S_SCALAR);
         hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
         // one chunk per tensor: the checksum needs a chunked layout, and tensors are read whole
         if (s.ndim && item->tensor->numel) ok = H5Pset_chunk(dcpl, s.ndim, dims) >= 0 && H5Pset_fletcher32(dcpl) >= 0;
@@ -280,10 +280,9 @@ static bool write_contents(ckpt_writer *w, const nd_model *model, const nd_ddpm_
                            const nd_train_state *state, const nd_adam *opt, const nd_ema *ema) {
     const char *strings[3][2] = {
         {"format", CKPT_FORMAT}, {"model_kind", nd_model_kind_name(cfg->model.kind)}, {"data", cfg->data}};
-    for (int i = 0; i < 3; i++) {
-            if (!attr_write_str(w->file, strings[i][0], strings[i][1]))
+    for (int i = 0; i < 3; i++)
+        if (!attr_write_str(w->file, strings[i][0], strings[i][1]))
             return writer_fail(w, 0, "writing attribute", strings[i][0]);
-    }
     int version = CKPT_VERSION;
     if (!attr_write(w->file, "format_version", H5T_STD_I32LE, H5T_NATIVE_INT, 1, &version))
         return writer_fail(w, 0, "writing attribute", "format_version");
@@ -384,7 +383,7 @@ bool nd_checkpoint_save(const char *path, const nd_model *model, const nd_ddpm_c
     nd_ddpm_config model_only = {.model = model->config};
     nd_ddpm_config stored = cfg ? *cfg : model_only;
     stored.model = model->config;
-    nd_train_state fresh = {.step = 0, .rng = ctx->rng};
+    nd_train_state fresh = {.step = 0, .rng = state ? state->rng : ctx->rng};
 
     char tmp[4200];
     if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)

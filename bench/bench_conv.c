@@ -1,11 +1,14 @@
 // Times nd_conv2d forward and forward+backward on the 3x3 64->64 convolutions that dominate training the
-// course U-Net on the CPU, runs the PyTorch twin (bench_conv.py) on the same cases, and prints both and
-// their ratio.
+// course U-Net on the CPU, runs the PyTorch twin (bench_conv.py) on the same cases with as many threads,
+// and prints both and their ratio.
 //
-//   bench_conv [--chunk-mib N] [--no-torch] [--python PATH]
+//   [OMP_NUM_THREADS=N] bench_conv [--chunk-mib N] [--no-torch] [--python PATH]
 //
 // --chunk-mib sets the convolution's column scratch per chunk (default: the library's); --python names
-// an interpreter with torch (default /usr/bin/python3, Debian's python3-torch).
+// an interpreter with torch (default /usr/bin/python3, Debian's python3-torch). Timings need an otherwise
+// idle machine: with more runnable threads than cores, every synchronisation inside a GEMM waits for a
+// descheduled thread and the times say more about the load than about the code.
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,9 +84,9 @@ static timing bench_nanodiff(const bench_case *c, size_t chunk_bytes) {
 }
 
 // Runs the twin and reads its "case <name> fwd_ms <ms> fwd_bwd_ms <ms>" lines; false when it cannot run.
-static bool bench_torch(const char *python, timing *out) {
+static bool bench_torch(const char *python, int threads, timing *out) {
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "%s %s/bench_conv.py", python, ND_BENCH_DIR);
+    snprintf(cmd, sizeof cmd, "%s %s/bench_conv.py --threads %d", python, ND_BENCH_DIR, threads);
     FILE *p = popen(cmd, "r");
     if (!p) return false;
     char line[256], name[64];
@@ -118,12 +121,14 @@ int main(int argc, char **argv) {
     }
     timing ours[N_CASES], theirs[N_CASES];
     for (int i = 0; i < N_CASES; i++) ours[i] = bench_nanodiff(&cases[i], chunk_bytes);
-    if (torch && !bench_torch(python, theirs)) {
+    int threads = omp_get_max_threads();
+    if (torch && !bench_torch(python, threads, theirs)) {
         fprintf(stderr, "bench_conv: %s bench_conv.py did not run (is python3-torch installed?); "
                         "showing nanodiff alone\n", python);
         torch = false;
     }
-    printf("conv2d 3x3 stride 1 pad 1, batch 128, median of %d, ms per iteration (2 CPU threads)\n", REPEATS);
+    printf("conv2d 3x3 stride 1 pad 1, batch 128, median of %d, ms per iteration (%d CPU threads)\n", REPEATS,
+           threads);
     printf("%-16s %10s %10s %8s %12s %12s %8s\n", "case", "fwd", "torch", "ratio", "fwd+bwd", "torch", "ratio");
     for (int i = 0; i < N_CASES; i++) {
         const bench_case *c = &cases[i];

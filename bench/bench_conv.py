@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""PyTorch twin of bench_conv.c: F.conv2d forward and forward+backward on the same cases, 2 threads.
+"""PyTorch twin of bench_conv.c: F.conv2d forward and forward+backward on the same cases.
 
-Run with Debian's python3-torch:  /usr/bin/python3 bench/bench_conv.py
+Run with Debian's python3-torch:  /usr/bin/python3 bench/bench_conv.py [--threads N]   (default 2)
 Prints one line per case: "case <name> fwd_ms <median> fwd_bwd_ms <median>".
 """
+import argparse
 import statistics
 import sys
 import time
@@ -28,7 +29,9 @@ def median_ms(fn):
 
 
 def main():
-    torch.set_num_threads(2)
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--threads", type=int, default=2)
+    torch.set_num_threads(parser.parse_args().threads)
     torch.manual_seed(0)
     for name, batch, channels, size in CASES:
         x = torch.randn(batch, channels, size, size, requires_grad=True)

@@ -13,6 +13,7 @@ typedef struct command {
 static const command commands[] = {
     {"train", nd_cmd_train, "train a class-conditional DDPM (the course's U-Net) with label dropout"},
     {"sample", nd_cmd_sample, "draw guided samples from a checkpoint into a PNG grid"},
+    {"eval", nd_cmd_eval, "sample quality: classifier accuracy per class, classifier-feature FID"},
     {"info", nd_cmd_info, "summarise a model or a checkpoint"},
     {"train-classifier", nd_cmd_train_classifier, "train an MLP classifier, print its test accuracy"},
 };

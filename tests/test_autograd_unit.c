@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "autograd.h"
+#include "elementwise_math.h"
 #include "test.h"
 
 int openblas_get_parallel(void); // 0 sequential, 1 pthreads, 2 OpenMP
@@ -134,6 +135,12 @@ static void test_params(void) {
     nd_ctx_free(&ctx);
 }
 
+static void test_fast_erf(void) {
+    double worst = 0;
+    for (double x = -6.0; x <= 6.0; x += 1e-4) worst = fmax(worst, fabs((double)nd_erff((float)x) - erf(x)));
+    CHECK(worst < 5e-7, "nd_erff is off by %g", worst);
+}
+
 static void test_blas_threading(void) {
     // Debian's OpenMP OpenBLAS shares our OpenMP pool; the pthread build would oversubscribe the cores.
     CHECK(openblas_get_parallel() == 2, "the loaded OpenBLAS is not the OpenMP build (parallel mode %d)",
@@ -146,6 +153,7 @@ int main(void) {
     test_views_and_tape();
     test_rng();
     test_params();
+    test_fast_erf();
     test_blas_threading();
     return test_finish("autograd_unit");
 }

@@ -1,5 +1,5 @@
 // CPU kernels of the convolution family: im2col / col2im (the GEMM convolutions' column matrices),
-// max pooling and nearest upsampling. Contracts in backend.h.
+// max pooling, pixel unshuffle and nearest upsampling. Contracts in backend.h.
 #include <math.h>
 #include <string.h>
 
@@ -61,7 +61,7 @@ void nd_cpu_im2col(float *col, const float *x, const nd_conv_geom *g, int64_t ba
 // Each thread owns whole (image, channel) planes of dx, so the scatter-add needs no atomics.
 void nd_cpu_col2im(float *dx, const float *col, const nd_conv_geom *g, int64_t batch) {
     int64_t plane = g->height * g->width, out_size = g->out_h * g->out_w, ld = batch * out_size;
-    int64_t s = g->stride, p = g->padding;
+    int64_t s = g->stride, p = g->padding, out_w = g->out_w;
     int64_t work = g->channels * g->kernel_h * g->kernel_w * ld;
 #pragma omp parallel for collapse(2) if (work > ND_CPU_PARALLEL_MIN)
     for (int64_t b = 0; b < batch; b++)
@@ -69,14 +69,14 @@ void nd_cpu_col2im(float *dx, const float *col, const nd_conv_geom *g, int64_t b
             float *restrict image = dx + (b * g->channels + c) * plane; // (height, width)
             for (int64_t i = 0; i < g->kernel_h; i++)
                 for (int64_t j = 0; j < g->kernel_w; j++) {
-                    const float *restrict src = col + ((c * g->kernel_h + i) * g->kernel_w + j) * ld + b * out_size;
-                    int64_t lo, hi;
-                    inside_span(j, g->width, s, p, g->out_w, &lo, &hi);
-                    for (int64_t oy = 0; oy < g->out_h; oy++) {
-                        int64_t iy = oy * s - p + i;
-                        if (iy < 0 || iy >= g->height) continue;
-                        int64_t tap0 = iy * g->width - p + j;
-                        const float *row = src + oy * g->out_w;
+                    int64_t r = (c * g->kernel_h + i) * g->kernel_w + j;
+                    const float *restrict tap = col + r * ld + b * out_size; // (out_h, out_w)
+                    int64_t lo, hi, row_lo, row_hi;
+                    inside_span(j, g->width, s, p, out_w, &lo, &hi);
+                    inside_span(i, g->height, s, p, g->out_h, &row_lo, &row_hi);
+                    for (int64_t oy = row_lo; oy < row_hi; oy++) {
+                        const float *row = tap + oy * out_w;
+                        int64_t tap0 = (oy * s - p + i) * g->width - p + j; // pixel of position ox: tap0 + ox * s
                         if (s == 1)
                             for (int64_t ox = lo; ox < hi; ox++) image[tap0 + ox] += row[ox];
                         else

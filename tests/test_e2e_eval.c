@@ -1,0 +1,206 @@
+// End to end: the evaluation classifier trained by nanodiff on 16x16 Fashion-MNIST in [-1, 1] reaches 90% test
+// accuracy and is cached; reloaded from the cache it scores the same. Held-out real test images standing in
+// for samples score >= 90% with a Fréchet distance near the real-vs-real floor; uniform noise scores near
+// chance with a distance far above it. The eval command runs on a small random checkpoint and writes its JSON;
+// its errors name the file. A damaged cache file is retrained with a note.
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "test.h"
+#include "train.h"
+
+#define SIZE 16
+#define PER_CLASS 100
+
+static char tmp_dir[] = "/tmp/nd_test_e2e_eval_XXXXXX";
+
+static nd_eval_setup setup_16(FILE *log) {
+    nd_eval_setup s = {.data = "fashion-mnist", .img_ch = 1, .img_size = SIZE, .unit_range = false, .classes = 10,
+                       .cache_dir = tmp_dir, .train = nd_eval_train_defaults(), .log = log};
+    s.train.progress = false;
+    return s;
+}
+
+// PER_CLASS held-out test images of each class (in [-1, 1]), class by class: the even within-class ranks hold
+// the floor's images from the first on, so these come from the last even ranks and share none with it.
+static void held_out_images(float *images, int32_t *labels) {
+    nd_dataset test;
+    nd_error err;
+    if (!nd_dataset_load(&test, "fashion-mnist", ND_SPLIT_TEST, &err) || !nd_dataset_resize(&test, SIZE, SIZE, &err)) {
+        CHECK(false, "loading the test split: %s", err.msg);
+        return;
+    }
+    int64_t count[10] = {0}, seen[10] = {0};
+    for (int64_t i = 0; i < test.n; i++) count[test.labels[i]]++;
+    int filled[10] = {0};
+    for (int64_t i = 0; i < test.n; i++) {
+        int k = test.labels[i];
+        int64_t rank = seen[k]++;
+        int64_t even_ranks = (count[k] + 1) / 2;
+        if (rank % 2 || rank / 2 < even_ranks - PER_CLASS) continue;
+        int at = k * PER_CLASS + filled[k]++;
+        nd_dataset_sample(images + (int64_t)at * SIZE * SIZE, &test, i, false, false);
+        labels[at] = k;
+    }
+    nd_dataset_free(&test);
+}
+
+// Runs the command with stderr into tmp_dir/stderr.txt; returns its exit status.
+static int run(const char *command, char *err_text, size_t size) {
+    char line[4096], path[600];
+    snprintf(path, sizeof path, "%s/stderr.txt", tmp_dir);
+    snprintf(line, sizeof line, "%s > /dev/null 2> %s", command, path);
+    int status = system(line);
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(err_text, 1, size - 1, f) : 0;
+    err_text[n] = '\0';
+    if (f) fclose(f);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// A dli-unet of the course's shape with narrow channels and random weights, saved as a checkpoint.
+static void write_checkpoint(const char *path, int classes) {
+    nd_ctx ctx;
+    nd_ctx_init(&ctx, ND_CPU, 16 << 20, 1);
+    nd_ddpm_config cfg = nd_ddpm_defaults();
+    cfg.model = nd_model_config_default(ND_MODEL_DLI_UNET, 1, SIZE, classes);
+    cfg.model.down_chs[0] = 16, cfg.model.down_chs[1] = 16, cfg.model.down_chs[2] = 32;
+    cfg.model.small_groups = 4, cfg.model.big_groups = 8;
+    nd_model model;
+    nd_model_create(&model, cfg.model, &ctx);
+    nd_error err;
+    CHECK(nd_checkpoint_save(path, &model, &cfg, NULL, NULL, NULL, &ctx, &err), "saving %s: %s", path, err.msg);
+    nd_model_free(&model);
+    nd_ctx_free(&ctx);
+}
+
+static void test_command(const char *nanodiff) {
+    char ckpt[600], uncond[600], json[600], command[3000], err_text[4096];
+    snprintf(ckpt, sizeof ckpt, "%s/model.h5", tmp_dir);
+    snprintf(uncond, sizeof uncond, "%s/uncond.h5", tmp_dir);
+    snprintf(json, sizeof json, "%s/eval.json", tmp_dir);
+    write_checkpoint(ckpt, 10);
+    write_checkpoint(uncond, 0);
+    snprintf(command, sizeof command, "%s eval --ckpt %s --n 3 --sampler ddim --steps 2 --cache %s --json %s "
+             "--device cpu", nanodiff, ckpt, tmp_dir, json);
+    int rc = run(command, err_text, sizeof err_text);
+    CHECK(rc == 0, "eval exited with %d: %s", rc, err_text);
+    CHECK(!strstr(err_text, "training"), "the cached classifier was not used: %s", err_text);
+    FILE *f = fopen(json, "r");
+    char text[8192] = "";
+    size_t n = f ? fread(text, 1, sizeof text - 1, f) : 0;
+    text[n] = '\0';
+    if (f) fclose(f);
+    CHECK(strstr(text, "\"fd_floor\"") && strstr(text, "\"ankle boot\"") && strstr(text, "\"per_class\": 3"),
+          "JSON: %s", text);
+
+    snprintf(command, sizeof command, "%s eval --ckpt %s --cache %s --device cpu", nanodiff, uncond, tmp_dir);
+    rc = run(command, err_text, sizeof err_text);
+    CHECK(rc == 1 && strstr(err_text, uncond) && strstr(err_text, "unconditional"), "unconditional: %d %s", rc,
+          err_text);
+    snprintf(command, sizeof command, "%s eval --ckpt %s/missing.h5 --device cpu", nanodiff, tmp_dir);
+    rc = run(command, err_text, sizeof err_text);
+    CHECK(rc == 1 && strstr(err_text, "missing.h5"), "missing checkpoint: %d %s", rc, err_text);
+    snprintf(command, sizeof command, "%s eval --device cpu", nanodiff);
+    rc = run(command, err_text, sizeof err_text);
+    CHECK(rc == 1 && strstr(err_text, "--ckpt"), "no --ckpt: %d %s", rc, err_text);
+}
+
+// Removes every file of tmp_dir, then the directory.
+static void remove_tmp_dir(void) {
+    DIR *d = opendir(tmp_dir);
+    struct dirent *e;
+    char path[600];
+    while (d && (e = readdir(d)))
+        if (e->d_name[0] != '.') {
+            snprintf(path, sizeof path, "%s/%s", tmp_dir, e->d_name);
+            unlink(path);
+        }
+    if (d) closedir(d);
+    rmdir(tmp_dir);
+}
+
+int main(int argc, char **argv) {
+    struct stat st;
+    if (stat(ND_FASHION_MNIST_DIR, &st) != 0) {
+        printf("e2e.eval: skipped: %s is missing (scripts/install-deps.sh installs it)\n", ND_FASHION_MNIST_DIR);
+        return ND_TEST_SKIP;
+    }
+    if (argc < 2 || !mkdtemp(tmp_dir)) {
+        fprintf(stderr, "usage: test_e2e_eval NANODIFF (and a writable /tmp)\n");
+        return 1;
+    }
+    nd_ctx ctx;
+    nd_ctx_init(&ctx, ND_CPU, 16 << 20, 0);
+    nd_eval_setup setup = setup_16(NULL);
+    nd_evaluator ev;
+    nd_error err;
+    double start = nd_seconds();
+    bool ok = nd_evaluator_init(&ev, &setup, &ctx, &err);
+    CHECK(ok && ev.trained, "training the classifier: %s", ok ? "it was not trained" : err.msg);
+    if (!ok) return test_finish("e2e.eval");
+    printf("e2e.eval: classifier trained in %.1f s (set up in %.1f s), test accuracy %.2f%%\n", ev.train_seconds,
+           nd_seconds() - start, 100.0 * ev.test_accuracy);
+    CHECK(ev.test_accuracy >= 0.90, "test accuracy %.4f is below 0.90", ev.test_accuracy);
+    CHECK(access(ev.cache_path, R_OK) == 0, "no cache file %s", ev.cache_path);
+    CHECK(ev.n_reference == 5000 && ev.n_held == 5000, "halves of %lld and %lld", (long long)ev.n_reference,
+          (long long)ev.n_held);
+
+    nd_evaluator cached;
+    ok = nd_evaluator_init(&cached, &setup, &ctx, &err);
+    CHECK(ok && !cached.trained && cached.test_accuracy == ev.test_accuracy, "from the cache: %s, accuracy %.4f",
+          ok ? (cached.trained ? "retrained" : "loaded") : err.msg, ok ? cached.test_accuracy : NAN);
+    if (ok) nd_evaluator_free(&cached);
+
+    enum { N = 10 * PER_CLASS };
+    static float images[N * SIZE * SIZE];
+    static int32_t labels[N];
+    held_out_images(images, labels);
+    double floor;
+    int64_t floor_n;
+    nd_eval_report real, noise;
+    CHECK(nd_eval_floor(&ev, PER_CLASS, &floor, &floor_n, &err) && floor_n == N, "floor: %s", err.msg);
+    CHECK(nd_eval_images(&ev, &ctx, images, labels, N, &real, &err), "real images: %s", err.msg);
+    // uniform noise in [-1, 1], asked to be each class in turn
+    uint64_t state = 88172645463325252ull;
+    for (int i = 0; i < N * SIZE * SIZE; i++) {
+        state ^= state << 13, state ^= state >> 7, state ^= state << 17;
+        images[i] = (float)((double)(state >> 11) / 4503599627370496.0 - 1.0);
+    }
+    CHECK(nd_eval_images(&ev, &ctx, images, labels, N, &noise, &err), "noise: %s", err.msg);
+    printf("e2e.eval: floor %.3f; real stand-ins: accuracy %.2f%%, confidence %.3f, FD %.3f; noise: accuracy %.2f%%, "
+           "FD %.1f\n", floor, 100.0 * real.accuracy, real.confidence, real.fd, 100.0 * noise.accuracy, noise.fd);
+    CHECK(real.accuracy >= 0.90, "real images: accuracy %.4f", real.accuracy);
+    // two samples of 1000 from one distribution: their distances to the reference differ by sampling noise only
+    CHECK(real.fd < 2.0 * floor, "real images: FD %.3f against a floor of %.3f", real.fd, floor);
+    CHECK(noise.accuracy < 0.3, "noise: accuracy %.4f", noise.accuracy);
+    CHECK(noise.fd > 20.0 * floor, "noise: FD %.3f against a floor of %.3f", noise.fd, floor);
+
+    test_command(argv[1]);
+
+    // a damaged cache file: a note, then a new classifier (a few steps suffice to show it is trained and saved)
+    FILE *f = fopen(ev.cache_path, "r+b");
+    if (f) fseek(f, 0, SEEK_SET), fputs("damaged", f), fclose(f);
+    char *notes = NULL;
+    size_t notes_size = 0;
+    FILE *log = open_memstream(&notes, &notes_size);
+    setup = setup_16(log);
+    setup.train.max_steps = 3;
+    ok = nd_evaluator_init(&cached, &setup, &ctx, &err);
+    fclose(log);
+    CHECK(ok && cached.trained && strstr(notes, "cannot be used") && strstr(notes, ev.cache_path),
+          "damaged cache: %s; notes: %s", ok ? "" : err.msg, notes);
+    if (ok) nd_evaluator_free(&cached);
+    free(notes);
+    nd_evaluator_free(&ev);
+    nd_ctx_free(&ctx);
+    remove_tmp_dir();
+    printf("e2e.eval: %.1f s in all\n", nd_seconds() - start);
+    return test_finish("e2e.eval");
+}

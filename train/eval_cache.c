@@ -1,0 +1,270 @@
+// The evaluation classifier's cache file (HDF5): what it was trained for as root attributes, one float32
+// dataset per parameter under params/ (chunked with a Fletcher-32 checksum, so damage is refused, not
+// loaded). Built in memory, written to a temporary file, fsynced and renamed, as checkpoints are; a load
+// checks everything and reads every value before it writes one.
+#include <errno.h>
+#include <hdf5.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "train.h"
+
+#define CACHE_FORMAT "nanodiff-eval-classifier"
+#define CACHE_VERSION 1
+
+bool nd_eval_default_cache_dir(char *buf, size_t size) {
+    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    if (xdg && *xdg) return snprintf(buf, size, "%s/nanodiff", xdg) < (int)size;
+    if (home && *home) return snprintf(buf, size, "%s/.cache/nanodiff", home) < (int)size;
+    return false;
+}
+
+void nd_eval_cache_path(char *buf, size_t size, const char *cache_dir, const char *data, int img_size,
+                        bool unit_range) {
+    // the data set's last path component, with anything unsafe in a file name replaced; a hash of the whole
+    // spec keeps two directories of the same name apart
+    const char *base = data;
+    for (const char *p = data; *p; p++)
+        if (*p == '/' && p[1]) base = p + 1;
+    char name[64];
+    size_t n = 0;
+    for (const char *p = base; *p && *p != '/' && n + 1 < sizeof name; p++)
+        name[n++] = (char)((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+                                   *p == '-' || *p == '_'
+                               ? *p
+                               : '_');
+    name[n] = '\0';
+    uint32_t hash = 2166136261u; // FNV-1a
+    for (const char *p = data; *p; p++) hash = (hash ^ (uint8_t)*p) * 16777619u;
+    const char *range = unit_range ? "01" : "pm1";
+    if (strcmp(data, "fashion-mnist") == 0)
+        snprintf(buf, size, "%s/eval-classifier-%s-%dpx-%s.h5", cache_dir, name, img_size, range);
+    else
+        snprintf(buf, size, "%s/eval-classifier-%s-%08x-%dpx-%s.h5", cache_dir, name, hash, img_size, range);
+}
+
+// Restores HDF5's error printing when done is set; otherwise saves it and silences it.
+static void h5_quiet(bool done, H5E_auto2_t *func, void **data) {
+    if (done) {
+        H5Eset_auto2(H5E_DEFAULT, *func, *data);
+    } else {
+        H5Eget_auto2(H5E_DEFAULT, func, data);
+        H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// save
+
+static bool attr_int(hid_t obj, const char *name, int value) {
+    hid_t space = H5Screate(H5S_SCALAR);
+    hid_t attr = H5Acreate2(obj, name, H5T_STD_I32LE, space, H5P_DEFAULT, H5P_DEFAULT);
+    bool ok = attr >= 0 && H5Awrite(attr, H5T_NATIVE_INT, &value) >= 0;
+    if (attr >= 0) ok = H5Aclose(attr) >= 0 && ok;
+    H5Sclose(space);
+    return ok;
+}
+
+static bool attr_str(hid_t obj, const char *name, const char *value) {
+    hid_t type = H5Tcopy(H5T_C_S1), space = H5Screate(H5S_SCALAR);
+    bool ok = H5Tset_size(type, H5T_VARIABLE) >= 0 && H5Tset_cset(type, H5T_CSET_UTF8) >= 0;
+    hid_t attr = ok ? H5Acreate2(obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT) : -1;
+    ok = attr >= 0 && H5Awrite(attr, type, &value) >= 0;
+    if (attr >= 0) ok = H5Aclose(attr) >= 0 && ok;
+    H5Sclose(space);
+    H5Tclose(type);
+    return ok;
+}
+
+// One float32 dataset per tensor of p in a new group, from host values laid out as p's flat buffer.
+static bool write_group(hid_t file, const char *group, const nd_params *p, const float *host) {
+    hid_t g = H5Gcreate2(file, group, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    bool ok = g >= 0;
+    for (int i = 0; ok && i < p->n; i++) {
+        const nd_param *item = &p->items[i];
+        nd_shape s = item->tensor->shape;
+        hsize_t dims[ND_MAX_DIMS];
+        for (int d = 0; d < s.ndim; d++) dims[d] = (hsize_t)s.d[d];
+        hid_t space = H5Screate_simple(s.ndim, dims, NULL), dcpl = H5Pcreate(H5P_DATASET_CREATE);
+        ok = H5Pset_chunk(dcpl, s.ndim, dims) >= 0 && H5Pset_fletcher32(dcpl) >= 0;
+        hid_t dset = ok ? H5Dcreate2(g, item->name, H5T_IEEE_F32LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT) : -1;
+        ok = dset >= 0 && H5Dwrite(dset, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, host + item->offset) >= 0;
+        if (dset >= 0) ok = H5Dclose(dset) >= 0 && ok;
+        H5Pclose(dcpl);
+        H5Sclose(space);
+    }
+    if (g >= 0) ok = H5Gclose(g) >= 0 && ok;
+    return ok;
+}
+
+// The attributes and the params/ and buffers/ groups of c, from host copies of its flat buffers.
+static bool write_contents(hid_t file, const nd_eval_classifier *c, const float *params, const float *buffers) {
+    return attr_str(file, "format", CACHE_FORMAT) && attr_int(file, "format_version", CACHE_VERSION) &&
+           attr_str(file, "data", c->data) && attr_int(file, "img_ch", c->img_ch) &&
+           attr_int(file, "img_size", c->img_size) && attr_int(file, "unit_range", c->unit_range) &&
+           attr_int(file, "classes", c->classes) && write_group(file, "params", &c->params, params) &&
+           write_group(file, "buffers", &c->buffers, buffers);
+}
+
+// The whole file built in memory (HDF5's core driver), its image copied out: HDF5 never writes to the disk
+// itself, so a full disk fails a plain write() instead of an HDF5 close (see train/checkpoint.c).
+static char *file_image(const nd_eval_classifier *c, const float *params, const float *buffers, size_t *size) {
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    H5Pset_fapl_core(fapl, 1 << 20, false);
+    hid_t file = H5Fcreate("eval-classifier.h5", H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    H5Pclose(fapl);
+    bool ok = file >= 0 && write_contents(file, c, params, buffers) && H5Fflush(file, H5F_SCOPE_GLOBAL) >= 0;
+    ssize_t n = ok ? H5Fget_file_image(file, NULL, 0) : -1;
+    char *image = n > 0 ? malloc((size_t)n) : NULL;
+    if (image && H5Fget_file_image(file, image, (size_t)n) != n) {
+        free(image);
+        image = NULL;
+    }
+    if (file >= 0) H5Fclose(file);
+    *size = image ? (size_t)n : 0;
+    return image;
+}
+
+// A host copy (p->total floats) of p's flat buffer, gathered tensor by tensor.
+static float *download(const nd_params *p, nd_ctx *ctx) {
+    float *host = malloc((size_t)(p->total ? p->total : 1) * sizeof(float)); // (total)
+    for (int i = 0; i < p->n; i++) nd_copy_to_host(ctx, p->items[i].tensor, host + p->items[i].offset);
+    return host;
+}
+
+bool nd_eval_classifier_save(const char *path, const nd_eval_classifier *c, nd_ctx *ctx, nd_error *err) {
+    float *params = download(&c->params, ctx), *buffers = download(&c->buffers, ctx);
+    H5E_auto2_t func;
+    void *data;
+    h5_quiet(false, &func, &data);
+    size_t size = 0;
+    char *image = file_image(c, params, buffers, &size);
+    h5_quiet(true, &func, &data);
+    free(params);
+    free(buffers);
+    if (!image) return nd_error_set(err, "%s: cannot build the classifier's HDF5 file", path);
+    char tmp[1200];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "wb");
+    bool ok = f && fwrite(image, 1, size, f) == size && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    int saved_errno = errno;
+    if (f && fclose(f) != 0 && ok) ok = false, saved_errno = errno;
+    if (ok && rename(tmp, path) != 0) ok = false, saved_errno = errno;
+    free(image);
+    if (!ok) {
+        unlink(tmp);
+        return nd_error_set(err, "%s: cannot write the classifier: %s", path, strerror(saved_errno));
+    }
+    return true;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// load
+
+// An integer attribute; false (with err naming it) when missing or not an integer.
+static bool read_int(hid_t file, const char *path, const char *name, int *value, nd_error *err) {
+    hid_t attr = H5Aexists(file, name) > 0 ? H5Aopen(file, name, H5P_DEFAULT) : -1;
+    hid_t type = attr >= 0 ? H5Aget_type(attr) : -1;
+    bool ok = type >= 0 && H5Tget_class(type) == H5T_INTEGER && H5Aread(attr, H5T_NATIVE_INT, value) >= 0;
+    if (type >= 0) H5Tclose(type);
+    if (attr >= 0) H5Aclose(attr);
+    return ok || nd_error_set(err, "%s: no integer attribute '%s'", path, name);
+}
+
+// A variable-length string attribute into buf (size bytes).
+static bool read_str(hid_t file, const char *path, const char *name, char *buf, size_t size, nd_error *err) {
+    hid_t attr = H5Aexists(file, name) > 0 ? H5Aopen(file, name, H5P_DEFAULT) : -1;
+    hid_t type = attr >= 0 ? H5Aget_type(attr) : -1;
+    char *value = NULL;
+    bool ok = type >= 0 && H5Tget_class(type) == H5T_STRING && H5Tis_variable_str(type) > 0 &&
+              H5Aread(attr, type, &value) >= 0 && value && strlen(value) < size;
+    if (ok) strcpy(buf, value);
+    if (value) H5free_memory(value);
+    if (type >= 0) H5Tclose(type);
+    if (attr >= 0) H5Aclose(attr);
+    return ok || nd_error_set(err, "%s: no string attribute '%s'", path, name);
+}
+
+// Reads group, which must hold exactly p's tensors in p's shapes, into host laid out as p's flat buffer.
+static bool read_group(hid_t file, const char *path, const char *group, const nd_params *p, float *host,
+                       nd_error *err) {
+    hid_t g = H5Lexists(file, group, H5P_DEFAULT) > 0 ? H5Gopen2(file, group, H5P_DEFAULT) : -1;
+    if (g < 0) return nd_error_set(err, "%s: no '%s' group", path, group);
+    H5G_info_t info = {0};
+    bool ok = H5Gget_info(g, &info) >= 0 && info.nlinks == (hsize_t)p->n;
+    if (!ok) nd_error_set(err, "%s: '%s' holds %llu tensors, the classifier %d", path, group,
+                          (unsigned long long)info.nlinks, p->n);
+    for (int i = 0; ok && i < p->n; i++) {
+        const nd_param *item = &p->items[i];
+        nd_shape s = item->tensor->shape;
+        hid_t dset = H5Lexists(g, item->name, H5P_DEFAULT) > 0 ? H5Dopen2(g, item->name, H5P_DEFAULT) : -1;
+        hid_t space = dset >= 0 ? H5Dget_space(dset) : -1;
+        hsize_t dims[H5S_MAX_RANK];
+        int ndim = space >= 0 ? H5Sget_simple_extent_dims(space, dims, NULL) : -1;
+        ok = ndim == s.ndim;
+        for (int d = 0; ok && d < ndim; d++) ok = dims[d] == (hsize_t)s.d[d];
+        if (!ok) {
+            char shape[96];
+            nd_error_set(err, "%s: '%s/%s' is missing or not of shape %s", path, group, item->name,
+                         nd_shape_str(s, shape, sizeof shape));
+        } else if (H5Dread(dset, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, host + item->offset) < 0) {
+            ok = nd_error_set(err, "%s: '%s/%s' cannot be read: the file is damaged", path, group, item->name);
+        }
+        if (space >= 0) H5Sclose(space);
+        if (dset >= 0) H5Dclose(dset);
+    }
+    H5Gclose(g);
+    return ok;
+}
+
+// Checks the file's attributes against c, then reads every tensor, checked in shape, into the host copies.
+static bool stage(hid_t file, const char *path, const nd_eval_classifier *c, float *params, float *buffers,
+                  nd_error *err) {
+    char format[64], data[sizeof c->data];
+    int version, img_ch, img_size, unit_range, classes;
+    if (!read_str(file, path, "format", format, sizeof format, err) || strcmp(format, CACHE_FORMAT) != 0)
+        return nd_error_set(err, "%s: not a nanodiff evaluation classifier", path);
+    if (!read_int(file, path, "format_version", &version, err)) return false;
+    if (version != CACHE_VERSION)
+        return nd_error_set(err, "%s: format version %d, expected %d", path, version, CACHE_VERSION);
+    if (!read_str(file, path, "data", data, sizeof data, err) || !read_int(file, path, "img_ch", &img_ch, err) ||
+        !read_int(file, path, "img_size", &img_size, err) || !read_int(file, path, "unit_range", &unit_range, err) ||
+        !read_int(file, path, "classes", &classes, err))
+        return false;
+    if (strcmp(data, c->data) != 0 || img_ch != c->img_ch || img_size != c->img_size ||
+        (unit_range != 0) != c->unit_range || classes != c->classes)
+        return nd_error_set(err, "%s: trained for %s, %dx%dx%d in %s, %d classes; wanted %s, %dx%dx%d in %s, %d "
+                            "classes", path, data, img_ch, img_size, img_size, unit_range ? "[0, 1]" : "[-1, 1]",
+                            classes, c->data, c->img_ch, c->img_size, c->img_size,
+                            c->unit_range ? "[0, 1]" : "[-1, 1]", c->classes);
+    return read_group(file, path, "params", &c->params, params, err) &&
+           read_group(file, path, "buffers", &c->buffers, buffers, err);
+}
+
+// Uploads a host copy laid out as p's flat buffer, tensor by tensor.
+static void upload(const nd_params *p, nd_ctx *ctx, const float *host) {
+    for (int i = 0; i < p->n; i++) nd_copy_from_host(ctx, p->items[i].tensor, host + p->items[i].offset);
+}
+
+bool nd_eval_classifier_load(const char *path, nd_eval_classifier *c, nd_ctx *ctx, nd_error *err) {
+    if (access(path, R_OK) != 0) return nd_error_set(err, "%s: %s", path, strerror(errno));
+    H5E_auto2_t func;
+    void *data;
+    h5_quiet(false, &func, &data);
+    float *params = malloc((size_t)c->params.total * sizeof(float));   // (params total)
+    float *buffers = malloc((size_t)c->buffers.total * sizeof(float)); // (buffers total)
+    hid_t file = H5Fis_hdf5(path) > 0 ? H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT) : -1;
+    bool ok = file >= 0 ? stage(file, path, c, params, buffers, err)
+                        : nd_error_set(err, "%s: not an HDF5 file, or a truncated one", path);
+    if (file >= 0) H5Fclose(file);
+    h5_quiet(true, &func, &data);
+    if (ok) {
+        upload(&c->params, ctx, params);
+        upload(&c->buffers, ctx, buffers);
+    }
+    free(params);
+    free(buffers);
+    return ok;
+}

@@ -152,6 +152,11 @@ static inline void nd_trace(nd_ctx *ctx, const char *module, const nd_tensor *ou
     if (ctx->trace) ctx->trace(ctx->trace_user, module, out);
 }
 
+// Restarts the program (execv of itself, same argv) with OMP_WAIT_POLICY=passive unless that variable is set,
+// so OpenMP threads sleep at barriers instead of spinning; call first thing in main. Returns only when no
+// restart was needed or possible.
+void nd_threads_prefer_passive(char **argv);
+
 // step_bytes: initial size of the step arena (it grows to the first step's peak and then stays).
 void nd_ctx_init(nd_ctx *ctx, nd_device device, size_t step_bytes, uint64_t seed);
 void nd_ctx_free(nd_ctx *ctx);

@@ -6,10 +6,11 @@
 // (channels, B * positions) layout differ by a permutation, done on the chunk while it is still in cache.
 #include "internal.h"
 
-// Column scratch per chunk when the context sets none. Small enough that the GEMM reads the columns from
-// the last-level cache right after im2col wrote them, large enough (thousands of columns) that the GEMM
-// runs at full speed: on 2 cores 8 MiB beat 32 MiB by about 10% on the 3x3 64-channel hot case.
-#define ND_CONV_CHUNK_BYTES (8u << 20)
+// Column scratch per chunk when the context sets none: small enough that the GEMM finds the columns in
+// cache right after im2col wrote them, large enough to keep the GEMMs and parallel regions per batch few.
+// The 3x3 64-channel case (batch 128, 16x16) took 95-99 ms of CPU time forward+backward at 1-4 MiB,
+// 104 ms at 8 MiB and 124 ms at 32 MiB (the column matrix then spills out of the 32 MiB L3).
+#define ND_CONV_CHUNK_BYTES (4u << 20)
 
 static int64_t chunk_images(const nd_ctx *ctx, int64_t col_floats_per_image, int64_t batch) {
     size_t budget = ctx->conv_chunk_bytes ? ctx->conv_chunk_bytes : ND_CONV_CHUNK_BYTES;

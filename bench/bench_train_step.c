@@ -94,6 +94,7 @@ static double time_sampling(nd_device device, size_t *peak) {
 }
 
 int main(int argc, char **argv) {
+    nd_threads_prefer_passive(argv); // as the nanodiff program runs
     nd_device device = ND_CPU;
     int repeats = 5;
     bool torch = true, sampling = true;

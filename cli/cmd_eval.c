@@ -25,11 +25,11 @@ typedef struct eval_result {
     int img_size;
     const nd_evaluator *ev;
     nd_eval_report report;
-    double floor;
-    int64_t floor_n;
+    nd_eval_floor_stats floor;
     double sample_seconds, total_seconds;
 } eval_result;
 
+// Fashion-MNIST's name of class k, else "class k" in buf.
 static const char *class_name(const eval_result *r, int k, char *buf, size_t size) {
     if (r->classes == 10 && strcmp(r->data, "fashion-mnist") == 0) return fashion_names[k];
     snprintf(buf, size, "class %d", k);
@@ -91,9 +91,13 @@ static bool write_json(const char *path, const eval_result *r) {
     fprintf(f, ",\n  \"fd\": ");
     json_number(f, rep->fd);
     fprintf(f, ",\n  \"fd_floor\": ");
-    json_number(f, r->floor);
-    fprintf(f, ",\n  \"fd_floor_images\": %lld,\n  \"fd_reference_images\": %lld,\n", (long long)r->floor_n,
-            (long long)r->ev->n_reference);
+    json_number(f, r->floor.mean);
+    fprintf(f, ",\n  \"fd_floor_min\": ");
+    json_number(f, r->floor.min);
+    fprintf(f, ",\n  \"fd_floor_max\": ");
+    json_number(f, r->floor.max);
+    fprintf(f, ",\n  \"fd_floor_draws\": %d,\n  \"fd_floor_images\": %lld,\n  \"fd_reference_images\": %lld,\n",
+            r->floor.draws, (long long)r->floor.images, (long long)r->ev->n_reference);
     fprintf(f, "  \"sample_seconds\": %.3f,\n  \"seconds\": %.3f\n}\n", r->sample_seconds, r->total_seconds);
     bool ok = !ferror(f);
     ok = fclose(f) == 0 && ok;
@@ -105,6 +109,7 @@ static bool write_json(const char *path, const eval_result *r) {
     return ok;
 }
 
+// The classifier, the per-class table, the distances and the time, on stdout.
 static void print_table(const eval_result *r) {
     const nd_evaluator *ev = r->ev;
     const nd_eval_report *rep = &r->report;
@@ -112,9 +117,8 @@ static void print_table(const eval_result *r) {
     printf("classifier: CNN on %s at %dx%d in %s, test accuracy %.2f%% (%s)\n", r->data, r->img_size, r->img_size,
            r->unit_range ? "[0, 1]" : "[-1, 1]", 100.0 * ev->test_accuracy,
            ev->trained ? "trained now" : "from the cache");
-    printf("samples: %d a class, %s%s, w = %g, seed %llu%s\n\n", r->per_class, r->sampler,
-           strcmp(r->sampler, "ddim") == 0 ? "" : " (all T steps)", r->w, (unsigned long long)r->seed,
-           r->ema ? ", EMA weights" : "");
+    printf("samples: %d a class, %s with %d steps, w = %g, seed %llu%s\n\n", r->per_class, r->sampler, r->steps, r->w,
+           (unsigned long long)r->seed, r->ema ? ", EMA weights" : "");
     printf("  %-12s %9s %11s\n", "class", "accuracy", "confidence");
     for (int k = 0; k < r->classes; k++)
         printf("  %-12s %8.1f%% %11.3f\n", class_name(r, k, name, sizeof name), 100.0 * nd_eval_class_accuracy(rep, k),
@@ -122,8 +126,12 @@ static void print_table(const eval_result *r) {
     printf("  %-12s %8.1f%% %11.3f\n\n", "overall", 100.0 * rep->accuracy, rep->confidence);
     printf("FD, samples vs real test images:  %8.3f  (%lld samples vs %lld test images)\n", rep->fd,
            (long long)rep->n, (long long)ev->n_reference);
-    printf("FD floor, real vs real:           %8.3f  (%lld other test images vs the same %lld)\n", r->floor,
-           (long long)r->floor_n, (long long)ev->n_reference);
+    printf("FD floor, real vs real:           %8.3f  (%lld other test images vs the same %lld; ", r->floor.mean,
+           (long long)r->floor.images, (long long)ev->n_reference);
+    if (r->floor.draws > 1)
+        printf("mean of %d disjoint draws, %.3f to %.3f)\n", r->floor.draws, r->floor.min, r->floor.max);
+    else
+        printf("one draw)\n");
     printf("time: %.1f s (sampling %.1f s)\n", r->total_seconds, r->sample_seconds);
 }
 
@@ -232,7 +240,7 @@ int nd_cmd_eval(int argc, char **argv) {
         return 1;
     }
     eval_result r = {.ckpt = ckpt, .data = setup.data, .sampler = nd_sampler_name(sc.sampler),
-                     .steps = sc.sampler == ND_SAMPLER_DDIM ? sc.steps : mc->T, .per_class = (int)n,
+                     .steps = sc.sampler == ND_SAMPLER_DDIM && sc.steps < mc->T ? sc.steps : mc->T, .per_class = (int)n,
                      .classes = mc->c_embed_dim, .w = w, .eta = eta, .seed = sc.seed, .ema = use_ema,
                      .unit_range = cfg.unit_range, .img_size = mc->img_size, .ev = &ev};
     int total = r.classes * r.per_class;
@@ -243,7 +251,7 @@ int nd_cmd_eval(int argc, char **argv) {
     draw_samples(&ctx, &model, &cfg, &sc, r.per_class, (int)batch, images, labels);
     r.sample_seconds = nd_seconds() - sample_start;
     bool ok = nd_eval_images(&ev, &ctx, images, labels, total, &r.report, &err) &&
-              nd_eval_floor(&ev, r.per_class, &r.floor, &r.floor_n, &err);
+              nd_eval_floor(&ev, r.per_class, &r.floor, &err);
     r.total_seconds = nd_seconds() - start;
     if (ok) print_table(&r);
     else fprintf(stderr, "nanodiff eval: %s\n", err.msg);

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "autograd.h"
 #include "cli.h"
 
 typedef struct command {
@@ -25,6 +26,7 @@ static void usage(FILE *out) {
 }
 
 int main(int argc, char **argv) {
+    nd_threads_prefer_passive(argv);
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 1 : 0;

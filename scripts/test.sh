@@ -9,6 +9,9 @@ scripts/install-deps.sh
 cuda=${NANODIFF_CUDA:-AUTO}
 [ "${CI:-}" = "true" ] && cuda=ON
 jobs=$(nproc)
+# ctest -j runs suites side by side: OpenMP threads that spin at barriers while a teammate waits for a core
+# slow everything several-fold, so test processes sleep instead (the nanodiff program does the same)
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DNANODIFF_CUDA="$cuda" >/dev/null
 cmake --build build -j"$jobs"

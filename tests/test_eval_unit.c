@@ -33,7 +33,8 @@ static void test_eigen_known(void) {
                 double t = found[i];
                 found[i] = found[j], found[j] = t;
             }
-    for (int i = 0; i < 3; i++) CHECK(fabs(found[i] - want[i]) < 1e-14, "eigenvalue %d: %.17g, want %.17g", i, found[i], want[i]);
+    for (int i = 0; i < 3; i++)
+        CHECK(fabs(found[i] - want[i]) < 1e-14, "eigenvalue %d: %.17g, want %.17g", i, found[i], want[i]);
 
     double diagonal[4] = {3, 0, 0, -1}, v2[2], e2[4];
     CHECK(nd_eigen_symmetric(diagonal, 2, v2, e2) == 0, "a diagonal matrix needs no sweep");
@@ -56,7 +57,10 @@ static void test_eigen_random(void) {
     for (int i = 0; i < N; i++)
         for (int j = 0; j < N; j++) {
             double av = 0.0, vv = 0.0;
-            for (int k = 0; k < N; k++) av += a[i * N + k] * vectors[k * N + j], vv += vectors[k * N + i] * vectors[k * N + j];
+            for (int k = 0; k < N; k++) {
+                av += a[i * N + k] * vectors[k * N + j];
+                vv += vectors[k * N + i] * vectors[k * N + j];
+            }
             residual = fmax(residual, fabs(av - values[j] * vectors[i * N + j]));
             orthogonality = fmax(orthogonality, fabs(vv - (i == j)));
         }
@@ -148,14 +152,16 @@ static void test_report(void) {
     double p0 = e2 / (e2 + 2), p1 = 1 / (2 + e), p2 = e3 / (2 * e3 + 1), p3 = 1 / (2 + e5);
     CHECK(r.n == 4 && r.count[0] == 2 && r.count[1] == 2 && r.count[2] == 0, "counts %lld %lld %lld",
           (long long)r.count[0], (long long)r.count[1], (long long)r.count[2]);
-    CHECK(r.correct[0] == 1 && r.correct[1] == 1, "correct %lld %lld", (long long)r.correct[0], (long long)r.correct[1]);
+    CHECK(r.correct[0] == 1 && r.correct[1] == 1, "correct %lld %lld", (long long)r.correct[0],
+          (long long)r.correct[1]);
     CHECK(fabs(r.accuracy - 0.5) < 1e-15, "accuracy %g", r.accuracy);
     CHECK(fabs(nd_eval_class_accuracy(&r, 0) - 0.5) < 1e-15 && fabs(nd_eval_class_accuracy(&r, 1) - 0.5) < 1e-15,
           "per-class accuracy");
     CHECK(isnan(nd_eval_class_accuracy(&r, 2)) && isnan(nd_eval_class_confidence(&r, 2)), "class 2 was never asked");
     CHECK(fabs(nd_eval_class_confidence(&r, 0) - (p0 + p1) / 2) < 1e-12, "confidence 0: %.15g, want %.15g",
           nd_eval_class_confidence(&r, 0), (p0 + p1) / 2);
-    CHECK(fabs(nd_eval_class_confidence(&r, 1) - (p2 + p3) / 2) < 1e-12, "confidence 1: %.15g", nd_eval_class_confidence(&r, 1));
+    CHECK(fabs(nd_eval_class_confidence(&r, 1) - (p2 + p3) / 2) < 1e-12, "confidence 1: %.15g",
+          nd_eval_class_confidence(&r, 1));
     CHECK(fabs(r.confidence - (p0 + p1 + p2 + p3) / 4) < 1e-12, "mean confidence %.15g", r.confidence);
     CHECK(isnan(r.fd), "no FD before one is computed");
 }
@@ -165,7 +171,10 @@ static char tmp_dir[] = "/tmp/nd_test_eval_XXXXXX";
 // Writes size bytes of text to path.
 static void write_bytes(const char *path, const char *text, size_t size) {
     FILE *f = fopen(path, "wb");
-    if (f) fwrite(text, 1, size, f), fclose(f);
+    if (f) {
+        fwrite(text, 1, size, f);
+        fclose(f);
+    }
 }
 
 static void test_cache_file(void) {
@@ -207,7 +216,8 @@ static void test_cache_file(void) {
             write_bytes(bad, flipped, size);
         }
         bool loaded = nd_eval_classifier_load(bad, &b, &ctx, &err);
-        CHECK(!loaded && strstr(err.msg, bad), "%s file: loaded %d, message %s", cases[k], loaded, loaded ? "" : err.msg);
+        CHECK(!loaded && strstr(err.msg, bad), "%s file: loaded %d, message %s", cases[k], loaded,
+              loaded ? "" : err.msg);
     }
     CHECK(!nd_eval_classifier_load("/nonexistent/x.h5", &b, &ctx, &err) && strstr(err.msg, "/nonexistent/x.h5"),
           "missing file: %s", err.msg);
@@ -220,7 +230,8 @@ static void test_cache_file(void) {
     CHECK(nd_eval_default_cache_dir(path, sizeof path) && strcmp(path, "/x/nanodiff") == 0, "XDG: %s", path);
     unsetenv("XDG_CACHE_HOME");
     setenv("HOME", "/home/u", 1);
-    CHECK(nd_eval_default_cache_dir(path, sizeof path) && strcmp(path, "/home/u/.cache/nanodiff") == 0, "HOME: %s", path);
+    CHECK(nd_eval_default_cache_dir(path, sizeof path) && strcmp(path, "/home/u/.cache/nanodiff") == 0, "HOME: %s",
+          path);
     nd_eval_classifier_free(&a);
     nd_eval_classifier_free(&b);
     nd_eval_classifier_free(&other);

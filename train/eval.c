@@ -1,6 +1,7 @@
 // Sample-quality evaluation: the classifier from the cache (or trained and cached), its features of the
 // real test images, and the scores of given images (guided samples, or real images standing in for them).
 #include <errno.h>
+#include <stdint.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,7 +53,8 @@ static bool get_classifier(nd_evaluator *ev, const nd_eval_setup *setup, nd_ctx 
         snprintf(dir, sizeof dir, "%s", setup->cache_dir);
     } else if (!nd_eval_default_cache_dir(dir, sizeof dir)) {
         dir[0] = '\0';
-        if (setup->log) fprintf(setup->log, "note: neither XDG_CACHE_HOME nor HOME is set: the classifier is not cached\n");
+        if (setup->log)
+            fprintf(setup->log, "note: neither XDG_CACHE_HOME nor HOME is set: the classifier is not cached\n");
     }
     if (*dir) nd_eval_cache_path(ev->cache_path, sizeof ev->cache_path, dir, setup->data, setup->img_size,
                                  setup->unit_range);
@@ -167,14 +169,30 @@ bool nd_eval_images(const nd_evaluator *ev, nd_ctx *ctx, const float *images, co
     return ok;
 }
 
-bool nd_eval_floor(const nd_evaluator *ev, int per_class, double *fd, int64_t *n_used, nd_error *err) {
+bool nd_eval_floor(const nd_evaluator *ev, int per_class, nd_eval_floor_stats *floor, nd_error *err) {
+    int classes = ev->classifier.classes;
+    int64_t count[ND_EVAL_MAX_CLASSES] = {0}, fewest = INT64_MAX;
+    for (int64_t i = 0; i < ev->n_held; i++) count[ev->held_labels[i]]++;
+    for (int k = 0; k < classes; k++) fewest = count[k] < fewest ? count[k] : fewest;
+    int draws = per_class > 0 && fewest / per_class > 1 ? (int)(fewest / per_class) : 1;
+    *floor = (nd_eval_floor_stats){.mean = 0.0, .min = INFINITY, .max = -INFINITY, .draws = draws};
     float *chosen = malloc((size_t)(ev->n_held ? ev->n_held : 1) * ND_EVAL_FEATURES * sizeof(float)); // (m, 128)
-    int64_t taken[ND_EVAL_MAX_CLASSES] = {0}, m = 0;
-    for (int64_t i = 0; i < ev->n_held; i++)
-        if (taken[ev->held_labels[i]]++ < per_class)
-            memcpy(chosen + m++ * ND_EVAL_FEATURES, ev->held + i * ND_EVAL_FEATURES, ND_EVAL_FEATURES * sizeof(float));
-    bool ok = nd_frechet_distance(chosen, m, ev->reference, ev->n_reference, ND_EVAL_FEATURES, fd, err);
-    if (n_used) *n_used = m;
+    bool ok = true;
+    for (int d = 0; ok && d < draws; d++) {
+        int64_t seen[ND_EVAL_MAX_CLASSES] = {0}, m = 0;
+        for (int64_t i = 0; i < ev->n_held; i++) {
+            int64_t rank = seen[ev->held_labels[i]]++;
+            if (rank >= (int64_t)d * per_class && rank < (int64_t)(d + 1) * per_class)
+                memcpy(chosen + m++ * ND_EVAL_FEATURES, ev->held + i * ND_EVAL_FEATURES,
+                       ND_EVAL_FEATURES * sizeof(float));
+        }
+        double fd = NAN;
+        ok = nd_frechet_distance(chosen, m, ev->reference, ev->n_reference, ND_EVAL_FEATURES, &fd, err);
+        floor->mean += fd / draws;
+        floor->min = fmin(floor->min, fd);
+        floor->max = fmax(floor->max, fd);
+        if (d == 0) floor->images = m;
+    }
     free(chosen);
     return ok;
 }

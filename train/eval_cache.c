@@ -58,6 +58,7 @@ static void h5_quiet(bool done, H5E_auto2_t *func, void **data) {
 // ---------------------------------------------------------------------------------------------------
 // save
 
+// A scalar 32-bit integer attribute.
 static bool attr_int(hid_t obj, const char *name, int value) {
     hid_t space = H5Screate(H5S_SCALAR);
     hid_t attr = H5Acreate2(obj, name, H5T_STD_I32LE, space, H5P_DEFAULT, H5P_DEFAULT);
@@ -67,6 +68,7 @@ static bool attr_int(hid_t obj, const char *name, int value) {
     return ok;
 }
 
+// A variable-length UTF-8 string attribute (what h5py reads back as str).
 static bool attr_str(hid_t obj, const char *name, const char *value) {
     hid_t type = H5Tcopy(H5T_C_S1), space = H5Screate(H5S_SCALAR);
     bool ok = H5Tset_size(type, H5T_VARIABLE) >= 0 && H5Tset_cset(type, H5T_CSET_UTF8) >= 0;

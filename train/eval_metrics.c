@@ -170,7 +170,8 @@ bool nd_frechet_distance(const float *a, int64_t na, const float *b, int64_t nb,
         matmul_square(tmp, root, cov_b, dim);  // S_a^(1/2) S_b
         matmul_square(vec, tmp, root, dim);    // S_a^(1/2) S_b S_a^(1/2), symmetric up to rounding
         for (int i = 0; i < dim; i++)
-            for (int j = i + 1; j < dim; j++) vec[i * dim + j] = vec[j * dim + i] = 0.5 * (vec[i * dim + j] + vec[j * dim + i]);
+            for (int j = i + 1; j < dim; j++)
+                vec[i * dim + j] = vec[j * dim + i] = 0.5 * (vec[i * dim + j] + vec[j * dim + i]);
         sweeps = nd_eigen_symmetric(vec, dim, values, tmp);
         for (int j = 0; sweeps >= 0 && j < dim; j++) trace -= 2.0 * sqrt(fmax(values[j], 0.0));
     }
@@ -182,6 +183,7 @@ bool nd_frechet_distance(const float *a, int64_t na, const float *b, int64_t nb,
     free(vec);
     free(tmp);
     free(values);
-    if (sweeps < 0) return nd_error_set(err, "the Fréchet distance's eigensolver did not converge (non-finite features?)");
+    if (sweeps < 0)
+        return nd_error_set(err, "the Fréchet distance's eigensolver did not converge (non-finite features?)");
     return true;
 }

@@ -274,8 +274,15 @@ void nd_evaluator_free(nd_evaluator *ev);
 // reference half. Images are clamped to the classifier's range first, as a PNG shows them.
 bool nd_eval_images(const nd_evaluator *ev, nd_ctx *ctx, const float *images, const int32_t *labels, int64_t n,
                     nd_eval_report *report, nd_error *err);
-// The real-vs-real floor: the Fréchet distance between the first per_class held-out images of each class (fewer
-// where a class has fewer; *n_used says how many in all) and the reference half.
-bool nd_eval_floor(const nd_evaluator *ev, int per_class, double *fd, int64_t *n_used, nd_error *err);
+// The real-vs-real floor: Fréchet distances between per_class held-out images of each class and the reference
+// half, over every disjoint draw the held-out half allows (one, with fewer images, where a class runs short).
+// The spread of the draws shows how far a distance moves by sampling alone.
+typedef struct nd_eval_floor_stats {
+    double mean, min, max; // over the draws
+    int draws;
+    int64_t images;        // in each draw
+} nd_eval_floor_stats;
+
+bool nd_eval_floor(const nd_evaluator *ev, int per_class, nd_eval_floor_stats *floor, nd_error *err);
 
 #endif

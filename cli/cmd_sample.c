@@ -81,7 +81,7 @@ int nd_cmd_sample(int argc, char **argv) {
     const char *strip = NULL, *sweep = NULL, *device = "auto";
     int64_t n = 8, steps = 50, seed = 0;
     double w = 2.0, scale = NAN, eta = 0.0;
-    bool use_ema = false, help = false;
+    bool use_ema = false, no_tf32 = false, help = false;
     const nd_flag flags[] = {
         {"--ckpt", ND_FLAG_STRING, &ckpt, "checkpoint written by nanodiff train (required)"},
         {"--sampler", ND_FLAG_STRING, &sampler, "ddpm (the course's), ddpm-posterior or ddim"},
@@ -98,6 +98,7 @@ int nd_cmd_sample(int argc, char **argv) {
         {"--h5", ND_FLAG_STRING, &h5, "also write the raw samples (in [0, 1]) and their labels to this HDF5 file"},
         {"-o", ND_FLAG_STRING, &out, "output PNG"},
         {"--device", ND_FLAG_STRING, &device, "auto, cpu or cuda"},
+        {"--no-tf32", ND_FLAG_BOOL, &no_tf32, "full float32 matrix products on the GPU (TF32 is on by default)"},
         {"--help", ND_FLAG_BOOL, &help, "show this help"},
     };
     int n_flags = (int)(sizeof flags / sizeof flags[0]);
@@ -120,6 +121,7 @@ int nd_cmd_sample(int argc, char **argv) {
     sc.w = isnan(scale) ? (float)w : (float)(scale - 1.0);
     int dev;
     if (!nd_cli_device("sample", device, &dev)) return 1;
+    if (no_tf32) nd_cuda_set_tf32(false);
 
     nd_ctx ctx;
     nd_ctx_init(&ctx, (nd_device)dev, 64 << 20, 0);

@@ -12,6 +12,7 @@ int nd_cmd_train(int argc, char **argv) {
     int64_t max_steps = 0, checkpoint_every = 0, preview_every = 0;
     double lr = cfg.lr, cfg_drop = cfg.cfg_drop, clip = 0, ema = 0, weight_decay = 0;
     bool unit_range = false, no_flip = false, adamw = false, resume = false, quiet = false, help = false;
+    bool no_tf32 = false;
     const nd_flag flags[] = {
         {"--model", ND_FLAG_STRING, &model, "dli-unet or dli-unet-v1"},
         {"--data", ND_FLAG_STRING, &data, "fashion-mnist, an IDX directory (MNIST...) or an HDF5 file"},
@@ -35,6 +36,7 @@ int nd_cmd_train(int argc, char **argv) {
         {"--out", ND_FLAG_STRING, &out, "output directory: model.h5, loss.csv, previews"},
         {"--resume", ND_FLAG_BOOL, &resume, "continue the run in --out from its checkpoint"},
         {"--device", ND_FLAG_STRING, &device, "auto, cpu or cuda"},
+        {"--no-tf32", ND_FLAG_BOOL, &no_tf32, "full float32 matrix products on the GPU (TF32 is on by default)"},
         {"--quiet", ND_FLAG_BOOL, &quiet, "no progress line"},
         {"--help", ND_FLAG_BOOL, &help, "show this help"},
     };
@@ -57,6 +59,7 @@ int nd_cmd_train(int argc, char **argv) {
     }
     int dev;
     if (!nd_cli_device("train", device, &dev)) return 1;
+    if (no_tf32) nd_cuda_set_tf32(false);
     cfg.model = nd_model_config_default(kind, 1, (int)img_size, (int)classes);
     cfg.model.T = (int)T;
     snprintf(cfg.data, sizeof cfg.data, "%s", data);

@@ -37,16 +37,19 @@ void nd_arena_init(nd_arena *a, nd_device device, size_t data_bytes, size_t meta
     a->meta = host_alloc(a->meta_cap);
 }
 
+// Frees the newest overflow block.
+static void pop_overflow(nd_arena *a) {
+    nd_arena_block *next = a->overflow->next;
+    if (a->overflow->on_device)
+        arena_backend(a)->free(a->overflow->ptr);
+    else
+        free(a->overflow->ptr);
+    free(a->overflow);
+    a->overflow = next;
+}
+
 static void free_overflow(nd_arena *a) {
-    while (a->overflow) {
-        nd_arena_block *next = a->overflow->next;
-        if (a->overflow->on_device)
-            arena_backend(a)->free(a->overflow->ptr);
-        else
-            free(a->overflow->ptr);
-        free(a->overflow);
-        a->overflow = next;
-    }
+    while (a->overflow) pop_overflow(a);
 }
 
 void nd_arena_free(nd_arena *a) {
@@ -86,15 +89,7 @@ nd_arena_mark nd_arena_get_mark(const nd_arena *a) {
 }
 
 void nd_arena_release(nd_arena *a, nd_arena_mark mark) {
-    while (a->overflow && a->overflow != mark.overflow) {
-        nd_arena_block *next = a->overflow->next;
-        if (a->overflow->on_device)
-            arena_backend(a)->free(a->overflow->ptr);
-        else
-            free(a->overflow->ptr);
-        free(a->overflow);
-        a->overflow = next;
-    }
+    while (a->overflow && a->overflow != mark.overflow) pop_overflow(a);
     a->data_used = mark.data_used;
     a->meta_used = mark.meta_used;
 }

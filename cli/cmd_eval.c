@@ -12,8 +12,6 @@
 #include "sample.h"
 #include "train.h"
 
-static const char *fashion_names[10] = {"top",  "trouser", "pullover", "dress", "coat",
-                                        "sandal", "shirt",  "sneaker",  "bag",   "ankle boot"};
 
 // What one run measured, for the table and the JSON file.
 typedef struct eval_result {
@@ -31,7 +29,7 @@ typedef struct eval_result {
 
 // Fashion-MNIST's name of class k, else "class k" in buf.
 static const char *class_name(const eval_result *r, int k, char *buf, size_t size) {
-    if (r->classes == 10 && strcmp(r->data, "fashion-mnist") == 0) return fashion_names[k];
+    if (r->classes == 10 && strcmp(r->data, "fashion-mnist") == 0) return nd_fashion_mnist_classes[k];
     snprintf(buf, size, "class %d", k);
     return buf;
 }

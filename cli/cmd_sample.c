@@ -11,8 +11,6 @@
 #include "sample.h"
 #include "train.h"
 
-static const char *fashion_names[10] = {"top",  "trouser", "pullover", "dress", "coat",
-                                        "sandal", "shirt",  "sneaker",  "bag",   "ankle boot"};
 
 // "all", a class number, or a Fashion-MNIST class name -> first class and count; false for a bad value.
 static bool parse_class(const char *text, int classes, int *first, int *count) {
@@ -27,7 +25,7 @@ static bool parse_class(const char *text, int classes, int *first, int *count) {
         return true;
     }
     for (int k = 0; classes == 10 && k < 10; k++)
-        if (strcasecmp(text, fashion_names[k]) == 0) {
+        if (strcasecmp(text, nd_fashion_mnist_classes[k]) == 0) {
             *first = k, *count = 1;
             return true;
         }

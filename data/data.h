@@ -39,6 +39,9 @@ void nd_idx_free(nd_idx *idx);
 
 #define ND_FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist" // Debian's dataset-fashion-mnist
 
+// Fashion-MNIST's class names by label, as the course lists them (label 0 is "T-shirt/top").
+extern const char *const nd_fashion_mnist_classes[10];
+
 typedef enum { ND_SPLIT_TRAIN, ND_SPLIT_TEST, ND_SPLIT_ALL } nd_split; // ALL: train then test, as the course
 
 typedef struct nd_dataset {

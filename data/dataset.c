@@ -8,6 +8,9 @@
 
 #include "data.h"
 
+const char *const nd_fashion_mnist_classes[10] = {"top",    "trouser", "pullover", "dress", "coat",
+                                                  "sandal", "shirt",   "sneaker",  "bag",   "ankle boot"};
+
 #define DATA_HINT "run scripts/install-deps.sh (it installs Debian's dataset-fashion-mnist) or pass --data DIR"
 
 // torchvision.datasets.MNIST's pairing of an images file and a labels file, with the counts cross-checked.

@@ -106,6 +106,7 @@ static void conv2d_backward(nd_ctx *ctx, nd_node *node) {
     int64_t n = x->shape.d[0], out_c = w->shape.d[0], positions = g.out_h * g.out_w;
     int64_t rows = g.channels * g.kernel_h * g.kernel_w, image = g.channels * g.height * g.width;
     float *dbias = bias ? bias->grad : NULL;
+    if (!x->grad && !w->grad && !dbias) return;
     size_t mark = scratch_mark(ctx);
     if (is_pointwise(&g)) {
         if (dbias) channel_bias_backward(ctx, dbias, y->grad, n, out_c, positions, ones_scratch(ctx, positions));
@@ -117,7 +118,7 @@ static void conv2d_backward(nd_ctx *ctx, nd_node *node) {
     float *col = nd_scratch(ctx, rows * chunk * positions); // (C*kh*kw, B*L), then its gradient
     float *dyt = nd_scratch(ctx, out_c * chunk * positions); // (O, B*L)
     float *ones = dbias ? ones_scratch(ctx, chunk * positions) : NULL;
-    for (int64_t n0 = 0; n0 < n && (x->grad || w->grad || dbias); n0 += chunk) {
+    for (int64_t n0 = 0; n0 < n; n0 += chunk) {
         int64_t b = n - n0 < chunk ? n - n0 : chunk, cols = b * positions;
         swap_batch_channels(ctx, dyt, y->grad + n0 * out_c * positions, b, out_c, positions, false, false);
         if (dbias) channel_bias_backward(ctx, dbias, dyt, 1, out_c, cols, ones);
@@ -205,10 +206,14 @@ static void conv_transpose2d_backward(nd_ctx *ctx, nd_node *node) {
     if (bias && bias->grad)
         channel_bias_backward(ctx, bias->grad, y->grad, n, g.channels, g.height * g.width,
                               ones_scratch(ctx, g.height * g.width));
+    if (!x->grad && !w->grad) {
+        scratch_release(ctx, mark);
+        return;
+    }
     int64_t chunk = chunk_images(ctx, rows * positions, n);
     float *col = nd_scratch(ctx, rows * chunk * positions); // (C_out*kh*kw, B*L) = im2col(dy)
     float *xt = nd_scratch(ctx, in_c * chunk * positions);  // (C_in, B*L): x, then its gradient
-    for (int64_t n0 = 0; n0 < n && (x->grad || w->grad); n0 += chunk) {
+    for (int64_t n0 = 0; n0 < n; n0 += chunk) {
         int64_t b = n - n0 < chunk ? n - n0 : chunk, cols = b * positions;
         ctx->be->im2col(col, y->grad + n0 * out_image, &g, b);
         if (w->grad) { // dW (C_in, C_out*kh*kw) += x (C_in, B*L) col^T
@@ -244,7 +249,6 @@ nd_tensor *nd_conv_transpose2d_at(nd_ctx *ctx, nd_tensor *x, nd_tensor *weight, 
     int64_t n = x->shape.d[0], in_c = x->shape.d[1], positions = g.out_h * g.out_w;
     int64_t rows = g.channels * g.kernel_h * g.kernel_w, out_image = g.channels * g.height * g.width;
     nd_tensor *y = nd_op_output(ctx, ND_SHAPE(n, g.channels, g.height, g.width), in, 3); // (N, C_out, OH, OW)
-    ctx->be->fill(y->data, 0.0f, y->numel);
     int64_t chunk = chunk_images(ctx, rows * positions, n);
     size_t mark = scratch_mark(ctx);
     float *xt = nd_scratch(ctx, in_c * chunk * positions); // (C_in, B*L)
@@ -255,6 +259,7 @@ nd_tensor *nd_conv_transpose2d_at(nd_ctx *ctx, nd_tensor *x, nd_tensor *weight, 
         ctx->be->gemm(true, false, rows, cols, in_c, 1.0f, weight->data, rows, 0, xt, cols, 0, 0.0f, col, cols, 0,
                       1);
         float *y_chunk = y->data + n0 * out_image; // (B, C_out, OH, OW)
+        ctx->be->fill(y_chunk, 0.0f, b * out_image);
         ctx->be->col2im(y_chunk, col, &g, b);
         if (bias) add_channel_bias(ctx, y_chunk, bias->data, b, g.channels, g.height * g.width);
     }

@@ -7,7 +7,8 @@
 // --chunk-mib sets the convolution's column scratch per chunk (default: the library's); --python names
 // an interpreter with torch (default /usr/bin/python3, Debian's python3-torch). Timings need an otherwise
 // idle machine: with more runnable threads than cores, every synchronisation inside a GEMM waits for a
-// descheduled thread and the times say more about the load than about the code.
+// descheduled thread and the times say more about the load than about the code. Both sides run with
+// OpenMP threads sleeping at barriers (OMP_WAIT_POLICY=passive unless set), as the nanodiff program does.
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,6 +96,7 @@ static bool bench_torch(const char *python, int threads, timing *out) {
 }
 
 int main(int argc, char **argv) {
+    nd_threads_prefer_passive(argv); // as the nanodiff program runs; the PyTorch twin inherits the policy
     size_t chunk_bytes = 0;
     bool torch = true;
     const char *python = "/usr/bin/python3";

@@ -1,6 +1,8 @@
 // Unit tests of the convolution family beyond the gradient checks: shape errors name the op and both
-// shapes, max pooling routes a tied window's gradient to its first maximum (as PyTorch), and the column
-// scratch of a convolution goes back to the step arena when the op returns.
+// shapes, max pooling routes a tied window's gradient to its first maximum (as PyTorch), the column
+// scratch of a convolution goes back to the step arena when the op returns, and one input's gradient does
+// not depend on which others require one.
+#include <stdlib.h>
 #include <string.h>
 
 #include "autograd.h"
@@ -86,9 +88,51 @@ static void test_scratch_released(void) {
     nd_ctx_free(&ctx);
 }
 
+// The gradient of each of x, weight and bias alone equals its gradient when all three require one: the
+// backward's branches that skip an input must not change the others.
+static void partial_gradients(bool transpose) {
+    const int64_t x_shape[4] = {3, 4, 5, 5}, w_shape[4] = {4, 4, 3, 3};
+    float *want[3] = {0};
+    for (int only = -1; only < 3; only++) {
+        nd_ctx ctx;
+        nd_ctx_init(&ctx, ND_CPU, 1 << 20, 7);
+        nd_tensor *in[3] = {
+            nd_empty(&ctx, nd_shape_from(x_shape, 4)), // (N, C, H, W)
+            nd_empty(&ctx, nd_shape_from(w_shape, 4)), // (O, C, 3, 3) or (C_in, C_out, 3, 3)
+            nd_empty(&ctx, ND_SHAPE(4)),               // (O) or (C_out)
+        };
+        for (int i = 0; i < 3; i++) {
+            nd_rand_normal(&ctx, in[i], 0.0f, 1.0f);
+            if (only < 0 || only == i) nd_requires_grad(&ctx, in[i], false);
+        }
+        nd_tensor *y = transpose ? nd_conv_transpose2d(&ctx, in[0], in[1], in[2], 2, 1, 1)
+                                 : nd_conv2d(&ctx, in[0], in[1], in[2], 2, 1);
+        nd_tensor *r = nd_empty(&ctx, y->shape);
+        nd_rand_normal(&ctx, r, 0.0f, 1.0f);
+        nd_backward(&ctx, nd_sum_all(&ctx, nd_mul(&ctx, y, r)));
+        for (int i = 0; i < 3; i++) {
+            if (only >= 0 && only != i) continue;
+            size_t bytes = (size_t)in[i]->numel * sizeof(float);
+            float *grad = malloc(bytes);
+            nd_grad_to_host(&ctx, in[i], grad);
+            if (only < 0) {
+                want[i] = grad;
+                continue;
+            }
+            CHECK(memcmp(grad, want[i], bytes) == 0, "%s: gradient of input %d alone differs",
+                  transpose ? "nd_conv_transpose2d" : "nd_conv2d", i);
+            free(grad);
+        }
+        nd_ctx_free(&ctx);
+    }
+    for (int i = 0; i < 3; i++) free(want[i]);
+}
+
 int main(void) {
     test_shape_errors();
     test_max_pool_ties();
     test_scratch_released();
+    partial_gradients(false);
+    partial_gradients(true);
     return test_finish("conv_unit");
 }

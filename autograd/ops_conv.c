@@ -8,8 +8,9 @@
 
 // Column scratch per chunk when the context sets none: small enough that the GEMM finds the columns in
 // cache right after im2col wrote them, large enough to keep the GEMMs and parallel regions per batch few.
-// The 3x3 64-channel case (batch 128, 16x16) took 95-99 ms of CPU time forward+backward at 1-4 MiB,
-// 104 ms at 8 MiB and 124 ms at 32 MiB (the column matrix then spills out of the 32 MiB L3).
+// The 3x3 64-channel case (batch 128, 16x16, forward+backward) on this project's 2-core reference machine:
+// one thread 95-99 ms at 1-4 MiB, 104 ms at 8 MiB, 124 ms at 32 MiB (the columns spill out of L3); two
+// threads 58 ms at 4 and 8 MiB alike, 62-64 ms at 16 MiB.
 #define ND_CONV_CHUNK_BYTES (4u << 20)
 
 static int64_t chunk_images(const nd_ctx *ctx, int64_t col_floats_per_image, int64_t batch) {
@@ -25,8 +26,8 @@ static int64_t chunk_images(const nd_ctx *ctx, int64_t col_floats_per_image, int
 
 // The chunk scratch is dead once the op returns; handing it back keeps the step arena from growing by one
 // column buffer per convolution call. Valid because nothing else is allocated between mark and release.
-static size_t scratch_mark(nd_ctx *ctx) { return ctx->step.data_used; }
-static void scratch_release(nd_ctx *ctx, size_t mark) { ctx->step.data_used = mark; }
+static nd_arena_mark scratch_mark(nd_ctx *ctx) { return nd_arena_get_mark(&ctx->step); }
+static void scratch_release(nd_ctx *ctx, nd_arena_mark mark) { nd_arena_release(&ctx->step, mark); }
 
 // dst (B, C, L) = src (C, B, L), or the reverse with `to_images` false; accumulates when asked.
 static void swap_batch_channels(nd_ctx *ctx, float *dst, const float *src, int64_t batch, int64_t channels,
@@ -107,7 +108,7 @@ static void conv2d_backward(nd_ctx *ctx, nd_node *node) {
     int64_t rows = g.channels * g.kernel_h * g.kernel_w, image = g.channels * g.height * g.width;
     float *dbias = bias ? bias->grad : NULL;
     if (!x->grad && !w->grad && !dbias) return;
-    size_t mark = scratch_mark(ctx);
+    nd_arena_mark mark = scratch_mark(ctx);
     if (is_pointwise(&g)) {
         if (dbias) channel_bias_backward(ctx, dbias, y->grad, n, out_c, positions, ones_scratch(ctx, positions));
         conv2d_pointwise_backward(ctx, x, w, y->grad, n, positions);
@@ -158,7 +159,7 @@ nd_tensor *nd_conv2d_at(nd_ctx *ctx, nd_tensor *x, nd_tensor *weight, nd_tensor 
                       image, 0.0f, y->data, positions, out_c * positions, n);
     } else {
         int64_t chunk = chunk_images(ctx, rows * positions, n);
-        size_t mark = scratch_mark(ctx);
+        nd_arena_mark mark = scratch_mark(ctx);
         float *col = nd_scratch(ctx, rows * chunk * positions); // (C*kh*kw, B*L)
         float *yt = nd_scratch(ctx, out_c * chunk * positions); // (O, B*L)
         for (int64_t n0 = 0; n0 < n; n0 += chunk) {
@@ -202,7 +203,7 @@ static void conv_transpose2d_backward(nd_ctx *ctx, nd_node *node) {
     nd_conv_geom g = conv_transpose2d_geom(x->shape, w->shape, node->iarg[0], node->iarg[1], node->iarg[2]);
     int64_t n = x->shape.d[0], in_c = x->shape.d[1], positions = g.out_h * g.out_w;
     int64_t rows = g.channels * g.kernel_h * g.kernel_w, out_image = g.channels * g.height * g.width;
-    size_t mark = scratch_mark(ctx);
+    nd_arena_mark mark = scratch_mark(ctx);
     if (bias && bias->grad)
         channel_bias_backward(ctx, bias->grad, y->grad, n, g.channels, g.height * g.width,
                               ones_scratch(ctx, g.height * g.width));
@@ -250,7 +251,7 @@ nd_tensor *nd_conv_transpose2d_at(nd_ctx *ctx, nd_tensor *x, nd_tensor *weight, 
     int64_t rows = g.channels * g.kernel_h * g.kernel_w, out_image = g.channels * g.height * g.width;
     nd_tensor *y = nd_op_output(ctx, ND_SHAPE(n, g.channels, g.height, g.width), in, 3); // (N, C_out, OH, OW)
     int64_t chunk = chunk_images(ctx, rows * positions, n);
-    size_t mark = scratch_mark(ctx);
+    nd_arena_mark mark = scratch_mark(ctx);
     float *xt = nd_scratch(ctx, in_c * chunk * positions); // (C_in, B*L)
     float *col = nd_scratch(ctx, rows * chunk * positions); // (C_out*kh*kw, B*L)
     for (int64_t n0 = 0; n0 < n; n0 += chunk) {

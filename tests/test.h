@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdarg.h>
 #include <stdio.h>
 
 #define ND_TEST_SKIP 77 // ctest's SKIP_RETURN_CODE for suites that cannot run here (no GPU)
@@ -24,6 +25,9 @@ extern int nd_test_passed, nd_test_failed;
     } while (0)
 
 int test_finish(const char *suite);
+
+// Checks that a user-facing error message names `path` and holds each of the n_words words that follow.
+void test_message_names(const char *msg, const char *path, int n_words, va_list words);
 
 // Largest |a - b| / (atol + rtol * |b|) over n values; <= 1 means every element is within tolerance.
 double test_max_violation(const float *a, const float *b, long long n, double atol, double rtol,

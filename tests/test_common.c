@@ -1,12 +1,21 @@
 // Shared test harness state and comparison helpers.
 #include <math.h>
 #include <signal.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "test.h"
 
 int nd_test_passed, nd_test_failed;
+
+void test_message_names(const char *msg, const char *path, int n_words, va_list words) {
+    CHECK(strstr(msg, path) != NULL, "message does not name %s: %s", path, msg);
+    for (int i = 0; i < n_words; i++) {
+        const char *word = va_arg(words, const char *);
+        CHECK(strstr(msg, word) != NULL, "message lacks \"%s\": %s", word, msg);
+    }
+}
 
 int test_finish(const char *suite) {
     printf("%s: %d passed, %d failed\n", suite, nd_test_passed, nd_test_failed);

@@ -65,41 +65,40 @@ static double mean_loss(const char *csv, int from, int to) {
     return n ? sum / n : NAN;
 }
 
+// Trains c for c.max_steps into dir/name; returns the mean loss of its first and last 20 steps.
+static void train_first_last(nd_ddpm_config c, const char *name, double *first, double *last) {
+    char out[128], csv[160];
+    snprintf(out, sizeof out, "%s/%s", dir, name);
+    nd_ddpm_result r;
+    nd_error err;
+    bool ok = nd_ddpm_train(&c, out, false, ND_CPU, false, &r, &err);
+    CHECK(ok, "%s: training failed: %s", name, ok ? "" : err.msg);
+    snprintf(csv, sizeof csv, "%s/loss.csv", out);
+    *first = mean_loss(csv, 0, 20);
+    *last = mean_loss(csv, (int)c.max_steps - 20, (int)c.max_steps);
+    printf("%s: first 20 steps %.4f, last 20 %.4f\n", name, *first, *last);
+}
+
 static void test_loss_falls(const char *data) {
-    char out[128];
-    snprintf(out, sizeof out, "%s/falls", dir);
     nd_ddpm_config c = tiny(data);
     // 250 steps at lr 3e-3 also teach the context (PyTorch's twin: 8 of 8 bars right after them, 5 after 150)
     c.max_steps = 250;
     c.lr = 3e-3f;
-    nd_ddpm_result r;
-    nd_error err;
-    bool ok = nd_ddpm_train(&c, out, false, ND_CPU, false, &r, &err);
-    CHECK(ok, "training failed: %s", ok ? "" : err.msg);
-    char csv[160];
-    snprintf(csv, sizeof csv, "%s/loss.csv", out);
-    double first = mean_loss(csv, 0, 20), last = mean_loss(csv, 230, 250);
-    printf("loss falls: first 20 steps %.4f, last 20 %.4f\n", first, last);
+    double first, last;
+    train_first_last(c, "falls", &first, &last);
     // the noise-prediction loss starts near 1 (predicting nothing); a tiny model learns the bars quickly
     CHECK(last < 0.6 * first, "the loss did not fall: %.4f -> %.4f", first, last);
 }
 
 static void test_overfit_one_batch(void) {
-    char data[128], out[128];
+    char data[128];
     snprintf(data, sizeof data, "%s/one.h5", dir);
-    snprintf(out, sizeof out, "%s/overfit", dir);
     write_bars(data, 16, true); // one batch of one image
     nd_ddpm_config c = tiny(data);
     c.max_steps = 200;
     c.cfg_drop = 0.0f;
-    nd_ddpm_result r;
-    nd_error err;
-    bool ok = nd_ddpm_train(&c, out, false, ND_CPU, false, &r, &err);
-    CHECK(ok, "training failed: %s", ok ? "" : err.msg);
-    char csv[160];
-    snprintf(csv, sizeof csv, "%s/loss.csv", out);
-    double first = mean_loss(csv, 0, 20), last = mean_loss(csv, 180, 200);
-    printf("overfit one batch: first 20 steps %.4f, last 20 %.4f\n", first, last);
+    double first, last;
+    train_first_last(c, "overfit", &first, &last);
     // a memorised x0 makes the noise exactly recoverable from x_t: the loss goes far below its start
     CHECK(last < 0.25 * first, "one batch was not overfit: %.4f -> %.4f", first, last);
 }

@@ -199,6 +199,26 @@ void nd_fill(nd_ctx *ctx, nd_tensor *t, float value);
 // Reads a single-element tensor.
 float nd_item(nd_ctx *ctx, const nd_tensor *t);
 
+// Uploads of the next data batch that run while the current step computes (on the GPU: page-locked staging
+// and a copy stream; on the CPU: plain copies). Puts and takes alternate between two lanes, and at most two
+// puts may be waiting: put batch k + 1 right after taking batch k, then run step k.
+typedef struct nd_prefetch {
+    nd_ctx *ctx;
+    size_t capacity;     // bytes of one lane
+    void *host[2];       // staging (from the backend's host_alloc)
+    float *device[2];    // where each lane's upload lands
+    size_t bytes[2];     // bytes put in each lane
+    int64_t puts, takes; // counts; lane = count % 2
+} nd_prefetch;
+
+void nd_prefetch_init(nd_prefetch *p, nd_ctx *ctx, size_t capacity_bytes);
+// Copies src into the next lane's staging and starts its upload; returns without waiting for it.
+void nd_prefetch_put(nd_prefetch *p, const float *src, size_t bytes);
+// The oldest batch not yet taken, as a new step-arena tensor of `shape` whose size must be the bytes put;
+// the kernels queued after this call see the uploaded data.
+nd_tensor *nd_prefetch_take(nd_prefetch *p, nd_shape shape);
+void nd_prefetch_free(nd_prefetch *p);
+
 void nd_rand_uniform(nd_ctx *ctx, nd_tensor *t, float low, float high);
 void nd_rand_normal(nd_ctx *ctx, nd_tensor *t, float mean, float std);
 // Each element is 1 with probability p, else 0.

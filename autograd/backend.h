@@ -47,6 +47,18 @@ typedef struct nd_backend {
     void (*free)(void *ptr);
     void (*upload)(void *dst, const void *host_src, size_t bytes);
     void (*download)(void *host_dst, const void *src, size_t bytes);
+    // Page-locked host memory where the device has memory of its own (an upload from it can run beside the
+    // kernels), plain aligned memory on the CPU.
+    void *(*host_alloc)(size_t bytes);
+    void (*host_free)(void *ptr);
+    // Background uploads on two lanes (0, 1) beside the kernels, for the next data batch while a step runs:
+    // upload_async starts copying host_src (from host_alloc) to the device buffer dst and returns at once; it
+    // begins only after the lane's previous upload_consume has read dst. upload_wait blocks the host until
+    // the lane's last upload has read host_src (so the host may refill it). upload_consume copies the lane's
+    // uploaded buffer to out, ordered after that upload and before every later kernel. CPU: plain copies.
+    void (*upload_async)(void *dst, const void *host_src, size_t bytes, int lane);
+    void (*upload_wait)(int lane);
+    void (*upload_consume)(float *out, const float *uploaded, size_t bytes, int lane);
     void (*fill)(float *dst, float value, int64_t n);
     void (*copy)(float *dst, const float *src, int64_t n);
     // dst += alpha * (*scalar) * src, scalar a device pointer (an upstream loss gradient) or NULL for 1

@@ -1,5 +1,5 @@
 // Unit tests of the autograd core: arena growth and stable addresses, views, the tape, shape errors,
-// the counter-based RNG, flat parameter buffers, and the BLAS the program really loads.
+// the counter-based RNG, flat parameter buffers, batch prefetching, and the BLAS the program really loads.
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -141,6 +141,49 @@ static void test_fast_erf(void) {
     CHECK(worst < 5e-7, "nd_erff is off by %g", worst);
 }
 
+// Batches put one ahead of the takes come back in order and intact through both lanes; a third waiting
+// batch is a programmer error.
+static void test_prefetch(void) {
+    nd_ctx ctx;
+    nd_ctx_init(&ctx, ND_CPU, 1 << 16, 0);
+    nd_prefetch p;
+    nd_prefetch_init(&p, &ctx, 6 * sizeof(float));
+    float batch[6], got[6];
+    int wrong = 0;
+    for (int k = 0; k < 5; k++) {
+        if (k == 0) {
+            for (int i = 0; i < 6; i++) batch[i] = (float)(100 * k + i);
+            nd_prefetch_put(&p, batch, sizeof batch);
+        }
+        nd_tensor *x = nd_prefetch_take(&p, ND_SHAPE(2, 3));
+        for (int i = 0; i < 6; i++) batch[i] = (float)(100 * (k + 1) + i); // the next batch, put before use
+        nd_prefetch_put(&p, batch, sizeof batch);
+        memset(batch, 0, sizeof batch); // the put copied it
+        nd_copy_to_host(&ctx, x, got);
+        for (int i = 0; i < 6; i++) wrong += got[i] != (float)(100 * k + i);
+        nd_ctx_step_end(&ctx);
+    }
+    CHECK(wrong == 0, "%d prefetched values differ from what was put", wrong);
+    CHECK(p.puts == 6 && p.takes == 5, "puts %lld takes %lld", (long long)p.puts, (long long)p.takes);
+    nd_prefetch_free(&p);
+    nd_ctx_free(&ctx);
+}
+
+static void prefetch_three_waiting(void) {
+    nd_ctx ctx;
+    nd_ctx_init(&ctx, ND_CPU, 1 << 16, 0);
+    nd_prefetch p;
+    nd_prefetch_init(&p, &ctx, 4 * sizeof(float));
+    float batch[4] = {0};
+    for (int k = 0; k < 3; k++) nd_prefetch_put(&p, batch, sizeof batch);
+}
+
+static void test_prefetch_misuse(void) {
+    char err[2048];
+    bool aborted = test_aborts_with(prefetch_three_waiting, err, sizeof err);
+    CHECK(aborted && strstr(err, "nd_prefetch_put") && strstr(err, "at most 2"), "third waiting batch: %s", err);
+}
+
 static void test_blas_threading(void) {
     // Debian's OpenMP OpenBLAS shares our OpenMP pool; the pthread build would oversubscribe the cores.
     CHECK(openblas_get_parallel() == 2, "the loaded OpenBLAS is not the OpenMP build (parallel mode %d)",
@@ -154,6 +197,8 @@ int main(void) {
     test_rng();
     test_params();
     test_fast_erf();
+    test_prefetch();
+    test_prefetch_misuse();
     test_blas_threading();
     return test_finish("autograd_unit");
 }

@@ -1,6 +1,7 @@
 // CUDA device: the backend table is complete (checked on every machine, GPU or not); on a GPU, the device's
-// description and cuBLAS products (transposes, alpha/beta, batches, shared operands) against the CPU's, in
-// FP32 and in TF32. Without a usable GPU it prints the reason and exits 77 (ctest: skipped).
+// description, cuBLAS products (transposes, alpha/beta, batches, shared operands) against the CPU's, in
+// FP32 and in TF32, and batch uploads overlapped with kernels. Without a usable GPU it prints the reason and
+// exits 77 (ctest: skipped).
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,6 +77,38 @@ static double gemm_nmse(const gemm_case *g) {
     return err / ref;
 }
 
+// Prefetched batches on the GPU: batch k + 1 is put while kernels still read batch k (a chain of ops queued
+// after the take), so a copy that did not wait for its lane, or a take not ordered after its upload, shows
+// up as wrong sums. Returns the number of wrong values.
+static int prefetch_errors(void) {
+    enum { N = 1 << 20, BATCHES = 6, CHAIN = 20 };
+    nd_ctx ctx;
+    nd_ctx_init(&ctx, ND_CUDA, 64 << 20, 0);
+    nd_prefetch p;
+    nd_prefetch_init(&p, &ctx, N * sizeof(float));
+    float *batch = malloc(N * sizeof(float)), *got = malloc(N * sizeof(float));
+    int wrong = 0;
+    for (int k = 0; k < BATCHES; k++) {
+        if (k == 0) {
+            for (int i = 0; i < N; i++) batch[i] = (float)(i % 1000);
+            nd_prefetch_put(&p, batch, N * sizeof(float));
+        }
+        nd_tensor *x = nd_prefetch_take(&p, ND_SHAPE(N));
+        nd_tensor *y = x;
+        for (int j = 0; j < CHAIN; j++) y = nd_add(&ctx, y, x); // y = (CHAIN + 1) x, queued, not yet run
+        for (int i = 0; i < N; i++) batch[i] = (float)(((k + 1) * 7 + i) % 1000);
+        nd_prefetch_put(&p, batch, N * sizeof(float));
+        nd_copy_to_host(&ctx, y, got);
+        for (int i = 0; i < N; i++) wrong += got[i] != (float)(CHAIN + 1) * (float)((k * 7 + i) % 1000);
+        nd_ctx_step_end(&ctx);
+    }
+    free(batch);
+    free(got);
+    nd_prefetch_free(&p);
+    nd_ctx_free(&ctx);
+    return wrong;
+}
+
 int main(void) {
     // nd_backend_cuda() aborts, naming the entry, when backend.h has an entry the CUDA table leaves unset
     const nd_backend *be = nd_backend_cuda();
@@ -99,5 +132,8 @@ int main(void) {
     double e = gemm_nmse(&gemm_cases[0]);
     printf("gemm %-24s TF32 nmse %.2e (GPUs before compute capability 8.0 compute in FP32)\n", gemm_cases[0].name, e);
     CHECK(e <= TF32_NMSE, "gemm %s: nmse %.3g > %.1g with TF32 on", gemm_cases[0].name, e, TF32_NMSE);
+    int wrong = prefetch_errors();
+    printf("prefetch: %d wrong values over 6 overlapped batches\n", wrong);
+    CHECK(wrong == 0, "%d prefetched values wrong", wrong);
     return test_finish("cuda.device");
 }

@@ -123,12 +123,11 @@ static bool save(run *r, nd_error *err) {
                               r->cfg.ema_decay > 0 ? &r->ema : NULL, &r->ctx, err);
 }
 
-// One optimizer step on a batch; returns the loss.
-static float train_step(run *r, const nd_batch *batch, int *t_host, float *t_values, float *onehot) {
+// One optimizer step on a batch of b images x0 (already on the device) with their labels; returns the loss.
+static float train_step(run *r, nd_tensor *x0, const int32_t *labels, int *t_host, float *t_values, float *onehot) {
     nd_ctx *ctx = &r->ctx;
     const nd_model_config *mc = &r->model.config;
-    int b = batch->size, classes = mc->c_embed_dim;
-    nd_tensor *x0 = nd_from_host(ctx, ND_SHAPE(b, mc->img_ch, mc->img_size, mc->img_size), batch->images);
+    int b = (int)x0->shape.d[0], classes = mc->c_embed_dim;
     for (int i = 0; i < b; i++) { // t = torch.randint(0, T, (B,))
         float u = nd_philox_uniform(r->cfg.seed ^ ND_TIMESTEP_STREAM, (uint64_t)r->state.step * (uint64_t)b, i);
         t_host[i] = (int)fminf(floorf(u * (float)mc->T), (float)(mc->T - 1));
@@ -141,7 +140,7 @@ static float train_step(run *r, const nd_batch *batch, int *t_host, float *t_val
     nd_tensor *context = NULL;
     if (classes > 0) { // get_context_mask: one_hot(c) * bernoulli(ones - drop_prob), element by element
         memset(onehot, 0, (size_t)b * (size_t)classes * sizeof(float));
-        for (int i = 0; i < b; i++) onehot[i * classes + batch->labels[i]] = 1.0f;
+        for (int i = 0; i < b; i++) onehot[i * classes + labels[i]] = 1.0f;
         nd_tensor *c = nd_from_host(ctx, ND_SHAPE(b, classes), onehot);
         nd_tensor *mask = nd_empty(ctx, c->shape);
         nd_rand_bernoulli(ctx, mask, 1.0f - r->cfg.cfg_drop);
@@ -224,11 +223,31 @@ bool nd_ddpm_train(const nd_ddpm_config *config, const char *out_dir, bool resum
     double start = nd_seconds(), loss_sum = 0.0;
     int64_t loss_count = 0, first_step = r->state.step;
     *result = (nd_ddpm_result){0};
-    while (ok && r->state.step < total) {
+    // The next batch is uploaded while the current step computes: batch k + 1 is put right after batch k is
+    // taken. Labels stay on the host (they become the one-hot context there), copied because the loader
+    // reuses a batch's memory once the next is asked for.
+    const nd_model_config *mc = &r->model.config;
+    nd_shape image_shape = ND_SHAPE(r->cfg.batch_size, mc->img_ch, mc->img_size, mc->img_size);
+    size_t batch_bytes = (size_t)nd_shape_numel(image_shape) * sizeof(float);
+    nd_prefetch prefetch = {0};
+    int32_t *labels[2] = {calloc((size_t)r->cfg.batch_size, sizeof(int32_t)),
+                          calloc((size_t)r->cfg.batch_size, sizeof(int32_t))};
+    if (ok && r->state.step < total) {
+        nd_prefetch_init(&prefetch, &r->ctx, batch_bytes);
         const nd_batch *batch = nd_loader_next(loader);
-        int64_t epoch = r->state.step / per_epoch;
+        nd_prefetch_put(&prefetch, batch->images, batch_bytes);
+        if (batch->labels) memcpy(labels[0], batch->labels, (size_t)batch->size * sizeof(int32_t));
+    }
+    while (ok && r->state.step < total) {
+        int64_t epoch = r->state.step / per_epoch, k = r->state.step - first_step;
         if (r->state.step % per_epoch == 0) loss_sum = 0.0, loss_count = 0;
-        float loss = train_step(r, batch, t_host, t_values, onehot);
+        nd_tensor *x0 = nd_prefetch_take(&prefetch, image_shape);
+        if (r->state.step + 1 < total) {
+            const nd_batch *next = nd_loader_next(loader);
+            nd_prefetch_put(&prefetch, next->images, batch_bytes);
+            if (next->labels) memcpy(labels[(k + 1) % 2], next->labels, (size_t)next->size * sizeof(int32_t));
+        }
+        float loss = train_step(r, x0, labels[k % 2], t_host, t_values, onehot);
         if (!isfinite(loss)) {
             ok = nd_error_set(err, "the loss became %g at step %lld; lower --lr or enable --clip-grad", loss,
                               (long long)r->state.step);
@@ -236,7 +255,7 @@ bool nd_ddpm_train(const nd_ddpm_config *config, const char *out_dir, bool resum
         }
         loss_sum += loss, loss_count++;
         append_loss(log, r->state.step, epoch, loss);
-        if (progress) nd_progress_update(&bar, r->state.step - 1, epoch, r->cfg.epochs, loss, batch->size);
+        if (progress) nd_progress_update(&bar, r->state.step - 1, epoch, r->cfg.epochs, loss, r->cfg.batch_size);
         bool epoch_end = r->state.step % per_epoch == 0;
         bool periodic = r->cfg.checkpoint_every > 0 && r->state.step % r->cfg.checkpoint_every == 0;
         if (epoch_end || periodic || stop_requested || r->state.step == total) ok = save(r, err);
@@ -256,6 +275,9 @@ bool nd_ddpm_train(const nd_ddpm_config *config, const char *out_dir, bool resum
         result->images_per_second = (double)(r->state.step - first_step) * r->cfg.batch_size / result->seconds;
     }
     if (log) fclose(log);
+    nd_prefetch_free(&prefetch);
+    free(labels[0]);
+    free(labels[1]);
     free(t_host);
     free(t_values);
     free(onehot);

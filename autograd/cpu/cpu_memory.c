@@ -18,6 +18,18 @@ void *nd_cpu_alloc(size_t bytes) {
 void nd_cpu_free(void *ptr) { free(ptr); }
 void nd_cpu_upload(void *dst, const void *host_src, size_t bytes) { memcpy(dst, host_src, bytes); }
 void nd_cpu_download(void *host_dst, const void *src, size_t bytes) { memcpy(host_dst, src, bytes); }
+void *nd_cpu_host_alloc(size_t bytes) { return nd_cpu_alloc(bytes); }
+void nd_cpu_host_free(void *ptr) { free(ptr); }
+// One memory: the "upload" is a copy made at once, so waiting is never needed.
+void nd_cpu_upload_async(void *dst, const void *host_src, size_t bytes, int lane) {
+    (void)lane;
+    memcpy(dst, host_src, bytes);
+}
+void nd_cpu_upload_wait(int lane) { (void)lane; }
+void nd_cpu_upload_consume(float *out, const float *uploaded, size_t bytes, int lane) {
+    (void)lane;
+    memcpy(out, uploaded, bytes);
+}
 
 void nd_cpu_fill(float *dst, float value, int64_t n) {
 #pragma omp parallel for if (n > ND_CPU_PARALLEL_MIN)

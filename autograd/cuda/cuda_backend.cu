@@ -7,7 +7,8 @@
 
 // Every entry, in backend.h's order; entry `e` is implemented by nd_cuda_<e>.
 #define ND_CUDA_ENTRIES(X)                                                                                 \
-    X(alloc) X(free) X(upload) X(download) X(fill) X(copy) X(accumulate)                                   \
+    X(alloc) X(free) X(upload) X(download) X(host_alloc) X(host_free) X(upload_async) X(upload_wait)       \
+    X(upload_consume) X(fill) X(copy) X(accumulate)                                                        \
     X(rand_uniform) X(rand_normal) X(rand_bernoulli)                                                       \
     X(unary_forward) X(unary_backward) X(binary_forward) X(binary_backward) X(reduce_sum)                  \
     X(broadcast_accumulate) X(gemm) X(add_bias) X(copy_rows) X(permute)                                    \

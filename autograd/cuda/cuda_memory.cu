@@ -1,4 +1,6 @@
 // GPU memory, copies, scaled accumulation and counter-based random fills (the same numbers as the CPU's).
+#include <pthread.h>
+
 #include "../elementwise_math.h"
 #include "cuda_common.h"
 
@@ -62,6 +64,62 @@ void nd_cuda_upload(void *dst, const void *host_src, size_t bytes) {
 // Returns once the data is on the host: the one place a host value is waited for.
 void nd_cuda_download(void *host_dst, const void *src, size_t bytes) {
     ND_CUDA_CHECK(cudaMemcpy(host_dst, src, bytes, cudaMemcpyDeviceToHost));
+}
+
+// Page-locked: cudaMemcpyAsync from it is a real DMA beside the kernels (from pageable memory it would not be).
+void *nd_cuda_host_alloc(size_t bytes) {
+    nd_cuda_init();
+    void *ptr = NULL;
+    ND_CUDA_CHECK(cudaMallocHost(&ptr, bytes ? bytes : 1));
+    return ptr;
+}
+
+void nd_cuda_host_free(void *ptr) {
+    if (ptr) ND_CUDA_CHECK(cudaFreeHost(ptr));
+}
+
+// The upload lanes: one non-blocking copy stream beside the default stream the kernels run on, and per lane
+// an event marking its upload done (on the copy stream) and one marking its buffer read (on the default
+// stream). An event never recorded counts as done, so the first upload of a lane waits for nothing.
+static pthread_once_t lanes_once = PTHREAD_ONCE_INIT;
+static cudaStream_t copy_stream;
+static cudaEvent_t lane_uploaded[2], lane_consumed[2];
+
+static void lanes_create(void) {
+    nd_cuda_init();
+    ND_CUDA_CHECK(cudaStreamCreateWithFlags(&copy_stream, cudaStreamNonBlocking));
+    for (int lane = 0; lane < 2; lane++) {
+        ND_CUDA_CHECK(cudaEventCreateWithFlags(&lane_uploaded[lane], cudaEventDisableTiming));
+        ND_CUDA_CHECK(cudaEventCreateWithFlags(&lane_consumed[lane], cudaEventDisableTiming));
+    }
+}
+
+static int lane_index(int lane) {
+    if (lane != 0 && lane != 1) {
+        fprintf(stderr, "nanodiff: upload lane %d does not exist (lanes are 0 and 1)\n", lane);
+        abort();
+    }
+    (void)pthread_once(&lanes_once, lanes_create);
+    return lane;
+}
+
+void nd_cuda_upload_async(void *dst, const void *host_src, size_t bytes, int lane) {
+    lane = lane_index(lane);
+    ND_CUDA_CHECK(cudaStreamWaitEvent(copy_stream, lane_consumed[lane], 0));
+    ND_CUDA_CHECK(cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, copy_stream));
+    ND_CUDA_CHECK(cudaEventRecord(lane_uploaded[lane], copy_stream));
+}
+
+void nd_cuda_upload_wait(int lane) {
+    lane = lane_index(lane);
+    ND_CUDA_CHECK(cudaEventSynchronize(lane_uploaded[lane]));
+}
+
+void nd_cuda_upload_consume(float *out, const float *uploaded, size_t bytes, int lane) {
+    lane = lane_index(lane);
+    ND_CUDA_CHECK(cudaStreamWaitEvent(0, lane_uploaded[lane], 0));
+    ND_CUDA_CHECK(cudaMemcpyAsync(out, uploaded, bytes, cudaMemcpyDeviceToDevice, 0));
+    ND_CUDA_CHECK(cudaEventRecord(lane_consumed[lane], 0));
 }
 
 // Elementwise map over n.

@@ -5,6 +5,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "train.h"
+
 typedef enum { ND_FLAG_INT, ND_FLAG_FLOAT, ND_FLAG_STRING, ND_FLAG_BOOL } nd_flag_type;
 
 typedef struct nd_flag {
@@ -20,6 +22,12 @@ void nd_flags_usage(const char *command, const char *summary, const nd_flag *fla
 
 // Picks cpu or cuda from "--device auto|cpu|cuda"; prints why and returns false for a bad choice.
 bool nd_cli_device(const char *command, const char *name, int *device);
+
+// Sets sc->start_mean/start_std from "--start auto|noise|matched" (sample.h) for a model trained with cfg;
+// *mean and *std receive the arrays to free (NULL for N(0, I)). An unreadable data set is an error for
+// "matched" and, for "auto", a note and the course's N(0, I). Prints why and returns false on an error.
+bool nd_cli_start(const char *command, const char *spec, const nd_ddpm_config *cfg, const nd_schedule *s,
+                  nd_sample_config *sc, float **mean, float **std);
 
 int nd_cmd_train_classifier(int argc, char **argv);
 int nd_cmd_train(int argc, char **argv);

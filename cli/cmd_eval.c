@@ -15,7 +15,7 @@
 
 // What one run measured, for the table and the JSON file.
 typedef struct eval_result {
-    const char *ckpt, *data, *sampler;
+    const char *ckpt, *data, *sampler, *start;
     int steps, per_class, classes;
     double w, eta;
     uint64_t seed;
@@ -70,6 +70,7 @@ static bool write_json(const char *path, const eval_result *r) {
             r->unit_range ? "true" : "false", r->sampler, r->steps);
     fprintf(f, "  \"w\": %.6g,\n  \"eta\": %.6g,\n  \"seed\": %llu,\n  \"ema\": %s,\n  \"per_class\": %d,\n", r->w,
             r->eta, (unsigned long long)r->seed, r->ema ? "true" : "false", r->per_class);
+    fprintf(f, "  \"start\": \"%s\",\n", r->start);
     fprintf(f, "  \"classifier_test_accuracy\": ");
     json_number(f, r->ev->test_accuracy);
     fprintf(f, ",\n  \"classes\": [\n");
@@ -108,15 +109,24 @@ static bool write_json(const char *path, const eval_result *r) {
 }
 
 // The classifier, the per-class table, the distances and the time, on stdout.
+// ", eta 0.5" for DDIM, nothing for the DDPM samplers.
+static const char *eta_text(const eval_result *r, char *buf, size_t size) {
+    if (strcmp(r->sampler, "ddim") == 0) snprintf(buf, size, ", eta %g", r->eta);
+    else buf[0] = 0;
+    return buf;
+}
+
 static void print_table(const eval_result *r) {
+    char eta_buf[32];
     const nd_evaluator *ev = r->ev;
     const nd_eval_report *rep = &r->report;
     char name[32];
     printf("classifier: CNN on %s at %dx%d in %s, test accuracy %.2f%% (%s)\n", r->data, r->img_size, r->img_size,
            r->unit_range ? "[0, 1]" : "[-1, 1]", 100.0 * ev->test_accuracy,
            ev->trained ? "trained now" : "from the cache");
-    printf("samples: %d a class, %s with %d steps, w = %g, seed %llu%s\n\n", r->per_class, r->sampler, r->steps, r->w,
-           (unsigned long long)r->seed, r->ema ? ", EMA weights" : "");
+    printf("samples: %d a class, %s with %d steps%s, w = %g, from %s, seed %llu%s\n\n", r->per_class, r->sampler,
+           r->steps, eta_text(r, eta_buf, sizeof eta_buf), r->w, r->start, (unsigned long long)r->seed,
+           r->ema ? ", EMA weights" : "");
     printf("  %-12s %9s %11s\n", "class", "accuracy", "confidence");
     for (int k = 0; k < r->classes; k++)
         printf("  %-12s %8.1f%% %11.3f\n", class_name(r, k, name, sizeof name), 100.0 * nd_eval_class_accuracy(rep, k),
@@ -164,6 +174,7 @@ static void draw_samples(nd_ctx *ctx, const nd_model *model, const nd_ddpm_confi
 }
 
 int nd_cmd_eval(int argc, char **argv) {
+    const char *start_spec = "auto";
     const char *ckpt = NULL, *sampler = "ddpm", *cache = NULL, *json = NULL, *data = NULL, *device = "auto";
     int64_t n = 100, steps = 50, seed = 0, batch = 250;
     double w = 2.0, eta = 0.0;
@@ -174,6 +185,8 @@ int nd_cmd_eval(int argc, char **argv) {
         {"--sampler", ND_FLAG_STRING, &sampler, "ddpm (the course's), ddpm-posterior or ddim"},
         {"--steps", ND_FLAG_INT, &steps, "DDIM steps (the DDPM samplers take all T)"},
         {"--eta", ND_FLAG_FLOAT, &eta, "DDIM eta: 0 deterministic, 1 DDPM-like noise"},
+        {"--start", ND_FLAG_STRING, &start_spec, "x_T: noise (N(0, I), the course's), matched (q(x_T)'s moments "
+                                                 "from the training data) or auto (matched for ddim)"},
         {"--w", ND_FLAG_FLOAT, &w, "guidance weight, the course's (1 + w) e_c - w e_u"},
         {"--seed", ND_FLAG_INT, &seed, "seed of the samples' noise"},
         {"--ema", ND_FLAG_BOOL, &use_ema, "sample from the EMA weights"},
@@ -237,7 +250,18 @@ int nd_cmd_eval(int argc, char **argv) {
         nd_ctx_free(&ctx);
         return 1;
     }
-    eval_result r = {.ckpt = ckpt, .data = setup.data, .sampler = nd_sampler_name(sc.sampler),
+    nd_schedule sched;
+    nd_schedule_linear(&sched, mc->T, cfg.beta_start, cfg.beta_end);
+    float *start_mean = NULL, *start_std = NULL;
+    bool started = nd_cli_start("eval", start_spec, &cfg, &sched, &sc, &start_mean, &start_std);
+    nd_schedule_free(&sched);
+    if (!started) {
+        nd_evaluator_free(&ev);
+        nd_model_free(&model);
+        nd_ctx_free(&ctx);
+        return 1;
+    }
+    eval_result r = {.start = sc.start_mean ? "q(x_T)'s moments" : "N(0, I)", .ckpt = ckpt, .data = setup.data, .sampler = nd_sampler_name(sc.sampler),
                      .steps = sc.sampler == ND_SAMPLER_DDIM && sc.steps < mc->T ? sc.steps : mc->T, .per_class = (int)n,
                      .classes = mc->c_embed_dim, .w = w, .eta = eta, .seed = sc.seed, .ema = use_ema,
                      .unit_range = cfg.unit_range, .img_size = mc->img_size, .ev = &ev};
@@ -256,6 +280,8 @@ int nd_cmd_eval(int argc, char **argv) {
     if (ok && json) ok = write_json(json, &r);
     free(images);
     free(labels);
+    free(start_mean);
+    free(start_std);
     nd_evaluator_free(&ev);
     nd_model_free(&model);
     nd_ctx_free(&ctx);

@@ -55,6 +55,7 @@ typedef struct strip_state {
 
 static void keep_frame(void *user, int step_index, int t, nd_ctx *ctx, const nd_tensor *x) {
     strip_state *s = user;
+    if (step_index < 0) return; // x_T: the strip starts after the first step
     if ((step_index % s->every != s->every - 1 && t != 0) || s->stored >= s->max) return;
     nd_copy_to_host(ctx, x, s->frames + (int64_t)s->stored * s->n * s->image);
     s->stored++;
@@ -76,6 +77,7 @@ static bool write_grid(const char *path, const float *images, int n, const nd_mo
 
 int nd_cmd_sample(int argc, char **argv) {
     const char *ckpt = NULL, *sampler = "ddpm", *class_spec = "all", *out = "samples.png", *h5 = NULL;
+    const char *start_spec = "auto";
     const char *strip = NULL, *sweep = NULL, *device = "auto";
     int64_t n = 8, steps = 50, seed = 0;
     double w = 2.0, scale = NAN, eta = 0.0;
@@ -85,6 +87,8 @@ int nd_cmd_sample(int argc, char **argv) {
         {"--sampler", ND_FLAG_STRING, &sampler, "ddpm (the course's), ddpm-posterior or ddim"},
         {"--steps", ND_FLAG_INT, &steps, "DDIM steps (the DDPM samplers take all T)"},
         {"--eta", ND_FLAG_FLOAT, &eta, "DDIM eta: 0 deterministic, 1 DDPM-like noise"},
+        {"--start", ND_FLAG_STRING, &start_spec, "x_T: noise (N(0, I), the course's), matched (q(x_T)'s moments "
+                                                 "from the training data) or auto (matched for ddim)"},
         {"--w", ND_FLAG_FLOAT, &w, "guidance weight, the course's (1 + w) e_c - w e_u"},
         {"--guidance-scale", ND_FLAG_FLOAT, &scale, "guidance as e_u + s (e_c - e_u), s = 1 + w (overrides --w)"},
         {"--class", ND_FLAG_STRING, &class_spec, "all, a class number, or a Fashion-MNIST name (\"ankle boot\")"},
@@ -166,6 +170,16 @@ int nd_cmd_sample(int argc, char **argv) {
     }
     nd_schedule sched;
     nd_schedule_linear(&sched, mc->T, cfg.beta_start, cfg.beta_end);
+    float *start_mean = NULL, *start_std = NULL;
+    if (!nd_cli_start("sample", start_spec, &cfg, &sched, &sc, &start_mean, &start_std)) {
+        free(images);
+        free(labels);
+        free(onehot);
+        nd_schedule_free(&sched);
+        nd_model_free(&model);
+        nd_ctx_free(&ctx);
+        return 1;
+    }
     strip_state st = {0};
     int status = 0;
     double start = nd_seconds();
@@ -179,8 +193,8 @@ int nd_cmd_sample(int argc, char **argv) {
         nd_sample_images(&ctx, &model, &sched, &sc, total, context, NULL, images + (int64_t)k * total * image,
                          strip && k == 0 ? keep_frame : NULL, &st);
     }
-    fprintf(stderr, "sampled %d images with %s in %.1f s\n", total * n_w, nd_sampler_name(sc.sampler),
-            nd_seconds() - start);
+    fprintf(stderr, "sampled %d images with %s from %s in %.1f s\n", total * n_w, nd_sampler_name(sc.sampler),
+            sc.start_mean ? "q(x_T)'s moments" : "N(0, I)", nd_seconds() - start);
     if (sweep) { // rows = w, columns = class, as the course's sample_w
         status = write_grid(out, images, total * n_w, mc, total, cfg.unit_range) ? 0 : 1;
     } else {
@@ -211,6 +225,8 @@ int nd_cmd_sample(int argc, char **argv) {
         }
     }
     free(st.frames);
+    free(start_mean);
+    free(start_std);
     free(images);
     free(labels);
     free(onehot);

@@ -101,3 +101,33 @@ bool nd_cli_device(const char *command, const char *name, int *device) {
     }
     return true;
 }
+
+bool nd_cli_start(const char *command, const char *spec, const nd_ddpm_config *cfg, const nd_schedule *s,
+                  nd_sample_config *sc, float **mean, float **std) {
+    *mean = *std = NULL;
+    nd_start_kind kind;
+    if (!nd_start_parse(spec, &kind)) {
+        fprintf(stderr, "nanodiff %s: --start expects auto, noise or matched, got \"%s\"\n", command, spec);
+        return false;
+    }
+    if (nd_start_resolve(kind, sc->sampler) == ND_START_NOISE) return true;
+    int64_t image = (int64_t)cfg->model.img_ch * cfg->model.img_size * cfg->model.img_size;
+    *mean = malloc((size_t)image * sizeof(float));
+    *std = malloc((size_t)image * sizeof(float));
+    nd_error err;
+    if (!nd_ddpm_start_moments(cfg, s, *mean, *std, &err)) {
+        free(*mean);
+        free(*std);
+        *mean = *std = NULL;
+        if (kind == ND_START_MATCHED) {
+            fprintf(stderr, "nanodiff %s: --start matched needs the training data's moments: %s\n", command, err.msg);
+            return false;
+        }
+        fprintf(stderr, "nanodiff %s: note: starting from N(0, I), as the training data is not readable for "
+                        "q(x_T)'s moments (%s)\n", command, err.msg);
+        return true;
+    }
+    sc->start_mean = *mean;
+    sc->start_std = *std;
+    return true;
+}

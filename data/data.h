@@ -84,6 +84,11 @@ bool nd_dataset_resize(nd_dataset *ds, int out_h, int out_w, nd_error *err);
 // ToTensor, then RandomHorizontalFlip's flip when flip is set, then x*2-1 unless unit_range: image i -> dst.
 void nd_dataset_sample(float *dst, const nd_dataset *ds, int64_t i, bool flip, bool unit_range); // (C, H, W)
 
+// Per-pixel mean and (biased) variance of the training images as the loader hands them out (transforms as
+// nd_dataset_sample; with random_flip every image counts half as itself, half mirrored, which is what the
+// flips give on average). mean and var hold C*H*W values.
+void nd_dataset_moments(const nd_dataset *ds, bool random_flip, bool unit_range, double *mean, double *var);
+
 // RandomHorizontalFlip(p=0.5)'s coin for image `index` in `epoch`: one Philox draw of (seed, epoch, index).
 bool nd_flip_coin(uint64_t seed, int64_t epoch, int64_t index);
 // DataLoader(shuffle=True)'s order for an epoch: Fisher-Yates over 0..n-1 driven by Philox draws of

@@ -242,6 +242,25 @@ void nd_dataset_sample(float *dst, const nd_dataset *ds, int64_t i, bool flip, b
     }
 }
 
+void nd_dataset_moments(const nd_dataset *ds, bool random_flip, bool unit_range, double *mean, double *var) {
+    int64_t image = (int64_t)ds->c * ds->h * ds->w;
+    float *x = malloc((size_t)image * sizeof(float));
+    for (int64_t j = 0; j < image; j++) mean[j] = var[j] = 0.0; // var holds the sum of squares until the end
+    int views = random_flip ? 2 : 1;
+    for (int64_t i = 0; i < ds->n; i++)
+        for (int v = 0; v < views; v++) {
+            nd_dataset_sample(x, ds, i, v == 1, unit_range);
+            for (int64_t j = 0; j < image; j++) mean[j] += x[j], var[j] += (double)x[j] * x[j];
+        }
+    double count = (double)ds->n * views;
+    for (int64_t j = 0; j < image; j++) {
+        mean[j] /= count;
+        var[j] = var[j] / count - mean[j] * mean[j];
+        if (var[j] < 0.0) var[j] = 0.0; // rounding, for a pixel that never changes
+    }
+    free(x);
+}
+
 // Counter layout: epoch in bits 34..63, stream in bits 32..33, position or image index in bits 0..31.
 static nd_u32x4 data_draw(uint64_t seed, int64_t epoch, int stream, int64_t i) {
     uint64_t counter = (uint64_t)epoch << 34 | (uint64_t)stream << 32 | (uint64_t)(i & 0xFFFFFFFF);

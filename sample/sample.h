@@ -45,14 +45,32 @@ typedef struct nd_sample_config {
     bool guided;  // classifier-free guidance with a doubled batch; false: one pass with the context as given
     float w;      // guidance weight, course form (1 + w) e_cond - w e_uncond; the scale form s = 1 + w
     uint64_t seed;
+    // x_T: N(0, I) when NULL, as the course; else N(start_mean, start_std^2) pixel by pixel (C*H*W host
+    // values each), e.g. the moments of q(x_T) from nd_start_moments.
+    const float *start_mean, *start_std;
 } nd_sample_config;
+
+// Where sampling starts. The course's schedule keeps alpha_bar_T = 0.22 of the signal at t = T - 1, so
+// q(x_T) is not N(0, I): its mean is sqrt(alpha_bar_T) times the data's. Stochastic steps (DDPM, DDIM
+// with eta > 0) forget a start off that distribution; the deterministic DDIM path keeps the error (grey,
+// speckled images). MATCHED draws x_T from the Gaussian with q(x_T)'s per-pixel mean and variance; AUTO
+// takes MATCHED for DDIM and the course's N(0, I) for the DDPM samplers.
+typedef enum nd_start_kind { ND_START_AUTO, ND_START_NOISE, ND_START_MATCHED } nd_start_kind;
+bool nd_start_parse(const char *name, nd_start_kind *kind); // "auto", "noise", "matched"
+// The kind AUTO stands for with this sampler.
+nd_start_kind nd_start_resolve(nd_start_kind kind, nd_sampler_kind sampler);
+// mean = sqrt(abar_T) data_mean, std = sqrt(abar_T data_var + 1 - abar_T): the per-pixel mean and standard
+// deviation of q(x_T) = sqrt(abar_T) x0 + sqrt(1 - abar_T) noise over the data (n pixels).
+void nd_start_moments(const nd_schedule *s, const double *data_mean, const double *data_var, int64_t n,
+                      float *mean, float *std);
 
 nd_sample_config nd_sample_defaults(void); // DDPM, w = 2, guided
 
-// Called after every step with the new x (for denoising-progression strips); t is the step just taken.
+// Called with x_T before the first step (step_index -1, t = T), then after every step with the new x (for
+// denoising-progression strips); t is the step just taken.
 typedef void (*nd_sample_step_fn)(void *user, int step_index, int t, nd_ctx *ctx, const nd_tensor *x);
 
-// Draws n images (n, C, H, W) into out_host from x_T ~ N(0, I). context: (n, D) class one-hots for dli-unet
+// Draws n images (n, C, H, W) into out_host from x_T (cfg's start). context: (n, D) class one-hots for dli-unet
 // or (n, S, D) token embeddings for t2i-unet, NULL for an unconditional model; null_context: the
 // unconditional half of a guided batch, same shape (NULL: zeros, the course's null context; a negative
 // prompt for text). Each step resets the step arena, so T steps take the memory of one.

@@ -19,6 +19,30 @@ bool nd_sampler_parse(const char *name, nd_sampler_kind *kind) {
     return false;
 }
 
+bool nd_start_parse(const char *name, nd_start_kind *kind) {
+    static const char *names[] = {"auto", "noise", "matched"};
+    for (int k = 0; k < 3; k++)
+        if (strcmp(name, names[k]) == 0) {
+            *kind = (nd_start_kind)k;
+            return true;
+        }
+    return false;
+}
+
+nd_start_kind nd_start_resolve(nd_start_kind kind, nd_sampler_kind sampler) {
+    if (kind != ND_START_AUTO) return kind;
+    return sampler == ND_SAMPLER_DDIM ? ND_START_MATCHED : ND_START_NOISE;
+}
+
+void nd_start_moments(const nd_schedule *s, const double *data_mean, const double *data_var, int64_t n,
+                      float *mean, float *std) {
+    double abar = s->alpha_bar[s->T - 1];
+    for (int64_t i = 0; i < n; i++) {
+        mean[i] = (float)(sqrt(abar) * data_mean[i]);
+        std[i] = (float)sqrt(abar * data_var[i] + 1.0 - abar);
+    }
+}
+
 nd_sample_config nd_sample_defaults(void) {
     return (nd_sample_config){.sampler = ND_SAMPLER_DDPM, .steps = 0, .eta = 0.0f, .guided = true, .w = 2.0f};
 }
@@ -102,6 +126,13 @@ void nd_sample_images(nd_ctx *ctx, const nd_model *model, const nd_schedule *s, 
     // x_t lives outside the step arena, which every step resets
     nd_tensor *x = nd_empty_persistent(ctx, ND_SHAPE(n, mc->img_ch, mc->img_size, mc->img_size)); // (n, C, H, W)
     nd_rand_normal(ctx, x, 0.0f, 1.0f);
+    if (cfg->start_mean) { // x_T = mean + std * z, pixel by pixel
+        nd_shape pixel = ND_SHAPE(1, mc->img_ch, mc->img_size, mc->img_size);
+        nd_tensor *mean = nd_from_host(ctx, pixel, cfg->start_mean), *std = nd_from_host(ctx, pixel, cfg->start_std);
+        ctx->be->copy(x->data, nd_add(ctx, nd_mul(ctx, x, std), mean)->data, x->numel);
+        nd_ctx_step_end(ctx);
+    }
+    if (on_step) on_step(user, -1, s->T, ctx, x);
     int *ts = malloc((size_t)s->T * sizeof(int));
     int steps = timesteps(s, cfg, ts);
     for (int i = 0; i < steps; i++) {

@@ -101,6 +101,25 @@ static bool is_permutation(const int64_t *order, int64_t n) {
     return ok;
 }
 
+// Per-pixel moments of the images as handed out: two 1x2 images (0, 1) and (0.2, 0.4) in [0, 1].
+static void test_moments(void) {
+    uint8_t pixels[4] = {0, 255, 51, 102};
+    nd_dataset ds = {.n = 2, .c = 1, .h = 1, .w = 2, .images = pixels};
+    double mean[2], var[2];
+    nd_dataset_moments(&ds, false, true, mean, var);
+    CHECK(fabs(mean[0] - 0.1) < 1e-6 && fabs(mean[1] - 0.7) < 1e-6 && fabs(var[0] - 0.01) < 1e-6 &&
+              fabs(var[1] - 0.09) < 1e-6,
+          "no flips: mean %g %g var %g %g", mean[0], mean[1], var[0], var[1]);
+    // flipped half the time: each pixel sees 0, 1, 0.2, 0.4 -> mean 0.4, variance 0.3 - 0.16 = 0.14
+    nd_dataset_moments(&ds, true, true, mean, var);
+    CHECK(fabs(mean[0] - 0.4) < 1e-6 && fabs(mean[1] - 0.4) < 1e-6 && fabs(var[0] - 0.14) < 1e-6 &&
+              fabs(var[1] - 0.14) < 1e-6,
+          "flips: mean %g %g var %g %g", mean[0], mean[1], var[0], var[1]);
+    // in [-1, 1]: x * 2 - 1 doubles the deviations
+    nd_dataset_moments(&ds, true, false, mean, var);
+    CHECK(fabs(mean[0] + 0.2) < 1e-6 && fabs(var[1] - 0.56) < 1e-6, "[-1, 1]: mean %g var %g", mean[0], var[1]);
+}
+
 static void test_random_draws(void) {
     enum { N = 1000 };
     static int64_t a[N], b[N], c[N], d[N];
@@ -263,6 +282,7 @@ int main(int argc, char **argv) {
         CHECK(false, "cannot load %s", argv[1]);
     }
     test_sample_transform();
+    test_moments();
     test_random_draws();
     test_loader();
     return test_finish("data.transforms");

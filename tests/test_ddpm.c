@@ -1,11 +1,12 @@
 // DDPM training and sampling on a tiny model and a synthetic data set: the loss falls, one batch can be
-// overfit, a resumed run continues bit-identically, every sampler runs, guidance behaves, bad input is
-// refused with a message.
+// overfit, a resumed run continues bit-identically, every sampler runs, guidance behaves, the matched start
+// has q(x_T)'s moments, bad input is refused with a message.
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "elementwise_math.h"
 #include "sample.h"
 #include "test.h"
 #include "train.h"
@@ -209,6 +210,98 @@ static void test_samplers(const char *data) {
     nd_ctx_free(&ctx);
 }
 
+typedef struct first_x {
+    float *x_T;
+    int calls_before; // on_step calls before the one with step_index -1
+    int calls;
+} first_x;
+
+static void keep_x_T(void *user, int step_index, int t, nd_ctx *ctx, const nd_tensor *x) {
+    first_x *f = user;
+    (void)t;
+    if (step_index == -1) {
+        f->calls_before = f->calls;
+        nd_copy_to_host(ctx, x, f->x_T);
+    }
+    f->calls++;
+}
+
+// The matched start: its moments are q(x_T)'s (checked by drawing x_T = sqrt(abar_T) x0 + sqrt(1 - abar_T) e
+// with x0 as the loader hands images out, flips included), and the sampler starts from mean + std * z.
+static void test_start(const char *data) {
+    enum { PIXELS = SIZE * SIZE, DRAWS = 40000 };
+    nd_ddpm_config c = tiny(data);
+    c.random_flip = true; // the bars' texture is not symmetric: flips change the moments
+    nd_schedule course;
+    nd_schedule_linear(&course, 150, 1e-4, 0.02); // alpha_bar_T = 0.22: the start's mean is far from 0
+    float mean[PIXELS], std[PIXELS];
+    nd_error err;
+    bool ok = nd_ddpm_start_moments(&c, &course, mean, std, &err);
+    CHECK(ok, "start moments: %s", ok ? "" : err.msg);
+    nd_dataset ds;
+    ok = ok && nd_dataset_load(&ds, data, ND_SPLIT_ALL, &err);
+    if (!ok) return;
+    double sum[PIXELS] = {0}, sum2[PIXELS] = {0}, a = sqrt(course.alpha_bar[149]), b = sqrt(1.0 - course.alpha_bar[149]);
+    float x0[PIXELS];
+    for (int d = 0; d < DRAWS; d++) {
+        int64_t i = (int64_t)(nd_philox_uniform(11, 0, (uint64_t)d) * (float)ds.n) % ds.n;
+        nd_dataset_sample(x0, &ds, i, nd_philox_uniform(12, 0, (uint64_t)d) < 0.5f, false);
+        for (int j = 0; j < PIXELS; j++) {
+            double x_T = a * x0[j] + b * nd_philox_normal(13, (uint64_t)d * PIXELS, (uint64_t)j);
+            sum[j] += x_T, sum2[j] += x_T * x_T;
+        }
+    }
+    double worst_mean = 0, worst_std = 0;
+    for (int j = 0; j < PIXELS; j++) {
+        double m = sum[j] / DRAWS, sd = sqrt(sum2[j] / DRAWS - m * m);
+        worst_mean = fmax(worst_mean, fabs(m - mean[j]));
+        worst_std = fmax(worst_std, fabs(sd - std[j]));
+    }
+    // standard errors near 0.9 / sqrt(40000) = 0.0045 for the mean and 0.0032 for the deviation
+    CHECK(worst_mean < 0.02 && worst_std < 0.015, "start moments off q(x_T)'s: mean by %g, std by %g", worst_mean,
+          worst_std);
+    // a pixel is 0.9 in one image of four, else 0.1, plus texture 0.05 on average: 0.35 in [0, 1], -0.3 in
+    // [-1, 1], so q(x_T)'s mean is sqrt(alpha_bar_T) * -0.3 = -0.1406, far from N(0, I)'s 0
+    double expected = sqrt(course.alpha_bar[149]) * -0.3;
+    CHECK(fabs(mean[0] - expected) < 0.005, "start mean %g, expected %g", mean[0], expected);
+    nd_dataset_free(&ds);
+
+    // the sampler starts from mean + std * z, z the N(0, I) start of the same seed
+    char ckpt[160];
+    snprintf(ckpt, sizeof ckpt, "%s/falls/model.h5", dir);
+    nd_ctx ctx;
+    nd_ctx_init(&ctx, ND_CPU, 1 << 22, 0);
+    nd_model m;
+    nd_ddpm_config cfg;
+    if (!nd_checkpoint_load_model(ckpt, false, &m, &cfg, &ctx, &err)) {
+        CHECK(false, "%s", err.msg);
+        nd_ctx_free(&ctx);
+        return;
+    }
+    nd_schedule s;
+    nd_schedule_linear(&s, m.config.T, cfg.beta_start, cfg.beta_end);
+    float onehot[4 * CLASSES] = {0};
+    for (int i = 0; i < 4; i++) onehot[i * CLASSES + i] = 1.0f;
+    nd_tensor *context = nd_empty_persistent(&ctx, ND_SHAPE(4, CLASSES));
+    nd_copy_from_host(&ctx, context, onehot);
+    float z[4 * PIXELS], x_T[4 * PIXELS], out[4 * PIXELS];
+    first_x fz = {.x_T = z}, fx = {.x_T = x_T};
+    nd_sample_config sc = nd_sample_defaults();
+    sc.sampler = ND_SAMPLER_DDIM, sc.steps = 3, sc.seed = 5;
+    nd_sample_images(&ctx, &m, &s, &sc, 4, context, NULL, out, keep_x_T, &fz);
+    sc.start_mean = mean, sc.start_std = std;
+    nd_sample_images(&ctx, &m, &s, &sc, 4, context, NULL, out, keep_x_T, &fx);
+    double worst = 0;
+    for (int i = 0; i < 4 * PIXELS; i++) worst = fmax(worst, fabs(x_T[i] - (mean[i % PIXELS] + std[i % PIXELS] * z[i])));
+    CHECK(worst < 1e-5, "x_T is not mean + std * z (off by %g)", worst);
+    CHECK(fz.calls_before == 0 && fz.calls == 4, "on_step: x_T first, then one call a step (%d before, %d in all)",
+          fz.calls_before, fz.calls);
+    nd_schedule_free(&s);
+    nd_schedule_free(&course);
+    nd_model_free(&m);
+    nd_ctx_free(&ctx);
+}
+
 static void test_bad_input(const char *data) {
     nd_ddpm_result r;
     nd_error err;
@@ -240,6 +333,7 @@ int main(void) {
     test_overfit_one_batch();
     test_resume(data);
     test_samplers(data);
+    test_start(data);
     test_bad_input(data);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);

@@ -62,10 +62,11 @@ static int run(const char *command, char *err_text, size_t size) {
 }
 
 // A dli-unet of the course's shape with narrow channels and random weights, saved as a checkpoint.
-static void write_checkpoint(const char *path, int classes) {
+static void write_checkpoint(const char *path, int classes, const char *data) {
     nd_ctx ctx;
     nd_ctx_init(&ctx, ND_CPU, 16 << 20, 1);
     nd_ddpm_config cfg = nd_ddpm_defaults();
+    if (data) snprintf(cfg.data, sizeof cfg.data, "%s", data);
     cfg.model = nd_model_config_default(ND_MODEL_DLI_UNET, 1, SIZE, classes);
     cfg.model.down_chs[0] = 16, cfg.model.down_chs[1] = 16, cfg.model.down_chs[2] = 32;
     cfg.model.small_groups = 4, cfg.model.big_groups = 8;
@@ -82,8 +83,8 @@ static void test_command(const char *nanodiff) {
     snprintf(ckpt, sizeof ckpt, "%s/model.h5", tmp_dir);
     snprintf(uncond, sizeof uncond, "%s/uncond.h5", tmp_dir);
     snprintf(json, sizeof json, "%s/eval.json", tmp_dir);
-    write_checkpoint(ckpt, 10);
-    write_checkpoint(uncond, 0);
+    write_checkpoint(ckpt, 10, NULL);
+    write_checkpoint(uncond, 0, NULL);
     snprintf(command, sizeof command, "%s eval --ckpt %s --n 3 --sampler ddim --steps 2 --cache %s --json %s "
              "--device cpu", nanodiff, ckpt, tmp_dir, json);
     int rc = run(command, err_text, sizeof err_text);
@@ -107,6 +108,25 @@ static void test_command(const char *nanodiff) {
     snprintf(command, sizeof command, "%s eval --device cpu", nanodiff);
     rc = run(command, err_text, sizeof err_text);
     CHECK(rc == 1 && strstr(err_text, "--ckpt"), "no --ckpt: %d %s", rc, err_text);
+
+    // --start: a bad choice, and a matched start whose training data is gone (auto falls back, with a note)
+    snprintf(command, sizeof command, "%s eval --ckpt %s --start sideways --device cpu", nanodiff, ckpt);
+    rc = run(command, err_text, sizeof err_text);
+    CHECK(rc == 1 && strstr(err_text, "--start") && strstr(err_text, "sideways"), "bad --start: %d %s", rc, err_text);
+    char moved[600], gone[700];
+    snprintf(moved, sizeof moved, "%s/moved.h5", tmp_dir);
+    snprintf(gone, sizeof gone, "%s/no-such-data", tmp_dir);
+    write_checkpoint(moved, 10, gone);
+    snprintf(command, sizeof command, "%s eval --ckpt %s --data fashion-mnist --n 2 --sampler ddim --steps 2 "
+             "--start matched --cache %s --device cpu", nanodiff, moved, tmp_dir);
+    rc = run(command, err_text, sizeof err_text);
+    CHECK(rc == 1 && strstr(err_text, "--start matched") && strstr(err_text, gone), "matched without data: %d %s",
+          rc, err_text);
+    snprintf(command, sizeof command, "%s eval --ckpt %s --data fashion-mnist --n 2 --sampler ddim --steps 2 "
+             "--cache %s --device cpu", nanodiff, moved, tmp_dir);
+    rc = run(command, err_text, sizeof err_text);
+    CHECK(rc == 0 && strstr(err_text, "note") && strstr(err_text, "N(0, I)") && strstr(err_text, gone),
+          "auto without data: %d %s", rc, err_text);
 }
 
 // Removes every file of tmp_dir, then the directory.

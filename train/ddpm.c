@@ -106,6 +106,20 @@ static void write_preview(nd_ctx *ctx, const nd_model *model, const nd_schedule 
     free(onehot);
 }
 
+bool nd_ddpm_start_moments(const nd_ddpm_config *cfg, const nd_schedule *s, float *mean, float *std, nd_error *err) {
+    nd_ddpm_config c = *cfg;
+    nd_dataset ds = {0};
+    if (!load_data(&ds, &c, err)) return false;
+    int64_t image = (int64_t)ds.c * ds.h * ds.w;
+    double *data_mean = malloc((size_t)image * sizeof(double)), *data_var = malloc((size_t)image * sizeof(double));
+    nd_dataset_moments(&ds, c.random_flip, c.unit_range, data_mean, data_var);
+    nd_start_moments(s, data_mean, data_var, image, mean, std);
+    free(data_mean);
+    free(data_var);
+    nd_dataset_free(&ds);
+    return true;
+}
+
 typedef struct run {
     nd_ddpm_config cfg;
     nd_ctx ctx;

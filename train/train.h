@@ -5,6 +5,7 @@
 #include "autograd.h"
 #include "data.h"
 #include "nn.h"
+#include "sample.h"
 
 // torch.optim.Adam (decoupled = false: weight decay added to the gradient) and torch.optim.AdamW
 // (decoupled = true). Defaults as PyTorch's: lr 1e-3, betas (0.9, 0.999), eps 1e-8, weight decay 0 (Adam)
@@ -86,6 +87,11 @@ typedef struct nd_ddpm_result {
 // SIGINT), out_dir/loss.csv and preview grids. model.c_embed_dim < 0 takes the data set's class count.
 bool nd_ddpm_train(const nd_ddpm_config *cfg, const char *out_dir, bool resume, nd_device device, bool progress,
                    nd_ddpm_result *result, nd_error *err);
+
+// The Gaussian start of sampling with q(x_T)'s per-pixel moments (sample.h: nd_start_moments) for a model
+// trained with cfg: the moments of cfg's data set as its loader hands images out (resized, flipped, scaled).
+// mean and std hold C*H*W values. Fails, saying why, when the data set cannot be read.
+bool nd_ddpm_start_moments(const nd_ddpm_config *cfg, const nd_schedule *s, float *mean, float *std, nd_error *err);
 
 // Where a run stands: enough to resume it exactly.
 typedef struct nd_train_state {

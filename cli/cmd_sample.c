@@ -87,8 +87,8 @@ int nd_cmd_sample(int argc, char **argv) {
         {"--sampler", ND_FLAG_STRING, &sampler, "ddpm (the course's), ddpm-posterior or ddim"},
         {"--steps", ND_FLAG_INT, &steps, "DDIM steps (the DDPM samplers take all T)"},
         {"--eta", ND_FLAG_FLOAT, &eta, "DDIM eta: 0 deterministic, 1 DDPM-like noise"},
-        {"--start", ND_FLAG_STRING, &start_spec, "x_T: noise (N(0, I), the course's), matched (q(x_T)'s moments "
-                                                 "from the training data) or auto (matched for ddim)"},
+        {"--start", ND_FLAG_STRING, &start_spec, "x_T: noise (the course's N(0, I)), matched (q(x_T)'s moments) or "
+                                                 "auto (matched for ddim)"},
         {"--w", ND_FLAG_FLOAT, &w, "guidance weight, the course's (1 + w) e_c - w e_u"},
         {"--guidance-scale", ND_FLAG_FLOAT, &scale, "guidance as e_u + s (e_c - e_u), s = 1 + w (overrides --w)"},
         {"--class", ND_FLAG_STRING, &class_spec, "all, a class number, or a Fashion-MNIST name (\"ankle boot\")"},

@@ -71,6 +71,7 @@ static bool write_json(const char *path, const eval_result *r) {
     fprintf(f, "  \"w\": %.6g,\n  \"eta\": %.6g,\n  \"seed\": %llu,\n  \"ema\": %s,\n  \"per_class\": %d,\n", r->w,
             r->eta, (unsigned long long)r->seed, r->ema ? "true" : "false", r->per_class);
     fprintf(f, "  \"start\": \"%s\",\n", r->start);
+    fprintf(f, "  \"classifier_random_flip\": %s,\n", r->ev->classifier.random_flip ? "true" : "false");
     fprintf(f, "  \"classifier_test_accuracy\": ");
     json_number(f, r->ev->test_accuracy);
     fprintf(f, ",\n  \"classes\": [\n");
@@ -121,8 +122,9 @@ static void print_table(const eval_result *r) {
     const nd_evaluator *ev = r->ev;
     const nd_eval_report *rep = &r->report;
     char name[32];
-    printf("classifier: CNN on %s at %dx%d in %s, test accuracy %.2f%% (%s)\n", r->data, r->img_size, r->img_size,
-           r->unit_range ? "[0, 1]" : "[-1, 1]", 100.0 * ev->test_accuracy,
+    printf("classifier: CNN on %s at %dx%d in %s%s, test accuracy %.2f%% (%s)\n", r->data, r->img_size,
+           r->img_size, r->unit_range ? "[0, 1]" : "[-1, 1]",
+           ev->classifier.random_flip ? ", images mirrored at random as the model's" : "", 100.0 * ev->test_accuracy,
            ev->trained ? "trained now" : "from the cache");
     printf("samples: %d a class, %s with %d steps%s, w = %g, from %s, seed %llu%s\n\n", r->per_class, r->sampler,
            r->steps, eta_text(r, eta_buf, sizeof eta_buf), r->w, r->start, (unsigned long long)r->seed,
@@ -241,7 +243,8 @@ int nd_cmd_eval(int argc, char **argv) {
         return 1;
     }
     nd_eval_setup setup = {.data = data ? data : cfg.data, .img_ch = mc->img_ch, .img_size = mc->img_size,
-                           .unit_range = cfg.unit_range, .classes = mc->c_embed_dim, .cache_dir = cache,
+                           .unit_range = cfg.unit_range, .random_flip = cfg.random_flip,
+                           .classes = mc->c_embed_dim, .cache_dir = cache,
                            .train = nd_eval_train_defaults(), .log = stderr};
     nd_evaluator ev;
     if (!nd_evaluator_init(&ev, &setup, &ctx, &err)) {

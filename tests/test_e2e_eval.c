@@ -1,7 +1,9 @@
-// End to end: the evaluation classifier trained by nanodiff on 16x16 Fashion-MNIST in [-1, 1] reaches 90% test
-// accuracy and is cached; reloaded from the cache it scores the same. Real train-split images standing in for
-// samples score >= 90% with a Fréchet distance near the real-vs-real floor; uniform noise scores near chance
-// with a distance far above it. The eval command runs on a small random checkpoint and writes its JSON;
+// End to end: the evaluation classifier trained by nanodiff on 16x16 Fashion-MNIST in [-1, 1] with random flips
+// (as the course's models learn) reaches 90% test accuracy and is cached; reloaded from the cache it scores the
+// same. Real train-split images standing in for samples (half of them mirrored, as a model trained with flips
+// draws them) score >= 90% with a Fréchet distance near the real-vs-real floor, and >= 88% when all are
+// mirrored (Fashion-MNIST's shoes all point left: a classifier that never saw one pointing right calls most of
+// them something else); uniform noise scores near chance with a distance far above it. The eval command runs on a small random checkpoint and writes its JSON;
 // its errors name the file. A damaged cache file is retrained with a note.
 #include <dirent.h>
 #include <math.h>
@@ -21,15 +23,15 @@
 static char tmp_dir[] = "/tmp/nd_test_e2e_eval_XXXXXX";
 
 static nd_eval_setup setup_16(FILE *log) {
-    nd_eval_setup s = {.data = "fashion-mnist", .img_ch = 1, .img_size = SIZE, .unit_range = false, .classes = 10,
-                       .cache_dir = tmp_dir, .train = nd_eval_train_defaults(), .log = log};
+    nd_eval_setup s = {.data = "fashion-mnist", .img_ch = 1, .img_size = SIZE, .unit_range = false,
+                       .random_flip = true, .classes = 10, .cache_dir = tmp_dir, .train = nd_eval_train_defaults(), .log = log};
     s.train.progress = false;
     return s;
 }
 
 // The last PER_CLASS train-split images of each class (in [-1, 1]), class by class: real images from outside the
 // test split that the floor and the reference are cut from, as a model's samples are.
-static void real_images(float *images, int32_t *labels) {
+static void real_images(float *images, int32_t *labels, bool all_mirrored) {
     nd_dataset train;
     nd_error err;
     if (!nd_dataset_load(&train, "fashion-mnist", ND_SPLIT_TRAIN, &err) ||
@@ -42,7 +44,7 @@ static void real_images(float *images, int32_t *labels) {
         int k = train.labels[i];
         if (filled[k] == PER_CLASS) continue;
         int at = k * PER_CLASS + filled[k]++;
-        nd_dataset_sample(images + (int64_t)at * SIZE * SIZE, &train, i, false, false);
+        nd_dataset_sample(images + (int64_t)at * SIZE * SIZE, &train, i, all_mirrored || at % 2 == 1, false);
         labels[at] = k;
     }
     nd_dataset_free(&train);
@@ -178,10 +180,12 @@ int main(int argc, char **argv) {
     enum { N = 10 * PER_CLASS };
     static float images[N * SIZE * SIZE];
     static int32_t labels[N];
-    real_images(images, labels);
     nd_eval_floor_stats floor;
-    nd_eval_report real, noise;
+    nd_eval_report real, mirrored, noise;
     CHECK(nd_eval_floor(&ev, PER_CLASS, &floor, &err) && floor.images == N && floor.draws == 5, "floor: %s", err.msg);
+    real_images(images, labels, true);
+    CHECK(nd_eval_images(&ev, &ctx, images, labels, N, &mirrored, &err), "mirrored images: %s", err.msg);
+    real_images(images, labels, false);
     CHECK(nd_eval_images(&ev, &ctx, images, labels, N, &real, &err), "real images: %s", err.msg);
     // uniform noise in [-1, 1], asked to be each class in turn
     uint64_t state = 88172645463325252ull;
@@ -191,9 +195,12 @@ int main(int argc, char **argv) {
     }
     CHECK(nd_eval_images(&ev, &ctx, images, labels, N, &noise, &err), "noise: %s", err.msg);
     printf("e2e.eval: floor %.3f (%.3f to %.3f); real stand-ins: accuracy %.2f%%, confidence %.3f, FD %.3f; noise: "
-           "accuracy %.2f%%, FD %.1f\n", floor.mean, floor.min, floor.max, 100.0 * real.accuracy, real.confidence,
-           real.fd, 100.0 * noise.accuracy, noise.fd);
+           "accuracy %.2f%%, FD %.1f; all mirrored: accuracy %.2f%%\n", floor.mean, floor.min, floor.max,
+           100.0 * real.accuracy, real.confidence, real.fd, 100.0 * noise.accuracy, noise.fd,
+           100.0 * mirrored.accuracy);
     CHECK(real.accuracy >= 0.90, "real images: accuracy %.4f", real.accuracy);
+    CHECK(mirrored.accuracy >= 0.88, "mirrored real images: accuracy %.4f (ankle boots %.2f)", mirrored.accuracy,
+          nd_eval_class_accuracy(&mirrored, 9));
     // draws of 1000 real images land within about 1.6x of one another (2.6 to 4.1 here), by sampling alone
     CHECK(real.fd < 2.0 * floor.mean, "real images: FD %.3f against a floor of %.3f", real.fd, floor.mean);
     CHECK(noise.accuracy < 0.3, "noise: accuracy %.4f", noise.accuracy);

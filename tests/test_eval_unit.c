@@ -187,7 +187,7 @@ static void test_cache_file(void) {
     for (int64_t i = 0; i < a.buffers.total; i++) a.buffers.data[i] = 0.5f + (float)i; // running statistics
     char path[600], bad[600];
     nd_error err;
-    nd_eval_cache_path(path, sizeof path, tmp_dir, "fashion-mnist", 8, false);
+    nd_eval_cache_path(path, sizeof path, tmp_dir, "fashion-mnist", 8, false, false);
     CHECK(strcmp(strrchr(path, '/'), "/eval-classifier-fashion-mnist-8px-pm1.h5") == 0, "cache name %s", path);
     CHECK(nd_eval_classifier_save(path, &a, &ctx, &err), "save: %s", err.msg);
     CHECK(nd_eval_classifier_load(path, &b, &ctx, &err), "load: %s", err.msg);
@@ -198,6 +198,10 @@ static void test_cache_file(void) {
     CHECK(!nd_eval_classifier_load(path, &other, &ctx, &err) && strstr(err.msg, "1x8x8") && strstr(err.msg, path),
           "a classifier of another size: %s", err.msg);
     CHECK(other.params.data[0] == before, "a refused load changed the classifier");
+    b.random_flip = true; // one trained on mirrored images is another classifier
+    CHECK(!nd_eval_classifier_load(path, &b, &ctx, &err) && strstr(err.msg, "with flips") && strstr(err.msg, path),
+          "a classifier trained with flips: %s", err.msg);
+    b.random_flip = false;
 
     // damaged files: garbage, a truncated copy, flipped bytes in the middle (the checksums refuse them)
     FILE *f = fopen(path, "rb");
@@ -224,8 +228,9 @@ static void test_cache_file(void) {
     unlink(bad);
     unlink(path);
 
-    nd_eval_cache_path(path, sizeof path, "/c", "/data/my set/", 16, true);
-    CHECK(strncmp(path, "/c/eval-classifier-my_set-", 26) == 0 && strstr(path, "-16px-01.h5"), "cache name %s", path);
+    nd_eval_cache_path(path, sizeof path, "/c", "/data/my set/", 16, true, true);
+    CHECK(strncmp(path, "/c/eval-classifier-my_set-", 26) == 0 && strstr(path, "-16px-01-flip.h5"), "cache name %s",
+          path);
     setenv("XDG_CACHE_HOME", "/x", 1);
     CHECK(nd_eval_default_cache_dir(path, sizeof path) && strcmp(path, "/x/nanodiff") == 0, "XDG: %s", path);
     unsetenv("XDG_CACHE_HOME");

@@ -57,7 +57,7 @@ static bool get_classifier(nd_evaluator *ev, const nd_eval_setup *setup, nd_ctx 
             fprintf(setup->log, "note: neither XDG_CACHE_HOME nor HOME is set: the classifier is not cached\n");
     }
     if (*dir) nd_eval_cache_path(ev->cache_path, sizeof ev->cache_path, dir, setup->data, setup->img_size,
-                                 setup->unit_range);
+                                 setup->unit_range, setup->random_flip);
     nd_error why;
     if (*ev->cache_path && access(ev->cache_path, F_OK) == 0) {
         if (nd_eval_classifier_load(ev->cache_path, c, ctx, &why)) return true;
@@ -67,8 +67,9 @@ static bool get_classifier(nd_evaluator *ev, const nd_eval_setup *setup, nd_ctx 
     nd_dataset train = {0};
     if (!load_split(&train, setup, ND_SPLIT_TRAIN, err)) return false;
     if (setup->log)
-        fprintf(setup->log, "training the evaluation classifier on %s (%dx%d, %s)%s%s\n", setup->data,
+        fprintf(setup->log, "training the evaluation classifier on %s (%dx%d, %s%s)%s%s\n", setup->data,
                 setup->img_size, setup->img_size, setup->unit_range ? "[0, 1]" : "[-1, 1]",
+                setup->random_flip ? ", random flips" : "",
                 *ev->cache_path ? "; it is cached in " : "", ev->cache_path);
     bool ok = nd_eval_classifier_train(c, &train, &setup->train, ctx, &ev->train_seconds, err);
     nd_dataset_free(&train);
@@ -90,7 +91,9 @@ static bool score_test_split(nd_evaluator *ev, const nd_eval_setup *setup, nd_ct
     float *images = malloc((size_t)(n * image) * sizeof(float));         // (n, C, S, S)
     float *logits = malloc((size_t)(n * c->classes) * sizeof(float));    // (n, classes)
     float *features = malloc((size_t)(n * ND_EVAL_FEATURES) * sizeof(float)); // (n, 128)
-    for (int64_t i = 0; i < n; i++) nd_dataset_sample(images + i * image, &test, i, false, c->unit_range);
+    for (int64_t i = 0; i < n; i++) // mirrored by a fixed coin when the model learned from mirrored images
+        nd_dataset_sample(images + i * image, &test, i,
+                          c->random_flip && nd_flip_coin(ND_EVAL_CLASSIFIER_SEED, 0, i), c->unit_range);
     nd_eval_classifier_run(ctx, c, images, n, logits, features);
     nd_eval_report report;
     nd_eval_report_init(&report, c->classes);
@@ -132,6 +135,7 @@ bool nd_evaluator_init(nd_evaluator *ev, const nd_eval_setup *setup, nd_ctx *ctx
     ctx->rng = (nd_rng){.seed = ND_EVAL_CLASSIFIER_SEED, .offset = 0};
     nd_eval_classifier_create(&ev->classifier, setup->data, setup->img_ch, setup->img_size, setup->unit_range,
                               setup->classes, ctx);
+    ev->classifier.random_flip = setup->random_flip;
     bool ok = get_classifier(ev, setup, ctx, err) && score_test_split(ev, setup, ctx, err);
     ctx->rng = saved;
     if (!ok) nd_evaluator_free(ev);

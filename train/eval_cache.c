@@ -12,7 +12,7 @@
 #include "train.h"
 
 #define CACHE_FORMAT "nanodiff-eval-classifier"
-#define CACHE_VERSION 1
+#define CACHE_VERSION 2 // 2: the random_flip attribute
 
 bool nd_eval_default_cache_dir(char *buf, size_t size) {
     const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
@@ -22,7 +22,7 @@ bool nd_eval_default_cache_dir(char *buf, size_t size) {
 }
 
 void nd_eval_cache_path(char *buf, size_t size, const char *cache_dir, const char *data, int img_size,
-                        bool unit_range) {
+                        bool unit_range, bool random_flip) {
     // the data set's last path component, with anything unsafe in a file name replaced; a hash of the whole
     // spec keeps two directories of the same name apart
     const char *base = data;
@@ -38,11 +38,11 @@ void nd_eval_cache_path(char *buf, size_t size, const char *cache_dir, const cha
     name[n] = '\0';
     uint32_t hash = 2166136261u; // FNV-1a
     for (const char *p = data; *p; p++) hash = (hash ^ (uint8_t)*p) * 16777619u;
-    const char *range = unit_range ? "01" : "pm1";
+    const char *range = unit_range ? "01" : "pm1", *flip = random_flip ? "-flip" : "";
     if (strcmp(data, "fashion-mnist") == 0)
-        snprintf(buf, size, "%s/eval-classifier-%s-%dpx-%s.h5", cache_dir, name, img_size, range);
+        snprintf(buf, size, "%s/eval-classifier-%s-%dpx-%s%s.h5", cache_dir, name, img_size, range, flip);
     else
-        snprintf(buf, size, "%s/eval-classifier-%s-%08x-%dpx-%s.h5", cache_dir, name, hash, img_size, range);
+        snprintf(buf, size, "%s/eval-classifier-%s-%08x-%dpx-%s%s.h5", cache_dir, name, hash, img_size, range, flip);
 }
 
 // Restores HDF5's error printing when done is set; otherwise saves it and silences it.
@@ -106,7 +106,7 @@ static bool write_contents(hid_t file, const nd_eval_classifier *c, const float 
     return attr_str(file, "format", CACHE_FORMAT) && attr_int(file, "format_version", CACHE_VERSION) &&
            attr_str(file, "data", c->data) && attr_int(file, "img_ch", c->img_ch) &&
            attr_int(file, "img_size", c->img_size) && attr_int(file, "unit_range", c->unit_range) &&
-           attr_int(file, "classes", c->classes) && write_group(file, "params", &c->params, params) &&
+           attr_int(file, "random_flip", c->random_flip) && attr_int(file, "classes", c->classes) && write_group(file, "params", &c->params, params) &&
            write_group(file, "buffers", &c->buffers, buffers);
 }
 
@@ -225,7 +225,7 @@ static bool read_group(hid_t file, const char *path, const char *group, const nd
 static bool stage(hid_t file, const char *path, const nd_eval_classifier *c, float *params, float *buffers,
                   nd_error *err) {
     char format[64], data[sizeof c->data];
-    int version, img_ch, img_size, unit_range, classes;
+    int version, img_ch, img_size, unit_range, random_flip, classes;
     if (!read_str(file, path, "format", format, sizeof format, err) || strcmp(format, CACHE_FORMAT) != 0)
         return nd_error_set(err, "%s: not a nanodiff evaluation classifier", path);
     if (!read_int(file, path, "format_version", &version, err)) return false;
@@ -233,14 +233,14 @@ static bool stage(hid_t file, const char *path, const nd_eval_classifier *c, flo
         return nd_error_set(err, "%s: format version %d, expected %d", path, version, CACHE_VERSION);
     if (!read_str(file, path, "data", data, sizeof data, err) || !read_int(file, path, "img_ch", &img_ch, err) ||
         !read_int(file, path, "img_size", &img_size, err) || !read_int(file, path, "unit_range", &unit_range, err) ||
-        !read_int(file, path, "classes", &classes, err))
+        !read_int(file, path, "random_flip", &random_flip, err) || !read_int(file, path, "classes", &classes, err))
         return false;
     if (strcmp(data, c->data) != 0 || img_ch != c->img_ch || img_size != c->img_size ||
-        (unit_range != 0) != c->unit_range || classes != c->classes)
-        return nd_error_set(err, "%s: trained for %s, %dx%dx%d in %s, %d classes; wanted %s, %dx%dx%d in %s, %d "
-                            "classes", path, data, img_ch, img_size, img_size, unit_range ? "[0, 1]" : "[-1, 1]",
-                            classes, c->data, c->img_ch, c->img_size, c->img_size,
-                            c->unit_range ? "[0, 1]" : "[-1, 1]", c->classes);
+        (unit_range != 0) != c->unit_range || (random_flip != 0) != c->random_flip || classes != c->classes)
+        return nd_error_set(err, "%s: trained for %s, %dx%dx%d in %s%s, %d classes; wanted %s, %dx%dx%d in %s%s, "
+                            "%d classes", path, data, img_ch, img_size, img_size, unit_range ? "[0, 1]" : "[-1, 1]",
+                            random_flip ? " with flips" : "", classes, c->data, c->img_ch, c->img_size, c->img_size,
+                            c->unit_range ? "[0, 1]" : "[-1, 1]", c->random_flip ? " with flips" : "", c->classes);
     return read_group(file, path, "params", &c->params, params, err) &&
            read_group(file, path, "buffers", &c->buffers, buffers, err);
 }

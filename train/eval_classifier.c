@@ -99,7 +99,7 @@ bool nd_eval_classifier_train(nd_eval_classifier *c, const nd_dataset *train, co
     nd_adam opt;
     nd_adam_init(&opt, &c->params, ctx, ac);
     nd_loader_config lc = {.batch_size = cfg->batch_size, .shuffle = true, .drop_last = true,
-                           .unit_range = c->unit_range, .seed = cfg->seed};
+                           .random_flip = c->random_flip, .unit_range = c->unit_range, .seed = cfg->seed};
     nd_loader *loader = nd_loader_create(train, &lc, 0, 0, err);
     int64_t per_epoch = nd_batches_per_epoch(train->n, cfg->batch_size, true);
     int64_t steps = cfg->max_steps > 0 ? cfg->max_steps : per_epoch * cfg->epochs;

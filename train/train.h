@@ -181,6 +181,8 @@ typedef struct nd_eval_classifier {
     char data[512];        // the data set it was trained on
     int img_ch, img_size;  // square images
     bool unit_range;       // trained on [0, 1] images instead of [-1, 1]
+    bool random_flip;      // trained on images mirrored at random, as the evaluated model's data (false after
+                           // nd_eval_classifier_create; set it before training)
     int classes;
     nd_params params;
     nd_params buffers;     // BatchNorm running statistics
@@ -218,9 +220,10 @@ bool nd_eval_classifier_save(const char *path, const nd_eval_classifier *c, nd_c
 bool nd_eval_classifier_load(const char *path, nd_eval_classifier *c, nd_ctx *ctx, nd_error *err);
 // $XDG_CACHE_HOME/nanodiff, else $HOME/.cache/nanodiff; false when neither variable is set.
 bool nd_eval_default_cache_dir(char *buf, size_t size);
-// <cache_dir>/eval-classifier-<data>-<size>px-<01|pm1>.h5, the data set's name made safe for a file name.
+// <cache_dir>/eval-classifier-<data>-<size>px-<01|pm1>[-flip].h5, the data set's name made safe for a file
+// name.
 void nd_eval_cache_path(char *buf, size_t size, const char *cache_dir, const char *data, int img_size,
-                        bool unit_range);
+                        bool unit_range, bool random_flip);
 
 // Per-class and overall scores of images requested as given classes.
 typedef struct nd_eval_report {
@@ -256,6 +259,10 @@ typedef struct nd_eval_setup {
     int img_ch, img_size;
     bool unit_range;
     int classes;           // the model's; must equal the data set's
+    bool random_flip;      // the model learned from images mirrored at random: so does the classifier, and
+                           // the real images it compares samples with are mirrored half the time (by a fixed
+                           // coin). Without it a mirrored shoe is not a shoe: Fashion-MNIST's footwear all
+                           // points one way.
     const char *cache_dir; // NULL: nd_eval_default_cache_dir (no cache when that is unknown); "": no cache
     nd_eval_train_config train;
     FILE *log;             // notes (training, a cache that cannot be used), or NULL

@@ -171,19 +171,10 @@ int nd_cmd_sample(int argc, char **argv) {
     nd_schedule sched;
     nd_schedule_linear(&sched, mc->T, cfg.beta_start, cfg.beta_end);
     float *start_mean = NULL, *start_std = NULL;
-    if (!nd_cli_start("sample", start_spec, &cfg, &sched, &sc, &start_mean, &start_std)) {
-        free(images);
-        free(labels);
-        free(onehot);
-        nd_schedule_free(&sched);
-        nd_model_free(&model);
-        nd_ctx_free(&ctx);
-        return 1;
-    }
+    int status = nd_cli_start("sample", start_spec, &cfg, &sched, &sc, &start_mean, &start_std) ? 0 : 1;
     strip_state st = {0};
-    int status = 0;
     double start = nd_seconds();
-    for (int k = 0; k < n_w; k++) {
+    for (int k = 0; status == 0 && k < n_w; k++) {
         sc.w = ws[k];
         if (strip && k == 0) {
             int taken = sc.sampler == ND_SAMPLER_DDIM ? (int)(steps < mc->T ? steps : mc->T) : mc->T;
@@ -193,12 +184,13 @@ int nd_cmd_sample(int argc, char **argv) {
         nd_sample_images(&ctx, &model, &sched, &sc, total, context, NULL, images + (int64_t)k * total * image,
                          strip && k == 0 ? keep_frame : NULL, &st);
     }
-    fprintf(stderr, "sampled %d images with %s from %s in %.1f s\n", total * n_w, nd_sampler_name(sc.sampler),
-            sc.start_mean ? "q(x_T)'s moments" : "N(0, I)", nd_seconds() - start);
-    if (sweep) { // rows = w, columns = class, as the course's sample_w
-        status = write_grid(out, images, total * n_w, mc, total, cfg.unit_range) ? 0 : 1;
-    } else {
-        status = write_grid(out, images, total, mc, per_class, cfg.unit_range) ? 0 : 1;
+    if (status == 0) { // (else nd_cli_start said why)
+        fprintf(stderr, "sampled %d images with %s from %s in %.1f s\n", total * n_w, nd_sampler_name(sc.sampler),
+                sc.start_mean ? "q(x_T)'s moments" : "N(0, I)", nd_seconds() - start);
+        // a sweep's grid: rows = w, columns = class, as the course's sample_w
+        bool written = sweep ? write_grid(out, images, total * n_w, mc, total, cfg.unit_range)
+                             : write_grid(out, images, total, mc, per_class, cfg.unit_range);
+        status = written ? 0 : 1;
     }
     if (strip && st.frames && status == 0) {
         // frames are stored step-major; the strip shows each sample's frames left to right

@@ -144,20 +144,28 @@ static void test_resume(const char *data) {
               mean_loss(a, s, s + 1), mean_loss(b, s, s + 1));
 }
 
-static void test_samplers(const char *data) {
+// A CPU context holding the tiny model trained by test_loss_falls, and its schedule; false (a failed check,
+// nothing left to free) when it cannot load.
+static bool load_falls(nd_ctx *ctx, nd_model *m, nd_ddpm_config *cfg, nd_schedule *s) {
     char ckpt[160];
     snprintf(ckpt, sizeof ckpt, "%s/falls/model.h5", dir);
+    nd_error err;
+    nd_ctx_init(ctx, ND_CPU, 1 << 22, 0);
+    if (!nd_checkpoint_load_model(ckpt, false, m, cfg, ctx, &err)) {
+        CHECK(false, "%s", err.msg);
+        nd_ctx_free(ctx);
+        return false;
+    }
+    nd_schedule_linear(s, m->config.T, cfg->beta_start, cfg->beta_end);
+    return true;
+}
+
+static void test_samplers(const char *data) {
     nd_ctx ctx;
-    nd_ctx_init(&ctx, ND_CPU, 1 << 22, 0);
     nd_model m;
     nd_ddpm_config cfg;
-    nd_error err;
-    if (!nd_checkpoint_load_model(ckpt, false, &m, &cfg, &ctx, &err)) {
-        CHECK(false, "%s", err.msg);
-        return;
-    }
     nd_schedule s;
-    nd_schedule_linear(&s, m.config.T, cfg.beta_start, cfg.beta_end);
+    if (!load_falls(&ctx, &m, &cfg, &s)) return;
     float onehot[8 * CLASSES] = {0};
     for (int i = 0; i < 8; i++) onehot[i * CLASSES + i % CLASSES] = 1.0f;
     nd_tensor *context = nd_empty_persistent(&ctx, ND_SHAPE(8, CLASSES));
@@ -267,19 +275,11 @@ static void test_start(const char *data) {
     nd_dataset_free(&ds);
 
     // the sampler starts from mean + std * z, z the N(0, I) start of the same seed
-    char ckpt[160];
-    snprintf(ckpt, sizeof ckpt, "%s/falls/model.h5", dir);
     nd_ctx ctx;
-    nd_ctx_init(&ctx, ND_CPU, 1 << 22, 0);
     nd_model m;
     nd_ddpm_config cfg;
-    if (!nd_checkpoint_load_model(ckpt, false, &m, &cfg, &ctx, &err)) {
-        CHECK(false, "%s", err.msg);
-        nd_ctx_free(&ctx);
-        return;
-    }
     nd_schedule s;
-    nd_schedule_linear(&s, m.config.T, cfg.beta_start, cfg.beta_end);
+    if (!load_falls(&ctx, &m, &cfg, &s)) return;
     float onehot[4 * CLASSES] = {0};
     for (int i = 0; i < 4; i++) onehot[i * CLASSES + i] = 1.0f;
     nd_tensor *context = nd_empty_persistent(&ctx, ND_SHAPE(4, CLASSES));

@@ -3,8 +3,9 @@
 // same. Real train-split images standing in for samples (half of them mirrored, as a model trained with flips
 // draws them) score >= 90% with a Fréchet distance near the real-vs-real floor, and >= 88% when all are
 // mirrored (Fashion-MNIST's shoes all point left: a classifier that never saw one pointing right calls most of
-// them something else); uniform noise scores near chance with a distance far above it. The eval command runs on a small random checkpoint and writes its JSON;
-// its errors name the file. A damaged cache file is retrained with a note.
+// them something else); uniform noise scores near chance with a distance far above it. The eval and sample
+// commands run on a small random checkpoint and write their files; their errors name the file or flag. A
+// damaged cache file is retrained with a note.
 #include <dirent.h>
 #include <math.h>
 #include <stdio.h>
@@ -131,6 +132,51 @@ static void test_command(const char *nanodiff) {
           "auto without data: %d %s", rc, err_text);
 }
 
+// nanodiff sample on the small random checkpoint: the PNG grid, the strip and the HDF5 of raw samples with
+// their labels (every class n times, or the one class asked for by name), a w sweep, and bad flags.
+static void test_sample_command(const char *nanodiff) {
+    char ckpt[600], png[600], strip[600], h5[600], command[3000], err_text[4096];
+    snprintf(ckpt, sizeof ckpt, "%s/model.h5", tmp_dir);
+    snprintf(png, sizeof png, "%s/grid.png", tmp_dir);
+    snprintf(strip, sizeof strip, "%s/strip.png", tmp_dir);
+    snprintf(h5, sizeof h5, "%s/samples.h5", tmp_dir);
+    snprintf(command, sizeof command, "%s sample --ckpt %s --n 2 --sampler ddim --steps 3 --start noise -o %s "
+             "--strip %s --h5 %s --device cpu", nanodiff, ckpt, png, strip, h5);
+    int rc = run(command, err_text, sizeof err_text);
+    CHECK(rc == 0 && access(png, R_OK) == 0 && access(strip, R_OK) == 0, "sample: %d %s", rc, err_text);
+    nd_dataset ds;
+    nd_error err;
+    bool ok = nd_dataset_load_hdf5(&ds, h5, &err);
+    CHECK(ok, "reading the samples back: %s", ok ? "" : err.msg);
+    if (ok) {
+        int per_class[10] = {0}, in_range = 0;
+        for (int64_t i = 0; i < ds.n; i++) per_class[ds.labels[i] % 10]++;
+        for (int64_t i = 0; i < ds.n * SIZE * SIZE; i++)
+            in_range += ds.images_f32[i] >= 0.0f && ds.images_f32[i] <= 1.0f;
+        CHECK(ds.n == 20 && ds.h == SIZE && per_class[0] == 2 && per_class[9] == 2 && in_range == 20 * SIZE * SIZE,
+              "samples file: %lld images of %dx%d, class 0 x%d, class 9 x%d", (long long)ds.n, ds.h, ds.w,
+              per_class[0], per_class[9]);
+        nd_dataset_free(&ds);
+    }
+    snprintf(command, sizeof command, "%s sample --ckpt %s --class \"ankle boot\" --n 3 --sampler ddim --steps 2 "
+             "--start noise -o %s --h5 %s --device cpu", nanodiff, ckpt, png, h5);
+    rc = run(command, err_text, sizeof err_text);
+    ok = rc == 0 && nd_dataset_load_hdf5(&ds, h5, &err);
+    CHECK(ok && ds.n == 3 && ds.labels[0] == 9 && ds.labels[2] == 9, "--class \"ankle boot\": %d %s", rc, err_text);
+    if (ok) nd_dataset_free(&ds);
+    snprintf(command, sizeof command, "%s sample --ckpt %s --w-sweep=-1,0,2 --sampler ddim --steps 2 --start noise "
+             "-o %s --device cpu", nanodiff, ckpt, png);
+    rc = run(command, err_text, sizeof err_text);
+    CHECK(rc == 0 && strstr(err_text, "sampled 30 images"), "w sweep: %d %s", rc, err_text);
+
+    const char *bad[][2] = {{"--start upward", "upward"}, {"--class hat", "hat"}, {"--sampler euler", "euler"}};
+    for (int k = 0; k < 3; k++) {
+        snprintf(command, sizeof command, "%s sample --ckpt %s %s -o %s --device cpu", nanodiff, ckpt, bad[k][0], png);
+        rc = run(command, err_text, sizeof err_text);
+        CHECK(rc == 1 && strstr(err_text, bad[k][1]), "%s: %d %s", bad[k][0], rc, err_text);
+    }
+}
+
 // Removes every file of tmp_dir, then the directory.
 static void remove_tmp_dir(void) {
     DIR *d = opendir(tmp_dir);
@@ -207,6 +253,7 @@ int main(int argc, char **argv) {
     CHECK(noise.fd > 20.0 * floor.mean, "noise: FD %.3f against a floor of %.3f", noise.fd, floor.mean);
 
     test_command(argv[1]);
+    test_sample_command(argv[1]);
 
     // a damaged cache file: a note, then a new classifier (a few steps suffice to show it is trained and saved)
     FILE *f = fopen(ev.cache_path, "r+b");

@@ -200,4 +200,23 @@ ND_HD static inline float nd_dropout_scale(uint64_t seed, uint64_t offset, int64
     return nd_philox_uniform(seed, offset, i) <= keep_prob ? 1.0f / keep_prob : 0.0f;
 }
 
+// Max pooling's window: the kernel x kernel pixels of a plane `width` wide from offset `start`. Returns the
+// in-plane offset of the first maximum (PyTorch's rule: a NaN counts as the maximum) and its value in *best.
+ND_HD static inline int64_t nd_max_pool_window(const float *plane, int64_t width, int64_t start, int64_t kernel,
+                                               float *best) {
+    int64_t at = start;
+    float top = -INFINITY;
+    for (int64_t i = 0; i < kernel; i++)
+        for (int64_t j = 0; j < kernel; j++) {
+            int64_t k = start + i * width + j;
+            float v = plane[k];
+            if (v > top || isnan(v)) {
+                top = v;
+                at = k;
+            }
+        }
+    *best = top;
+    return at;
+}
+
 #endif

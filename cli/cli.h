@@ -23,6 +23,11 @@ void nd_flags_usage(const char *command, const char *summary, const nd_flag *fla
 // Picks cpu or cuda from "--device auto|cpu|cuda"; prints why and returns false for a bad choice.
 bool nd_cli_device(const char *command, const char *name, int *device);
 
+// sample's and eval's sampler flags: sc gets nd_sample_defaults() with --sampler, --steps, --eta and --seed;
+// a bad sampler name or a step count below 1 is printed and returns false.
+bool nd_cli_sampler(const char *command, const char *sampler, int64_t steps, double eta, int64_t seed,
+                    nd_sample_config *sc);
+
 // Sets sc->start_mean/start_std from "--start auto|noise|matched" (sample.h) for a model trained with cfg;
 // *mean and *std receive the arrays to free (NULL for N(0, I)). An unreadable data set is an error for
 // "matched" and, for "auto", a note and the course's N(0, I). Prints why and returns false on an error.

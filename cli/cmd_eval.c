@@ -207,16 +207,13 @@ int nd_cmd_eval(int argc, char **argv) {
         nd_flags_usage("eval", summary, flags, n_flags);
         return help ? 0 : 1;
     }
-    nd_sample_config sc = nd_sample_defaults();
-    if (!nd_sampler_parse(sampler, &sc.sampler)) {
-        fprintf(stderr, "nanodiff eval: --sampler expects ddpm, ddpm-posterior or ddim, got \"%s\"\n", sampler);
+    nd_sample_config sc;
+    if (!nd_cli_sampler("eval", sampler, steps, eta, seed, &sc)) return 1;
+    if (n < 2 || n > 100000 || batch < 1 || batch > 100000) {
+        fprintf(stderr, "nanodiff eval: --n must be in [2, 100000] and --batch in [1, 100000]\n");
         return 1;
     }
-    if (n < 2 || n > 100000 || steps < 1 || batch < 1 || batch > 100000) {
-        fprintf(stderr, "nanodiff eval: --n must be in [2, 100000], --steps and --batch positive\n");
-        return 1;
-    }
-    sc.steps = (int)steps, sc.eta = (float)eta, sc.w = (float)w, sc.seed = (uint64_t)seed;
+    sc.w = (float)w;
     int dev;
     if (!nd_cli_device("eval", device, &dev)) return 1;
 

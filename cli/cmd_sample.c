@@ -110,16 +110,12 @@ int nd_cmd_sample(int argc, char **argv) {
         nd_flags_usage("sample", summary, flags, n_flags);
         return help ? 0 : 1;
     }
-    nd_sample_config sc = nd_sample_defaults();
-    if (!nd_sampler_parse(sampler, &sc.sampler)) {
-        fprintf(stderr, "nanodiff sample: --sampler expects ddpm, ddpm-posterior or ddim, got \"%s\"\n", sampler);
+    nd_sample_config sc;
+    if (!nd_cli_sampler("sample", sampler, steps, eta, seed, &sc)) return 1;
+    if (n < 1 || n > 1024) {
+        fprintf(stderr, "nanodiff sample: --n must be in [1, 1024], got %lld\n", (long long)n);
         return 1;
     }
-    if (n < 1 || n > 1024 || steps < 1) {
-        fprintf(stderr, "nanodiff sample: --n must be in [1, 1024] and --steps positive\n");
-        return 1;
-    }
-    sc.steps = (int)steps, sc.eta = (float)eta, sc.seed = (uint64_t)seed;
     sc.w = isnan(scale) ? (float)w : (float)(scale - 1.0);
     int dev;
     if (!nd_cli_device("sample", device, &dev)) return 1;

@@ -131,3 +131,18 @@ bool nd_cli_start(const char *command, const char *spec, const nd_ddpm_config *c
     sc->start_std = *std;
     return true;
 }
+
+bool nd_cli_sampler(const char *command, const char *sampler, int64_t steps, double eta, int64_t seed,
+                    nd_sample_config *sc) {
+    *sc = nd_sample_defaults();
+    if (!nd_sampler_parse(sampler, &sc->sampler)) {
+        fprintf(stderr, "nanodiff %s: --sampler expects ddpm, ddpm-posterior or ddim, got \"%s\"\n", command, sampler);
+        return false;
+    }
+    if (steps < 1) {
+        fprintf(stderr, "nanodiff %s: --steps must be positive, got %lld\n", command, (long long)steps);
+        return false;
+    }
+    sc->steps = (int)steps, sc->eta = (float)eta, sc->seed = (uint64_t)seed;
+    return true;
+}

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "data.h"
+#include "h5_quiet.h"
 
 #define H5_EXPECTED_IMAGES "expected N x C x H x W images, uint8 or float in [0, 1]"
 
@@ -168,12 +169,9 @@ static bool h5_load(nd_dataset *ds, const char *path, nd_error *err) {
 // h5py-style files as a torchvision-style data set.
 bool nd_dataset_load_hdf5(nd_dataset *ds, const char *path, nd_error *err) {
     memset(ds, 0, sizeof *ds);
-    H5E_auto2_t saved_func;
-    void *saved_data;
-    H5Eget_auto2(H5E_DEFAULT, &saved_func, &saved_data);
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    nd_h5_quiet quiet = nd_h5_silence();
     bool ok = h5_load(ds, path, err);
-    H5Eset_auto2(H5E_DEFAULT, saved_func, saved_data);
+    nd_h5_restore(quiet);
     if (!ok) nd_dataset_free(ds);
     return ok;
 }
@@ -192,17 +190,14 @@ bool nd_samples_write_hdf5(const char *path, const float *images, int64_t n, int
                            const int32_t *labels, nd_error *err) {
     char tmp[1100];
     snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-    H5E_auto2_t old_func;
-    void *old_data;
-    H5Eget_auto2(H5E_DEFAULT, &old_func, &old_data);
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    nd_h5_quiet quiet = nd_h5_silence();
     hid_t file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     bool ok = file >= 0;
     hsize_t dims[4] = {(hsize_t)n, (hsize_t)c, (hsize_t)h, (hsize_t)w};
     ok = ok && h5_write(file, "images", H5T_NATIVE_FLOAT, 4, dims, images);
     ok = ok && (!labels || h5_write(file, "labels", H5T_NATIVE_INT32, 1, dims, labels));
     if (file >= 0 && H5Fclose(file) < 0) ok = false;
-    H5Eset_auto2(H5E_DEFAULT, old_func, old_data);
+    nd_h5_restore(quiet);
     if (ok && rename(tmp, path) != 0) ok = false;
     if (!ok) {
         unlink(tmp);

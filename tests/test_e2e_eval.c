@@ -169,8 +169,9 @@ static void test_sample_command(const char *nanodiff) {
     rc = run(command, err_text, sizeof err_text);
     CHECK(rc == 0 && strstr(err_text, "sampled 30 images"), "w sweep: %d %s", rc, err_text);
 
-    const char *bad[][2] = {{"--start upward", "upward"}, {"--class hat", "hat"}, {"--sampler euler", "euler"}};
-    for (int k = 0; k < 3; k++) {
+    const char *bad[][2] = {{"--start upward", "upward"}, {"--class hat", "hat"}, {"--sampler euler", "euler"},
+                            {"--steps 0", "--steps"}};
+    for (int k = 0; k < 4; k++) {
         snprintf(command, sizeof command, "%s sample --ckpt %s %s -o %s --device cpu", nanodiff, ckpt, bad[k][0], png);
         rc = run(command, err_text, sizeof err_text);
         CHECK(rc == 1 && strstr(err_text, bad[k][1]), "%s: %d %s", bad[k][0], rc, err_text);

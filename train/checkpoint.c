@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "h5_quiet.h"
 #include "train.h"
 
 #define CKPT_FORMAT "nanodiff-checkpoint"
@@ -209,16 +210,6 @@ static const nd_backend *backend_for(nd_device device) {
     return device == ND_CUDA ? nd_backend_cuda() : nd_backend_cpu();
 }
 
-// Restores HDF5's error printing as it was, when done is set; otherwise silences it and saves the state.
-static void h5_quiet(bool done, H5E_auto2_t *func, void **data) {
-    if (done) {
-        H5Eset_auto2(H5E_DEFAULT, *func, *data);
-    } else {
-        H5Eget_auto2(H5E_DEFAULT, func, data);
-        H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    }
-}
-
 // ---------------------------------------------------------------------------------------------------
 // save
 
@@ -388,13 +379,11 @@ bool nd_checkpoint_save(const char *path, const nd_model *model, const nd_ddpm_c
     char tmp[4200];
     if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
         return nd_error_set(err, "%s: path too long for a checkpoint", path);
-    H5E_auto2_t func;
-    void *data;
-    h5_quiet(false, &func, &data);
+    nd_h5_quiet quiet = nd_h5_silence();
     ckpt_writer w = {.file = -1};
     bool ok = write_file(&w, tmp, model, &stored, state ? state : &fresh, opt, ema);
     if (ok && rename(tmp, path) != 0) ok = writer_fail(&w, errno, "renaming the temporary file over it", NULL);
-    h5_quiet(true, &func, &data);
+    nd_h5_restore(quiet);
     if (!ok) {
         unlink(tmp);
         if (w.sys_errno)
@@ -625,13 +614,11 @@ static bool stage(hid_t file, const char *path, nd_model *model, nd_adam *opt, n
 }
 
 bool nd_checkpoint_read_config(const char *path, nd_ddpm_config *cfg, nd_error *err) {
-    H5E_auto2_t func;
-    void *data;
-    h5_quiet(false, &func, &data);
+    nd_h5_quiet quiet = nd_h5_silence();
     hid_t file = ckpt_open(path, err);
     bool ok = file >= 0 && read_config(file, path, cfg, err);
     if (file >= 0) H5Fclose(file);
-    h5_quiet(true, &func, &data);
+    nd_h5_restore(quiet);
     return ok;
 }
 
@@ -640,14 +627,12 @@ bool nd_checkpoint_load(const char *path, nd_model *model, nd_ddpm_config *cfg, 
     const nd_params *params = &model->params;
     if (!params->data || (opt && opt->n != params->total) || (ema && ema->n != params->total))
         nd_abort_at(ND_HERE, "nd_checkpoint_load", "model not allocated, or optimizer/EMA of another size");
-    H5E_auto2_t func;
-    void *data;
-    h5_quiet(false, &func, &data);
+    nd_h5_quiet quiet = nd_h5_silence();
     ckpt_staged s = {0};
     hid_t file = ckpt_open(path, err);
     bool ok = file >= 0 && stage(file, path, model, opt, ema, &s, err);
     if (file >= 0) H5Fclose(file);
-    h5_quiet(true, &func, &data);
+    nd_h5_restore(quiet);
     for (int i = 0; ok && i < s.n_groups; i++) {
         const tensor_group *g = &s.groups[i];
         if (g->like->total) backend_for(g->device)->upload(g->dst, g->staged, (size_t)g->like->total * sizeof(float));

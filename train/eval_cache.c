@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "h5_quiet.h"
 #include "train.h"
 
 #define CACHE_FORMAT "nanodiff-eval-classifier"
@@ -43,16 +44,6 @@ void nd_eval_cache_path(char *buf, size_t size, const char *cache_dir, const cha
         snprintf(buf, size, "%s/eval-classifier-%s-%dpx-%s%s.h5", cache_dir, name, img_size, range, flip);
     else
         snprintf(buf, size, "%s/eval-classifier-%s-%08x-%dpx-%s%s.h5", cache_dir, name, hash, img_size, range, flip);
-}
-
-// Restores HDF5's error printing when done is set; otherwise saves it and silences it.
-static void h5_quiet(bool done, H5E_auto2_t *func, void **data) {
-    if (done) {
-        H5Eset_auto2(H5E_DEFAULT, *func, *data);
-    } else {
-        H5Eget_auto2(H5E_DEFAULT, func, data);
-        H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    }
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -138,12 +129,10 @@ static float *download(const nd_params *p, nd_ctx *ctx) {
 
 bool nd_eval_classifier_save(const char *path, const nd_eval_classifier *c, nd_ctx *ctx, nd_error *err) {
     float *params = download(&c->params, ctx), *buffers = download(&c->buffers, ctx);
-    H5E_auto2_t func;
-    void *data;
-    h5_quiet(false, &func, &data);
+    nd_h5_quiet quiet = nd_h5_silence();
     size_t size = 0;
     char *image = file_image(c, params, buffers, &size);
-    h5_quiet(true, &func, &data);
+    nd_h5_restore(quiet);
     free(params);
     free(buffers);
     if (!image) return nd_error_set(err, "%s: cannot build the classifier's HDF5 file", path);
@@ -252,16 +241,14 @@ static void upload(const nd_params *p, nd_ctx *ctx, const float *host) {
 
 bool nd_eval_classifier_load(const char *path, nd_eval_classifier *c, nd_ctx *ctx, nd_error *err) {
     if (access(path, R_OK) != 0) return nd_error_set(err, "%s: %s", path, strerror(errno));
-    H5E_auto2_t func;
-    void *data;
-    h5_quiet(false, &func, &data);
+    nd_h5_quiet quiet = nd_h5_silence();
     float *params = malloc((size_t)c->params.total * sizeof(float));   // (params total)
     float *buffers = malloc((size_t)c->buffers.total * sizeof(float)); // (buffers total)
     hid_t file = H5Fis_hdf5(path) > 0 ? H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT) : -1;
     bool ok = file >= 0 ? stage(file, path, c, params, buffers, err)
                         : nd_error_set(err, "%s: not an HDF5 file, or a truncated one", path);
     if (file >= 0) H5Fclose(file);
-    h5_quiet(true, &func, &data);
+    nd_h5_restore(quiet);
     if (ok) {
         upload(&c->params, ctx, params);
         upload(&c->buffers, ctx, buffers);

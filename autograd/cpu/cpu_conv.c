@@ -3,6 +3,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "../elementwise_math.h"
 #include "cpu.h"
 
 // Output positions [lo, hi) of a window row whose tap at offset `tap` lands inside a line of `size` pixels:
@@ -96,20 +97,9 @@ void nd_cpu_max_pool_forward(float *y, int32_t *argmax, const float *x, int64_t 
         for (int64_t oy = 0; oy < out_h; oy++) {
             const float *image = x + pl * height * width;
             for (int64_t ox = 0; ox < out_w; ox++) {
-                int64_t start = oy * stride * width + ox * stride, at = start;
-                float best = -INFINITY;
-                for (int64_t i = 0; i < kernel; i++)
-                    for (int64_t j = 0; j < kernel; j++) {
-                        int64_t k = start + i * width + j;
-                        float v = image[k];
-                        if (v > best || isnan(v)) { // PyTorch's rule: the first maximum, NaN wins
-                            best = v;
-                            at = k;
-                        }
-                    }
                 int64_t o = (pl * out_h + oy) * out_w + ox;
-                y[o] = best;
-                argmax[o] = (int32_t)at;
+                int64_t start = oy * stride * width + ox * stride;
+                argmax[o] = (int32_t)nd_max_pool_window(image, width, start, kernel, &y[o]);
             }
         }
 }

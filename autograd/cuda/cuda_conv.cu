@@ -1,5 +1,6 @@
 // GPU kernels of the convolution family: im2col / col2im (the GEMM convolutions' column matrices), max
 // pooling, pixel unshuffle and nearest upsampling. Contracts in backend.h; one thread per element written.
+#include "../elementwise_math.h"
 #include "cuda_common.h"
 
 // col (channels*kernel_h*kernel_w, batch*out_h*out_w): each entry the pixel its window tap lands on, or 0
@@ -46,19 +47,9 @@ static __global__ void max_pool_forward_kernel(float *y, int32_t *argmax, const 
     ND_CUDA_FOR_EACH(o, planes * out_h * out_w) {
         int64_t pl = o / (out_h * out_w), oy = o / out_w % out_h, ox = o % out_w;
         const float *image = x + pl * height * width; // (height, width)
-        int64_t start = oy * stride * width + ox * stride, at = start;
-        float best = -INFINITY;
-        for (int64_t i = 0; i < kernel; i++)
-            for (int64_t j = 0; j < kernel; j++) {
-                int64_t k = start + i * width + j;
-                float v = image[k];
-                if (v > best || isnan(v)) {
-                    best = v;
-                    at = k;
-                }
-            }
+        float best;
+        argmax[o] = (int32_t)nd_max_pool_window(image, width, oy * stride * width + ox * stride, kernel, &best);
         y[o] = best;
-        argmax[o] = (int32_t)at;
     }
 }
 

@@ -152,4 +152,6 @@ void nd_image8_free(nd_image8 *img);
 // left half-written.
 bool nd_png_write(const char *path, const nd_image8 *img, nd_error *err);
 
+#include "text.h" // captions and the BPE tokenizer
+
 #endif

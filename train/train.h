@@ -298,4 +298,6 @@ typedef struct nd_eval_floor_stats {
 
 bool nd_eval_floor(const nd_evaluator *ev, int per_class, nd_eval_floor_stats *floor, nd_error *err);
 
+#include "clip_train.h" // CLIP training, checkpoints, zero-shot
+
 #endif

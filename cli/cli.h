@@ -39,5 +39,8 @@ int nd_cmd_train(int argc, char **argv);
 int nd_cmd_sample(int argc, char **argv);
 int nd_cmd_info(int argc, char **argv);
 int nd_cmd_eval(int argc, char **argv);
+int nd_cmd_captions(int argc, char **argv);
+int nd_cmd_train_clip(int argc, char **argv);
+int nd_cmd_clip_eval(int argc, char **argv);
 
 #endif

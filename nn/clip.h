@@ -69,7 +69,8 @@ nd_tensor *nd_clip_encode_text(nd_ctx *ctx, const nd_clip *clip, const int32_t *
 // open_clip encode_image: images (B, C, S, S) in [-1, 1] -> (B, E), not normalised.
 nd_tensor *nd_clip_encode_image(nd_ctx *ctx, const nd_clip *clip, nd_tensor *images);
 
-// F.normalize(x, dim=-1): x / max(||x||, 1e-12) over the last dim, composed of differentiable ops.
+// F.normalize(x, dim=-1) over the last dim, as x / sqrt(||x||^2 + 1e-24): equal to float precision unless
+// ||x|| < ~1e-12; composed of differentiable ops.
 nd_tensor *nd_l2_normalize(nd_ctx *ctx, nd_tensor *x);
 // CLIP's symmetric loss on L2-normalised embeddings image (N, E) and text (N, E): logits = exp(logit_scale)
 // image @ text^T (N, N); (CE(logits, arange N) + CE(logits^T, arange N)) / 2 -> a one-element tensor.

@@ -34,6 +34,11 @@ bool nd_cli_sampler(const char *command, const char *sampler, int64_t steps, dou
 bool nd_cli_start(const char *command, const char *spec, const nd_ddpm_config *cfg, const nd_schedule *s,
                   nd_sample_config *sc, float **mean, float **std);
 
+// train's --clip and --cond: refused for a class model; for t2i-unet --clip must name a CLIP checkpoint (unless
+// resuming, when the run's own wins) and --cond be sequence or pooled. Sets cfg->clip and cfg->text_pooled.
+bool nd_cli_t2i_train_flags(nd_model_kind kind, const char *clip, const char *cond, bool resume,
+                            nd_ddpm_config *cfg);
+
 int nd_cmd_train_classifier(int argc, char **argv);
 int nd_cmd_train(int argc, char **argv);
 int nd_cmd_sample(int argc, char **argv);

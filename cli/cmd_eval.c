@@ -180,11 +180,12 @@ int nd_cmd_eval(int argc, char **argv) {
     const char *ckpt = NULL, *sampler = "ddpm", *cache = NULL, *json = NULL, *data = NULL, *device = "auto";
     int64_t n = 100, steps = 50, seed = 0, batch = 250;
     double w = 2.0, eta = 0.0;
-    bool use_ema = false, help = false;
+    bool clamp_x0 = false, use_ema = false, help = false;
     const nd_flag flags[] = {
         {"--ckpt", ND_FLAG_STRING, &ckpt, "class-conditional checkpoint written by nanodiff train (required)"},
         {"--n", ND_FLAG_INT, &n, "samples per class"},
-        {"--sampler", ND_FLAG_STRING, &sampler, "ddpm (the course's), ddpm-posterior or ddim"},
+        {"--sampler", ND_FLAG_STRING, &sampler, "ddpm (the course's), ddpm-posterior, ddpm-clamped (the lesson's) or ddim"},
+        {"--clamp-x0", ND_FLAG_BOOL, &clamp_x0, "clamp each step's predicted x0 to the data's range (any sampler)"},
         {"--steps", ND_FLAG_INT, &steps, "DDIM steps (the DDPM samplers take all T)"},
         {"--eta", ND_FLAG_FLOAT, &eta, "DDIM eta: 0 deterministic, 1 DDPM-like noise"},
         {"--start", ND_FLAG_STRING, &start_spec, "x_T: noise (the course's N(0, I)), matched (q(x_T)'s moments) or "
@@ -229,6 +230,7 @@ int nd_cmd_eval(int argc, char **argv) {
         return 1;
     }
     const nd_model_config *mc = &model.config;
+    sc.clamp_x0 = clamp_x0, sc.x0_min = cfg.unit_range ? 0.0f : -1.0f;
     const char *problem = NULL;
     if (mc->kind == ND_MODEL_T2I_UNET) problem = "is text-conditioned: eval scores class-guided samples";
     else if (mc->c_embed_dim <= 0) problem = "is unconditional: eval scores class-guided samples";

@@ -81,10 +81,11 @@ int nd_cmd_sample(int argc, char **argv) {
     const char *strip = NULL, *sweep = NULL, *device = "auto";
     int64_t n = 8, steps = 50, seed = 0;
     double w = 2.0, scale = NAN, eta = 0.0;
-    bool use_ema = false, no_tf32 = false, help = false;
+    bool clamp_x0 = false, use_ema = false, no_tf32 = false, help = false;
     const nd_flag flags[] = {
         {"--ckpt", ND_FLAG_STRING, &ckpt, "checkpoint written by nanodiff train (required)"},
-        {"--sampler", ND_FLAG_STRING, &sampler, "ddpm (the course's), ddpm-posterior or ddim"},
+        {"--sampler", ND_FLAG_STRING, &sampler, "ddpm (the course's), ddpm-posterior, ddpm-clamped (the lesson's) or ddim"},
+        {"--clamp-x0", ND_FLAG_BOOL, &clamp_x0, "clamp each step's predicted x0 to the data's range (any sampler)"},
         {"--steps", ND_FLAG_INT, &steps, "DDIM steps (the DDPM samplers take all T)"},
         {"--eta", ND_FLAG_FLOAT, &eta, "DDIM eta: 0 deterministic, 1 DDPM-like noise"},
         {"--start", ND_FLAG_STRING, &start_spec, "x_T: noise (the course's N(0, I)), matched (q(x_T)'s moments) or "
@@ -132,6 +133,7 @@ int nd_cmd_sample(int argc, char **argv) {
         return 1;
     }
     const nd_model_config *mc = &model.config;
+    sc.clamp_x0 = clamp_x0, sc.x0_min = cfg.unit_range ? 0.0f : -1.0f;
     int classes = mc->c_embed_dim, first = 0, count = 1;
     if (classes > 0 && !parse_class(class_spec, classes, &first, &count)) {
         fprintf(stderr, "nanodiff sample: --class expects all, 0..%d%s, got \"%s\"\n", classes - 1,

@@ -136,7 +136,7 @@ bool nd_cli_sampler(const char *command, const char *sampler, int64_t steps, dou
                     nd_sample_config *sc) {
     *sc = nd_sample_defaults();
     if (!nd_sampler_parse(sampler, &sc->sampler)) {
-        fprintf(stderr, "nanodiff %s: --sampler expects ddpm, ddpm-posterior or ddim, got \"%s\"\n", command, sampler);
+        fprintf(stderr, "nanodiff %s: --sampler expects ddpm, ddpm-posterior, ddpm-clamped or ddim, got \"%s\"\n", command, sampler);
         return false;
     }
     if (steps < 1) {

@@ -33,10 +33,12 @@ typedef enum nd_sampler_kind {
     ND_SAMPLER_DDPM,           // the course's reverse_q: sigma_t = sqrt(beta[t-1]), no noise at t = 0
     ND_SAMPLER_DDPM_POSTERIOR, // the lesson's posterior variance: sigma_t^2 = beta_t (1 - abar_{t-1}) / (1 - abar_t)
     ND_SAMPLER_DDIM,           // Song et al.: any number of steps, eta = 0 deterministic, 1 DDPM-like
+    ND_SAMPLER_DDPM_CLAMPED,   // the lesson's step: x0_hat clamped, posterior mean and variance, x0_hat at t = 0
 } nd_sampler_kind;
 
 const char *nd_sampler_name(nd_sampler_kind kind);
-bool nd_sampler_parse(const char *name, nd_sampler_kind *kind); // "ddpm", "ddpm-posterior", "ddim"
+// "ddpm", "ddpm-posterior", "ddim", "ddpm-clamped"
+bool nd_sampler_parse(const char *name, nd_sampler_kind *kind);
 
 typedef struct nd_sample_config {
     nd_sampler_kind sampler;
@@ -45,6 +47,11 @@ typedef struct nd_sample_config {
     bool guided;  // classifier-free guidance with a doubled batch; false: one pass with the context as given
     float w;      // guidance weight, course form (1 + w) e_cond - w e_uncond; the scale form s = 1 + w
     uint64_t seed;
+    // Clamp the predicted x0_hat = (x_t - sqrt(1 - abar_t) e) / sqrt(abar_t) to [x0_min, x0_max] (the data's
+    // range) before each step, which then goes through x0_hat: the DDPM samplers take the posterior mean
+    // of q(x_{t-1} | x_t, x0_hat) (their own sigma), DDIM its x0_hat. ddpm-clamped always clamps.
+    bool clamp_x0;
+    float x0_min, x0_max;
     // x_T: N(0, I) when NULL, as the course; else N(start_mean, start_std^2) pixel by pixel (C*H*W host
     // values each), e.g. the moments of q(x_T) from nd_start_moments.
     const float *start_mean, *start_std;
@@ -64,7 +71,12 @@ nd_start_kind nd_start_resolve(nd_start_kind kind, nd_sampler_kind sampler);
 void nd_start_moments(const nd_schedule *s, const double *data_mean, const double *data_var, int64_t n,
                       float *mean, float *std);
 
-nd_sample_config nd_sample_defaults(void); // DDPM, w = 2, guided
+nd_sample_config nd_sample_defaults(void); // DDPM, w = 2, guided, x0 range [-1, 1] (not clamped)
+
+// One reverse step from x (B, C, H, W) at timestep t to t_prev (t - 1 for the DDPM samplers; -1 after the last
+// step) given the guided noise prediction e (B, C, H, W); noise, where the step draws any, comes from ctx's RNG.
+nd_tensor *nd_sample_step(nd_ctx *ctx, const nd_schedule *s, const nd_sample_config *cfg, nd_tensor *x,
+                          nd_tensor *e, int t, int t_prev);
 
 // Called with x_T before the first step (step_index -1, t = T), then after every step with the new x (for
 // denoising-progression strips); t is the step just taken.

@@ -6,12 +6,12 @@
 #include "backend.h"
 #include "sample.h"
 
-static const char *sampler_names[] = {"ddpm", "ddpm-posterior", "ddim"};
+static const char *sampler_names[] = {"ddpm", "ddpm-posterior", "ddim", "ddpm-clamped"};
 
 const char *nd_sampler_name(nd_sampler_kind kind) { return sampler_names[kind]; }
 
 bool nd_sampler_parse(const char *name, nd_sampler_kind *kind) {
-    for (int k = 0; k < 3; k++)
+    for (int k = 0; k < (int)(sizeof sampler_names / sizeof sampler_names[0]); k++)
         if (strcmp(name, sampler_names[k]) == 0) {
             *kind = (nd_sampler_kind)k;
             return true;
@@ -44,7 +44,8 @@ void nd_start_moments(const nd_schedule *s, const double *data_mean, const doubl
 }
 
 nd_sample_config nd_sample_defaults(void) {
-    return (nd_sample_config){.sampler = ND_SAMPLER_DDPM, .steps = 0, .eta = 0.0f, .guided = true, .w = 2.0f};
+    return (nd_sample_config){.sampler = ND_SAMPLER_DDPM, .steps = 0, .eta = 0.0f, .guided = true, .w = 2.0f,
+                              .x0_min = -1.0f, .x0_max = 1.0f};
 }
 
 nd_tensor *nd_schedule_q(nd_ctx *ctx, const nd_schedule *s, nd_tensor *x0, nd_tensor *noise, const int *t_host) {
@@ -72,14 +73,27 @@ static int timesteps(const nd_schedule *s, const nd_sample_config *cfg, int *ts)
     return steps;
 }
 
-// One reverse step from x at t (to t_prev for DDIM) given the predicted noise e.
-static nd_tensor *reverse_step(nd_ctx *ctx, const nd_schedule *s, const nd_sample_config *cfg, nd_tensor *x,
-                               nd_tensor *e, int t, int t_prev) {
+// torch.clamp(x, lo, hi) from two ReLUs: max(x, lo) = relu(x - lo) + lo, min(y, hi) = hi - relu(hi - y).
+static nd_tensor *clamp(nd_ctx *ctx, nd_tensor *x, float lo, float hi) {
+    nd_tensor *above_lo = nd_relu(ctx, nd_sub_scalar(ctx, x, lo));                       // max(x, lo) - lo
+    nd_tensor *below_hi = nd_relu(ctx, nd_rsub_scalar(ctx, above_lo, hi - lo));          // hi - min(max(x, lo), hi)
+    return nd_rsub_scalar(ctx, below_hi, hi);
+}
+
+// x0_hat = (x - sqrt(1 - abar) e) / sqrt(abar), clamped to the data's range when asked.
+static nd_tensor *predict_x0(nd_ctx *ctx, const nd_sample_config *cfg, nd_tensor *x, nd_tensor *e, float abar) {
+    nd_tensor *x0 = nd_mul_scalar(ctx, nd_sub(ctx, x, nd_mul_scalar(ctx, e, sqrtf(1.0f - abar))), 1.0f / sqrtf(abar));
+    bool clamped = cfg->clamp_x0 || cfg->sampler == ND_SAMPLER_DDPM_CLAMPED;
+    return clamped ? clamp(ctx, x0, cfg->x0_min, cfg->x0_max) : x0;
+}
+
+nd_tensor *nd_sample_step(nd_ctx *ctx, const nd_schedule *s, const nd_sample_config *cfg, nd_tensor *x,
+                          nd_tensor *e, int t, int t_prev) {
     if (cfg->sampler == ND_SAMPLER_DDIM) {
         float abar = s->alpha_bar[t], abar_prev = t_prev >= 0 ? s->alpha_bar[t_prev] : 1.0f;
         float sigma = cfg->eta * sqrtf((1.0f - abar_prev) / (1.0f - abar)) * sqrtf(1.0f - abar / abar_prev);
-        // x0 = (x - sqrt(1 - abar) e) / sqrt(abar); x_prev = sqrt(abar_prev) x0 + sqrt(1 - abar_prev - sigma^2) e
-        nd_tensor *x0 = nd_mul_scalar(ctx, nd_sub(ctx, x, nd_mul_scalar(ctx, e, sqrtf(1.0f - abar))), 1.0f / sqrtf(abar));
+        // x_prev = sqrt(abar_prev) x0 + sqrt(1 - abar_prev - sigma^2) e
+        nd_tensor *x0 = predict_x0(ctx, cfg, x, e, abar);
         float dir = sqrtf(fmaxf(1.0f - abar_prev - sigma * sigma, 0.0f));
         nd_tensor *next = nd_add(ctx, nd_mul_scalar(ctx, x0, sqrtf(abar_prev)), nd_mul_scalar(ctx, e, dir));
         if (sigma > 0.0f && t_prev >= 0) {
@@ -89,15 +103,27 @@ static nd_tensor *reverse_step(nd_ctx *ctx, const nd_schedule *s, const nd_sampl
         }
         return next;
     }
-    // u_t = sqrt(1 / a_t) (x_t - (1 - a_t) / sqrt(1 - abar_t) e_t)
-    nd_tensor *u = nd_mul_scalar(ctx, nd_sub(ctx, x, nd_mul_scalar(ctx, e, s->pred_noise_coeff[t])), s->sqrt_alpha_inv[t]);
-    if (t == 0) return u;
+    bool through_x0 = cfg->clamp_x0 || cfg->sampler == ND_SAMPLER_DDPM_CLAMPED;
+    nd_tensor *mean;
+    if (through_x0) {
+        // the posterior mean of q(x_{t-1} | x_t, x0_hat); at t = 0 its weights are 1 and 0: x0_hat itself
+        nd_tensor *x0 = predict_x0(ctx, cfg, x, e, s->alpha_bar[t]);
+        if (t == 0) return x0;
+        float abar = s->alpha_bar[t], abar_prev = s->alpha_bar[t - 1];
+        float coef_x0 = s->beta[t] * sqrtf(abar_prev) / (1.0f - abar);
+        float coef_xt = (1.0f - abar_prev) * sqrtf(s->alpha[t]) / (1.0f - abar);
+        mean = nd_add(ctx, nd_mul_scalar(ctx, x0, coef_x0), nd_mul_scalar(ctx, x, coef_xt));
+    } else {
+        // u_t = sqrt(1 / a_t) (x_t - (1 - a_t) / sqrt(1 - abar_t) e_t), the same mean written through e
+        mean = nd_mul_scalar(ctx, nd_sub(ctx, x, nd_mul_scalar(ctx, e, s->pred_noise_coeff[t])), s->sqrt_alpha_inv[t]);
+        if (t == 0) return mean;
+    }
     float sigma = cfg->sampler == ND_SAMPLER_DDPM
                       ? sqrtf(s->beta[t - 1])
                       : sqrtf(s->beta[t] * (1.0f - s->alpha_bar[t - 1]) / (1.0f - s->alpha_bar[t]));
     nd_tensor *z = nd_empty(ctx, x->shape);
     nd_rand_normal(ctx, z, 0.0f, sigma);
-    return nd_add(ctx, u, z);
+    return nd_add(ctx, mean, z);
 }
 
 // The guided batch's context: [context; null] with zeros for a missing null context.
@@ -149,7 +175,7 @@ void nd_sample_images(nd_ctx *ctx, const nd_model *model, const nd_schedule *s, 
             nd_tensor *e_cond = nd_slice(ctx, e, 0, 0, n), *e_uncond = nd_slice(ctx, e, 0, n, 2 * n);
             e = nd_sub(ctx, nd_mul_scalar(ctx, e_cond, 1.0f + cfg->w), nd_mul_scalar(ctx, e_uncond, cfg->w));
         }
-        nd_tensor *next = reverse_step(ctx, s, cfg, x, e, t, t_prev);
+        nd_tensor *next = nd_sample_step(ctx, s, cfg, x, e, t, t_prev);
         ctx->be->copy(x->data, next->data, x->numel);
         nd_ctx_step_end(ctx);
         if (on_step) on_step(user, i, t, ctx, x);

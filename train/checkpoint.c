@@ -274,6 +274,12 @@ static bool write_contents(ckpt_writer *w, const nd_model *model, const nd_ddpm_
     for (int i = 0; i < 3; i++)
         if (!attr_write_str(w->file, strings[i][0], strings[i][1]))
             return writer_fail(w, 0, "writing attribute", strings[i][0]);
+    if (cfg->model.kind == ND_MODEL_T2I_UNET) { // which CLIP encodes the prompts
+        uint8_t pooled = cfg->text_pooled;
+        if (!attr_write_str(w->file, "clip", cfg->clip) || !attr_write_str(w->file, "clip_hash", cfg->clip_hash) ||
+            !attr_write(w->file, "text_pooled", H5T_STD_U8LE, H5T_NATIVE_UINT8, 1, &pooled))
+            return writer_fail(w, 0, "writing attribute", "clip");
+    }
     int version = CKPT_VERSION;
     if (!attr_write(w->file, "format_version", H5T_STD_I32LE, H5T_NATIVE_INT, 1, &version))
         return writer_fail(w, 0, "writing attribute", "format_version");
@@ -442,6 +448,12 @@ static bool read_config(hid_t file, const char *path, nd_ddpm_config *cfg, nd_er
         return false;
     if (!nd_model_kind_parse(kind, &cfg->model.kind))
         return nd_error_set(err, "%s: the checkpoint holds an unknown model kind '%s'", path, kind);
+    static const config_field pooled = {"text_pooled", FIELD_BOOL, offsetof(nd_ddpm_config, text_pooled), 0};
+    if (cfg->model.kind == ND_MODEL_T2I_UNET &&
+        (!attr_read_str(file, path, "clip", cfg->clip, sizeof cfg->clip, err) ||
+         !attr_read_str(file, path, "clip_hash", cfg->clip_hash, sizeof cfg->clip_hash, err) ||
+         !field_read(file, path, "", &pooled, cfg, err)))
+        return false;
     for (int i = 0; i < N_CONFIG_FIELDS; i++) {
         const config_field *f = &config_fields[i];
         if (!field_read(file, path, "", f, cfg, err)) return false;

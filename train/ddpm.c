@@ -62,28 +62,29 @@ static bool load_data(nd_dataset *ds, nd_ddpm_config *cfg, nd_error *err) {
         return false;
     }
     if (m->kind == ND_MODEL_DLI_UNET && m->c_embed_dim < 0) m->c_embed_dim = ds->num_classes;
-    if (m->c_embed_dim > 0 && ds->num_classes != m->c_embed_dim) {
+    if (m->kind != ND_MODEL_T2I_UNET && m->c_embed_dim > 0 && ds->num_classes != m->c_embed_dim) {
         nd_dataset_free(ds);
         return nd_error_set(err, "%s: the data set has %d classes, the model's context expects %d", cfg->data,
                             ds->num_classes, m->c_embed_dim);
     }
-    if (m->kind == ND_MODEL_T2I_UNET) {
-        nd_dataset_free(ds);
-        return nd_error_set(err, "model t2i-unet: training needs text embeddings; train dli-unet or dli-unet-v1");
-    }
     return true;
 }
 
-// Ten samples a class (or ten unconditional ones) drawn with the current weights, one row per class.
-static void write_preview(nd_ctx *ctx, const nd_model *model, const nd_schedule *sched, const char *out_dir,
-                          int64_t step, bool unit_range) {
+// Four samples a class (or four unconditional ones) drawn with the current weights, one row per class; a
+// text-to-image model draws them for the prompts "a photo of a {class}".
+static void write_preview(nd_ctx *ctx, const nd_model *model, nd_text_encoder *text, const nd_schedule *sched,
+                          const char *out_dir, int64_t step, bool unit_range) {
     const nd_model_config *mc = &model->config;
-    int classes = mc->c_embed_dim > 0 ? mc->c_embed_dim : 1, n = classes * 4;
+    int classes = text ? 10 : mc->c_embed_dim > 0 ? mc->c_embed_dim : 1, n = classes * 4;
     float *onehot = calloc((size_t)n * (size_t)(classes > 1 ? classes : 1), sizeof(float));
     for (int i = 0; i < n; i++) onehot[i * classes + i / 4] = 1.0f;
     nd_arena_mark mark = nd_arena_get_mark(&ctx->pool);
     nd_tensor *context = NULL;
-    if (mc->c_embed_dim > 0) {
+    int32_t labels[40];
+    for (int i = 0; text && i < n; i++) labels[i] = i / 4;
+    if (text) {
+        context = nd_t2i_class_context(text, ctx, labels, n);
+    } else if (mc->c_embed_dim > 0) {
         context = nd_empty_persistent(ctx, ND_SHAPE(n, classes));
         nd_copy_from_host(ctx, context, onehot);
     }
@@ -128,6 +129,7 @@ typedef struct run {
     nd_ema ema;
     nd_schedule sched;
     nd_train_state state;
+    nd_t2i_cond *text; // the captions' text features of a t2i-unet, else NULL
     char ckpt_path[1100];
 } run;
 
@@ -152,7 +154,9 @@ static float train_step(run *r, nd_tensor *x0, const int32_t *labels, int *t_hos
     for (int i = 0; i < b; i++) t_values[i] = (float)t_host[i];
     nd_tensor *t = nd_from_host(ctx, ND_SHAPE(b), t_values);
     nd_tensor *context = NULL;
-    if (classes > 0) { // get_context_mask: one_hot(c) * bernoulli(ones - drop_prob), element by element
+    if (r->text) {
+        context = nd_t2i_cond_batch(r->text, ctx, r->state.step, b, labels);
+    } else if (classes > 0) { // get_context_mask: one_hot(c) * bernoulli(ones - drop_prob), element by element
         memset(onehot, 0, (size_t)b * (size_t)classes * sizeof(float));
         for (int i = 0; i < b; i++) onehot[i * classes + labels[i]] = 1.0f;
         nd_tensor *c = nd_from_host(ctx, ND_SHAPE(b, classes), onehot);
@@ -192,6 +196,11 @@ bool nd_ddpm_train(const nd_ddpm_config *config, const char *out_dir, bool resum
     }
     nd_dataset ds = {0};
     if (!make_dir(out_dir, err) || !load_data(&ds, &r->cfg, err)) {
+        free(r);
+        return false;
+    }
+    if (r->cfg.model.kind == ND_MODEL_T2I_UNET && !nd_t2i_cond_open(&r->text, &r->cfg, &ds, out_dir, device, err)) {
+        nd_dataset_free(&ds);
         free(r);
         return false;
     }
@@ -274,7 +283,8 @@ bool nd_ddpm_train(const nd_ddpm_config *config, const char *out_dir, bool resum
         bool periodic = r->cfg.checkpoint_every > 0 && r->state.step % r->cfg.checkpoint_every == 0;
         if (epoch_end || periodic || stop_requested || r->state.step == total) ok = save(r, err);
         if (ok && r->cfg.preview_every > 0 && r->state.step % r->cfg.preview_every == 0)
-            write_preview(&r->ctx, &r->model, &r->sched, out_dir, r->state.step, r->cfg.unit_range);
+            write_preview(&r->ctx, &r->model, r->text ? nd_t2i_cond_text(r->text) : NULL, &r->sched, out_dir,
+                          r->state.step, r->cfg.unit_range);
         if (stop_requested) {
             result->interrupted = true;
             if (progress) fprintf(stderr, "\nstopped at step %lld; continue with --resume\n", (long long)r->state.step);
@@ -301,6 +311,7 @@ bool nd_ddpm_train(const nd_ddpm_config *config, const char *out_dir, bool resum
     nd_adam_free(&r->opt);
     nd_model_free(&r->model);
     nd_ctx_free(&r->ctx);
+    nd_t2i_cond_close(r->text);
     nd_dataset_free(&ds);
     free(r);
     return ok;

@@ -39,6 +39,15 @@ bool nd_cli_start(const char *command, const char *spec, const nd_ddpm_config *c
 bool nd_cli_t2i_train_flags(nd_model_kind kind, const char *clip, const char *cond, bool resume,
                             nd_ddpm_config *cfg);
 
+// Whether `nanodiff sample` is asked for prompts: a prompt flag is given or --ckpt names a text-to-image
+// checkpoint; nd_cmd_sample_prompt then runs it (cmd_sample_prompt.c).
+bool nd_cli_is_prompt_sampling(int argc, char **argv);
+int nd_cmd_sample_prompt(int argc, char **argv);
+
+// Whether `nanodiff eval` is asked for --attributes; nd_cmd_eval_attributes runs it (cmd_eval_attrs.c).
+bool nd_cli_is_attribute_eval(int argc, char **argv);
+int nd_cmd_eval_attributes(int argc, char **argv);
+
 int nd_cmd_train_classifier(int argc, char **argv);
 int nd_cmd_train(int argc, char **argv);
 int nd_cmd_sample(int argc, char **argv);

@@ -20,6 +20,7 @@ typedef struct eval_result {
     double w, eta;
     uint64_t seed;
     bool ema, unit_range;
+    bool prompted; // a text-to-image model asked "a photo of a {class}"
     int img_size;
     const nd_evaluator *ev;
     nd_eval_report report;
@@ -70,7 +71,7 @@ static bool write_json(const char *path, const eval_result *r) {
             r->unit_range ? "true" : "false", r->sampler, r->steps);
     fprintf(f, "  \"w\": %.6g,\n  \"eta\": %.6g,\n  \"seed\": %llu,\n  \"ema\": %s,\n  \"per_class\": %d,\n", r->w,
             r->eta, (unsigned long long)r->seed, r->ema ? "true" : "false", r->per_class);
-    fprintf(f, "  \"start\": \"%s\",\n", r->start);
+    fprintf(f, "  \"start\": \"%s\",\n  \"prompted\": %s,\n", r->start, r->prompted ? "true" : "false");
     fprintf(f, "  \"classifier_random_flip\": %s,\n", r->ev->classifier.random_flip ? "true" : "false");
     fprintf(f, "  \"classifier_test_accuracy\": ");
     json_number(f, r->ev->test_accuracy);
@@ -126,6 +127,8 @@ static void print_table(const eval_result *r) {
            r->img_size, r->unit_range ? "[0, 1]" : "[-1, 1]",
            ev->classifier.random_flip ? ", images mirrored at random as the model's" : "", 100.0 * ev->test_accuracy,
            ev->trained ? "trained now" : "from the cache");
+    if (r->prompted) printf("prompts: \"a photo of a {class}\", guidance scale %g (the empty prompt unconditional)\n",
+                            1.0 + r->w);
     printf("samples: %d a class, %s with %d steps%s, w = %g, from %s, seed %llu%s\n\n", r->per_class, r->sampler,
            r->steps, eta_text(r, eta_buf, sizeof eta_buf), r->w, r->start, (unsigned long long)r->seed,
            r->ema ? ", EMA weights" : "");
@@ -145,11 +148,13 @@ static void print_table(const eval_result *r) {
     printf("time: %.1f s (sampling %.1f s)\n", r->total_seconds, r->sample_seconds);
 }
 
-// Draws per_class guided samples of every class, class by class, in batches of at most batch images.
-static void draw_samples(nd_ctx *ctx, const nd_model *model, const nd_ddpm_config *cfg, const nd_sample_config *sc,
-                         int per_class, int batch, float *images, int32_t *labels) {
+// Draws per_class guided samples of every class, class by class, in batches of at most batch images; a
+// text-to-image model (text not NULL) is asked for the prompt "a photo of a {class}".
+static void draw_samples(nd_ctx *ctx, const nd_model *model, nd_text_encoder *text, const nd_ddpm_config *cfg,
+                         const nd_sample_config *sc, int classes, int per_class, int batch, float *images,
+                         int32_t *labels) {
     const nd_model_config *mc = &model->config;
-    int classes = mc->c_embed_dim, total = classes * per_class;
+    int total = classes * per_class;
     int64_t image = (int64_t)mc->img_ch * mc->img_size * mc->img_size;
     nd_schedule sched;
     nd_schedule_linear(&sched, mc->T, cfg->beta_start, cfg->beta_end);
@@ -160,12 +165,18 @@ static void draw_samples(nd_ctx *ctx, const nd_model *model, const nd_ddpm_confi
         memset(onehot, 0, (size_t)n * (size_t)classes * sizeof(float));
         for (int i = 0; i < n; i++) onehot[i * classes + labels[first + i]] = 1.0f;
         nd_arena_mark mark = nd_arena_get_mark(&ctx->pool);
-        nd_tensor *context = nd_empty_persistent(ctx, ND_SHAPE(n, classes));
-        nd_copy_from_host(ctx, context, onehot);
+        nd_tensor *context = NULL, *null_context = NULL;
+        if (text) {
+            context = nd_t2i_class_context(text, ctx, labels + first, n);
+            null_context = nd_t2i_empty_context(text, ctx, n);
+        } else {
+            context = nd_empty_persistent(ctx, ND_SHAPE(n, classes));
+            nd_copy_from_host(ctx, context, onehot);
+        }
         nd_sample_config chunk_cfg = *sc;
         chunk_cfg.seed = sc->seed + ((uint64_t)chunk << 32); // every batch its own noise, reproducible from --seed
-        nd_sample_images(ctx, model, &sched, &chunk_cfg, n, context, NULL, images + (int64_t)first * image, NULL,
-                         NULL);
+        nd_sample_images(ctx, model, &sched, &chunk_cfg, n, context, null_context, images + (int64_t)first * image,
+                         NULL, NULL);
         nd_arena_release(&ctx->pool, mark);
         fprintf(stderr, "\rsampled %d/%d", first + n, total);
         fflush(stderr);
@@ -176,13 +187,18 @@ static void draw_samples(nd_ctx *ctx, const nd_model *model, const nd_ddpm_confi
 }
 
 int nd_cmd_eval(int argc, char **argv) {
+    if (nd_cli_is_attribute_eval(argc, argv)) return nd_cmd_eval_attributes(argc, argv);
     const char *start_spec = "auto";
     const char *ckpt = NULL, *sampler = "ddpm", *cache = NULL, *json = NULL, *data = NULL, *device = "auto";
+    const char *clip = NULL;
     int64_t n = 100, steps = 50, seed = 0, batch = 250;
     double w = 2.0, eta = 0.0;
-    bool clamp_x0 = false, use_ema = false, help = false;
+    bool clamp_x0 = false, use_ema = false, attributes = false, help = false;
     const nd_flag flags[] = {
-        {"--ckpt", ND_FLAG_STRING, &ckpt, "class-conditional checkpoint written by nanodiff train (required)"},
+        {"--ckpt", ND_FLAG_STRING, &ckpt, "checkpoint written by nanodiff train (required): class-conditional, or "
+                                          "text-to-image (asked \"a photo of a {class}\")"},
+        {"--clip", ND_FLAG_STRING, &clip, "text-to-image: the CLIP checkpoint (default: clip.h5 beside --ckpt)"},
+        {"--attributes", ND_FLAG_BOOL, &attributes, "text-to-image: check dark/light and facing left/right instead"},
         {"--n", ND_FLAG_INT, &n, "samples per class"},
         {"--sampler", ND_FLAG_STRING, &sampler, "ddpm (the course's), ddpm-posterior, ddpm-clamped (the lesson's) or ddim"},
         {"--clamp-x0", ND_FLAG_BOOL, &clamp_x0, "clamp each step's predicted x0 to the data's range (any sampler)"},
@@ -232,22 +248,32 @@ int nd_cmd_eval(int argc, char **argv) {
     const nd_model_config *mc = &model.config;
     sc.clamp_x0 = clamp_x0, sc.x0_min = cfg.unit_range ? 0.0f : -1.0f;
     const char *problem = NULL;
-    if (mc->kind == ND_MODEL_T2I_UNET) problem = "is text-conditioned: eval scores class-guided samples";
+    if (mc->kind == ND_MODEL_T2I_UNET) problem = NULL;
     else if (mc->c_embed_dim <= 0) problem = "is unconditional: eval scores class-guided samples";
     else if (mc->img_ch != 1) problem = "makes images of more than one channel: eval's classifier takes grey images";
-    if (problem) {
-        fprintf(stderr, "nanodiff eval: %s: the %s model %s\n", ckpt, nd_model_kind_name(mc->kind), problem);
+    nd_text_encoder *text = NULL;
+    if (!problem && mc->kind == ND_MODEL_T2I_UNET && !nd_t2i_open_text(ckpt, &cfg, clip, (nd_device)dev, &text, &err)) {
+        fprintf(stderr, "nanodiff eval: %s\n", err.msg);
         nd_model_free(&model);
         nd_ctx_free(&ctx);
         return 1;
     }
+    if (problem) {
+        fprintf(stderr, "nanodiff eval: %s: the %s model %s\n", ckpt, nd_model_kind_name(mc->kind), problem);
+        nd_text_encoder_close(text);
+        nd_model_free(&model);
+        nd_ctx_free(&ctx);
+        return 1;
+    }
+    int classes = text ? 10 : mc->c_embed_dim; // a prompt names one of Fashion-MNIST's ten
     nd_eval_setup setup = {.data = data ? data : cfg.data, .img_ch = mc->img_ch, .img_size = mc->img_size,
                            .unit_range = cfg.unit_range, .random_flip = cfg.random_flip,
-                           .classes = mc->c_embed_dim, .cache_dir = cache,
+                           .classes = classes, .cache_dir = cache,
                            .train = nd_eval_train_defaults(), .log = stderr};
     nd_evaluator ev;
     if (!nd_evaluator_init(&ev, &setup, &ctx, &err)) {
         fprintf(stderr, "nanodiff eval: %s%s\n", err.msg, data ? "" : " (the checkpoint's data set; see --data)");
+        nd_text_encoder_close(text);
         nd_model_free(&model);
         nd_ctx_free(&ctx);
         return 1;
@@ -259,20 +285,21 @@ int nd_cmd_eval(int argc, char **argv) {
     nd_schedule_free(&sched);
     if (!started) {
         nd_evaluator_free(&ev);
+        nd_text_encoder_close(text);
         nd_model_free(&model);
         nd_ctx_free(&ctx);
         return 1;
     }
     eval_result r = {.start = sc.start_mean ? "q(x_T)'s moments" : "N(0, I)", .ckpt = ckpt, .data = setup.data, .sampler = nd_sampler_name(sc.sampler),
                      .steps = sc.sampler == ND_SAMPLER_DDIM && sc.steps < mc->T ? sc.steps : mc->T, .per_class = (int)n,
-                     .classes = mc->c_embed_dim, .w = w, .eta = eta, .seed = sc.seed, .ema = use_ema,
+                     .classes = classes, .prompted = text != NULL, .w = w, .eta = eta, .seed = sc.seed, .ema = use_ema,
                      .unit_range = cfg.unit_range, .img_size = mc->img_size, .ev = &ev};
     int total = r.classes * r.per_class;
     int64_t image = (int64_t)mc->img_ch * mc->img_size * mc->img_size;
     float *images = malloc((size_t)total * (size_t)image * sizeof(float)); // (total, C, S, S)
     int32_t *labels = malloc((size_t)total * sizeof(int32_t));            // (total)
     double sample_start = nd_seconds();
-    draw_samples(&ctx, &model, &cfg, &sc, r.per_class, (int)batch, images, labels);
+    draw_samples(&ctx, &model, text, &cfg, &sc, r.classes, r.per_class, (int)batch, images, labels);
     r.sample_seconds = nd_seconds() - sample_start;
     bool ok = nd_eval_images(&ev, &ctx, images, labels, total, &r.report, &err) &&
               nd_eval_floor(&ev, r.per_class, &r.floor, &err);
@@ -285,6 +312,7 @@ int nd_cmd_eval(int argc, char **argv) {
     free(start_mean);
     free(start_std);
     nd_evaluator_free(&ev);
+    nd_text_encoder_close(text);
     nd_model_free(&model);
     nd_ctx_free(&ctx);
     return ok ? 0 : 1;

@@ -76,6 +76,7 @@ static bool write_grid(const char *path, const float *images, int n, const nd_mo
 }
 
 int nd_cmd_sample(int argc, char **argv) {
+    if (nd_cli_is_prompt_sampling(argc, argv)) return nd_cmd_sample_prompt(argc, argv);
     const char *ckpt = NULL, *sampler = "ddpm", *class_spec = "all", *out = "samples.png", *h5 = NULL;
     const char *start_spec = "auto";
     const char *strip = NULL, *sweep = NULL, *device = "auto";
@@ -105,7 +106,8 @@ int nd_cmd_sample(int argc, char **argv) {
         {"--help", ND_FLAG_BOOL, &help, "show this help"},
     };
     int n_flags = (int)(sizeof flags / sizeof flags[0]);
-    const char *summary = "draw classifier-free-guided samples from a checkpoint";
+    const char *summary = "draw classifier-free-guided samples from a checkpoint (a text-to-image one: --ckpt FILE "
+                          "--help shows the prompt flags)";
     if (!nd_flags_parse("sample", argc, argv, 2, flags, n_flags) || help || !ckpt) {
         if (!help && !ckpt) fprintf(stderr, "nanodiff sample: --ckpt is required\n");
         nd_flags_usage("sample", summary, flags, n_flags);

@@ -138,6 +138,14 @@ nd_tensor *nd_t2i_class_context(nd_text_encoder *te, nd_ctx *ctx, const int32_t 
     return context;
 }
 
+nd_tensor *nd_t2i_empty_context(nd_text_encoder *te, nd_ctx *ctx, int n) {
+    const char **prompts = malloc((size_t)n * sizeof(char *));
+    for (int i = 0; i < n; i++) prompts[i] = "";
+    nd_tensor *context = nd_text_encoder_context(te, ctx, prompts, n, true);
+    free(prompts);
+    return context;
+}
+
 bool nd_t2i_open_text(const char *ckpt_path, const nd_ddpm_config *cfg, const char *clip_override,
                       nd_device device, nd_text_encoder **te, nd_error *err) {
     *te = NULL;

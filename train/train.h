@@ -175,6 +175,8 @@ void nd_t2i_cond_close(nd_t2i_cond *cond);
 nd_tensor *nd_t2i_cond_batch(nd_t2i_cond *cond, nd_ctx *ctx, int64_t step, int b, const int32_t *labels);
 // Contexts (n, S, D) in ctx's pool of the prompts "a photo of a {class}" for the classes labels (n).
 nd_tensor *nd_t2i_class_context(nd_text_encoder *te, nd_ctx *ctx, const int32_t *labels, int n);
+// Contexts (n, S, D) in ctx's pool of the empty prompt "": the unconditional half of guidance.
+nd_tensor *nd_t2i_empty_context(nd_text_encoder *te, nd_ctx *ctx, int n);
 nd_text_encoder *nd_t2i_cond_text(nd_t2i_cond *cond);
 
 // ---------------------------------------------------------------------------------------------------

@@ -6,8 +6,6 @@
 
 #include "train.h"
 
-#define TEXT_BATCH 64 // prompts encoded at once
-
 struct nd_text_encoder {
     nd_ctx ctx;            // the encoder's own arenas: encoding never disturbs a caller's step
     nd_clip clip;
@@ -108,7 +106,9 @@ static void grow_slots(nd_text_encoder *te) {
     for (int64_t k = 0; k < te->n; k++) te->slots[find_slot(te, te->prompts[k])] = k;
 }
 
-// Encodes n new prompts (not yet cached) and appends them to the cache, TEXT_BATCH at a time.
+// Encodes n new prompts (not yet cached) and appends them to the cache. One prompt at a time: a batched matrix
+// product rounds differently with the batch's size, and a prompt's features must not depend on which prompts
+// happened to be encoded with it, or a resumed run (whose cache starts empty) would drift from an unbroken one.
 static void encode_new(nd_text_encoder *te, const char *const *prompts, int n) {
     int64_t row = (int64_t)te->tokens * te->width, context = te->clip.config.context_length;
     if (te->n + n > te->cap) {
@@ -116,21 +116,18 @@ static void encode_new(nd_text_encoder *te, const char *const *prompts, int n) {
         te->prompts = realloc(te->prompts, (size_t)te->cap * sizeof(char *));
         te->features = realloc(te->features, (size_t)(te->cap * row) * sizeof(float));
     }
-    int32_t *ids = malloc((size_t)(TEXT_BATCH * context) * sizeof(int32_t)); // (batch, context)
+    int32_t *ids = malloc((size_t)context * sizeof(int32_t)); // (1, context)
     bool grad = nd_ctx_set_grad(&te->ctx, false);
-    for (int first = 0; first < n; first += TEXT_BATCH) {
-        int b = n - first < TEXT_BATCH ? n - first : TEXT_BATCH;
-        nd_tokenizer_encode_batch(&te->tok, prompts + first, b, ids);
-        nd_tensor *tokens = NULL; // (b, context, W)
-        nd_tensor *pooled = nd_clip_encode_text(&te->ctx, &te->clip, ids, b, te->pooled ? NULL : &tokens); // (b, E)
+    for (int i = 0; i < n; i++) {
+        nd_tokenizer_encode_batch(&te->tok, prompts + i, 1, ids);
+        nd_tensor *tokens = NULL; // (1, context, W)
+        nd_tensor *pooled = nd_clip_encode_text(&te->ctx, &te->clip, ids, 1, te->pooled ? NULL : &tokens); // (1, E)
         nd_copy_to_host(&te->ctx, te->pooled ? pooled : tokens, te->features + te->n * row);
         nd_ctx_step_end(&te->ctx);
-        for (int i = 0; i < b; i++) {
-            grow_slots(te);
-            te->prompts[te->n] = strdup(prompts[first + i]);
-            te->slots[find_slot(te, prompts[first + i])] = te->n;
-            te->n++;
-        }
+        grow_slots(te);
+        te->prompts[te->n] = strdup(prompts[i]);
+        te->slots[find_slot(te, prompts[i])] = te->n;
+        te->n++;
     }
     nd_ctx_set_grad(&te->ctx, grad);
     free(ids);

@@ -79,11 +79,12 @@ static void write_preview(nd_ctx *ctx, const nd_model *model, nd_text_encoder *t
     float *onehot = calloc((size_t)n * (size_t)(classes > 1 ? classes : 1), sizeof(float));
     for (int i = 0; i < n; i++) onehot[i * classes + i / 4] = 1.0f;
     nd_arena_mark mark = nd_arena_get_mark(&ctx->pool);
-    nd_tensor *context = NULL;
+    nd_tensor *context = NULL, *null_context = NULL; // null: zeros, the class model's; "" for text
     int32_t labels[40];
     for (int i = 0; text && i < n; i++) labels[i] = i / 4;
     if (text) {
         context = nd_t2i_class_context(text, ctx, labels, n);
+        null_context = nd_t2i_empty_context(text, ctx, n);
     } else if (mc->c_embed_dim > 0) {
         context = nd_empty_persistent(ctx, ND_SHAPE(n, classes));
         nd_copy_from_host(ctx, context, onehot);
@@ -92,7 +93,7 @@ static void write_preview(nd_ctx *ctx, const nd_model *model, nd_text_encoder *t
     float *images = malloc((size_t)(n * image) * sizeof(float));
     nd_sample_config sc = nd_sample_defaults();
     sc.seed = (uint64_t)step;
-    nd_sample_images(ctx, model, sched, &sc, n, context, NULL, images, NULL, NULL);
+    nd_sample_images(ctx, model, sched, &sc, n, context, null_context, images, NULL, NULL);
     nd_arena_release(&ctx->pool, mark);
     char path[1100];
     snprintf(path, sizeof path, "%s/preview_%06lld.png", out_dir, (long long)step);

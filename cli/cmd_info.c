@@ -35,6 +35,9 @@ int nd_cmd_info(int argc, char **argv) {
         printf("%s: trained on %s, %d epochs of batch %d, lr %g, label dropout %g, T %d (beta %g..%g)%s\n", ckpt,
                cfg.data, cfg.epochs, cfg.batch_size, cfg.lr, cfg.cfg_drop, mc.T, cfg.beta_start, cfg.beta_end,
                cfg.ema_decay > 0 ? ", with EMA" : "");
+        if (mc.kind == ND_MODEL_T2I_UNET)
+            printf("text: CLIP %s (%s), the %s\n", cfg.clip, cfg.clip_hash,
+                   cfg.text_pooled ? "pooled end-token vector" : "token sequence");
     } else {
         nd_model_kind kind;
         if (!nd_model_kind_parse(model_name, &kind)) {

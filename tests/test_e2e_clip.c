@@ -152,6 +152,10 @@ int main(int argc, char **argv) {
     CHECK(rows == 6, "%d well-formed loss rows with the logit scale in [0, ln 100], expected 6", rows);
     free(la), free(lb);
 
+    snprintf(args, sizeof args, "info --ckpt %s/full/clip.h5", tmp_dir);
+    CHECK(run(args, out, sizeof out, err, sizeof err) == 0 && strstr(out, "CLIP trained on") && strstr(out, "6 steps") &&
+          strstr(out, "context 77"), "info: %s%s", out, err);
+
     // zero-shot
     snprintf(args, sizeof args, "clip-eval --ckpt %s/full/clip.h5 --data %s", tmp_dir, tmp_dir);
     CHECK(run(args, out, sizeof out, err, sizeof err) == 0, "clip-eval: %s", err);

@@ -3,10 +3,12 @@
 // moments, loss log); clip-eval prints per-class zero-shot accuracy ending in zero_shot_acc=, and the similarity
 // table of HDF5 images with its heat map; the logit scale stays clamped; bad flags and files are named.
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -105,6 +107,36 @@ static void check_same_checkpoint(const char *a, const char *b) {
     nd_ctx_free(&ctx);
 }
 
+// Ctrl-C: a long run interrupted after its first checkpoint exits 130 with a checkpoint at the step it reached,
+// which --resume continues from.
+static void check_interrupt(const char *tiny_args) {
+    char out_dir[600], ckpt[700], log[700];
+    snprintf(out_dir, sizeof out_dir, "%s/stopped", tmp_dir);
+    snprintf(ckpt, sizeof ckpt, "%s/clip.h5", out_dir);
+    snprintf(log, sizeof log, "%s/train.log", tmp_dir);
+    pid_t pid = fork();
+    if (pid == 0) {
+        char cmd[2048];
+        snprintf(cmd, sizeof cmd, "exec %s train-clip --data %s --out %s --max-steps 100000 %s > %s 2>&1", nanodiff,
+                 tmp_dir, out_dir, tiny_args, log);
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    struct stat st;
+    for (int i = 0; i < 600 && stat(ckpt, &st) != 0; i++) // the first epoch's checkpoint
+        nanosleep(&(struct timespec){.tv_nsec = 100000000}, NULL);
+    kill(pid, SIGINT);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 130, "interrupted train-clip: status %d", status);
+    nd_clip_train_config cfg;
+    nd_error err;
+    CHECK(nd_clip_checkpoint_read_config(ckpt, &cfg, &err), "%s", err.msg);
+    char *text = read_file(log);
+    CHECK(text && strstr(text, "trained"), "interrupted run's output: %s", text ? text : "");
+    free(text);
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: test_e2e_clip path/to/nanodiff\n");
@@ -180,6 +212,8 @@ int main(int argc, char **argv) {
     snprintf(a, sizeof a, "%s/images-similarity.png", tmp_dir);
     struct stat st;
     CHECK(stat(a, &st) == 0 && st.st_size > 0, "no heat map %s", a);
+
+    check_interrupt(tiny);
 
     // errors name the flag or the file
     snprintf(args, sizeof args, "train-clip --data %s --out %s/bad --batch 1", tmp_dir, tmp_dir);

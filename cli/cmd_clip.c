@@ -281,3 +281,39 @@ int nd_cmd_clip_eval(int argc, char **argv) {
     nd_ctx_free(&ctx);
     return rc;
 }
+
+int nd_clip_info(const char *path) {
+    nd_clip_train_config cfg;
+    nd_train_state state;
+    nd_error err;
+    if (!nd_clip_checkpoint_read_config(path, &cfg, &err)) {
+        fprintf(stderr, "nanodiff info: %s\n", err.msg);
+        return 1;
+    }
+    nd_ctx ctx;
+    nd_ctx_init(&ctx, ND_CPU, 1 << 20, 0);
+    nd_clip clip;
+    nd_tokenizer tok;
+    nd_clip_create(&clip, cfg.model, &ctx);
+    bool ok = nd_clip_checkpoint_load(path, &clip, &tok, NULL, &state, NULL, &ctx, &err);
+    if (ok) {
+        const nd_clip_config *m = &cfg.model;
+        float scale;
+        nd_copy_to_host(&ctx, clip.logit_scale, &scale);
+        printf("%s: CLIP trained on %s, %lld steps (%d epochs of batch %d, lr %g)\n", path, cfg.data,
+               (long long)state.step, cfg.epochs, cfg.batch_size, cfg.lr);
+        printf("  text:  %d tokens (BPE: 256 bytes + %d merges + start/end), context %d, width %d, %d layers, "
+               "%d heads\n", m->vocab_size, tok.n_merges, m->context_length, m->text_width, m->text_layers,
+               m->text_heads);
+        printf("  image: ViT %dx%dx%d in %dx%d patches, width %d, %d layers, %d heads\n", m->img_ch, m->img_size,
+               m->img_size, m->patch_size, m->patch_size, m->vision_width, m->vision_layers, m->vision_heads);
+        printf("  shared space %d, logit scale exp(%.4f) = %.2f; %lld parameters\n", m->embed_dim, scale, expf(scale),
+               (long long)clip.params.total);
+        nd_tokenizer_free(&tok);
+    } else {
+        fprintf(stderr, "nanodiff info: %s\n", err.msg);
+    }
+    nd_clip_free(&clip);
+    nd_ctx_free(&ctx);
+    return ok ? 0 : 1;
+}

@@ -106,31 +106,40 @@ void nd_clip_free(nd_clip *clip) {
 nd_tensor *nd_clip_encode_text(nd_ctx *ctx, const nd_clip *clip, const int32_t *ids, int batch, nd_tensor **tokens) {
     const nd_clip_config *c = &clip->config;
     int64_t s = c->context_length, w = c->text_width;
-    float *host = malloc((size_t)(batch * s) * sizeof *host);
-    float *eot_rows = malloc((size_t)batch * sizeof *eot_rows);
-    if (!host || !eot_rows) abort();
+    int32_t *eot = malloc((size_t)batch * sizeof *eot);
+    if (!eot) abort();
+    int64_t len = 0; // positions the result depends on
     for (int b = 0; b < batch; b++) {
-        int32_t best = 0; // CLIP pools at the argmax of the ids: the end token has the largest id
+        eot[b] = 0; // CLIP pools at the argmax of the ids: the end token has the largest id
         for (int64_t i = 0; i < s; i++) {
             int32_t id = ids[b * s + i];
             if (id < 0 || id >= c->vocab_size)
                 nd_abort_at(ND_HERE, "nd_clip_encode_text", "token id %d outside the vocabulary (%d)", id, c->vocab_size);
-            host[b * s + i] = (float)id;
-            if (id > ids[b * s + best]) best = (int32_t)i;
+            if (id > ids[b * s + eot[b]]) eot[b] = (int32_t)i;
         }
-        eot_rows[b] = (float)(b * s + best);
+        if (eot[b] + 1 > len) len = eot[b] + 1;
     }
-    nd_tensor *idx = nd_from_host(ctx, ND_SHAPE(batch, s), host);     // (B, S)
-    nd_tensor *rows = nd_from_host(ctx, ND_SHAPE(batch), eot_rows);   // (B)
-    free(host), free(eot_rows);
-    nd_tensor *x = nd_embedding_layer_forward(ctx, &clip->token_embedding, idx); // (B, S, W)
-    x = nd_add(ctx, x, clip->positional_embedding);
+    // The mask is causal, so no position before the last end token of the batch sees what follows it: without
+    // the per-token output only those positions are computed (a caption's dozen tokens instead of 77).
+    if (tokens) len = s;
+    float *host = malloc((size_t)(batch * len) * sizeof *host), *rows = malloc((size_t)batch * sizeof *rows);
+    if (!host || !rows) abort();
+    for (int b = 0; b < batch; b++) {
+        for (int64_t i = 0; i < len; i++) host[b * len + i] = (float)ids[b * s + i];
+        rows[b] = (float)(b * len + eot[b]);
+    }
+    nd_tensor *idx = nd_from_host(ctx, ND_SHAPE(batch, len), host);   // (B, L)
+    nd_tensor *eot_rows = nd_from_host(ctx, ND_SHAPE(batch), rows);   // (B)
+    free(host), free(rows), free(eot);
+    nd_tensor *x = nd_embedding_layer_forward(ctx, &clip->token_embedding, idx); // (B, L, W)
+    nd_tensor *pos = len == s ? clip->positional_embedding : nd_slice(ctx, clip->positional_embedding, 0, 0, len);
+    x = nd_add(ctx, x, pos);
     for (int i = 0; i < c->text_layers; i++) x = resblock_forward(ctx, &clip->text_blocks[i], x, true);
-    x = nd_layer_norm_layer_forward(ctx, &clip->ln_final, x); // (B, S, W)
+    x = nd_layer_norm_layer_forward(ctx, &clip->ln_final, x); // (B, L, W)
     nd_trace(ctx, "ln_final", x);
     if (tokens) *tokens = x;
-    nd_tensor *pooled = nd_embedding(ctx, nd_reshape(ctx, x, ND_SHAPE(batch * s, w)), rows); // (B, W)
-    return nd_matmul(ctx, pooled, clip->text_projection, false, false);                     // (B, E)
+    nd_tensor *pooled = nd_embedding(ctx, nd_reshape(ctx, x, ND_SHAPE(batch * len, w)), eot_rows); // (B, W)
+    return nd_matmul(ctx, pooled, clip->text_projection, false, false);                           // (B, E)
 }
 
 nd_tensor *nd_clip_encode_image(nd_ctx *ctx, const nd_clip *clip, nd_tensor *images) {

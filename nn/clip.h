@@ -11,7 +11,7 @@
 
 struct nd_params;
 
-#define ND_CLIP_LOGIT_SCALE_MAX 4.6052f // ln(100): CLIP clamps the learnt logit scale at 100
+#define ND_CLIP_LOGIT_SCALE_MAX 4.6051702f // ln(100): CLIP clamps the learnt logit scale at 100
 
 typedef struct nd_clip_config {
     int vocab_size;       // the tokenizer's (bytes + merges + start + end)

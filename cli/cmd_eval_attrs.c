@@ -50,7 +50,7 @@ int nd_cmd_eval_attributes(int argc, char **argv) {
     const char *ckpt = NULL, *sampler = "ddpm", *start_spec = "auto", *clip = NULL, *device = "auto";
     int64_t n = 50, steps = 50, seed = 0, batch = 250;
     double scale = 3.0, eta = 0.0;
-    bool attributes = false, clamp_x0 = false, help = false;
+    bool attributes = false, clamp_x0 = false, use_ema = false, help = false;
     const nd_flag flags[] = {
         {"--ckpt", ND_FLAG_STRING, &ckpt, "text-to-image checkpoint (required)"},
         {"--attributes", ND_FLAG_BOOL, &attributes, "this check: dark/light and facing left/right"},
@@ -62,6 +62,7 @@ int nd_cmd_eval_attributes(int argc, char **argv) {
         {"--start", ND_FLAG_STRING, &start_spec, "x_T: noise, matched or auto"},
         {"--guidance-scale", ND_FLAG_FLOAT, &scale, "e_u + s (e_c - e_u)"},
         {"--seed", ND_FLAG_INT, &seed, "seed of the samples' noise"},
+        {"--ema", ND_FLAG_BOOL, &use_ema, "sample from the EMA weights"},
         {"--batch", ND_FLAG_INT, &batch, "samples drawn at once"},
         {"--clip", ND_FLAG_STRING, &clip, "the CLIP checkpoint (default: clip.h5 beside --ckpt)"},
         {"--device", ND_FLAG_STRING, &device, "auto, cpu or cuda"},
@@ -113,7 +114,7 @@ int nd_cmd_eval_attributes(int argc, char **argv) {
     nd_ctx ctx;
     nd_ctx_init(&ctx, (nd_device)dev, 64 << 20, 0);
     nd_model model;
-    if (!nd_checkpoint_load_model(ckpt, false, &model, &cfg, &ctx, &err)) {
+    if (!nd_checkpoint_load_model(ckpt, use_ema, &model, &cfg, &ctx, &err)) {
         fprintf(stderr, "nanodiff eval: %s\n", err.msg);
         nd_text_encoder_close(text);
         nd_ctx_free(&ctx);
@@ -159,8 +160,8 @@ int nd_cmd_eval_attributes(int argc, char **argv) {
             if (p >= 2 * CLASSES && a.facing == want) asked_way[p]++;
         }
     if (status == 0) {
-        printf("attributes: %lld samples a prompt, %s, guidance scale %g, seed %llu\n\n", (long long)n,
-               nd_sampler_name(sc.sampler), scale, (unsigned long long)seed);
+        printf("attributes: %lld samples a prompt, %s, guidance scale %g, seed %llu%s\n\n", (long long)n,
+               nd_sampler_name(sc.sampler), scale, (unsigned long long)seed, use_ema ? ", EMA weights" : "");
         printf("  %-12s %10s %10s  %s\n", "class", "dark ink", "light ink", "darker when asked");
         int obeyed = 0;
         for (int k = 0; k < CLASSES; k++) {

@@ -10,7 +10,7 @@
 
 #include "cli.h"
 #include "sample.h"
-#include "train.h"
+#include "eval.h"
 
 
 // What one run measured, for the table and the JSON file.

@@ -9,13 +9,6 @@
 
 #include "autograd.h"
 
-// A user-facing error: a message naming the file, the field and what was expected.
-typedef struct nd_error {
-    char msg[512];
-} nd_error;
-
-// Formats into err (when err is not NULL) and returns false, so loaders can `return nd_error_set(...)`.
-bool nd_error_set(nd_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 // ---------------------------------------------------------------------------------------------------
 // IDX files (the MNIST format): big-endian header, magic 0x00000800 | rank, then the dimensions and the bytes.

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "data.h"
-#include "elementwise_math.h"
+#include "nd_random.h"
 
 // PIL's fixed point for 8-bit images: 8 bits of value, 2 bits of headroom for filters with negative lobes.
 #define PIL_PRECISION_BITS (32 - 8 - 2)

@@ -3,7 +3,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend.h"
 #include "sample.h"
 
 static const char *sampler_names[] = {"ddpm", "ddpm-posterior", "ddim"};
@@ -105,11 +104,11 @@ static nd_tensor *doubled_context(nd_ctx *ctx, const nd_tensor *context, const n
     nd_shape shape = context->shape;
     shape.d[0] *= 2;
     nd_tensor *both = nd_empty_persistent(ctx, shape);
-    ctx->be->copy(both->data, context->data, context->numel);
+    nd_buffer_copy(ctx, both->data, context->data, context->numel);
     if (null_context)
-        ctx->be->copy(both->data + context->numel, null_context->data, context->numel);
+        nd_buffer_copy(ctx, both->data + context->numel, null_context->data, context->numel);
     else
-        ctx->be->fill(both->data + context->numel, 0.0f, context->numel);
+        nd_buffer_fill(ctx, both->data + context->numel, 0.0f, context->numel);
     return both;
 }
 
@@ -129,7 +128,7 @@ void nd_sample_images(nd_ctx *ctx, const nd_model *model, const nd_schedule *s, 
     if (cfg->start_mean) { // x_T = mean + std * z, pixel by pixel
         nd_shape pixel = ND_SHAPE(1, mc->img_ch, mc->img_size, mc->img_size);
         nd_tensor *mean = nd_from_host(ctx, pixel, cfg->start_mean), *std = nd_from_host(ctx, pixel, cfg->start_std);
-        ctx->be->copy(x->data, nd_add(ctx, nd_mul(ctx, x, std), mean)->data, x->numel);
+        nd_buffer_copy(ctx, x->data, nd_add(ctx, nd_mul(ctx, x, std), mean)->data, x->numel);
         nd_ctx_step_end(ctx);
     }
     if (on_step) on_step(user, -1, s->T, ctx, x);
@@ -150,7 +149,7 @@ void nd_sample_images(nd_ctx *ctx, const nd_model *model, const nd_schedule *s, 
             e = nd_sub(ctx, nd_mul_scalar(ctx, e_cond, 1.0f + cfg->w), nd_mul_scalar(ctx, e_uncond, cfg->w));
         }
         nd_tensor *next = reverse_step(ctx, s, cfg, x, e, t, t_prev);
-        ctx->be->copy(x->data, next->data, x->numel);
+        nd_buffer_copy(ctx, x->data, next->data, x->numel);
         nd_ctx_step_end(ctx);
         if (on_step) on_step(user, i, t, ctx, x);
     }

@@ -13,7 +13,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "backend.h"
 #include "h5_quiet.h"
 #include "train.h"
 
@@ -206,10 +205,6 @@ static char *dims_str(const hsize_t *dims, int ndim, char *buf, size_t size) {
     return buf;
 }
 
-static const nd_backend *backend_for(nd_device device) {
-    return device == ND_CUDA ? nd_backend_cuda() : nd_backend_cpu();
-}
-
 // ---------------------------------------------------------------------------------------------------
 // save
 
@@ -261,7 +256,7 @@ static bool write_flat(ckpt_writer *w, const char *group, const nd_params *p, co
                        nd_device device) {
     float *host = malloc((size_t)(n ? n : 1) * sizeof(float));
     if (!host) return writer_fail(w, ENOMEM, "staging", group);
-    if (n) backend_for(device)->download(host, flat, (size_t)n * sizeof(float));
+    nd_buffer_download(device, host, flat, n);
     bool ok = write_tensors(w, group, p, host);
     free(host);
     return ok;
@@ -635,7 +630,7 @@ bool nd_checkpoint_load(const char *path, nd_model *model, nd_ddpm_config *cfg, 
     nd_h5_restore(quiet);
     for (int i = 0; ok && i < s.n_groups; i++) {
         const tensor_group *g = &s.groups[i];
-        if (g->like->total) backend_for(g->device)->upload(g->dst, g->staged, (size_t)g->like->total * sizeof(float));
+        nd_buffer_upload(g->device, g->dst, g->staged, g->like->total);
     }
     if (ok && opt) opt->step = s.adam_step, opt->config = s.adam;
     if (ok && ema) ema->decay = s.ema_decay;

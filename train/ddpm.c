@@ -8,7 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "elementwise_math.h"
+#include "nd_random.h"
 #include "sample.h"
 #include "train.h"
 

@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "train.h"
+#include "eval.h"
 
 #define ND_EVAL_CLASSIFIER_SEED 0 // one classifier per (data, size, range): its weights never depend on a flag
 

@@ -2,7 +2,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-#include "data.h"
+#include "autograd.h"
 
 bool nd_error_set(nd_error *err, const char *fmt, ...) {
     if (err) {

@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "h5_quiet.h"
-#include "train.h"
+#include "eval.h"
 
 #define CACHE_FORMAT "nanodiff-eval-classifier"
 #define CACHE_VERSION 2 // 2: the random_flip attribute

@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "train.h"
+#include "eval.h"
 
 // Channels of the three convolutions: with BatchNorm they reach 91% on 16x16 Fashion-MNIST in 3 epochs, where
 // the two-convolution net without it stalls near 88-90%.

@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cli.h"
 #include "sample.h"
@@ -52,15 +51,16 @@ static void json_number(FILE *f, double v) {
     else fputs("null", f);
 }
 
-// The same numbers as the table, through a temporary file renamed into place.
+// The same numbers as the table, written atomically.
 static bool write_json(const char *path, const eval_result *r) {
-    char tmp[4200], name[32];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        fprintf(stderr, "nanodiff eval: --json %s: cannot create the file\n", path);
+    char name[32];
+    nd_atomic_file af;
+    nd_error err;
+    if (!nd_atomic_open(&af, path, &err)) {
+        fprintf(stderr, "nanodiff eval: --json: %s\n", err.msg);
         return false;
     }
+    FILE *f = af.f;
     const nd_eval_report *rep = &r->report;
     fprintf(f, "{\n  \"checkpoint\": ");
     json_string(f, r->ckpt);
@@ -99,13 +99,8 @@ static bool write_json(const char *path, const eval_result *r) {
     fprintf(f, ",\n  \"fd_floor_draws\": %d,\n  \"fd_floor_images\": %lld,\n  \"fd_reference_images\": %lld,\n",
             r->floor.draws, (long long)r->floor.images, (long long)r->ev->n_reference);
     fprintf(f, "  \"sample_seconds\": %.3f,\n  \"seconds\": %.3f\n}\n", r->sample_seconds, r->total_seconds);
-    bool ok = !ferror(f);
-    ok = fclose(f) == 0 && ok;
-    if (ok && rename(tmp, path) != 0) ok = false;
-    if (!ok) {
-        unlink(tmp);
-        fprintf(stderr, "nanodiff eval: --json %s: cannot write the file\n", path);
-    }
+    bool ok = nd_atomic_commit(&af, &err);
+    if (!ok) fprintf(stderr, "nanodiff eval: --json: %s\n", err.msg);
     return ok;
 }
 

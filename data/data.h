@@ -7,8 +7,9 @@
 #ifndef ND_DATA_H
 #define ND_DATA_H
 
-#include "autograd.h"
+#include <stdio.h>
 
+#include "autograd.h"
 
 // ---------------------------------------------------------------------------------------------------
 // IDX files (the MNIST format): big-endian header, magic 0x00000800 | rank, then the dimensions and the bytes.
@@ -144,5 +145,26 @@ void nd_image8_free(nd_image8 *img);
 // Writes an 8-bit grey or RGB PNG through a temporary file renamed into place, so an existing file is never
 // left half-written.
 bool nd_png_write(const char *path, const nd_image8 *img, nd_error *err);
+
+// ---------------------------------------------------------------------------------------------------
+// atomic file writes (data/atomic_file.c): every writer of nanodiff goes through these, so a file appears
+// whole or not at all: a temporary file beside the target, flushed and fsynced, renamed over it, the
+// directory fsynced. A failure leaves the target as it was and names the step and the system's reason.
+
+typedef struct nd_atomic_file {
+    FILE *f;         // write the content here
+    char path[4096]; // the target
+    char tmp[4120];  // the temporary file beside it
+} nd_atomic_file;
+
+// Creates the temporary file; false with err naming path.
+bool nd_atomic_open(nd_atomic_file *af, const char *path, nd_error *err);
+// Flushes, fsyncs and renames the temporary file over the target (a write error seen by the stream fails it);
+// false with err, the temporary file removed.
+bool nd_atomic_commit(nd_atomic_file *af, nd_error *err);
+// Drops the temporary file; the target is untouched.
+void nd_atomic_abort(nd_atomic_file *af);
+// The whole file from memory (an HDF5 file image, say).
+bool nd_atomic_write(const char *path, const void *data, size_t size, nd_error *err);
 
 #endif

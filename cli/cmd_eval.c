@@ -148,15 +148,11 @@ static void draw_samples(nd_ctx *ctx, const nd_model *model, const nd_ddpm_confi
     int64_t image = (int64_t)mc->img_ch * mc->img_size * mc->img_size;
     nd_schedule sched;
     nd_schedule_linear(&sched, mc->T, cfg->beta_start, cfg->beta_end);
-    float *onehot = malloc((size_t)batch * (size_t)classes * sizeof(float)); // (batch, classes)
     for (int i = 0; i < total; i++) labels[i] = i / per_class;
     for (int first = 0, chunk = 0; first < total; first += batch, chunk++) {
         int n = total - first < batch ? total - first : batch;
-        memset(onehot, 0, (size_t)n * (size_t)classes * sizeof(float));
-        for (int i = 0; i < n; i++) onehot[i * classes + labels[first + i]] = 1.0f;
         nd_arena_mark mark = nd_arena_get_mark(&ctx->pool);
-        nd_tensor *context = nd_empty_persistent(ctx, ND_SHAPE(n, classes));
-        nd_copy_from_host(ctx, context, onehot);
+        nd_tensor *context = nd_class_context(ctx, labels + first, n, classes, true);
         nd_sample_config chunk_cfg = *sc;
         chunk_cfg.seed = sc->seed + ((uint64_t)chunk << 32); // every batch its own noise, reproducible from --seed
         nd_sample_images(ctx, model, &sched, &chunk_cfg, n, context, NULL, images + (int64_t)first * image, NULL,
@@ -166,7 +162,6 @@ static void draw_samples(nd_ctx *ctx, const nd_model *model, const nd_ddpm_confi
         fflush(stderr);
     }
     fputc('\n', stderr);
-    free(onehot);
     nd_schedule_free(&sched);
 }
 
@@ -262,8 +257,8 @@ int nd_cmd_eval(int argc, char **argv) {
                      .unit_range = cfg.unit_range, .img_size = mc->img_size, .ev = &ev};
     int total = r.classes * r.per_class;
     int64_t image = (int64_t)mc->img_ch * mc->img_size * mc->img_size;
-    float *images = malloc((size_t)total * (size_t)image * sizeof(float)); // (total, C, S, S)
-    int32_t *labels = malloc((size_t)total * sizeof(int32_t));            // (total)
+    float *images = nd_xmalloc((size_t)total * (size_t)image * sizeof(float)); // (total, C, S, S)
+    int32_t *labels = nd_xmalloc((size_t)total * sizeof(int32_t));            // (total)
     double sample_start = nd_seconds();
     draw_samples(&ctx, &model, &cfg, &sc, r.per_class, (int)batch, images, labels);
     r.sample_seconds = nd_seconds() - sample_start;

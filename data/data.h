@@ -67,11 +67,6 @@ bool nd_samples_write_hdf5(const char *path, const float *images, int64_t n, int
 // ---------------------------------------------------------------------------------------------------
 // transforms (torchvision's, as the course composes them)
 
-// PIL Image.resize(BILINEAR) of one 8-bit plane, (in_h, in_w) -> (out_h, out_w), in PIL's fixed point: the
-// same bytes as torchvision.transforms.Resize on a PIL image. False only when memory runs out.
-bool nd_resize_u8(uint8_t *dst, int out_h, int out_w, const uint8_t *src, int in_h, int in_w);
-// The same on a float plane (PIL mode "F": double accumulation, no rounding).
-bool nd_resize_f32(float *dst, int out_h, int out_w, const float *src, int in_h, int in_w);
 // torchvision.transforms.Resize((out_h, out_w)) applied once to every image of the set, in place.
 bool nd_dataset_resize(nd_dataset *ds, int out_h, int out_w, nd_error *err);
 

@@ -117,7 +117,7 @@ bool nd_h5_attr_read_str(hid_t obj, const char *path, const char *name, char *bu
         if (value) H5free_memory(value);
     } else if (ok) {
         size_t len = H5Tget_size(type);
-        char *value = calloc(len + 1, 1);
+        char *value = nd_xcalloc(len + 1, 1);
         ok = value && H5Tset_size(mem, len + 1) >= 0 && H5Aread(attr, mem, value) >= 0;
         too_long = ok && strlen(value) >= size;
         if (ok && !too_long) strcpy(buf, value);
@@ -188,7 +188,7 @@ hid_t nd_h5_memory_create(size_t increment) {
 bool nd_h5_memory_save(hid_t file, const char *path, nd_error *err) {
     // without the flush the image lacks the cached metadata (HDF5 1.10)
     ssize_t size = H5Fflush(file, H5F_SCOPE_GLOBAL) >= 0 ? H5Fget_file_image(file, NULL, 0) : -1;
-    char *image = size > 0 ? malloc((size_t)size) : NULL;
+    char *image = size > 0 ? nd_xmalloc((size_t)size) : NULL;
     bool ok = image && H5Fget_file_image(file, image, (size_t)size) == size;
     H5Fclose(file);
     if (!ok) {

@@ -79,9 +79,9 @@ static bool png_chunk(FILE *f, const char *type, const uint8_t *data, uint32_t l
 static bool png_encode(FILE *f, const nd_image8 *img) {
     static const uint8_t signature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
     size_t row = (size_t)img->width * img->channels, raw_len = (row + 1) * img->height;
-    uint8_t *raw = malloc(raw_len);
+    uint8_t *raw = nd_xmalloc(raw_len);
     uLongf packed_len = compressBound((uLong)raw_len);
-    uint8_t *packed = malloc(packed_len);
+    uint8_t *packed = nd_xmalloc(packed_len);
     bool ok = raw && packed;
     if (ok) {
         for (int y = 0; y < img->height; y++) {

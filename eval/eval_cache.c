@@ -72,7 +72,7 @@ static bool write_contents(hid_t file, const nd_eval_classifier *c, const float 
 
 // A host copy (p->total floats) of p's flat buffer, gathered tensor by tensor.
 static float *download(const nd_params *p, nd_ctx *ctx) {
-    float *host = malloc((size_t)(p->total ? p->total : 1) * sizeof(float)); // (total)
+    float *host = nd_xmalloc((size_t)(p->total ? p->total : 1) * sizeof(float)); // (total)
     for (int i = 0; i < p->n; i++) nd_copy_to_host(ctx, p->items[i].tensor, host + p->items[i].offset);
     return host;
 }
@@ -168,8 +168,8 @@ static void upload(const nd_params *p, nd_ctx *ctx, const float *host) {
 bool nd_eval_classifier_load(const char *path, nd_eval_classifier *c, nd_ctx *ctx, nd_error *err) {
     if (access(path, R_OK) != 0) return nd_error_set(err, "%s: %s", path, strerror(errno));
     nd_h5_quiet quiet = nd_h5_silence();
-    float *params = malloc((size_t)c->params.total * sizeof(float));   // (params total)
-    float *buffers = malloc((size_t)c->buffers.total * sizeof(float)); // (buffers total)
+    float *params = nd_xmalloc((size_t)c->params.total * sizeof(float));   // (params total)
+    float *buffers = nd_xmalloc((size_t)c->buffers.total * sizeof(float)); // (buffers total)
     hid_t file = H5Fis_hdf5(path) > 0 ? H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT) : -1;
     bool ok = file >= 0 ? stage(file, path, c, params, buffers, err)
                         : nd_error_set(err, "%s: not an HDF5 file, or a truncated one", path);

@@ -92,7 +92,7 @@ static void mean_cov(const float *x, int64_t n, int dim, double *mean, double *c
     for (int64_t i = 0; i < n; i++)
         for (int j = 0; j < dim; j++) mean[j] += x[i * dim + j];
     for (int j = 0; j < dim; j++) mean[j] /= (double)n;
-    double *row = malloc((size_t)dim * sizeof *row); // (dim) one centred sample
+    double *row = nd_xmalloc((size_t)dim * sizeof *row); // (dim) one centred sample
     for (int64_t i = 0; i < n; i++) {
         for (int j = 0; j < dim; j++) row[j] = x[i * dim + j] - mean[j];
         for (int j = 0; j < dim; j++)
@@ -119,10 +119,10 @@ bool nd_frechet_distance(const float *a, int64_t na, const float *b, int64_t nb,
         return nd_error_set(err, "a Fréchet distance needs two sets of at least 2 vectors (got %lld and %lld)",
                             (long long)na, (long long)nb);
     size_t square = (size_t)dim * dim;
-    double *mean_a = malloc((size_t)dim * sizeof(double)), *mean_b = malloc((size_t)dim * sizeof(double));
-    double *cov_a = malloc(square * sizeof(double)), *cov_b = malloc(square * sizeof(double)); // (dim, dim)
-    double *vec = malloc(square * sizeof(double)), *tmp = malloc(square * sizeof(double));     // (dim, dim)
-    double *values = malloc((size_t)dim * sizeof(double));
+    double *mean_a = nd_xmalloc((size_t)dim * sizeof(double)), *mean_b = nd_xmalloc((size_t)dim * sizeof(double));
+    double *cov_a = nd_xmalloc(square * sizeof(double)), *cov_b = nd_xmalloc(square * sizeof(double)); // (dim, dim)
+    double *vec = nd_xmalloc(square * sizeof(double)), *tmp = nd_xmalloc(square * sizeof(double));     // (dim, dim)
+    double *values = nd_xmalloc((size_t)dim * sizeof(double));
     mean_cov(a, na, dim, mean_a, cov_a);
     mean_cov(b, nb, dim, mean_b, cov_b);
     double dist = 0.0, trace = 0.0;

@@ -10,7 +10,7 @@ static const char *sampler_names[] = {"ddpm", "ddpm-posterior", "ddim"};
 const char *nd_sampler_name(nd_sampler_kind kind) { return sampler_names[kind]; }
 
 bool nd_sampler_parse(const char *name, nd_sampler_kind *kind) {
-    for (int k = 0; k < 3; k++)
+    for (int k = 0; k < ND_COUNT(sampler_names); k++)
         if (strcmp(name, sampler_names[k]) == 0) {
             *kind = (nd_sampler_kind)k;
             return true;
@@ -20,7 +20,7 @@ bool nd_sampler_parse(const char *name, nd_sampler_kind *kind) {
 
 bool nd_start_parse(const char *name, nd_start_kind *kind) {
     static const char *names[] = {"auto", "noise", "matched"};
-    for (int k = 0; k < 3; k++)
+    for (int k = 0; k < ND_COUNT(names); k++)
         if (strcmp(name, names[k]) == 0) {
             *kind = (nd_start_kind)k;
             return true;
@@ -48,7 +48,7 @@ nd_sample_config nd_sample_defaults(void) {
 
 nd_tensor *nd_schedule_q(nd_ctx *ctx, const nd_schedule *s, nd_tensor *x0, nd_tensor *noise, const int *t_host) {
     int64_t b = x0->shape.d[0];
-    float *coef = malloc((size_t)(2 * b) * sizeof(float));
+    float *coef = nd_xmalloc((size_t)(2 * b) * sizeof(float));
     for (int64_t i = 0; i < b; i++) {
         coef[i] = s->sqrt_alpha_bar[t_host[i]];
         coef[b + i] = s->sqrt_one_minus_alpha_bar[t_host[i]];
@@ -132,7 +132,7 @@ void nd_sample_images(nd_ctx *ctx, const nd_model *model, const nd_schedule *s, 
         nd_ctx_step_end(ctx);
     }
     if (on_step) on_step(user, -1, s->T, ctx, x);
-    int *ts = malloc((size_t)s->T * sizeof(int));
+    int *ts = nd_xmalloc((size_t)s->T * sizeof(int));
     int steps = timesteps(s, cfg, ts);
     for (int i = 0; i < steps; i++) {
         int t = ts[i], t_prev = i + 1 < steps ? ts[i + 1] : -1;
@@ -158,4 +158,20 @@ void nd_sample_images(nd_ctx *ctx, const nd_model *model, const nd_schedule *s, 
     nd_arena_release(&ctx->pool, pool_mark);
     ctx->rng = saved_rng;
     nd_ctx_set_grad(ctx, grad);
+}
+
+nd_tensor *nd_class_context(nd_ctx *ctx, const int32_t *labels, int64_t n, int classes, bool persistent) {
+    if (classes <= 0) return NULL;
+    float *onehot = nd_xcalloc((size_t)n * (size_t)classes, sizeof(float)); // (n, classes)
+    for (int64_t i = 0; i < n; i++) {
+        if (labels[i] < 0 || labels[i] >= classes)
+            nd_abort_at(ND_HERE, "nd_class_context", "label %d of image %lld: expected 0..%d", labels[i],
+                        (long long)i, classes - 1);
+        onehot[i * classes + labels[i]] = 1.0f;
+    }
+    nd_shape shape = ND_SHAPE(n, classes);
+    nd_tensor *context = persistent ? nd_empty_persistent(ctx, shape) : nd_empty(ctx, shape);
+    nd_copy_from_host(ctx, context, onehot);
+    free(onehot);
+    return context;
 }

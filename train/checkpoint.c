@@ -84,7 +84,7 @@ static bool write_contents(ckpt_writer *w, const nd_model *model, const nd_ddpm_
                            const nd_train_state *state, const nd_adam *opt, const nd_ema *ema) {
     const char *strings[3][2] = {
         {"format", CKPT_FORMAT}, {"model_kind", nd_model_kind_name(cfg->model.kind)}, {"data", cfg->data}};
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < ND_COUNT(strings); i++)
         if (!nd_h5_attr_write_str(w->file, strings[i][0], strings[i][1]))
             return writer_fail(w, "writing attribute", strings[i][0]);
     int version = CKPT_VERSION;
@@ -330,7 +330,7 @@ static bool stage(hid_t file, const char *path, nd_model *model, nd_adam *opt, n
     static const nd_h5_field adam_step = {"step", ND_H5_INT64, 0, 0}, decay = {"decay", ND_H5_FLOAT, 0, 0};
     if (!read_config(file, path, &s->cfg, err) || !check_model_config(path, &s->cfg, &model->config, err))
         return false;
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < ND_COUNT(state_fields); i++)
         if (!nd_h5_field_read(file, path, "", &state_fields[i], &s->state, err)) return false;
     if (opt && !nd_h5_link_exists(file, "adam"))
         return nd_error_set(err, "%s: the checkpoint holds no optimizer state (no 'adam' group)", path);
@@ -360,7 +360,7 @@ static bool stage(hid_t file, const char *path, nd_model *model, nd_adam *opt, n
 
     for (int i = 0; ok && i < s->n_groups; i++) {
         int64_t n = g[i].like->total;
-        g[i].staged = malloc((size_t)(n ? n : 1) * sizeof(float));
+        g[i].staged = nd_xmalloc((size_t)(n ? n : 1) * sizeof(float));
         ok = g[i].staged ? read_tensors(file, path, g[i].name, g[i].like, g[i].staged, err)
                          : nd_error_set(err, "%s: out of memory for %lld floats", path, (long long)n);
     }

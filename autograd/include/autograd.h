@@ -19,6 +19,8 @@ extern "C" {
 #endif
 
 #define ND_MAX_DIMS 6
+// Elements of an array (not a pointer).
+#define ND_COUNT(array) ((int)(sizeof(array) / sizeof((array)[0])))
 #define ND_NODE_MAX_INPUTS 8
 
 // ---------------------------------------------------------------------------------------------------
@@ -432,6 +434,15 @@ typedef struct nd_error {
 
 // Formats into err (when err is not NULL) and returns false, so loaders can `return nd_error_set(...)`.
 bool nd_error_set(nd_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+// malloc, calloc and realloc that never return NULL: running out of host memory ends the program with the
+// size asked for and the caller's file and line, instead of a crash at the first use of NULL.
+#define nd_xmalloc(bytes) nd_xmalloc_at((bytes), __FILE__, __LINE__)
+#define nd_xcalloc(count, size) nd_xcalloc_at((count), (size), __FILE__, __LINE__)
+#define nd_xrealloc(ptr, bytes) nd_xrealloc_at((ptr), (bytes), __FILE__, __LINE__)
+void *nd_xmalloc_at(size_t bytes, const char *file, int line);
+void *nd_xcalloc_at(size_t count, size_t size, const char *file, int line);
+void *nd_xrealloc_at(void *ptr, size_t bytes, const char *file, int line);
 
 // ---------------------------------------------------------------------------------------------------
 // device buffers: raw float arrays on a device (a tensor's data, a flat parameter or optimizer buffer)

@@ -96,6 +96,27 @@ static bool ck_param(const nd_params *p, const char *name, nd_shape expected) {
     return true;
 }
 
+// Least-squares fit got = a u + b v over all elements: which combination of u and v the student computed.
+static void ck_fit2(nd_ctx *ctx, const nd_tensor *got, const nd_tensor *u, const nd_tensor *v, double *a, double *b) {
+    float *g = ck_host(ctx, got), *x = ck_host(ctx, u), *y = ck_host(ctx, v);
+    double xx = 0, xy = 0, yy = 0, gx = 0, gy = 0;
+    for (int64_t i = 0; i < got->numel; i++)
+        xx += x[i] * x[i], xy += x[i] * y[i], yy += y[i] * y[i], gx += g[i] * x[i], gy += g[i] * y[i];
+    double det = xx * yy - xy * xy;
+    *a = (gx * yy - gy * xy) / det;
+    *b = (gy * xx - gx * xy) / det;
+    free(g), free(x), free(y);
+}
+
+// A small conditional dli-unet (8x8, 3 classes, T = 10) with random weights: enough to tell combinations apart.
+static void ck_tiny_model(nd_ctx *ctx, nd_model *m, int T) {
+    nd_model_config mc = nd_model_config_default(ND_MODEL_DLI_UNET, 1, 8, 3);
+    mc.T = T;
+    mc.down_chs[0] = 8, mc.down_chs[1] = 8, mc.down_chs[2] = 16;
+    mc.small_groups = 2, mc.big_groups = 4;
+    nd_model_create(m, mc, ctx);
+}
+
 static nd_tensor *ck_randn(nd_ctx *ctx, nd_shape shape) {
     nd_tensor *t = nd_empty(ctx, shape);
     nd_rand_normal(ctx, t, 0.0f, 1.0f);

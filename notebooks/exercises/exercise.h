@@ -29,6 +29,9 @@ typedef struct ex_v1_up_block {
 void ex_v1_up_block_init(ex_v1_up_block *b, nd_params *params, nd_params *buffers, int in_chs, int out_chs);
 nd_tensor *ex_v1_up_block_forward(nd_ctx *ctx, const ex_v1_up_block *b, nd_tensor *x, nd_tensor *skip);
 
+// 02: registers every layer of notebook 02's U-Net (names and shapes as the library's dli-unet-v1, t_dim 1).
+void ex_v1_unet_init(nd_params *params, nd_params *buffers, int img_chs, int img_size, const int down_chs[3]);
+
 // 02: q(x_t | x_0) for a batch, one timestep per image.
 nd_tensor *ex_q(nd_ctx *ctx, const nd_schedule *s, nd_tensor *x0, nd_tensor *noise, const int *t);
 

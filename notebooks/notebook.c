@@ -10,6 +10,7 @@
 static char out_dir[900];
 
 bool nb_parse(int argc, char **argv, const char *name, const char *summary, nb_args *args) {
+    setvbuf(stdout, NULL, _IOLBF, 0); // losses appear as they come, also in a log file
     *args = (nb_args){.data = "fashion-mnist"};
     snprintf(out_dir, sizeof out_dir, "notebooks-out/%s", name);
     for (int i = 1; i < argc; i++) {

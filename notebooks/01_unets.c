@@ -49,6 +49,10 @@ int main(int argc, char **argv) {
     nd_adam_init(&opt, &model.params, &ctx, ac);
     nd_loader_config lc = {.batch_size = BATCH_SIZE, .shuffle = true, .drop_last = true, .random_flip = true};
     nd_loader *loader = nd_loader_create(&ds, &lc, 0, 0, &err);
+    if (!loader) {
+        fprintf(stderr, "%s\n", err.msg);
+        return 1;
+    }
     int64_t per_epoch = nd_loader_batches_per_epoch(loader), epochs = 2;
     int64_t total = args.quick ? 3 : epochs * per_epoch;
     nd_shape batch_shape = ND_SHAPE(BATCH_SIZE, ds.c, IMG_SIZE, IMG_SIZE);

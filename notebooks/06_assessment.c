@@ -62,7 +62,7 @@ int main(int argc, char **argv) {
     nb_strip progression;
     nb_strip_init(&progression, args.quick ? sc.steps : cfg.model.T, 10, CLASSES * TEST_N, image);
     nd_sample_images(&ctx, &model, &sched, &sc, CLASSES * TEST_N, context, NULL, x_0, nb_strip_step, &progression);
-    printf("x_0.shape = [%d, 1, 28, 28] per call of %d classes\n", CLASSES, CLASSES);
+    printf("x_0.shape = [%d, 1, 28, 28]: %d of each class, drawn in one guided call\n", CLASSES * TEST_N, TEST_N);
     nb_write_grid(&args, "06_graded.png", x_0, CLASSES * TEST_N, 1, 28, TEST_N, true);
     progression.n = 1; // the first sample's way from noise to a digit
     nb_strip_write(&args, "06_progression.png", &progression, 1, 28, true);

@@ -34,6 +34,11 @@ bool nb_parse(int argc, char **argv, const char *name, const char *summary, nb_a
             return false;
         }
     }
+    char why[256];
+    if (args->gpu && !nd_cuda_available(why, sizeof why)) {
+        fprintf(stderr, "%s: --device cuda: %s\n", name, why);
+        return false;
+    }
     args->out = out_dir;
     char path[sizeof out_dir];
     snprintf(path, sizeof path, "%s", out_dir);

@@ -9,7 +9,7 @@
 // 2,002,561 parameters, 3 epochs of Adam(1e-3). (The notebook's second part, the flowers data set, is not
 // public; its model is the same class with down_chs (256, 256, 512) at 32x32x3.)
 //
-//   04_classifier_free_guidance [--quick] [--out DIR]   figures: 04_w_sweep.png, 04_progression.png
+//   04_classifier_free_guidance [--quick] [--w W] [--out DIR]   figures: 04_w_sweep.png, 04_progression.png
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -71,7 +71,7 @@ int main(int argc, char **argv) {
     }
     nb_write_grid(&args, "04_w_sweep.png", sweep, n_w * CLASSES, 1, 16, CLASSES, false);
 
-    // One row per class, noise to garment, at w = 2.
+    // One row per class, noise to garment, at --w (default 2).
     nd_sample_config sc = nb_sample_config(&args, true, 2);
     nb_strip progression;
     nb_strip_init(&progression, args.quick ? sc.steps : cfg.model.T, 10, CLASSES, image);

@@ -13,7 +13,9 @@
 // its part: a CNN trained on the same data set's train split at 28x28 in [0, 1] (cached after the first run),
 // with the grader's logic: 5 samples per class, argmax, accuracy >= 0.95 to pass.
 //
-//   06_assessment [--quick] [--data MNIST-DIR] [--out DIR]   figures: 06_graded.png, 06_progression.png
+// w (--w, default 2, the value the course's passing runs used) is the assessment's "Change me".
+//
+//   06_assessment [--quick] [--data MNIST-DIR] [--w W] [--out DIR]   figures: 06_graded.png, 06_progression.png
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -21,7 +23,6 @@
 
 #define CLASSES 10
 #define TEST_N 5          // samples per class, as run_assessment's test_n
-#define W 2.0f            // the w the course's passing runs used
 #define PASS_ACCURACY 0.95
 
 int main(int argc, char **argv) {
@@ -57,7 +58,6 @@ int main(int argc, char **argv) {
     nd_tensor *context = nd_empty_persistent(&ctx, ND_SHAPE(CLASSES * TEST_N, CLASSES)); // (50, 10)
     nd_copy_from_host(&ctx, context, onehot);
     nd_sample_config sc = nb_sample_config(&args, true, 6);
-    sc.w = W;
     float *x_0 = malloc((size_t)(CLASSES * TEST_N * image) * sizeof(float)); // (50, 1, 28, 28) in [0, 1]
     nb_strip progression;
     nb_strip_init(&progression, args.quick ? sc.steps : cfg.model.T, 10, CLASSES * TEST_N, image);
@@ -117,7 +117,7 @@ int main(int argc, char **argv) {
     }
     double accuracy = (double)correct / (CLASSES * TEST_N);
     printf("Accuracy: %.2f -> %s (pass mark %.2f, w = %.1f)%s\n", accuracy,
-           accuracy >= PASS_ACCURACY ? "PASSED" : "NOT PASSED", PASS_ACCURACY, W,
+           accuracy >= PASS_ACCURACY ? "PASSED" : "NOT PASSED", PASS_ACCURACY, sc.w,
            args.quick ? "  [--quick: an untrained model, graded to show the steps]" : "");
 
     nd_evaluator_free(&ev);

@@ -11,7 +11,7 @@ static char out_dir[900];
 
 bool nb_parse(int argc, char **argv, const char *name, const char *summary, nb_args *args) {
     setvbuf(stdout, NULL, _IOLBF, 0); // losses appear as they come, also in a log file
-    *args = (nb_args){.data = "fashion-mnist"};
+    *args = (nb_args){.data = "fashion-mnist", .w = 2.0f};
     snprintf(out_dir, sizeof out_dir, "notebooks-out/%s", name);
     for (int i = 1; i < argc; i++) {
         bool has_value = i + 1 < argc;
@@ -19,6 +19,13 @@ bool nb_parse(int argc, char **argv, const char *name, const char *summary, nb_a
             args->quick = true;
         } else if (strcmp(argv[i], "--out") == 0 && has_value) {
             snprintf(out_dir, sizeof out_dir, "%s", argv[++i]);
+        } else if (strcmp(argv[i], "--w") == 0 && has_value) {
+            char *end;
+            args->w = strtof(argv[++i], &end);
+            if (end == argv[i] || *end) {
+                fprintf(stderr, "%s: --w takes a number, not \"%s\"\n", name, argv[i]);
+                return false;
+            }
         } else if (strcmp(argv[i], "--data") == 0 && has_value) {
             args->data = argv[++i];
         } else if (strcmp(argv[i], "--device") == 0 && has_value && (!strcmp(argv[i + 1], "cpu") || !strcmp(argv[i + 1], "cuda"))) {
@@ -27,9 +34,10 @@ bool nb_parse(int argc, char **argv, const char *name, const char *summary, nb_a
             bool help = strcmp(argv[i], "--help") == 0;
             if (!help) fprintf(stderr, "%s: unknown flag or missing value: %s\n", name, argv[i]);
             fprintf(help ? stdout : stderr,
-                    "usage: %s [--quick] [--out DIR] [--data fashion-mnist|IDX-DIR|FILE.h5] [--device cpu|cuda]\n"
+                    "usage: %s [--quick] [--out DIR] [--data fashion-mnist|IDX-DIR|FILE.h5] [--device cpu|cuda] [--w W]\n"
                     "  %s\n  --quick   a few steps of everything (a smoke run, not the course's numbers)\n"
-                    "  --out     where figures and checkpoints go (default notebooks-out/%s)\n",
+                    "  --out     where figures and checkpoints go (default notebooks-out/%s)\n"
+                    "  --w       guidance weight of the guided samples (default 2; 04 and 06)\n",
                     name, summary, name);
             return false;
         }
@@ -122,6 +130,7 @@ bool nb_train_ddpm(const nb_args *args, nd_ddpm_config *cfg, nd_ctx *ctx, nd_mod
 nd_sample_config nb_sample_config(const nb_args *args, bool guided, uint64_t seed) {
     nd_sample_config sc = nd_sample_defaults();
     sc.guided = guided;
+    sc.w = args->w;
     sc.seed = seed;
     if (args->quick) sc.sampler = ND_SAMPLER_DDIM, sc.steps = 3;
     return sc;

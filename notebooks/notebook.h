@@ -12,9 +12,10 @@ typedef struct nb_args {
     const char *out;  // directory for the figures and checkpoints
     const char *data; // "fashion-mnist", an IDX directory (MNIST) or an HDF5 file
     bool gpu;         // run on the GPU
+    float w;          // guidance weight of the guided samples (--w; course form (1 + w) e_c - w e_u)
 } nb_args;
 
-// --quick, --out DIR (default notebooks-out/NAME), --data SPEC, --device cpu|cuda; prints usage and returns
+// --quick, --out DIR (default notebooks-out/NAME), --data SPEC, --device cpu|cuda, --w W (default 2); prints usage and returns
 // false on a bad flag. Creates the output directory.
 bool nb_parse(int argc, char **argv, const char *name, const char *summary, nb_args *args);
 
@@ -48,7 +49,7 @@ void nb_strip_free(nb_strip *s);
 // two steps of batch 16. Prints the last epoch's mean loss and the time taken.
 bool nb_train_ddpm(const nb_args *args, nd_ddpm_config *cfg, nd_ctx *ctx, nd_model *model);
 
-// The course's sampler (DDPM over all T steps, w = 2 when guided) seeded with seed; --quick takes 3 DDIM
+// The course's sampler (DDPM over all T steps, guided at --w when guided) seeded with seed; --quick takes 3 DDIM
 // steps instead, so a smoke run samples in seconds.
 nd_sample_config nb_sample_config(const nb_args *args, bool guided, uint64_t seed);
 #endif

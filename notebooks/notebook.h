@@ -42,6 +42,7 @@ void nb_strip_free(nb_strip *s);
 
 
 
+#include "eval.h"
 #include "train.h"
 
 // The course's training loop (nd_ddpm_train: MSE on the noise at a uniform t, Adam, label dropout) run into

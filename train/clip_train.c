@@ -20,7 +20,7 @@ nd_clip_train_config nd_clip_train_defaults(void) {
     c.vocab_size = 512;
     c.random_flip = true;
     c.epochs = 3, c.batch_size = 256;
-    c.lr = 1e-3f, c.weight_decay = 0.0f;
+    c.lr = 2e-3f, c.weight_decay = 0.0f;
     c.warmup_steps = 50;
     return c;
 }

@@ -21,7 +21,8 @@ static int write_data(const char *path, int n) {
         labels[i] = k;
         for (int y = 0; y < SIZE; y++)
             for (int x = 0; x < SIZE; x++)
-                images[(i * SIZE + y) * SIZE + x] = (y / 2 == k ? 0.9f : 0.1f) + 0.05f * (float)((i * 7 + x * 3 + y) % 3);
+                images[(i * SIZE + y) * SIZE + x] =
+                    (y / 2 == k ? 0.9f : 0.1f) + 0.05f * (float)((i * 7 + x * 3 + y) % 3);
     }
     nd_error err;
     bool ok = nd_samples_write_hdf5(path, images, n, 1, SIZE, SIZE, labels, &err);

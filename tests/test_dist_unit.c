@@ -72,7 +72,8 @@ static void test_loader_shards(void) {
                       r, (long long)p->epoch, (long long)p->index, (long long)b->epoch, (long long)b->index);
                 CHECK(memcmp(p->images, b->images + row * IMAGE, (size_t)p->size * IMAGE * sizeof(float)) == 0 &&
                           memcmp(p->labels, b->labels + row, (size_t)p->size * sizeof(int32_t)) == 0,
-                      "start %d, step %d: rank %d's rows differ from rows %d.. of the whole batch", start, step, r, row);
+                      "start %d, step %d: rank %d's rows differ from rows %d.. of the whole batch", start, step, r,
+                      row);
                 row += p->size;
             }
             CHECK(row == b->size, "the shards hold %d rows of a batch of %d", row, b->size);

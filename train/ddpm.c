@@ -185,8 +185,117 @@ static void append_loss(FILE *log, int64_t step, int64_t epoch, float loss) {
     if (log) fprintf(log, "%lld,%lld,%.6f\n", (long long)step, (long long)epoch, loss);
 }
 
+// Creates the run's context, model, optimizer, EMA and schedule on `device`, and loads the checkpoint's
+// weights, optimizer and state when resuming; false with err when the checkpoint cannot be loaded.
+static bool run_open(run *r, const nd_ddpm_config *config, bool resume, nd_device device, nd_error *err) {
+    nd_ctx_init(&r->ctx, device, 64 << 20, r->cfg.seed);
+    nd_model_create(&r->model, r->cfg.model, &r->ctx);
+    nd_adam_config ac = r->cfg.adamw ? nd_adamw_defaults() : nd_adam_defaults();
+    ac.lr = r->cfg.lr;
+    ac.weight_decay = r->cfg.weight_decay;
+    nd_adam_init(&r->opt, &r->model.params, &r->ctx, ac);
+    if (r->cfg.ema_decay > 0) nd_ema_init(&r->ema, &r->model.params, &r->ctx, r->cfg.ema_decay);
+    nd_schedule_linear(&r->sched, r->cfg.model.T, r->cfg.beta_start, r->cfg.beta_end);
+    r->state.rng = r->ctx.rng;
+    bool ok = true;
+    if (resume) {
+        ok = nd_checkpoint_load(r->ckpt_path, &r->model, &r->cfg, &r->state, &r->opt,
+                                r->cfg.ema_decay > 0 ? &r->ema : NULL, &r->ctx, err);
+        r->ctx.rng = r->state.rng;
+        r->cfg.epochs = config->epochs;
+        r->cfg.max_steps = config->max_steps;
+    }
+    return ok;
+}
+
+// Frees everything run_open created.
+static void run_close(run *r) {
+    nd_schedule_free(&r->sched);
+    if (r->cfg.ema_decay > 0) nd_ema_free(&r->ema);
+    nd_adam_free(&r->opt);
+    nd_model_free(&r->model);
+    nd_ctx_free(&r->ctx);
+}
+
+// Steps from the run's state to `total` (per_epoch steps an epoch), a loss line each to log, checkpoints at
+// epoch ends, every checkpoint_every steps, on Ctrl-C and at the end; result gets the run's figures.
+static bool train_loop(run *r, nd_loader *loader, int64_t per_epoch, int64_t total, FILE *log, const char *out_dir,
+                       bool progress, nd_ddpm_result *result, nd_error *err) {
+    bool ok = true, root = nd_dist_world()->rank == 0; // rank 0 alone prints and writes
+    int *t_host = nd_xmalloc((size_t)r->cfg.batch_size * sizeof(int));
+    float *t_values = nd_xmalloc((size_t)r->cfg.batch_size * sizeof(float));
+    nd_progress bar;
+    nd_progress_init(&bar, "ddpm", total, r->state.step);
+    stop_requested = 0;
+    void (*previous_handler)(int) = signal(SIGINT, on_sigint);
+    double start = nd_seconds(), loss_sum = 0.0;
+    int64_t loss_count = 0, first_step = r->state.step;
+    // The next batch is uploaded while the current step computes: batch k + 1 is put right after batch k is
+    // taken. Labels stay on the host (they become the one-hot context there), copied because the loader
+    // reuses a batch's memory once the next is asked for.
+    const nd_model_config *mc = &r->model.config;
+    nd_shape image_shape = ND_SHAPE(r->shard.size, mc->img_ch, mc->img_size, mc->img_size);
+    size_t batch_bytes = (size_t)nd_shape_numel(image_shape) * sizeof(float);
+    nd_prefetch prefetch = {0};
+    int32_t *labels[2] = {nd_xcalloc((size_t)r->cfg.batch_size, sizeof(int32_t)),
+                          nd_xcalloc((size_t)r->cfg.batch_size, sizeof(int32_t))};
+    if (r->state.step < total) {
+        nd_prefetch_init(&prefetch, &r->ctx, batch_bytes);
+        const nd_batch *batch = nd_loader_next(loader);
+        nd_prefetch_put(&prefetch, batch->images, batch_bytes);
+        if (batch->labels) memcpy(labels[0], batch->labels, (size_t)batch->size * sizeof(int32_t));
+    }
+    while (ok && r->state.step < total) {
+        int64_t epoch = r->state.step / per_epoch, k = r->state.step - first_step;
+        if (r->state.step % per_epoch == 0) loss_sum = 0.0, loss_count = 0;
+        nd_tensor *x0 = nd_prefetch_take(&prefetch, image_shape);
+        if (r->state.step + 1 < total) {
+            const nd_batch *next = nd_loader_next(loader);
+            nd_prefetch_put(&prefetch, next->images, batch_bytes);
+            if (next->labels) memcpy(labels[(k + 1) % 2], next->labels, (size_t)next->size * sizeof(int32_t));
+        }
+        bool stop = stop_requested;
+        float loss = (float)nd_dist_mean_loss(train_step(r, x0, labels[k % 2], t_host, t_values), r->shard.weight,
+                                              &stop);
+        if (!isfinite(loss)) {
+            ok = nd_error_set(err, "the loss became %g at step %lld; lower --lr or enable --clip-grad", loss,
+                              (long long)r->state.step);
+            break;
+        }
+        loss_sum += loss, loss_count++;
+        append_loss(log, r->state.step, epoch, loss);
+        if (progress && root)
+            nd_progress_update(&bar, r->state.step - 1, epoch, r->cfg.epochs, loss, r->cfg.batch_size);
+        bool epoch_end = r->state.step % per_epoch == 0;
+        bool periodic = r->cfg.checkpoint_every > 0 && r->state.step % r->cfg.checkpoint_every == 0;
+        if (root && (epoch_end || periodic || stop || r->state.step == total)) ok = save(r, err);
+        if (ok && root && r->cfg.preview_every > 0 && r->state.step % r->cfg.preview_every == 0)
+            write_preview(&r->ctx, &r->model, &r->sched, out_dir, r->state.step, r->cfg.unit_range);
+        if (stop) {
+            result->interrupted = true;
+            if (progress && root)
+                fprintf(stderr, "\nstopped at step %lld; continue with --resume\n", (long long)r->state.step);
+            break;
+        }
+    }
+    signal(SIGINT, previous_handler);
+    if (ok) {
+        result->steps = r->state.step;
+        result->last_loss = loss_count ? loss_sum / (double)loss_count : NAN;
+        result->seconds = nd_seconds() - start;
+        result->images_per_second = (double)(r->state.step - first_step) * r->cfg.batch_size / result->seconds;
+    }
+    nd_prefetch_free(&prefetch);
+    free(labels[0]);
+    free(labels[1]);
+    free(t_host);
+    free(t_values);
+    return ok;
+}
+
 bool nd_ddpm_train(const nd_ddpm_config *config, const char *out_dir, bool resume, nd_device device, bool progress,
                    nd_ddpm_result *result, nd_error *err) {
+    *result = (nd_ddpm_result){0};
     const nd_dist *dist = nd_dist_world();
     bool root = dist->rank == 0; // prints, logs and writes
     run *r = nd_xcalloc(1, sizeof *r);
@@ -212,23 +321,7 @@ bool nd_ddpm_train(const nd_ddpm_config *config, const char *out_dir, bool resum
         free(r);
         return false;
     }
-    nd_ctx_init(&r->ctx, device, 64 << 20, r->cfg.seed);
-    nd_model_create(&r->model, r->cfg.model, &r->ctx);
-    nd_adam_config ac = r->cfg.adamw ? nd_adamw_defaults() : nd_adam_defaults();
-    ac.lr = r->cfg.lr;
-    ac.weight_decay = r->cfg.weight_decay;
-    nd_adam_init(&r->opt, &r->model.params, &r->ctx, ac);
-    if (r->cfg.ema_decay > 0) nd_ema_init(&r->ema, &r->model.params, &r->ctx, r->cfg.ema_decay);
-    nd_schedule_linear(&r->sched, r->cfg.model.T, r->cfg.beta_start, r->cfg.beta_end);
-    r->state.rng = r->ctx.rng;
-    bool ok = true;
-    if (resume) {
-        ok = nd_checkpoint_load(r->ckpt_path, &r->model, &r->cfg, &r->state, &r->opt,
-                                r->cfg.ema_decay > 0 ? &r->ema : NULL, &r->ctx, err);
-        r->ctx.rng = r->state.rng;
-        r->cfg.epochs = config->epochs;
-        r->cfg.max_steps = config->max_steps;
-    }
+    bool ok = run_open(r, config, resume, device, err);
     nd_loader_config lc = {.batch_size = r->cfg.batch_size, .shuffle = true, .drop_last = true,
                            .random_flip = r->cfg.random_flip, .unit_range = r->cfg.unit_range, .seed = r->cfg.seed,
                            .shard_begin = r->shard.begin, .shard_size = r->shard.size};
@@ -246,80 +339,10 @@ bool nd_ddpm_train(const nd_ddpm_config *config, const char *out_dir, bool resum
     snprintf(log_path, sizeof log_path, "%s/loss.csv", out_dir);
     FILE *log = ok && root ? fopen(log_path, resume ? "a" : "w") : NULL;
     if (log && !resume) fprintf(log, "step,epoch,loss\n");
-    int *t_host = nd_xmalloc((size_t)r->cfg.batch_size * sizeof(int));
-    float *t_values = nd_xmalloc((size_t)r->cfg.batch_size * sizeof(float));
-    nd_progress bar;
-    nd_progress_init(&bar, "ddpm", total, r->state.step);
-    stop_requested = 0;
-    void (*previous_handler)(int) = signal(SIGINT, on_sigint);
-    double start = nd_seconds(), loss_sum = 0.0;
-    int64_t loss_count = 0, first_step = r->state.step;
-    *result = (nd_ddpm_result){0};
-    // The next batch is uploaded while the current step computes: batch k + 1 is put right after batch k is
-    // taken. Labels stay on the host (they become the one-hot context there), copied because the loader
-    // reuses a batch's memory once the next is asked for.
-    const nd_model_config *mc = &r->model.config;
-    nd_shape image_shape = ND_SHAPE(r->shard.size, mc->img_ch, mc->img_size, mc->img_size);
-    size_t batch_bytes = (size_t)nd_shape_numel(image_shape) * sizeof(float);
-    nd_prefetch prefetch = {0};
-    int32_t *labels[2] = {nd_xcalloc((size_t)r->cfg.batch_size, sizeof(int32_t)),
-                          nd_xcalloc((size_t)r->cfg.batch_size, sizeof(int32_t))};
-    if (ok && r->state.step < total) {
-        nd_prefetch_init(&prefetch, &r->ctx, batch_bytes);
-        const nd_batch *batch = nd_loader_next(loader);
-        nd_prefetch_put(&prefetch, batch->images, batch_bytes);
-        if (batch->labels) memcpy(labels[0], batch->labels, (size_t)batch->size * sizeof(int32_t));
-    }
-    while (ok && r->state.step < total) {
-        int64_t epoch = r->state.step / per_epoch, k = r->state.step - first_step;
-        if (r->state.step % per_epoch == 0) loss_sum = 0.0, loss_count = 0;
-        nd_tensor *x0 = nd_prefetch_take(&prefetch, image_shape);
-        if (r->state.step + 1 < total) {
-            const nd_batch *next = nd_loader_next(loader);
-            nd_prefetch_put(&prefetch, next->images, batch_bytes);
-            if (next->labels) memcpy(labels[(k + 1) % 2], next->labels, (size_t)next->size * sizeof(int32_t));
-        }
-        bool stop = stop_requested;
-        float loss = (float)nd_dist_mean_loss(train_step(r, x0, labels[k % 2], t_host, t_values), r->shard.weight,
-                                              &stop);
-        if (!isfinite(loss)) {
-            ok = nd_error_set(err, "the loss became %g at step %lld; lower --lr or enable --clip-grad", loss,
-                              (long long)r->state.step);
-            break;
-        }
-        loss_sum += loss, loss_count++;
-        append_loss(log, r->state.step, epoch, loss);
-        if (progress && root) nd_progress_update(&bar, r->state.step - 1, epoch, r->cfg.epochs, loss, r->cfg.batch_size);
-        bool epoch_end = r->state.step % per_epoch == 0;
-        bool periodic = r->cfg.checkpoint_every > 0 && r->state.step % r->cfg.checkpoint_every == 0;
-        if (root && (epoch_end || periodic || stop || r->state.step == total)) ok = save(r, err);
-        if (ok && root && r->cfg.preview_every > 0 && r->state.step % r->cfg.preview_every == 0)
-            write_preview(&r->ctx, &r->model, &r->sched, out_dir, r->state.step, r->cfg.unit_range);
-        if (stop) {
-            result->interrupted = true;
-            if (progress && root) fprintf(stderr, "\nstopped at step %lld; continue with --resume\n", (long long)r->state.step);
-            break;
-        }
-    }
-    signal(SIGINT, previous_handler);
-    if (ok) {
-        result->steps = r->state.step;
-        result->last_loss = loss_count ? loss_sum / (double)loss_count : NAN;
-        result->seconds = nd_seconds() - start;
-        result->images_per_second = (double)(r->state.step - first_step) * r->cfg.batch_size / result->seconds;
-    }
+    ok = ok && train_loop(r, loader, per_epoch, total, log, out_dir, progress, result, err);
     if (log) fclose(log);
-    nd_prefetch_free(&prefetch);
-    free(labels[0]);
-    free(labels[1]);
-    free(t_host);
-    free(t_values);
     if (loader) nd_loader_free(loader);
-    nd_schedule_free(&r->sched);
-    if (r->cfg.ema_decay > 0) nd_ema_free(&r->ema);
-    nd_adam_free(&r->opt);
-    nd_model_free(&r->model);
-    nd_ctx_free(&r->ctx);
+    run_close(r);
     nd_dataset_free(&ds);
     free(r);
     return ok;

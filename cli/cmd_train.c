@@ -88,8 +88,13 @@ int nd_cmd_train(int argc, char **argv) {
     nd_ddpm_result result;
     if (!nd_ddpm_train(&cfg, out, resume, (nd_device)dev, !quiet, &result, &err)) train_failed(dist, &err);
     nd_dist_finalize();
-    if (dist->rank == 0)
+    if (dist->rank == 0) {
         printf("trained %lld steps in %.1f s (%.0f images/s), last-epoch loss %.4f; checkpoint %s/model.h5\n",
                (long long)result.steps, result.seconds, result.images_per_second, result.last_loss, out);
+        if (dist->size > 1 && dist->reductions > 0)
+            printf("%d processes: the gradient all-reduce took %.1f ms a step, %.1f%% of the training time\n",
+                   dist->size, 1e3 * dist->reduce_seconds / (double)dist->reductions,
+                   100.0 * dist->reduce_seconds / result.seconds);
+    }
     return result.interrupted ? 130 : 0;
 }

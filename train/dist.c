@@ -114,6 +114,7 @@ void nd_dist_average_grads(nd_params *params, float weight, nd_ctx *ctx) {
                 nd_device_name(params->device));
         abort();
     }
+    double start = nd_seconds();
     float *grad = params->grad; // (total,)
     if (weight != 1.0f)
         for (int64_t i = 0; i < params->total; i++) grad[i] *= weight;
@@ -123,6 +124,8 @@ void nd_dist_average_grads(nd_params *params, float weight, nd_ctx *ctx) {
         MPI_Allreduce(MPI_IN_PLACE, grad + done, count, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
         done += count;
     }
+    world.reduce_seconds += nd_seconds() - start;
+    world.reductions++;
 #endif
     (void)ctx;
 }

@@ -95,6 +95,10 @@ typedef struct nd_dist {
     int rank, size;             // this process among all of them
     int local_rank, local_size; // among those on this machine: local_rank picks the GPU
     bool mpi;                   // started by an MPI launcher (the reductions run, even for one process)
+    // Wall time in the CPU's gradient all-reduce, waiting for the slowest process included, and how many ran
+    // (NCCL's reductions run on their own stream and are not timed here).
+    double reduce_seconds;
+    int64_t reductions;
 } nd_dist;
 
 // The rows [begin, begin + size) of each global batch this process trains on: B / N each, and one more for

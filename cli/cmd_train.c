@@ -87,7 +87,6 @@ int nd_cmd_train(int argc, char **argv) {
     cfg.seed = (uint64_t)seed, cfg.checkpoint_every = checkpoint_every, cfg.preview_every = preview_every;
     nd_ddpm_result result;
     if (!nd_ddpm_train(&cfg, out, resume, (nd_device)dev, !quiet, &result, &err)) train_failed(dist, &err);
-    nd_dist_finalize();
     if (dist->rank == 0) {
         printf("trained %lld steps in %.1f s (%.0f images/s), last-epoch loss %.4f; checkpoint %s/model.h5\n",
                (long long)result.steps, result.seconds, result.images_per_second, result.last_loss, out);
@@ -96,5 +95,7 @@ int nd_cmd_train(int argc, char **argv) {
                    dist->size, 1e3 * dist->reduce_seconds / (double)dist->reductions,
                    100.0 * dist->reduce_seconds / result.seconds);
     }
+    fflush(stdout);
+    nd_dist_finalize();
     return result.interrupted ? 130 : 0;
 }

@@ -5,6 +5,7 @@
 #           mpirun with 1 process gives the same bits as no mpirun; rank 0 alone logs and prints
 #   resume  1 -> 2 and 2 -> 1 processes, resumed halfway, match one uninterrupted process
 #   dies    a process killed with SIGKILL mid-run ends the whole run, non-zero, within seconds
+#   stop    SIGINT to one process stops all of them at the same step, with rank 0's checkpoint of it
 #   nccl    on a GPU (skipped without one): mpirun -np 1 through NCCL matches the plain run, and with two GPUs
 #           or more, 2 processes match 1
 # Exit 77 (skipped) in a build without MPI or where mpirun is missing.
@@ -44,24 +45,50 @@ same_first_loss() {
         fail "the first step's loss differs: $1 vs $2"
 }
 
+# Starts a long 2-process run into $1 in the background (launcher: mpirun's pid) and, once both processes
+# train, sets victim to rank 1's pid; a tag in the environment tells this test's processes from any others.
+start_long_run() {
+    tag="nd_mpi_$1_$$"
+    mpi 2 -x ND_TEST_TAG="$tag" "$nanodiff" $train --batch 8 --max-steps 100000 --out "$1" >"$1.out" 2>&1 &
+    launcher=$!
+    victim=""
+    deadline=$(($(date +%s) + 60)) # to start on a busy machine
+    while [ -z "$victim" ] && [ "$(date +%s)" -lt "$deadline" ]; do
+        sleep 0.2
+        # rank 0 logs a line after each step (line-buffered): both processes are training
+        [ -f "$1/loss.csv" ] && [ "$(rows "$1/loss.csv")" -ge 1 ] || continue
+        for p in /proc/[0-9]*; do
+            env=$({ tr '\0' '\n' <"$p/environ"; } 2>/dev/null) || continue
+            case "$env" in *"ND_TEST_TAG=$tag"*) ;; *) continue ;; esac
+            echo "$env" | grep -qx "OMPI_COMM_WORLD_RANK=1" && victim=${p#/proc/}
+        done
+    done
+    [ -n "$victim" ] || { kill "$launcher"; fail "rank 1 was not found training: $(cat "$1.out")"; }
+}
+
 case $case_name in
 match)
     for batch in 8 7; do
         "$nanodiff" $train --batch $batch --max-steps 4 --out one$batch
         mpi 2 "$nanodiff" $train --batch $batch --max-steps 4 --out two$batch >two$batch.out
         cat two$batch.out
-        [ "$(grep -c trained two$batch.out)" = 1 ] || fail "expected one summary line (rank 0's), got: $(cat two$batch.out)"
+        [ "$(grep -c trained two$batch.out)" = 1 ] ||
+            fail "expected one summary line (rank 0's), got: $(cat two$batch.out)"
         [ "$(rows two$batch/loss.csv)" = 4 ] || fail "two$batch/loss.csv: expected 4 rows from rank 0 alone"
         same_first_loss one$batch/loss.csv two$batch/loss.csv
         echo "batch $batch, 2 processes vs 1:"
-        "$tool" compare one$batch/model.h5 two$batch/model.h5 $tolerance || fail "2 processes differ from 1 (batch $batch)"
+        "$tool" compare one$batch/model.h5 two$batch/model.h5 $tolerance ||
+            fail "2 processes differ from 1 (batch $batch)"
     done
     mpi 1 "$nanodiff" $train --batch 8 --max-steps 4 --out np1
     echo "mpirun -np 1 vs no mpirun:"
     "$tool" compare one8/model.h5 np1/model.h5 0 || fail "one process under mpirun differs from one without it"
     # fewer images than processes: refused with a message, and the run ends
-    if mpi 2 "$nanodiff" $train --batch 1 --max-steps 1 --out small 2>small.err; then fail "--batch 1 on 2 processes ran"; fi
-    grep -q "expected --batch of at least 2" small.err || fail "no message for --batch 1 on 2 processes: $(cat small.err)"
+    if mpi 2 "$nanodiff" $train --batch 1 --max-steps 1 --out small 2>small.err; then
+        fail "--batch 1 on 2 processes ran"
+    fi
+    grep -q "expected --batch of at least 2" small.err ||
+        fail "no message for --batch 1 on 2 processes: $(cat small.err)"
     ;;
 resume)
     "$nanodiff" $train --batch 8 --max-steps 4 --out whole
@@ -76,23 +103,7 @@ resume)
     done
     ;;
 dies)
-    # a tag in the environment finds this test's own processes among any others on the machine
-    tag="nd_mpi_dies_$$"
-    mpi 2 -x ND_TEST_TAG="$tag" "$nanodiff" $train --batch 8 --max-steps 100000 --checkpoint-every 1 --out dies \
-        >dies.out 2>&1 &
-    launcher=$!
-    victim=""
-    deadline=$(($(date +%s) + 60)) # to start on a busy machine
-    while [ -z "$victim" ] && [ "$(date +%s)" -lt "$deadline" ]; do
-        sleep 0.2
-        [ -f dies/model.h5 ] || continue # written by rank 0 after the first step: both processes are training
-        for p in /proc/[0-9]*; do
-            env=$({ tr '\0' '\n' <"$p/environ"; } 2>/dev/null) || continue
-            case "$env" in *"ND_TEST_TAG=$tag"*) ;; *) continue ;; esac
-            echo "$env" | grep -qx "OMPI_COMM_WORLD_RANK=1" && victim=${p#/proc/}
-        done
-    done
-    [ -n "$victim" ] || { kill "$launcher"; fail "rank 1 was not found training: $(cat dies.out)"; }
+    start_long_run dies
     start=$(date +%s)
     kill -9 "$victim"
     rc=0
@@ -103,6 +114,21 @@ dies)
     [ "$rc" -ne 0 ] || fail "mpirun exited 0 after a process was killed"
     [ "$took" -le 10 ] || fail "mpirun took ${took} s to end after a process was killed"
     grep -q "signal 9" dies.out || fail "no message names the killed process"
+    ;;
+stop)
+    start_long_run stop
+    kill -INT "$victim"
+    rc=0
+    wait "$launcher" || rc=$?
+    cat stop.out
+    [ "$rc" -ne 0 ] || fail "mpirun exited 0 after an interrupt"
+    [ "$(grep -c "^trained" stop.out)" = 1 ] || fail "rank 0 did not report the stopped run"
+    # the checkpoint is the stop's step: resuming 2 steps further logs steps 1..n without a gap or repeat
+    stopped=$(rows stop/loss.csv)
+    "$nanodiff" $train --max-steps $((stopped + 2)) --out stop --resume
+    [ "$(cut -d, -f1 stop/loss.csv | tail -n +2 | tr '\n' ' ')" = "$(seq 1 $((stopped + 2)) | tr '\n' ' ')" ] ||
+        fail "steps logged after stopping at $stopped and resuming: $(cut -d, -f1 stop/loss.csv | tr '\n' ' ')"
+    echo "stopped together at step $stopped; resumed to $((stopped + 2))"
     ;;
 nccl)
     "$tool" gpu || { echo "no usable GPU: skipped"; exit 77; }

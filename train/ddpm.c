@@ -338,6 +338,7 @@ bool nd_ddpm_train(const nd_ddpm_config *config, const char *out_dir, bool resum
     char log_path[1100];
     snprintf(log_path, sizeof log_path, "%s/loss.csv", out_dir);
     FILE *log = ok && root ? fopen(log_path, resume ? "a" : "w") : NULL;
+    if (log) setvbuf(log, NULL, _IOLBF, 0); // whole lines reach the file even when mpirun's Ctrl-C kills the run
     if (log && !resume) fprintf(log, "step,epoch,loss\n");
     ok = ok && train_loop(r, loader, per_epoch, total, log, out_dir, progress, result, err);
     if (log) fclose(log);

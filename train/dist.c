@@ -78,6 +78,9 @@ void nd_dist_finalize(void) {
     if (use_nccl) nd_nccl_stop();
 #endif
 #ifdef ND_WITH_MPI
+    // No process leaves before all are done: mpirun ends the whole job when the first one exits non-zero (an
+    // interrupted run), which must not cut rank 0's last writes short.
+    MPI_Barrier(MPI_COMM_WORLD);
     MPI_Finalize();
 #endif
     world.mpi = false;

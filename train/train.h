@@ -115,6 +115,7 @@ bool nd_dist_init(bool want_gpu, nd_error *err);
 const nd_dist *nd_dist_world(void);
 // Readies the gradient reduction for the training device (NCCL's communicator on a GPU).
 bool nd_dist_use_device(nd_device device, nd_error *err);
+// Waits for every process, then leaves MPI; call after the last output is written and flushed.
 void nd_dist_finalize(void);
 // Ends this process and, in an MPI world, every other one (which may be waiting for it in a reduction).
 ND_NORETURN void nd_dist_abort(int code);

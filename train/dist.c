@@ -146,12 +146,14 @@ double nd_dist_mean_loss(double loss, float weight, bool *stop) {
 #endif
 }
 
+#ifdef ND_WITH_MPI
 // FNV-1a over the bytes: equal weights give equal fingerprints on every machine.
 static uint64_t fingerprint(const void *bytes, size_t n, uint64_t h) {
     const unsigned char *p = bytes;
     for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ull;
     return h;
 }
+#endif
 
 bool nd_dist_check_start(const nd_params *params, int64_t step, int64_t images, nd_error *err) {
     if (!world.mpi || world.size == 1) return true;

@@ -113,6 +113,7 @@ void nd_dist_average_grads(nd_params *params, float weight, nd_ctx *ctx) {
 #endif
 #ifdef ND_WITH_MPI
     if (params->device != ND_CPU) {
+        if (world.size == 1) return; // one GPU process without NCCL: nothing to sum
         fprintf(stderr, "nanodiff: gradients on %s reach MPI only through NCCL (nd_dist_use_device)\n",
                 nd_device_name(params->device));
         abort();

@@ -8,6 +8,10 @@
 
 #include "dist_nccl.h"
 
+#if NCCL_VERSION_CODE < NCCL_VERSION(2, 11, 0)
+#error "nanodiff needs NCCL 2.11 or newer (ncclRedOpCreatePreMulSum); configure with -DNANODIFF_MPI=OFF or update NCCL"
+#endif
+
 static ncclComm_t comm;
 static cudaStream_t reduce_stream;
 static cudaEvent_t grads_ready, grads_reduced;

@@ -28,8 +28,10 @@ dir=$(mktemp -d "${TMPDIR:-/tmp}/nd_mpi.XXXXXX")
 trap 'rm -rf "$dir"' EXIT
 cd "$dir"
 # One thread a process, so two processes do not fight over two cores; CI runs as root, which Open MPI refuses
-# unless told; --oversubscribe lets 2 processes start where fewer cores are free.
+# unless told; --oversubscribe lets 2 processes start where fewer cores are free; containers often forbid the
+# cross-process memory reads of Open MPI's shared-memory single copy, so it copies through shared buffers.
 export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=passive OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export OMPI_MCA_btl_vader_single_copy_mechanism=none
 mpi() { n=$1; shift; mpirun -np "$n" --oversubscribe "$@"; }
 "$tool" data tiny.h5 64
 train="train --data tiny.h5 --img-size 8 --quiet"

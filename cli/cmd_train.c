@@ -5,6 +5,15 @@
 #include "cli.h"
 #include "train.h"
 
+// Prints why training failed (naming the process when there are several) and ends every process.
+static _Noreturn void train_failed(const nd_dist *dist, const nd_error *err) {
+    if (dist->size > 1)
+        fprintf(stderr, "nanodiff train (rank %d of %d): %s\n", dist->rank, dist->size, err->msg);
+    else
+        fprintf(stderr, "nanodiff train: %s\n", err->msg);
+    nd_dist_abort(1);
+}
+
 int nd_cmd_train(int argc, char **argv) {
     nd_ddpm_config cfg = nd_ddpm_defaults();
     const char *model = "dli-unet", *data = "fashion-mnist", *out = "runs/fm", *device = "auto";
@@ -57,8 +66,16 @@ int nd_cmd_train(int argc, char **argv) {
                         "--T >= 2, --cfg-drop in [0, 1), --ema in [0, 1)\n");
         return 1;
     }
+    // Under mpirun every process runs this; rank 0 prints the result, and any failure ends all of them.
+    nd_error err;
+    if (!nd_dist_init(strcmp(device, "cpu") != 0, &err)) {
+        fprintf(stderr, "nanodiff train: %s\n", err.msg);
+        return 1;
+    }
+    const nd_dist *dist = nd_dist_world();
     int dev;
-    if (!nd_cli_device("train", device, &dev)) return 1;
+    if (!nd_cli_device("train", device, &dev)) nd_dist_abort(1);
+    if (!nd_dist_use_device((nd_device)dev, &err)) train_failed(dist, &err);
     if (no_tf32) nd_cuda_set_tf32(false);
     cfg.model = nd_model_config_default(kind, 1, (int)img_size, (int)classes);
     cfg.model.T = (int)T;
@@ -69,12 +86,16 @@ int nd_cmd_train(int argc, char **argv) {
     cfg.cfg_drop = (float)cfg_drop, cfg.clip_grad = (float)clip, cfg.ema_decay = (float)ema;
     cfg.seed = (uint64_t)seed, cfg.checkpoint_every = checkpoint_every, cfg.preview_every = preview_every;
     nd_ddpm_result result;
-    nd_error err;
-    if (!nd_ddpm_train(&cfg, out, resume, (nd_device)dev, !quiet, &result, &err)) {
-        fprintf(stderr, "nanodiff train: %s\n", err.msg);
-        return 1;
+    if (!nd_ddpm_train(&cfg, out, resume, (nd_device)dev, !quiet, &result, &err)) train_failed(dist, &err);
+    if (dist->rank == 0) {
+        printf("trained %lld steps in %.1f s (%.0f images/s), last-epoch loss %.4f; checkpoint %s/model.h5\n",
+               (long long)result.steps, result.seconds, result.images_per_second, result.last_loss, out);
+        if (dist->size > 1 && dist->reductions > 0)
+            printf("%d processes: the gradient all-reduce took %.1f ms a step, %.1f%% of the training time\n",
+                   dist->size, 1e3 * dist->reduce_seconds / (double)dist->reductions,
+                   100.0 * dist->reduce_seconds / result.seconds);
     }
-    printf("trained %lld steps in %.1f s (%.0f images/s), last-epoch loss %.4f; checkpoint %s/model.h5\n",
-           (long long)result.steps, result.seconds, result.images_per_second, result.last_loss, out);
+    fflush(stdout);
+    nd_dist_finalize();
     return result.interrupted ? 130 : 0;
 }

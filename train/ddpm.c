@@ -124,6 +124,7 @@ typedef struct run {
     nd_ema ema;
     nd_schedule sched;
     nd_train_state state;
+    nd_dist_shard shard; // this process's rows of each batch (all of them in a single process)
     char ckpt_path[1100];
 } run;
 
@@ -133,30 +134,43 @@ static bool save(run *r, nd_error *err) {
                               r->cfg.ema_decay > 0 ? &r->ema : NULL, &r->ctx, err);
 }
 
-// One optimizer step on a batch of b images x0 (already on the device) with their labels; returns the loss.
+// This process's rows of a draw made for the whole batch: every process draws what one process would, so each
+// image meets the same noise, timestep and label mask whatever the number of processes.
+static nd_tensor *shard_rows(nd_ctx *ctx, nd_tensor *whole, const nd_dist_shard *shard) {
+    if (shard->size == whole->shape.d[0]) return whole;
+    return nd_slice(ctx, whole, 0, shard->begin, shard->begin + shard->size);
+}
+
+// One optimizer step on this process's b images x0 (already on the device) with their labels, the rows
+// shard.begin.. of the batch of cfg.batch_size; returns this process's loss.
 static float train_step(run *r, nd_tensor *x0, const int32_t *labels, int *t_host, float *t_values) {
     nd_ctx *ctx = &r->ctx;
     const nd_model_config *mc = &r->model.config;
-    int b = (int)x0->shape.d[0], classes = mc->c_embed_dim;
+    int b = (int)x0->shape.d[0], classes = mc->c_embed_dim, batch = r->cfg.batch_size;
     for (int i = 0; i < b; i++) { // t = torch.randint(0, T, (B,))
-        float u = nd_philox_uniform(r->cfg.seed ^ ND_TIMESTEP_STREAM, (uint64_t)r->state.step * (uint64_t)b, i);
+        float u = nd_philox_uniform(r->cfg.seed ^ ND_TIMESTEP_STREAM, (uint64_t)r->state.step * (uint64_t)batch,
+                                    r->shard.begin + i);
         t_host[i] = (int)fminf(floorf(u * (float)mc->T), (float)(mc->T - 1));
     }
-    nd_tensor *noise = nd_empty(ctx, x0->shape);
+    nd_shape whole = x0->shape; // (batch, C, H, W)
+    whole.d[0] = batch;
+    nd_tensor *noise = nd_empty(ctx, whole);
     nd_rand_normal(ctx, noise, 0.0f, 1.0f);
+    noise = shard_rows(ctx, noise, &r->shard); // (b, C, H, W)
     nd_tensor *x_t = nd_schedule_q(ctx, &r->sched, x0, noise, t_host);
     for (int i = 0; i < b; i++) t_values[i] = (float)t_host[i];
     nd_tensor *t = nd_from_host(ctx, ND_SHAPE(b), t_values);
     nd_tensor *context = NULL;
     if (classes > 0) { // get_context_mask: one_hot(c) * bernoulli(ones - drop_prob), element by element
         nd_tensor *c = nd_class_context(ctx, labels, b, classes, false);
-        nd_tensor *mask = nd_empty(ctx, c->shape);
+        nd_tensor *mask = nd_empty(ctx, ND_SHAPE(batch, classes));
         nd_rand_bernoulli(ctx, mask, 1.0f - r->cfg.cfg_drop);
-        context = nd_mul(ctx, c, mask);
+        context = nd_mul(ctx, c, shard_rows(ctx, mask, &r->shard));
     }
     nd_tensor *pred = nd_model_forward(ctx, &r->model, x_t, t, context, true);
     nd_tensor *loss = nd_mse_loss(ctx, noise, pred);
     nd_backward(ctx, loss);
+    nd_dist_average_grads(&r->model.params, r->shard.weight, ctx);
     if (r->cfg.clip_grad > 0) nd_clip_grad_norm(&r->model.params, ctx, r->cfg.clip_grad);
     nd_adam_step(&r->opt, &r->model.params, ctx);
     nd_params_zero_grad(&r->model.params, ctx);
@@ -207,7 +221,7 @@ static void run_close(run *r) {
 // epoch ends, every checkpoint_every steps, on Ctrl-C and at the end; result gets the run's figures.
 static bool train_loop(run *r, nd_loader *loader, int64_t per_epoch, int64_t total, FILE *log, const char *out_dir,
                        bool progress, nd_ddpm_result *result, nd_error *err) {
-    bool ok = true;
+    bool ok = true, root = nd_dist_world()->rank == 0; // rank 0 alone prints and writes
     int *t_host = nd_xmalloc((size_t)r->cfg.batch_size * sizeof(int));
     float *t_values = nd_xmalloc((size_t)r->cfg.batch_size * sizeof(float));
     nd_progress bar;
@@ -220,7 +234,7 @@ static bool train_loop(run *r, nd_loader *loader, int64_t per_epoch, int64_t tot
     // taken. Labels stay on the host (they become the one-hot context there), copied because the loader
     // reuses a batch's memory once the next is asked for.
     const nd_model_config *mc = &r->model.config;
-    nd_shape image_shape = ND_SHAPE(r->cfg.batch_size, mc->img_ch, mc->img_size, mc->img_size);
+    nd_shape image_shape = ND_SHAPE(r->shard.size, mc->img_ch, mc->img_size, mc->img_size);
     size_t batch_bytes = (size_t)nd_shape_numel(image_shape) * sizeof(float);
     nd_prefetch prefetch = {0};
     int32_t *labels[2] = {nd_xcalloc((size_t)r->cfg.batch_size, sizeof(int32_t)),
@@ -240,7 +254,9 @@ static bool train_loop(run *r, nd_loader *loader, int64_t per_epoch, int64_t tot
             nd_prefetch_put(&prefetch, next->images, batch_bytes);
             if (next->labels) memcpy(labels[(k + 1) % 2], next->labels, (size_t)next->size * sizeof(int32_t));
         }
-        float loss = train_step(r, x0, labels[k % 2], t_host, t_values);
+        bool stop = stop_requested;
+        float loss = (float)nd_dist_mean_loss(train_step(r, x0, labels[k % 2], t_host, t_values), r->shard.weight,
+                                              &stop);
         if (!isfinite(loss)) {
             ok = nd_error_set(err, "the loss became %g at step %lld; lower --lr or enable --clip-grad", loss,
                               (long long)r->state.step);
@@ -248,15 +264,17 @@ static bool train_loop(run *r, nd_loader *loader, int64_t per_epoch, int64_t tot
         }
         loss_sum += loss, loss_count++;
         append_loss(log, r->state.step, epoch, loss);
-        if (progress) nd_progress_update(&bar, r->state.step - 1, epoch, r->cfg.epochs, loss, r->cfg.batch_size);
+        if (progress && root)
+            nd_progress_update(&bar, r->state.step - 1, epoch, r->cfg.epochs, loss, r->cfg.batch_size);
         bool epoch_end = r->state.step % per_epoch == 0;
         bool periodic = r->cfg.checkpoint_every > 0 && r->state.step % r->cfg.checkpoint_every == 0;
-        if (epoch_end || periodic || stop_requested || r->state.step == total) ok = save(r, err);
-        if (ok && r->cfg.preview_every > 0 && r->state.step % r->cfg.preview_every == 0)
+        if (root && (epoch_end || periodic || stop || r->state.step == total)) ok = save(r, err);
+        if (ok && root && r->cfg.preview_every > 0 && r->state.step % r->cfg.preview_every == 0)
             write_preview(&r->ctx, &r->model, &r->sched, out_dir, r->state.step, r->cfg.unit_range);
-        if (stop_requested) {
+        if (stop) {
             result->interrupted = true;
-            if (progress) fprintf(stderr, "\nstopped at step %lld; continue with --resume\n", (long long)r->state.step);
+            if (progress && root)
+                fprintf(stderr, "\nstopped at step %lld; continue with --resume\n", (long long)r->state.step);
             break;
         }
     }
@@ -278,6 +296,8 @@ static bool train_loop(run *r, nd_loader *loader, int64_t per_epoch, int64_t tot
 bool nd_ddpm_train(const nd_ddpm_config *config, const char *out_dir, bool resume, nd_device device, bool progress,
                    nd_ddpm_result *result, nd_error *err) {
     *result = (nd_ddpm_result){0};
+    const nd_dist *dist = nd_dist_world();
+    bool root = dist->rank == 0; // prints, logs and writes
     run *r = nd_xcalloc(1, sizeof *r);
     r->cfg = *config;
     snprintf(r->ckpt_path, sizeof r->ckpt_path, "%s/model.h5", out_dir);
@@ -289,26 +309,36 @@ bool nd_ddpm_train(const nd_ddpm_config *config, const char *out_dir, bool resum
         r->cfg.epochs = config->epochs;
         r->cfg.max_steps = config->max_steps;
     }
+    if (r->cfg.batch_size < dist->size) {
+        nd_error_set(err, "a batch of %d images cannot be shared by %d processes: expected --batch of at least %d",
+                     r->cfg.batch_size, dist->size, dist->size);
+        free(r);
+        return false;
+    }
+    r->shard = nd_dist_shard_of(dist, r->cfg.batch_size);
     nd_dataset ds = {0};
-    if (!make_dir(out_dir, err) || !load_data(&ds, &r->cfg, err)) {
+    if ((root && !make_dir(out_dir, err)) || !load_data(&ds, &r->cfg, err)) {
         free(r);
         return false;
     }
     bool ok = run_open(r, config, resume, device, err);
     nd_loader_config lc = {.batch_size = r->cfg.batch_size, .shuffle = true, .drop_last = true,
-                           .random_flip = r->cfg.random_flip, .unit_range = r->cfg.unit_range, .seed = r->cfg.seed};
+                           .random_flip = r->cfg.random_flip, .unit_range = r->cfg.unit_range, .seed = r->cfg.seed,
+                           .shard_begin = r->shard.begin, .shard_size = r->shard.size};
     int64_t per_epoch = nd_batches_per_epoch(ds.n, r->cfg.batch_size, true);
     int64_t total = r->cfg.max_steps > 0 ? r->cfg.max_steps : per_epoch * r->cfg.epochs;
     if (ok && per_epoch == 0)
         ok = nd_error_set(err, "%s: %lld images make no full batch of %d", r->cfg.data, (long long)ds.n,
                           r->cfg.batch_size);
+    ok = ok && nd_dist_check_start(&r->model.params, r->state.step, ds.n, err);
     nd_loader *loader = NULL;
     if (ok) loader = nd_loader_create(&ds, &lc, r->state.step / per_epoch, r->state.step % per_epoch, err);
     ok = ok && loader;
 
     char log_path[1100];
     snprintf(log_path, sizeof log_path, "%s/loss.csv", out_dir);
-    FILE *log = ok ? fopen(log_path, resume ? "a" : "w") : NULL;
+    FILE *log = ok && root ? fopen(log_path, resume ? "a" : "w") : NULL;
+    if (log) setvbuf(log, NULL, _IOLBF, 0); // whole lines reach the file even when mpirun's Ctrl-C kills the run
     if (log && !resume) fprintf(log, "step,epoch,loss\n");
     ok = ok && train_loop(r, loader, per_epoch, total, log, out_dir, progress, result, err);
     if (log) fclose(log);

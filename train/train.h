@@ -85,6 +85,51 @@ bool nd_checkpoint_load_model(const char *path, bool use_ema, nd_model *model, n
                               nd_error *err);
 
 // ---------------------------------------------------------------------------------------------------
+// data-parallel training (train/dist.c): `mpirun -np N nanodiff train ...` runs N processes (on cores,
+// GPUs or machines) that each train on their rows of every global batch and sum their gradients, weighted by
+// their share of the batch, before each step: the steps of one process with the whole batch, within float
+// rounding. Rank 0 alone prints, logs and writes checkpoints. A program not started by an MPI launcher is rank
+// 0 of 1 and never calls MPI.
+
+typedef struct nd_dist {
+    int rank, size;             // this process among all of them
+    int local_rank, local_size; // among those on this machine: local_rank picks the GPU
+    bool mpi;                   // started by an MPI launcher (the reductions run, even for one process)
+    // Wall time in the CPU's gradient all-reduce, waiting for the slowest process included, and how many ran
+    // (NCCL's reductions run on their own stream and are not timed here).
+    double reduce_seconds;
+    int64_t reductions;
+} nd_dist;
+
+// The rows [begin, begin + size) of each global batch this process trains on: B / N each, and one more for
+// the first B % N ranks. weight = size / B scales its gradient and loss in the sum over processes.
+typedef struct nd_dist_shard {
+    int begin, size;
+    float weight;
+} nd_dist_shard;
+
+// Joins the MPI world when started by an MPI launcher (once per process); want_gpu: this process will train on
+// a GPU, which it then picks by local rank before the CUDA context is made. False, saying why, for a launch
+// this build cannot serve (an MPI launcher but no MPI).
+bool nd_dist_init(bool want_gpu, nd_error *err);
+const nd_dist *nd_dist_world(void);
+// Readies the gradient reduction for the training device (NCCL's communicator on a GPU).
+bool nd_dist_use_device(nd_device device, nd_error *err);
+// Waits for every process, then leaves MPI; call after the last output is written and flushed.
+void nd_dist_finalize(void);
+// Ends this process and, in an MPI world, every other one (which may be waiting for it in a reduction).
+ND_NORETURN void nd_dist_abort(int code);
+nd_dist_shard nd_dist_shard_of(const nd_dist *d, int batch);
+// params->grad = the sum over processes of weight * grad (DistributedDataParallel's gradient all-reduce).
+void nd_dist_average_grads(nd_params *params, float weight, nd_ctx *ctx);
+// The sum over processes of weight * loss (the loss of the whole batch); *stop becomes true for every process
+// when it is true for any.
+double nd_dist_mean_loss(double loss, float weight, bool *stop);
+// False, naming the first rank that differs from rank 0, unless every process starts from the same step,
+// data set size and weights.
+bool nd_dist_check_start(const nd_params *params, int64_t step, int64_t images, nd_error *err);
+
+// ---------------------------------------------------------------------------------------------------
 // progress
 
 double nd_seconds(void); // monotonic clock

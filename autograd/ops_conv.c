@@ -6,6 +6,11 @@
 // (channels, B * positions) layout differ by a permutation, done on the chunk while it is still in cache.
 #include "internal.h"
 
+#ifdef ND_WITH_DNNL
+#include "cpu/cpu.h"
+#define DIRECT(ctx) ((ctx)->device == ND_CPU)
+#endif
+
 // Column scratch per chunk when the context sets none: small enough that the GEMM finds the columns in
 // cache right after im2col wrote them, large enough to keep the GEMMs and parallel regions per batch few.
 // The 3x3 64-channel case (batch 128, 16x16, forward+backward) on this project's 2-core reference machine:
@@ -108,6 +113,11 @@ static void conv2d_backward(nd_ctx *ctx, nd_node *node) {
     int64_t rows = g.channels * g.kernel_h * g.kernel_w, image = g.channels * g.height * g.width;
     float *dbias = bias ? bias->grad : NULL;
     if (!x->grad && !w->grad && !dbias) return;
+#ifdef ND_WITH_DNNL
+    if (DIRECT(ctx) && nd_cpu_conv_backward(x->grad, w->grad, dbias, y->grad, x->data, w->data, &g, n, out_c, false,
+                                            bias != NULL))
+        return;
+#endif
     nd_arena_mark mark = scratch_mark(ctx);
     if (is_pointwise(&g)) {
         if (dbias) channel_bias_backward(ctx, dbias, y->grad, n, out_c, positions, ones_scratch(ctx, positions));
@@ -154,6 +164,11 @@ nd_tensor *nd_conv2d_at(nd_ctx *ctx, nd_tensor *x, nd_tensor *weight, nd_tensor 
     int64_t n = x->shape.d[0], positions = g.out_h * g.out_w;
     int64_t rows = g.channels * g.kernel_h * g.kernel_w, image = g.channels * g.height * g.width;
     nd_tensor *y = nd_op_output(ctx, ND_SHAPE(n, out_c, g.out_h, g.out_w), in, 3); // (N, O, OH, OW)
+#ifdef ND_WITH_DNNL
+    if (DIRECT(ctx) && nd_cpu_conv_forward(y->data, x->data, weight->data, bias ? bias->data : NULL, &g, n, out_c,
+                                           false)) {
+    } else
+#endif
     if (is_pointwise(&g)) { // y_b (O, L) = W (O, C) x_b (C, L)
         ctx->be->gemm(false, false, out_c, positions, rows, 1.0f, weight->data, rows, 0, x->data, positions,
                       image, 0.0f, y->data, positions, out_c * positions, n);
@@ -174,7 +189,11 @@ nd_tensor *nd_conv2d_at(nd_ctx *ctx, nd_tensor *x, nd_tensor *weight, nd_tensor 
         }
         scratch_release(ctx, mark);
     }
+#ifdef ND_WITH_DNNL
+    if (!DIRECT(ctx))
+#endif
     if (bias && is_pointwise(&g)) add_channel_bias(ctx, y->data, bias->data, n, out_c, positions);
+    nd_profile_flops(ctx, 2.0 * (double)y->numel * (double)rows);
     nd_node *node = nd_record(ctx, op, conv2d_backward, y, in, 3);
     if (node) {
         node->iarg[0] = stride;
@@ -203,6 +222,11 @@ static void conv_transpose2d_backward(nd_ctx *ctx, nd_node *node) {
     nd_conv_geom g = conv_transpose2d_geom(x->shape, w->shape, node->iarg[0], node->iarg[1], node->iarg[2]);
     int64_t n = x->shape.d[0], in_c = x->shape.d[1], positions = g.out_h * g.out_w;
     int64_t rows = g.channels * g.kernel_h * g.kernel_w, out_image = g.channels * g.height * g.width;
+#ifdef ND_WITH_DNNL
+    if (DIRECT(ctx) && nd_cpu_conv_backward(x->grad, w->grad, bias ? bias->grad : NULL, y->grad, x->data, w->data,
+                                            &g, n, in_c, true, bias != NULL))
+        return;
+#endif
     nd_arena_mark mark = scratch_mark(ctx);
     if (bias && bias->grad)
         channel_bias_backward(ctx, bias->grad, y->grad, n, g.channels, g.height * g.width,
@@ -250,6 +274,10 @@ nd_tensor *nd_conv_transpose2d_at(nd_ctx *ctx, nd_tensor *x, nd_tensor *weight, 
     int64_t n = x->shape.d[0], in_c = x->shape.d[1], positions = g.out_h * g.out_w;
     int64_t rows = g.channels * g.kernel_h * g.kernel_w, out_image = g.channels * g.height * g.width;
     nd_tensor *y = nd_op_output(ctx, ND_SHAPE(n, g.channels, g.height, g.width), in, 3); // (N, C_out, OH, OW)
+#ifdef ND_WITH_DNNL
+    if (DIRECT(ctx) && nd_cpu_conv_forward(y->data, x->data, weight->data, bias ? bias->data : NULL, &g, n, in_c, true))
+        goto record;
+#endif
     int64_t chunk = chunk_images(ctx, rows * positions, n);
     nd_arena_mark mark = scratch_mark(ctx);
     float *xt = nd_scratch(ctx, in_c * chunk * positions); // (C_in, B*L)
@@ -265,6 +293,10 @@ nd_tensor *nd_conv_transpose2d_at(nd_ctx *ctx, nd_tensor *x, nd_tensor *weight, 
         if (bias) add_channel_bias(ctx, y_chunk, bias->data, b, g.channels, g.height * g.width);
     }
     scratch_release(ctx, mark);
+#ifdef ND_WITH_DNNL
+record:;
+#endif
+    nd_profile_flops(ctx, 2.0 * (double)x->numel * (double)rows);
     nd_node *node = nd_record(ctx, op, conv_transpose2d_backward, y, in, 3);
     if (node) {
         node->iarg[0] = stride;

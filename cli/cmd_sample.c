@@ -81,7 +81,7 @@ int nd_cmd_sample(int argc, char **argv) {
     const char *strip = NULL, *sweep = NULL, *device = "auto";
     int64_t n = 8, steps = 50, seed = 0;
     double w = 2.0, scale = NAN, eta = 0.0;
-    bool use_ema = false, no_tf32 = false, help = false;
+    bool use_ema = false, no_tf32 = false, help = false, profile = false;
     const nd_flag flags[] = {
         {"--ckpt", ND_FLAG_STRING, &ckpt, "checkpoint written by nanodiff train (required)"},
         {"--sampler", ND_FLAG_STRING, &sampler, "ddpm (the course's), ddpm-posterior or ddim"},
@@ -101,6 +101,7 @@ int nd_cmd_sample(int argc, char **argv) {
         {"-o", ND_FLAG_STRING, &out, "output PNG"},
         {"--device", ND_FLAG_STRING, &device, "auto, cpu or cuda"},
         {"--no-tf32", ND_FLAG_BOOL, &no_tf32, "full float32 matrix products on the GPU (TF32 is on by default)"},
+        {"--profile", ND_FLAG_BOOL, &profile, "print where the time went, op by op (calls, ms, GFLOP/s), at the end"},
         {"--help", ND_FLAG_BOOL, &help, "show this help"},
     };
     int n_flags = (int)(sizeof flags / sizeof flags[0]);
@@ -170,6 +171,7 @@ int nd_cmd_sample(int argc, char **argv) {
     int status = nd_cli_start("sample", start_spec, &cfg, &sched, &sc, &start_mean, &start_std) ? 0 : 1;
     strip_state st = {0};
     double start = nd_seconds();
+    if (profile) nd_profile_begin(&ctx);
     for (int k = 0; status == 0 && k < n_w; k++) {
         sc.w = ws[k];
         if (strip && k == 0) {
@@ -188,6 +190,7 @@ int nd_cmd_sample(int argc, char **argv) {
                              : write_grid(out, images, total, mc, per_class, cfg.unit_range);
         status = written ? 0 : 1;
     }
+    if (profile) nd_profile_report(&ctx, stderr);
     if (strip && st.frames && status == 0) {
         // frames are stored step-major; the strip shows each sample's frames left to right
         float *ordered = malloc((size_t)(st.stored * total) * (size_t)image * sizeof(float));

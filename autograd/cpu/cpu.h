@@ -94,4 +94,10 @@ void nd_cpu_masked_fill(float *y, const float *x, const float *mask, int64_t n, 
                         bool accumulate);
 void nd_cpu_causal_mask(float *mask, int64_t lq, int64_t lk);
 
+bool nd_cpu_conv_forward(float *y, const float *x, const float *w, const float *bias, const nd_conv_geom *g,
+                         int64_t batch, int64_t filters, bool transposed);
+bool nd_cpu_conv_backward(float *dx, float *dw, float *dbias, const float *dy, const float *x, const float *w,
+                          const nd_conv_geom *g, int64_t batch, int64_t filters, bool transposed, bool bias);
+size_t nd_cpu_dnnl_workspace_bytes(void);
+
 #endif

@@ -42,7 +42,9 @@ bool nd_ctx_set_grad(nd_ctx *ctx, bool enabled) {
     return previous;
 }
 
-size_t nd_ctx_peak_bytes(const nd_ctx *ctx) { return ctx->step.data_peak + ctx->step.meta_peak; }
+size_t nd_ctx_peak_bytes(const nd_ctx *ctx) {
+    return ctx->step.data_peak + ctx->step.meta_peak + ctx->be->workspace_bytes();
+}
 
 // ---------------------------------------------------------------------------------------------------
 // tensors

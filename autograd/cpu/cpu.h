@@ -11,10 +11,5 @@
 #define ND_BACKEND_ENTRY(ret, entry, params) ret nd_cpu_##entry params;
 #include "../backend_list.h"
 
-bool nd_cpu_conv_forward(float *y, const float *x, const float *w, const float *bias, const nd_conv_geom *g,
-                         int64_t batch, int64_t filters, bool transposed);
-bool nd_cpu_conv_backward(float *dx, float *dw, float *dbias, const float *dy, const float *x, const float *w,
-                          const nd_conv_geom *g, int64_t batch, int64_t filters, bool transposed, bool bias);
-size_t nd_cpu_dnnl_workspace_bytes(void);
 
 #endif

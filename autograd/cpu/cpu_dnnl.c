@@ -66,7 +66,7 @@ static void dnnl_init(void) {
     DNNL_CHECK(dnnl_stream_create(&dnnl.stream, dnnl.engine, dnnl_stream_default_flags));
 }
 
-size_t nd_cpu_dnnl_workspace_bytes(void) {
+size_t nd_cpu_workspace_bytes(void) {
     size_t total = 0;
     for (int i = 0; i < N_SLOTS; i++) total += dnnl.slot_bytes[i];
     return total;

@@ -146,6 +146,8 @@ typedef struct nd_ctx {
     // Bound in bytes on the column scratch of one chunk of images in a convolution (0: the default, sized
     // to stay in the CPU's last-level cache). Lower saves memory; one image per chunk is the floor.
     size_t conv_chunk_bytes;
+    // Convolutions as im2col + GEMM even where the backend has a convolution library (tests of that path).
+    bool conv_gemm;
     // Called by layers with their output when set (model summaries); NULL in normal runs.
     void (*trace)(void *user, const char *module, const nd_tensor *out);
     void *trace_user;
@@ -176,7 +178,8 @@ void nd_ctx_free(nd_ctx *ctx);
 void nd_ctx_step_end(nd_ctx *ctx);
 // Returns the previous grad mode.
 bool nd_ctx_set_grad(nd_ctx *ctx, bool enabled);
-// Peak bytes of the step arena since init, host and device memory together.
+// Peak bytes of the step arena since init, host and device memory together, plus what the backend holds
+// for its libraries (oneDNN's blocked convolution buffers, shared by every context of the process).
 size_t nd_ctx_peak_bytes(const nd_ctx *ctx);
 
 // The CUDA device. Every build answers; one without CUDA reports "built without CUDA".

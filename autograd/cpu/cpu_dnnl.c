@@ -7,7 +7,9 @@
 // then runs its AVX-512 kernels instead of im2col + GEMM. Primitives are cached by shape, so each distinct
 // convolution of a model pays its creation once. The blocked copies live in a few grow-only buffers owned
 // here (their size is reported beside the step arena's peak).
+#define _DEFAULT_SOURCE // MAP_ANONYMOUS
 #include <dnnl.h>
+#include <sys/mman.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,14 +74,18 @@ size_t nd_cpu_workspace_bytes(void) {
     return total;
 }
 
+// The buffers are mapped, not taken from the heap: grown while the first step's arena blocks are still
+// being allocated, heap buffers would sit above those blocks and keep them resident after the arena frees
+// them (the process's peak memory grew by half the arena).
 static void *slot(int which, size_t bytes) {
     if (bytes > dnnl.slot_bytes[which]) {
-        free(dnnl.slot[which]);
-        dnnl.slot[which] = aligned_alloc(64, (bytes + 63) / 64 * 64);
-        if (!dnnl.slot[which]) {
+        if (dnnl.slot[which]) munmap(dnnl.slot[which], dnnl.slot_bytes[which]);
+        void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) {
             fprintf(stderr, "nanodiff: out of memory for a %zu-byte convolution buffer\n", bytes);
             abort();
         }
+        dnnl.slot[which] = p;
         dnnl.slot_bytes[which] = bytes;
     }
     return dnnl.slot[which];

@@ -27,6 +27,7 @@ void nd_ctx_free(nd_ctx *ctx) {
     nd_arena_free(&ctx->step);
     nd_arena_free(&ctx->pool);
     free(ctx->tape.nodes);
+    free(ctx->profile); // profiling begun and never reported
     *ctx = (nd_ctx){0};
 }
 

@@ -195,6 +195,22 @@ static void test_library_matches_gemm(void) {
     }
 }
 
+// More distinct shapes than the library's primitive cache holds (64): the first shape, replaced meanwhile,
+// computes the same output when it comes back.
+static void test_many_shapes(void) {
+    nd_ctx ctx;
+    nd_ctx_init(&ctx, ND_CPU, 1 << 20, 3);
+    nd_tensor *w = nd_empty(&ctx, ND_SHAPE(3, 2, 3, 3)), *x = nd_empty(&ctx, ND_SHAPE(1, 2, 4, 4));
+    nd_rand_normal(&ctx, w, 0.0f, 1.0f);
+    nd_rand_normal(&ctx, x, 0.0f, 1.0f);
+    float first[48], again[48];
+    nd_copy_to_host(&ctx, nd_conv2d(&ctx, x, w, NULL, 1, 1), first);
+    for (int64_t b = 2; b <= 70; b++) nd_conv2d(&ctx, nd_zeros(&ctx, ND_SHAPE(b, 2, 4, 4)), w, NULL, 1, 1);
+    nd_copy_to_host(&ctx, nd_conv2d(&ctx, x, w, NULL, 1, 1), again);
+    CHECK(memcmp(first, again, sizeof first) == 0, "a convolution's output changed after 70 other shapes");
+    nd_ctx_free(&ctx);
+}
+
 int main(void) {
     test_shape_errors();
     test_max_pool_ties();
@@ -202,5 +218,6 @@ int main(void) {
     partial_gradients(false);
     partial_gradients(true);
     test_library_matches_gemm();
+    test_many_shapes();
     return test_finish("conv_unit");
 }

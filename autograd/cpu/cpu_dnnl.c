@@ -16,6 +16,8 @@
 
 #include "cpu.h"
 
+// Cache sizes: a U-Net has about a dozen convolution shapes per batch size. A full cache replaces its
+// entries in turn (a program that keeps changing shapes pays the creation again, nothing else).
 #define ND_DNNL_MAX_SHAPES 64
 #define ND_DNNL_MAX_REORDERS 256
 
@@ -55,9 +57,9 @@ static struct {
     dnnl_engine_t engine;
     dnnl_stream_t stream;
     conv_prims shapes[ND_DNNL_MAX_SHAPES];
-    int n_shapes;
+    int n_shapes, next_shape; // entries filled; the entry a full cache replaces next
     reorder_entry reorders[ND_DNNL_MAX_REORDERS];
-    int n_reorders;
+    int n_reorders, next_reorder;
     void *slot[N_SLOTS];
     size_t slot_bytes[N_SLOTS];
 } dnnl;
@@ -119,10 +121,12 @@ static void reorder(const dnnl_memory_desc_t *from_md, const void *from, const d
     }
     if (!e) {
         if (dnnl.n_reorders == ND_DNNL_MAX_REORDERS) {
-            fprintf(stderr, "nanodiff: more than %d distinct convolution layouts\n", ND_DNNL_MAX_REORDERS);
-            abort();
+            e = &dnnl.reorders[dnnl.next_reorder];
+            dnnl.next_reorder = (dnnl.next_reorder + 1) % ND_DNNL_MAX_REORDERS;
+            DNNL_CHECK(dnnl_primitive_destroy(e->prim));
+        } else {
+            e = &dnnl.reorders[dnnl.n_reorders++];
         }
-        e = &dnnl.reorders[dnnl.n_reorders++];
         e->from = *from_md, e->to = *to_md, e->accumulate = accumulate;
         dnnl_primitive_attr_t attr;
         DNNL_CHECK(dnnl_primitive_attr_create(&attr));
@@ -168,12 +172,20 @@ static dnnl_primitive_t make(dnnl_primitive_desc_t pd) {
 static conv_prims *prims_for(const conv_key *key) {
     for (int i = 0; i < dnnl.n_shapes; i++)
         if (memcmp(&dnnl.shapes[i].key, key, sizeof *key) == 0) return &dnnl.shapes[i];
-    if (dnnl.n_shapes == ND_DNNL_MAX_SHAPES) {
-        fprintf(stderr, "nanodiff: more than %d distinct convolution shapes\n", ND_DNNL_MAX_SHAPES);
-        abort();
-    }
     dnnl_init();
-    conv_prims *p = &dnnl.shapes[dnnl.n_shapes++];
+    conv_prims *p;
+    if (dnnl.n_shapes == ND_DNNL_MAX_SHAPES) {
+        p = &dnnl.shapes[dnnl.next_shape];
+        dnnl.next_shape = (dnnl.next_shape + 1) % ND_DNNL_MAX_SHAPES;
+        dnnl_primitive_t prims[3] = {p->fwd, p->bwd_data, p->bwd_weights};
+        dnnl_primitive_desc_t pds[3] = {p->fwd_pd, p->bwd_data_pd, p->bwd_weights_pd};
+        for (int i = 0; i < 3; i++) {
+            DNNL_CHECK(dnnl_primitive_destroy(prims[i]));
+            DNNL_CHECK(dnnl_primitive_desc_destroy(pds[i]));
+        }
+    } else {
+        p = &dnnl.shapes[dnnl.n_shapes++];
+    }
     memset(p, 0, sizeof *p);
     p->key = *key;
     md_plain(&p->user_src, key->batch, key->in_c, key->in_h, key->in_w, dnnl_nchw);

@@ -11,5 +11,4 @@
 #define ND_BACKEND_ENTRY(ret, entry, params) ret nd_cpu_##entry params;
 #include "../backend_list.h"
 
-
 #endif

@@ -21,7 +21,7 @@ int nd_cmd_train(int argc, char **argv) {
     int64_t max_steps = 0, checkpoint_every = 0, preview_every = 0;
     double lr = cfg.lr, cfg_drop = cfg.cfg_drop, clip = 0, ema = 0, weight_decay = 0;
     bool unit_range = false, no_flip = false, adamw = false, resume = false, quiet = false, help = false;
-    bool no_tf32 = false;
+    bool no_tf32 = false, profile = false;
     const nd_flag flags[] = {
         {"--model", ND_FLAG_STRING, &model, "dli-unet or dli-unet-v1"},
         {"--data", ND_FLAG_STRING, &data, "fashion-mnist, an IDX directory (MNIST...) or an HDF5 file"},
@@ -47,6 +47,7 @@ int nd_cmd_train(int argc, char **argv) {
         {"--device", ND_FLAG_STRING, &device, "auto, cpu or cuda"},
         {"--no-tf32", ND_FLAG_BOOL, &no_tf32, "full float32 matrix products on the GPU (TF32 is on by default)"},
         {"--quiet", ND_FLAG_BOOL, &quiet, "no progress line"},
+        {"--profile", ND_FLAG_BOOL, &profile, "print where the time went, op by op (calls, ms, GFLOP/s), at the end"},
         {"--help", ND_FLAG_BOOL, &help, "show this help"},
     };
     int n_flags = (int)(sizeof flags / sizeof flags[0]);
@@ -84,6 +85,7 @@ int nd_cmd_train(int argc, char **argv) {
     cfg.epochs = (int)epochs, cfg.batch_size = (int)batch, cfg.max_steps = max_steps;
     cfg.lr = (float)lr, cfg.adamw = adamw, cfg.weight_decay = (float)weight_decay;
     cfg.cfg_drop = (float)cfg_drop, cfg.clip_grad = (float)clip, cfg.ema_decay = (float)ema;
+    cfg.profile = profile;
     cfg.seed = (uint64_t)seed, cfg.checkpoint_every = checkpoint_every, cfg.preview_every = preview_every;
     nd_ddpm_result result;
     if (!nd_ddpm_train(&cfg, out, resume, (nd_device)dev, !quiet, &result, &err)) train_failed(dist, &err);

@@ -16,14 +16,16 @@
 # weights by up to ~1e-3 after 4 steps, and no per-element relative bound like 1e-6 can hold. What holds is
 # the whole vector: |a - b| / |a| over all weights measured 1.7e-5 for 2 processes against 1 here, 9.6e-5 for
 # one process on 2 threads against 1 thread (reduction order alone), and 7.1e-2 when a process takes the
-# wrong rows of the batch's noise. 1e-3 sits ten times above reduction order and seventy times below that bug.
+# wrong rows of the batch's noise. With oneDNN's convolutions (whose blocking follows the batch size, so 4 + 3
+# rows sum in another order than 7) the batch-7 case measured max |a - b| / max |a| = 3.7e-3 after 4 steps
+# (2.4e-4 after one): 5e-3 sits above that and fourteen times below the planted bug.
 # The first step's loss, computed before any weight moves, must agree to float rounding (1e-5 relative).
 set -eu
 case_name=$1 nanodiff=$2 tool=$3 with_mpi=$4
 [ "$with_mpi" = "ON" ] || { echo "built without MPI: skipped"; exit 77; }
 command -v mpirun >/dev/null || { echo "mpirun not found (Debian: openmpi-bin): skipped"; exit 77; }
 
-tolerance=1e-3
+tolerance=5e-3
 dir=$(mktemp -d "${TMPDIR:-/tmp}/nd_mpi.XXXXXX")
 trap 'rm -rf "$dir"' EXIT
 cd "$dir"

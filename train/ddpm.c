@@ -257,6 +257,9 @@ static bool train_loop(run *r, nd_loader *loader, int64_t per_epoch, int64_t tot
         bool stop = stop_requested;
         float loss = (float)nd_dist_mean_loss(train_step(r, x0, labels[k % 2], t_host, t_values), r->shard.weight,
                                               &stop);
+        // the first two steps create and first touch what later steps reuse (the arena grown to its peak,
+        // convolution primitives): left out, as benchmarks leave out their warm-up
+        if (r->cfg.profile && k == 1) nd_profile_begin(&r->ctx);
         if (!isfinite(loss)) {
             ok = nd_error_set(err, "the loss became %g at step %lld; lower --lr or enable --clip-grad", loss,
                               (long long)r->state.step);
@@ -285,6 +288,9 @@ static bool train_loop(run *r, nd_loader *loader, int64_t per_epoch, int64_t tot
         result->seconds = nd_seconds() - start;
         result->images_per_second = (double)(r->state.step - first_step) * r->cfg.batch_size / result->seconds;
     }
+    if (r->cfg.profile && !r->ctx.profile)
+        fprintf(stderr, "nanodiff train: --profile times the steps after the second; this run had none\n");
+    if (r->cfg.profile) nd_profile_report(&r->ctx, stderr);
     nd_prefetch_free(&prefetch);
     free(labels[0]);
     free(labels[1]);

@@ -162,7 +162,8 @@ static int similarity_table(nd_ctx *ctx, const nd_clip *clip, const nd_tokenizer
     int n_prompts = split_prompts(list, prompts, 64);
     int n = (int)(ds.n < max_images ? ds.n : max_images);
     int64_t image = (int64_t)ds.c * size * size;
-    float *images = nd_xmalloc((size_t)n * image * sizeof *images), *sim = nd_xmalloc((size_t)n * n_prompts * sizeof *sim);
+    float *images = nd_xmalloc((size_t)n * image * sizeof *images); // (n, C, S, S)
+    float *sim = nd_xmalloc((size_t)n * n_prompts * sizeof *sim);     // (n, n_prompts)
     for (int i = 0; i < n; i++) nd_dataset_sample(images + i * image, &ds, i, false, false);
     nd_clip_similarity(ctx, clip, tok, images, n, (const char *const *)prompts, n_prompts, sim);
     printf("cosine similarity  ");
@@ -247,7 +248,7 @@ int nd_cmd_clip_eval(int argc, char **argv) {
             rc = 1;
         } else {
             int64_t n = limit > 0 && limit < ds.n ? limit : ds.n, image = (int64_t)size * size, correct[10], count[10];
-            float *x = nd_xmalloc((size_t)n * image * sizeof *x);
+            float *x = nd_xmalloc((size_t)n * image * sizeof *x); // (n, 1, S, S)
             for (int64_t i = 0; i < n; i++) nd_dataset_sample(x + i * image, &ds, i, false, false);
             double acc = nd_clip_zero_shot(&ctx, &clip, &tok, x, n, ds.labels, correct, count);
             char prompt[ND_CAPTION_MAX];

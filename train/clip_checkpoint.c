@@ -15,8 +15,8 @@
 
 #define CLIP_FORMAT "nanodiff-checkpoint"
 #define CLIP_KIND "clip"
-#define CLIP_DIM_MAX (1 << 20)     // the largest model dimension a file may ask for
-#define CLIP_MERGES_MAX (1 << 24)  // the most BPE merges a file may hold
+#define CLIP_DIM_MAX (1 << 20)    // the largest model dimension a file may ask for
+#define CLIP_MERGES_MAX (1 << 24) // the most BPE merges a file may hold
 
 #define MODEL_FIELD(f) {#f, ND_H5_INT, offsetof(nd_clip_train_config, model.f), 1}
 #define RUN_FIELD(name, f, kind) {name, kind, offsetof(nd_clip_train_config, f), 0}
@@ -106,6 +106,7 @@ static bool write_contents(nd_h5_writer *w, const void *arg) {
     return write_merges(w, c->tok);
 }
 
+// The counterpart of torch.save({'model': clip.state_dict(), 'optimizer': opt.state_dict(), ...}), in HDF5.
 bool nd_clip_checkpoint_save(const char *path, const nd_clip *clip, const nd_tokenizer *tok,
                              const nd_clip_train_config *cfg, const nd_train_state *state, const nd_adam *opt,
                              nd_ctx *ctx, nd_error *err) {
@@ -272,6 +273,7 @@ static bool stage(hid_t file, const char *path, const nd_clip *clip, bool want_t
     return true;
 }
 
+// The counterpart of clip.load_state_dict(strict=True) and opt.load_state_dict, all or nothing.
 bool nd_clip_checkpoint_load(const char *path, nd_clip *clip, nd_tokenizer *tok, nd_clip_train_config *cfg,
                              nd_train_state *state, nd_adam *opt, nd_ctx *ctx, nd_error *err) {
     (void)ctx; // the destinations carry their devices

@@ -42,8 +42,8 @@ static bool load_split(nd_dataset *ds, const char *data, nd_split split, int img
 static bool learn_tokenizer(nd_tokenizer *tok, const nd_captioner *cap, const nd_dataset *ds, int vocab_size,
                             int context, nd_error *err) {
     int64_t n = 2 * ds->n;
-    char *store = nd_xmalloc((size_t)n * ND_CAPTION_MAX);
-    const char **texts = nd_xmalloc((size_t)n * sizeof *texts);
+    char *store = nd_xmalloc((size_t)n * ND_CAPTION_MAX);       // (n, ND_CAPTION_MAX) the captions
+    const char **texts = nd_xmalloc((size_t)n * sizeof *texts); // (n,) into store
     for (int64_t i = 0; i < n; i++) {
         texts[i] = store + i * ND_CAPTION_MAX;
         nd_caption_make(cap, ds, i / 2, i % 2, 0, store + i * ND_CAPTION_MAX, NULL);
@@ -117,10 +117,10 @@ bool nd_clip_train(const nd_clip_train_config *config, const char *out_dir, bool
 
     FILE *log = ok ? nd_loss_log_open(out_dir, resume, "step,epoch,loss,logit_scale", err) : NULL;
     ok = ok && log;
-    int64_t *order = nd_xmalloc((size_t)ds.n * sizeof *order);
-    nd_batch batch = {.images = nd_xmalloc((size_t)b * size * size * sizeof(float)),
-                      .labels = nd_xmalloc((size_t)b * sizeof(int32_t))};
-    int32_t *ids = nd_xmalloc((size_t)b * s * sizeof *ids);
+    int64_t *order = nd_xmalloc((size_t)ds.n * sizeof *order);                        // (N,) the epoch's order
+    nd_batch batch = {.images = nd_xmalloc((size_t)b * size * size * sizeof(float)), // (B, 1, S, S)
+                      .labels = nd_xmalloc((size_t)b * sizeof(int32_t))};            // (B,)
+    int32_t *ids = nd_xmalloc((size_t)b * s * sizeof *ids);                          // (B, context) token ids
     char caption[ND_CAPTION_MAX];
     nd_progress bar;
     nd_progress_init(&bar, "clip", total, r->state.step);
@@ -207,7 +207,7 @@ static void embed_images(nd_ctx *ctx, const nd_clip *clip, const float *images, 
 
 static void embed_texts(nd_ctx *ctx, const nd_clip *clip, const nd_tokenizer *tok, const char *const *texts, int n,
                         float *out) {
-    int32_t *ids = nd_xmalloc((size_t)n * tok->context * sizeof *ids);
+    int32_t *ids = nd_xmalloc((size_t)n * tok->context * sizeof *ids); // (n, context)
     nd_tokenizer_encode_batch(tok, texts, n, ids);
     bool was = nd_ctx_set_grad(ctx, false);
     nd_copy_to_host(ctx, nd_l2_normalize(ctx, nd_clip_encode_text(ctx, clip, ids, n, NULL)), out);
@@ -219,7 +219,8 @@ static void embed_texts(nd_ctx *ctx, const nd_clip *clip, const nd_tokenizer *to
 void nd_clip_similarity(nd_ctx *ctx, const nd_clip *clip, const nd_tokenizer *tok, const float *images,
                         int64_t n_images, const char *const *prompts, int n_prompts, float *sim) {
     int e = clip->config.embed_dim;
-    float *ie = nd_xmalloc((size_t)n_images * e * sizeof *ie), *te = nd_xmalloc((size_t)n_prompts * e * sizeof *te);
+    float *ie = nd_xmalloc((size_t)n_images * e * sizeof *ie);  // (n_images, E) unit image embeddings
+    float *te = nd_xmalloc((size_t)n_prompts * e * sizeof *te); // (n_prompts, E) unit text embeddings
     embed_images(ctx, clip, images, n_images, ie);
     embed_texts(ctx, clip, tok, prompts, n_prompts, te);
     for (int64_t i = 0; i < n_images; i++)

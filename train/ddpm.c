@@ -1,12 +1,10 @@
 // DDPM training with classifier-free-guidance label dropout (the course's notebooks 04 and 06):
 // x_t = q(x_0, t) at a uniform t, loss = MSE(noise, model(x_t, t, one_hot(c) * bernoulli(1 - p))).
-#include <errno.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "nd_random.h"
 #include "sample.h"
@@ -31,22 +29,6 @@ static volatile sig_atomic_t stop_requested;
 static void on_sigint(int sig) {
     (void)sig;
     stop_requested = 1;
-}
-
-static bool make_dir(const char *dir, nd_error *err) {
-    char path[1024];
-    snprintf(path, sizeof path, "%s", dir);
-    for (char *p = path + 1;; p++) { // mkdir -p
-        bool end = *p == 0;
-        if (*p == '/' || end) {
-            *p = 0;
-            if (mkdir(path, 0777) != 0 && errno != EEXIST)
-                return nd_error_set(err, "%s: cannot create the output directory: %s", path, strerror(errno));
-            if (end) break;
-            *p = '/';
-        }
-    }
-    return true;
 }
 
 // Loads the training images (train + test, as the course) at the model's size and checks they fit it.
@@ -181,8 +163,9 @@ static float train_step(run *r, nd_tensor *x0, const int32_t *labels, int *t_hos
     return value;
 }
 
+// One loss.csv row; processes other than rank 0 keep no log (log NULL).
 static void append_loss(FILE *log, int64_t step, int64_t epoch, float loss) {
-    if (log) fprintf(log, "%lld,%lld,%.6f\n", (long long)step, (long long)epoch, loss);
+    if (log) nd_loss_log_row(log, step, epoch, &loss, 1);
 }
 
 // Creates the run's context, model, optimizer, EMA and schedule on `device`, and loads the checkpoint's
@@ -323,7 +306,7 @@ bool nd_ddpm_train(const nd_ddpm_config *config, const char *out_dir, bool resum
     }
     r->shard = nd_dist_shard_of(dist, r->cfg.batch_size);
     nd_dataset ds = {0};
-    if ((root && !make_dir(out_dir, err)) || !load_data(&ds, &r->cfg, err)) {
+    if ((root && !nd_run_dir_make(out_dir, err)) || !load_data(&ds, &r->cfg, err)) {
         free(r);
         return false;
     }
@@ -341,12 +324,8 @@ bool nd_ddpm_train(const nd_ddpm_config *config, const char *out_dir, bool resum
     if (ok) loader = nd_loader_create(&ds, &lc, r->state.step / per_epoch, r->state.step % per_epoch, err);
     ok = ok && loader;
 
-    char log_path[1100];
-    snprintf(log_path, sizeof log_path, "%s/loss.csv", out_dir);
-    FILE *log = ok && root ? fopen(log_path, resume ? "a" : "w") : NULL;
-    if (log) setvbuf(log, NULL, _IOLBF, 0); // whole lines reach the file even when mpirun's Ctrl-C kills the run
-    if (log && !resume) fprintf(log, "step,epoch,loss\n");
-    ok = ok && train_loop(r, loader, per_epoch, total, log, out_dir, progress, result, err);
+    FILE *log = ok && root ? nd_loss_log_open(out_dir, resume, "step,epoch,loss", err) : NULL;
+    ok = ok && (log || !root) && train_loop(r, loader, per_epoch, total, log, out_dir, progress, result, err);
     if (log) fclose(log);
     if (loader) nd_loader_free(loader);
     run_close(r);

@@ -49,6 +49,12 @@ typedef struct nd_ddpm_result {
 bool nd_ddpm_train(const nd_ddpm_config *cfg, const char *out_dir, bool resume, nd_device device, bool progress,
                    nd_ddpm_result *result, nd_error *err);
 
+// SIGINT and SIGTERM handlers (sigaction, kept installed) for a run: nd_stop_requested then returns the first
+// signal received (0: none) so the run finishes its step, saves and stops; a repeated signal only says so.
+void nd_stop_signals_install(void);
+void nd_stop_signals_restore(void);
+int nd_stop_requested(void);
+
 // The Gaussian start of sampling with q(x_T)'s per-pixel moments (sample.h: nd_start_moments) for a model
 // trained with cfg: the moments of cfg's data set as its loader hands images out (resized, flipped, scaled).
 // mean and std hold C*H*W values. Fails, saying why, when the data set cannot be read.
@@ -129,6 +135,16 @@ double nd_dist_mean_loss(double loss, float weight, bool *stop);
 // False, naming the first rank that differs from rank 0, unless every process starts from the same step,
 // data set size and weights.
 bool nd_dist_check_start(const nd_params *params, int64_t step, int64_t images, nd_error *err);
+
+// ---------------------------------------------------------------------------------------------------
+// a run's files (every training loop's)
+
+// mkdir -p dir; false with err naming the directory that could not be created.
+bool nd_run_dir_make(const char *dir, nd_error *err);
+// out_dir/loss.csv: appended to when resuming, else created with the header line (column names); NULL with err.
+FILE *nd_loss_log_open(const char *out_dir, bool resume, const char *header, nd_error *err);
+// One line "step,epoch,values[0],...", flushed so a killed run keeps its log up to its last step.
+void nd_loss_log_row(FILE *log, int64_t step, int64_t epoch, const float *values, int n);
 
 // ---------------------------------------------------------------------------------------------------
 // progress

@@ -23,10 +23,25 @@ void nd_flags_usage(const char *command, const char *summary, const nd_flag *fla
 // Picks cpu or cuda from "--device auto|cpu|cuda"; prints why and returns false for a bad choice.
 bool nd_cli_device(const char *command, const char *name, int *device);
 
-// sample's and eval's sampler flags: sc gets nd_sample_defaults() with --sampler, --steps, --eta and --seed;
-// a bad sampler name or a step count below 1 is printed and returns false.
-bool nd_cli_sampler(const char *command, const char *sampler, int64_t steps, double eta, int64_t seed,
-                    nd_sample_config *sc);
+// sample's and eval's sampler flags, as given on the command line.
+typedef struct nd_cli_sampler_flags {
+    const char *sampler, *spacing;
+    int64_t steps, seed;
+    double eta;
+    bool clip_x0;
+} nd_cli_sampler_flags;
+
+// The help lines of the sampler flags, the same in sample and eval.
+#define ND_CLI_SAMPLER_HELP "ddpm (the course's), ddpm-posterior, ddim, euler, heun (Karras et al.) or dpm-solver++ (2M)"
+#define ND_CLI_STEPS_HELP "steps of ddim, euler, heun (2 model calls a step) and dpm-solver++; ddpm takes all T"
+#define ND_CLI_SPACING_HELP "the few-step samplers' timesteps: linspace (from T - 1 to 0), leading or trailing"
+#define ND_CLI_CLIP_HELP "clip every step's x0 estimate to the data's range (the lesson's clamp), any sampler"
+
+// sc gets nd_sample_defaults() with the flags' sampler, spacing, steps, eta, seed and clipping; a bad name
+// or a step count below 1 is printed and returns false.
+bool nd_cli_sampler(const char *command, const nd_cli_sampler_flags *flags, nd_sample_config *sc);
+// The x0 clipping range of a model trained with cfg: its data's, [0, 1] or [-1, 1].
+void nd_cli_sampler_fit(nd_sample_config *sc, const nd_ddpm_config *cfg);
 
 // Sets sc->start_mean/start_std from "--start auto|noise|matched" (sample.h) for a model trained with cfg;
 // *mean and *std receive the arrays to free (NULL for N(0, I)). An unreadable data set is an error for

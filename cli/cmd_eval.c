@@ -15,8 +15,9 @@
 
 // What one run measured, for the table and the JSON file.
 typedef struct eval_result {
-    const char *ckpt, *data, *sampler, *start;
-    int steps, per_class, classes;
+    const char *ckpt, *data, *sampler, *spacing, *start;
+    int steps, evaluations, per_class, classes;
+    bool clip_x0;
     double w, eta;
     uint64_t seed;
     bool ema, unit_range;
@@ -70,6 +71,8 @@ static bool write_json(const char *path, const eval_result *r) {
             r->unit_range ? "true" : "false", r->sampler, r->steps);
     fprintf(f, "  \"w\": %.6g,\n  \"eta\": %.6g,\n  \"seed\": %llu,\n  \"ema\": %s,\n  \"per_class\": %d,\n", r->w,
             r->eta, (unsigned long long)r->seed, r->ema ? "true" : "false", r->per_class);
+    fprintf(f, "  \"model_calls\": %d,\n  \"spacing\": \"%s\",\n  \"clip_x0\": %s,\n", r->evaluations, r->spacing,
+            r->clip_x0 ? "true" : "false");
     fprintf(f, "  \"start\": \"%s\",\n", r->start);
     fprintf(f, "  \"classifier_random_flip\": %s,\n", r->ev->classifier.random_flip ? "true" : "false");
     fprintf(f, "  \"classifier_test_accuracy\": ");
@@ -110,15 +113,21 @@ static bool write_json(const char *path, const eval_result *r) {
 }
 
 // The classifier, the per-class table, the distances and the time, on stdout.
-// ", eta 0.5" for DDIM, nothing for the DDPM samplers.
-static const char *eta_text(const eval_result *r, char *buf, size_t size) {
-    if (strcmp(r->sampler, "ddim") == 0) snprintf(buf, size, ", eta %g", r->eta);
-    else buf[0] = 0;
+// What else the sampler was told: ", eta 0.5" for DDIM, a spacing other than linspace, Heun's model calls,
+// x0 clipping; nothing for the course's DDPM.
+static const char *sampler_text(const eval_result *r, char *buf, size_t size) {
+    int len = 0;
+    buf[0] = 0;
+    if (strcmp(r->sampler, "ddim") == 0) len += snprintf(buf + len, size - (size_t)len, ", eta %g", r->eta);
+    if (strcmp(r->spacing, "linspace") != 0 && strncmp(r->sampler, "ddpm", 4) != 0)
+        len += snprintf(buf + len, size - (size_t)len, ", %s spacing", r->spacing);
+    if (r->evaluations != r->steps) len += snprintf(buf + len, size - (size_t)len, " (%d model calls)", r->evaluations);
+    if (r->clip_x0) snprintf(buf + len, size - (size_t)len, ", x0 clipped");
     return buf;
 }
 
 static void print_table(const eval_result *r) {
-    char eta_buf[32];
+    char sampler_buf[96];
     const nd_evaluator *ev = r->ev;
     const nd_eval_report *rep = &r->report;
     char name[32];
@@ -127,7 +136,7 @@ static void print_table(const eval_result *r) {
            ev->classifier.random_flip ? ", images mirrored at random as the model's" : "", 100.0 * ev->test_accuracy,
            ev->trained ? "trained now" : "from the cache");
     printf("samples: %d a class, %s with %d steps%s, w = %g, from %s, seed %llu%s\n\n", r->per_class, r->sampler,
-           r->steps, eta_text(r, eta_buf, sizeof eta_buf), r->w, r->start, (unsigned long long)r->seed,
+           r->steps, sampler_text(r, sampler_buf, sizeof sampler_buf), r->w, r->start, (unsigned long long)r->seed,
            r->ema ? ", EMA weights" : "");
     printf("  %-12s %9s %11s\n", "class", "accuracy", "confidence");
     for (int k = 0; k < r->classes; k++)
@@ -177,18 +186,21 @@ static void draw_samples(nd_ctx *ctx, const nd_model *model, const nd_ddpm_confi
 
 int nd_cmd_eval(int argc, char **argv) {
     const char *start_spec = "auto";
+    const char *spacing = "linspace";
     const char *ckpt = NULL, *sampler = "ddpm", *cache = NULL, *json = NULL, *data = NULL, *device = "auto";
     int64_t n = 100, steps = 50, seed = 0, batch = 250;
     double w = 2.0, eta = 0.0;
-    bool use_ema = false, help = false;
+    bool use_ema = false, clip_x0 = false, help = false;
     const nd_flag flags[] = {
         {"--ckpt", ND_FLAG_STRING, &ckpt, "class-conditional checkpoint written by nanodiff train (required)"},
         {"--n", ND_FLAG_INT, &n, "samples per class"},
-        {"--sampler", ND_FLAG_STRING, &sampler, "ddpm (the course's), ddpm-posterior or ddim"},
-        {"--steps", ND_FLAG_INT, &steps, "DDIM steps (the DDPM samplers take all T)"},
+        {"--sampler", ND_FLAG_STRING, &sampler, ND_CLI_SAMPLER_HELP},
+        {"--steps", ND_FLAG_INT, &steps, ND_CLI_STEPS_HELP},
+        {"--spacing", ND_FLAG_STRING, &spacing, ND_CLI_SPACING_HELP},
         {"--eta", ND_FLAG_FLOAT, &eta, "DDIM eta: 0 deterministic, 1 DDPM-like noise"},
+        {"--clip-x0", ND_FLAG_BOOL, &clip_x0, ND_CLI_CLIP_HELP},
         {"--start", ND_FLAG_STRING, &start_spec, "x_T: noise (the course's N(0, I)), matched (q(x_T)'s moments) or "
-                                                 "auto (matched for ddim)"},
+                                                 "auto (matched for all but the ddpm samplers)"},
         {"--w", ND_FLAG_FLOAT, &w, "guidance weight, the course's (1 + w) e_c - w e_u"},
         {"--seed", ND_FLAG_INT, &seed, "seed of the samples' noise"},
         {"--ema", ND_FLAG_BOOL, &use_ema, "sample from the EMA weights"},
@@ -208,7 +220,9 @@ int nd_cmd_eval(int argc, char **argv) {
         return help ? 0 : 1;
     }
     nd_sample_config sc;
-    if (!nd_cli_sampler("eval", sampler, steps, eta, seed, &sc)) return 1;
+    nd_cli_sampler_flags sf = {.sampler = sampler, .spacing = spacing, .steps = steps, .seed = seed, .eta = eta,
+                               .clip_x0 = clip_x0};
+    if (!nd_cli_sampler("eval", &sf, &sc)) return 1;
     if (n < 2 || n > 100000 || batch < 1 || batch > 100000) {
         fprintf(stderr, "nanodiff eval: --n must be in [2, 100000] and --batch in [1, 100000]\n");
         return 1;
@@ -229,6 +243,7 @@ int nd_cmd_eval(int argc, char **argv) {
         return 1;
     }
     const nd_model_config *mc = &model.config;
+    nd_cli_sampler_fit(&sc, &cfg);
     const char *problem = NULL;
     if (mc->kind == ND_MODEL_T2I_UNET) problem = "is text-conditioned: eval scores class-guided samples";
     else if (mc->c_embed_dim <= 0) problem = "is unconditional: eval scores class-guided samples";
@@ -262,7 +277,9 @@ int nd_cmd_eval(int argc, char **argv) {
         return 1;
     }
     eval_result r = {.start = sc.start_mean ? "q(x_T)'s moments" : "N(0, I)", .ckpt = ckpt, .data = setup.data, .sampler = nd_sampler_name(sc.sampler),
-                     .steps = sc.sampler == ND_SAMPLER_DDIM && sc.steps < mc->T ? sc.steps : mc->T, .per_class = (int)n,
+                     .spacing = nd_spacing_name(sc.spacing), .clip_x0 = sc.clip_x0,
+                     .steps = nd_sample_steps(&sc, mc->T), .evaluations = nd_sample_evaluations(&sc, mc->T),
+                     .per_class = (int)n,
                      .classes = mc->c_embed_dim, .w = w, .eta = eta, .seed = sc.seed, .ema = use_ema,
                      .unit_range = cfg.unit_range, .img_size = mc->img_size, .ev = &ev};
     int total = r.classes * r.per_class;

@@ -76,19 +76,21 @@ static bool write_grid(const char *path, const float *images, int n, const nd_mo
 }
 
 int nd_cmd_sample(int argc, char **argv) {
-    const char *ckpt = NULL, *sampler = "ddpm", *class_spec = "all", *out = "samples.png", *h5 = NULL;
+    const char *ckpt = NULL, *sampler = "ddpm", *spacing = "linspace", *class_spec = "all", *out = "samples.png", *h5 = NULL;
     const char *start_spec = "auto";
     const char *strip = NULL, *sweep = NULL, *device = "auto";
     int64_t n = 8, steps = 50, seed = 0;
     double w = 2.0, scale = NAN, eta = 0.0;
-    bool use_ema = false, no_tf32 = false, help = false;
+    bool use_ema = false, no_tf32 = false, clip_x0 = false, help = false;
     const nd_flag flags[] = {
         {"--ckpt", ND_FLAG_STRING, &ckpt, "checkpoint written by nanodiff train (required)"},
-        {"--sampler", ND_FLAG_STRING, &sampler, "ddpm (the course's), ddpm-posterior or ddim"},
-        {"--steps", ND_FLAG_INT, &steps, "DDIM steps (the DDPM samplers take all T)"},
+        {"--sampler", ND_FLAG_STRING, &sampler, ND_CLI_SAMPLER_HELP},
+        {"--steps", ND_FLAG_INT, &steps, ND_CLI_STEPS_HELP},
+        {"--spacing", ND_FLAG_STRING, &spacing, ND_CLI_SPACING_HELP},
         {"--eta", ND_FLAG_FLOAT, &eta, "DDIM eta: 0 deterministic, 1 DDPM-like noise"},
+        {"--clip-x0", ND_FLAG_BOOL, &clip_x0, ND_CLI_CLIP_HELP},
         {"--start", ND_FLAG_STRING, &start_spec, "x_T: noise (the course's N(0, I)), matched (q(x_T)'s moments) or "
-                                                 "auto (matched for ddim)"},
+                                                 "auto (matched for all but the ddpm samplers)"},
         {"--w", ND_FLAG_FLOAT, &w, "guidance weight, the course's (1 + w) e_c - w e_u"},
         {"--guidance-scale", ND_FLAG_FLOAT, &scale, "guidance as e_u + s (e_c - e_u), s = 1 + w (overrides --w)"},
         {"--class", ND_FLAG_STRING, &class_spec, "all, a class number, or a Fashion-MNIST name (\"ankle boot\")"},
@@ -111,7 +113,9 @@ int nd_cmd_sample(int argc, char **argv) {
         return help ? 0 : 1;
     }
     nd_sample_config sc;
-    if (!nd_cli_sampler("sample", sampler, steps, eta, seed, &sc)) return 1;
+    nd_cli_sampler_flags sf = {.sampler = sampler, .spacing = spacing, .steps = steps, .seed = seed, .eta = eta,
+                               .clip_x0 = clip_x0};
+    if (!nd_cli_sampler("sample", &sf, &sc)) return 1;
     if (n < 1 || n > 1024) {
         fprintf(stderr, "nanodiff sample: --n must be in [1, 1024], got %lld\n", (long long)n);
         return 1;
@@ -132,6 +136,7 @@ int nd_cmd_sample(int argc, char **argv) {
         return 1;
     }
     const nd_model_config *mc = &model.config;
+    nd_cli_sampler_fit(&sc, &cfg);
     int classes = mc->c_embed_dim, first = 0, count = 1;
     if (classes > 0 && !parse_class(class_spec, classes, &first, &count)) {
         fprintf(stderr, "nanodiff sample: --class expects all, 0..%d%s, got \"%s\"\n", classes - 1,
@@ -173,7 +178,7 @@ int nd_cmd_sample(int argc, char **argv) {
     for (int k = 0; status == 0 && k < n_w; k++) {
         sc.w = ws[k];
         if (strip && k == 0) {
-            int taken = sc.sampler == ND_SAMPLER_DDIM ? (int)(steps < mc->T ? steps : mc->T) : mc->T;
+            int taken = nd_sample_steps(&sc, mc->T);
             st = (strip_state){.every = taken >= 10 ? taken / 10 : 1, .max = 10, .n = total, .image = image};
             st.frames = malloc((size_t)(10 * total) * (size_t)image * sizeof(float));
         }

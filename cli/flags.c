@@ -132,17 +132,27 @@ bool nd_cli_start(const char *command, const char *spec, const nd_ddpm_config *c
     return true;
 }
 
-bool nd_cli_sampler(const char *command, const char *sampler, int64_t steps, double eta, int64_t seed,
-                    nd_sample_config *sc) {
+bool nd_cli_sampler(const char *command, const nd_cli_sampler_flags *f, nd_sample_config *sc) {
     *sc = nd_sample_defaults();
-    if (!nd_sampler_parse(sampler, &sc->sampler)) {
-        fprintf(stderr, "nanodiff %s: --sampler expects ddpm, ddpm-posterior or ddim, got \"%s\"\n", command, sampler);
+    if (!nd_sampler_parse(f->sampler, &sc->sampler)) {
+        fprintf(stderr, "nanodiff %s: --sampler expects ddpm, ddpm-posterior, ddim, euler, heun or dpm-solver++, "
+                        "got \"%s\"\n", command, f->sampler);
         return false;
     }
-    if (steps < 1) {
-        fprintf(stderr, "nanodiff %s: --steps must be positive, got %lld\n", command, (long long)steps);
+    if (!nd_spacing_parse(f->spacing, &sc->spacing)) {
+        fprintf(stderr, "nanodiff %s: --spacing expects linspace, leading or trailing, got \"%s\"\n", command,
+                f->spacing);
         return false;
     }
-    sc->steps = (int)steps, sc->eta = (float)eta, sc->seed = (uint64_t)seed;
+    if (f->steps < 1) {
+        fprintf(stderr, "nanodiff %s: --steps must be positive, got %lld\n", command, (long long)f->steps);
+        return false;
+    }
+    sc->steps = (int)f->steps, sc->eta = (float)f->eta, sc->seed = (uint64_t)f->seed, sc->clip_x0 = f->clip_x0;
     return true;
+}
+
+void nd_cli_sampler_fit(nd_sample_config *sc, const nd_ddpm_config *cfg) {
+    if (cfg->unit_range) sc->x0_min = 0.0f, sc->x0_max = 1.0f;
+    else sc->x0_min = -1.0f, sc->x0_max = 1.0f;
 }

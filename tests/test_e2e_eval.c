@@ -100,6 +100,17 @@ static void test_command(const char *nanodiff) {
     if (f) fclose(f);
     CHECK(strstr(text, "\"fd_floor\"") && strstr(text, "\"ankle boot\"") && strstr(text, "\"per_class\": 3"),
           "JSON: %s", text);
+    // Heun's steps cost two model calls but the last; the JSON and the table say so
+    snprintf(command, sizeof command, "%s eval --ckpt %s --n 2 --sampler heun --steps 2 --spacing leading --clip-x0 "
+             "--cache %s --json %s --device cpu", nanodiff, ckpt, tmp_dir, json);
+    rc = run(command, err_text, sizeof err_text);
+    f = fopen(json, "r");
+    n = f ? fread(text, 1, sizeof text - 1, f) : 0;
+    text[n] = '\0';
+    if (f) fclose(f);
+    CHECK(rc == 0 && strstr(text, "\"sampler\": \"heun\"") && strstr(text, "\"model_calls\": 3") &&
+              strstr(text, "\"spacing\": \"leading\"") && strstr(text, "\"clip_x0\": true"),
+          "heun JSON (%d): %s", rc, text);
 
     snprintf(command, sizeof command, "%s eval --ckpt %s --cache %s --device cpu", nanodiff, uncond, tmp_dir);
     rc = run(command, err_text, sizeof err_text);
@@ -169,9 +180,20 @@ static void test_sample_command(const char *nanodiff) {
     rc = run(command, err_text, sizeof err_text);
     CHECK(rc == 0 && strstr(err_text, "sampled 30 images"), "w sweep: %d %s", rc, err_text);
 
-    const char *bad[][2] = {{"--start upward", "upward"}, {"--class hat", "hat"}, {"--sampler euler", "euler"},
-                            {"--steps 0", "--steps"}};
-    for (int k = 0; k < 4; k++) {
+    // every few-step sampler, guided, with another spacing and x0 clipping
+    const char *samplers[] = {"euler", "heun", "dpm-solver++"};
+    for (int k = 0; k < 3; k++) {
+        snprintf(command, sizeof command, "%s sample --ckpt %s --n 1 --sampler %s --steps 3 --spacing trailing "
+                 "--clip-x0 -o %s --device cpu", nanodiff, ckpt, samplers[k], png);
+        rc = run(command, err_text, sizeof err_text);
+        char said[64];
+        snprintf(said, sizeof said, "sampled 10 images with %s", samplers[k]);
+        CHECK(rc == 0 && strstr(err_text, said), "--sampler %s: %d %s", samplers[k], rc, err_text);
+    }
+
+    const char *bad[][2] = {{"--start upward", "upward"}, {"--class hat", "hat"}, {"--sampler euler-a", "euler-a"},
+                            {"--steps 0", "--steps"}, {"--spacing even", "--spacing"}};
+    for (int k = 0; k < 5; k++) {
         snprintf(command, sizeof command, "%s sample --ckpt %s %s -o %s --device cpu", nanodiff, ckpt, bad[k][0], png);
         rc = run(command, err_text, sizeof err_text);
         CHECK(rc == 1 && strstr(err_text, bad[k][1]), "%s: %d %s", bad[k][0], rc, err_text);

@@ -81,7 +81,7 @@ typedef struct nd_sample_config {
     nd_prediction prediction; // what the model outputs (the checkpoint's choice)
     // Clip every step's x0 estimate to [x0_min, x0_max] (the data's range) and take the eps it implies, so
     // each sampler's update sees a prediction inside the data's range (the lesson's clamp, for every sampler).
-    bool clip_x0;
+    bool clamp_x0;
     float x0_min, x0_max;
     uint64_t seed;
     // x_T: N(0, I) when NULL, as the course; else N(start_mean, start_std^2) pixel by pixel (C*H*W host
@@ -133,5 +133,10 @@ void nd_sample_run(nd_ctx *ctx, const nd_schedule *s, const nd_sample_config *cf
 void nd_sample_images(nd_ctx *ctx, const nd_model *model, const nd_schedule *s, const nd_sample_config *cfg, int n,
                       const nd_tensor *context, const nd_tensor *null_context, float *out_host,
                       nd_sample_step_fn on_step, void *user);
+
+// The class context of n images, one_hot(labels, classes) (torch.nn.functional.one_hot): (n, classes) on the
+// context's device, in the persistent pool when `persistent` (it must outlive the step arena, as a context
+// given to nd_sample_images does), else in the step arena. NULL when classes is 0 (an unconditional model).
+nd_tensor *nd_class_context(nd_ctx *ctx, const int32_t *labels, int64_t n, int classes, bool persistent);
 
 #endif

@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend.h"
 #include "sample.h"
 #include "solvers.h"
 
@@ -31,20 +30,20 @@ bool nd_sampler_parse(const char *name, nd_sampler_kind *kind) {
 }
 
 bool nd_spacing_parse(const char *name, nd_spacing *spacing) {
-    int k = find_name(name, spacing_names, 3);
+    int k = find_name(name, spacing_names, ND_COUNT(spacing_names));
     if (k >= 0) *spacing = (nd_spacing)k;
     return k >= 0;
 }
 
 bool nd_prediction_parse(const char *name, nd_prediction *prediction) {
-    int k = find_name(name, prediction_names, 3);
+    int k = find_name(name, prediction_names, ND_COUNT(prediction_names));
     if (k >= 0) *prediction = (nd_prediction)k;
     return k >= 0;
 }
 
 bool nd_start_parse(const char *name, nd_start_kind *kind) {
     static const char *names[] = {"auto", "noise", "matched"};
-    int k = find_name(name, names, 3);
+    int k = find_name(name, names, ND_COUNT(names));
     if (k >= 0) *kind = (nd_start_kind)k;
     return k >= 0;
 }
@@ -75,7 +74,7 @@ nd_sample_config nd_sample_defaults(void) {
 
 nd_tensor *nd_schedule_q(nd_ctx *ctx, const nd_schedule *s, nd_tensor *x0, nd_tensor *noise, const int *t_host) {
     int64_t b = x0->shape.d[0];
-    float *coef = malloc((size_t)(2 * b) * sizeof(float));
+    float *coef = nd_xmalloc((size_t)(2 * b) * sizeof(float));
     for (int64_t i = 0; i < b; i++) {
         coef[i] = s->sqrt_alpha_bar[t_host[i]];
         coef[b + i] = s->sqrt_one_minus_alpha_bar[t_host[i]];
@@ -120,11 +119,11 @@ static nd_tensor *doubled_context(nd_ctx *ctx, const nd_tensor *context, const n
     nd_shape shape = context->shape;
     shape.d[0] *= 2;
     nd_tensor *both = nd_empty_persistent(ctx, shape);
-    ctx->be->copy(both->data, context->data, context->numel);
+    nd_buffer_copy(ctx, both->data, context->data, context->numel);
     if (null_context)
-        ctx->be->copy(both->data + context->numel, null_context->data, context->numel);
+        nd_buffer_copy(ctx, both->data + context->numel, null_context->data, context->numel);
     else
-        ctx->be->fill(both->data + context->numel, 0.0f, context->numel);
+        nd_buffer_fill(ctx, both->data + context->numel, 0.0f, context->numel);
     return both;
 }
 
@@ -140,14 +139,14 @@ void nd_sample_run(nd_ctx *ctx, const nd_schedule *s, const nd_sample_config *cf
     if (cfg->start_mean) { // x_T = mean + std * z, pixel by pixel
         nd_shape pixel = ND_SHAPE(1, shape.d[1], shape.d[2], shape.d[3]);
         nd_tensor *mean = nd_from_host(ctx, pixel, cfg->start_mean), *std = nd_from_host(ctx, pixel, cfg->start_std);
-        ctx->be->copy(x->data, nd_add(ctx, nd_mul(ctx, x, std), mean)->data, x->numel);
+        nd_buffer_copy(ctx, x->data, nd_add(ctx, nd_mul(ctx, x, std), mean)->data, x->numel);
         nd_ctx_step_end(ctx);
     }
     if (on_step) on_step(user, -1, s->T, ctx, x);
     // DPM-Solver++'s memory: the previous step's x0 estimate
     nd_tensor *prev_x0 = cfg->sampler == ND_SAMPLER_DPM_SOLVER_PP ? nd_empty_persistent(ctx, shape) : NULL;
     nd_denoiser den = {.ctx = ctx, .s = s, .cfg = cfg, .predict = predict, .user = predict_user};
-    int *ts = malloc((size_t)s->T * sizeof(int));
+    int *ts = nd_xmalloc((size_t)s->T * sizeof(int));
     int steps = nd_sample_steps(cfg, s->T);
     nd_sample_timesteps(cfg, s->T, ts);
     for (int i = 0; i < steps; i++) {
@@ -162,11 +161,11 @@ void nd_sample_run(nd_ctx *ctx, const nd_schedule *s, const nd_sample_config *cf
         case ND_SAMPLER_HEUN: next = nd_step_heun(&den, x, p, t, t_next); break;
         case ND_SAMPLER_DPM_SOLVER_PP: // 2M: first order at the first step, which has no previous estimate
             next = nd_step_dpm_solver_pp(ctx, s, x, p, i > 0 ? prev_x0 : NULL, i > 0 ? ts[i - 1] : -1, t, t_next);
-            ctx->be->copy(prev_x0->data, p.x0->data, x->numel);
+            nd_buffer_copy(ctx, prev_x0->data, p.x0->data, x->numel);
             break;
         case ND_SAMPLER_COUNT: break;
         }
-        ctx->be->copy(x->data, next->data, x->numel);
+        nd_buffer_copy(ctx, x->data, next->data, x->numel);
         nd_ctx_step_end(ctx);
         if (on_step) on_step(user, i, t, ctx, x);
     }
@@ -212,4 +211,20 @@ void nd_sample_images(nd_ctx *ctx, const nd_model *model, const nd_schedule *s, 
     nd_sample_run(ctx, s, cfg, ND_SHAPE(n, mc->img_ch, mc->img_size, mc->img_size), guided_predict, &g, out_host,
                   on_step, user);
     nd_arena_release(&ctx->pool, pool_mark);
+}
+
+nd_tensor *nd_class_context(nd_ctx *ctx, const int32_t *labels, int64_t n, int classes, bool persistent) {
+    if (classes <= 0) return NULL;
+    float *onehot = nd_xcalloc((size_t)n * (size_t)classes, sizeof(float)); // (n, classes)
+    for (int64_t i = 0; i < n; i++) {
+        if (labels[i] < 0 || labels[i] >= classes)
+            nd_abort_at(ND_HERE, "nd_class_context", "label %d of image %lld: expected 0..%d", labels[i],
+                        (long long)i, classes - 1);
+        onehot[i * classes + labels[i]] = 1.0f;
+    }
+    nd_shape shape = ND_SHAPE(n, classes);
+    nd_tensor *context = persistent ? nd_empty_persistent(ctx, shape) : nd_empty(ctx, shape);
+    nd_copy_from_host(ctx, context, onehot);
+    free(onehot);
+    return context;
 }

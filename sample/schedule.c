@@ -12,7 +12,7 @@ static void schedule_from_betas(nd_schedule *s, int T, const float *betas) {
     s->T = T;
     float **arrays[] = {&s->beta, &s->alpha, &s->alpha_bar, &s->sqrt_alpha_bar, &s->sqrt_one_minus_alpha_bar,
                         &s->sqrt_alpha_inv, &s->pred_noise_coeff};
-    for (size_t i = 0; i < sizeof arrays / sizeof arrays[0]; i++) *arrays[i] = calloc((size_t)T, sizeof(float));
+    for (size_t i = 0; i < sizeof arrays / sizeof arrays[0]; i++) *arrays[i] = nd_xcalloc((size_t)T, sizeof(float));
     float alpha_bar = 1.0f;
     for (int t = 0; t < T; t++) {
         float beta = betas[t], alpha = 1.0f - beta;
@@ -30,7 +30,7 @@ static void schedule_from_betas(nd_schedule *s, int T, const float *betas) {
 void nd_schedule_linear(nd_schedule *s, int T, double beta_start, double beta_end) {
     // float32 throughout, as the course's torch code computes it: 1 - alpha_bar at t = 0 cancels to
     // 1.00008e-4 rather than 1e-4, and matching that keeps samples comparable with the course's
-    float *betas = malloc((size_t)T * sizeof(float));
+    float *betas = nd_xmalloc((size_t)T * sizeof(float));
     for (int t = 0; t < T; t++)
         betas[t] = (float)(T > 1 ? beta_start + (beta_end - beta_start) * t / (T - 1) : beta_start);
     schedule_from_betas(s, T, betas);
@@ -48,7 +48,7 @@ static double cosine_f(double u) {
 void nd_schedule_cosine(nd_schedule *s, int T) {
     // beta_t = 1 - abar((t + 1) / T) / abar(t / T), at most 0.999 (their clipping of the singular end),
     // as diffusers' betas_for_alpha_bar computes them in float64
-    float *betas = malloc((size_t)T * sizeof(float));
+    float *betas = nd_xmalloc((size_t)T * sizeof(float));
     for (int t = 0; t < T; t++) betas[t] = (float)fmin(1.0 - cosine_f((t + 1.0) / T) / cosine_f((double)t / T), 0.999);
     schedule_from_betas(s, T, betas);
     free(betas);
@@ -59,7 +59,7 @@ void nd_schedule_rescale_zero_snr(nd_schedule *s) {
     // unchanged, and take the betas of the result; in float64, from the float32 schedule
     int T = s->T;
     double first = sqrt((double)s->alpha_bar[0]), last = sqrt((double)s->alpha_bar[T - 1]);
-    float *betas = malloc((size_t)T * sizeof(float));
+    float *betas = nd_xmalloc((size_t)T * sizeof(float));
     double prev = 1.0; // abar before t = 0
     for (int t = 0; t < T; t++) {
         double root = (sqrt((double)s->alpha_bar[t]) - last) * first / (first - last), abar = root * root;
@@ -85,7 +85,7 @@ void nd_schedule_free(nd_schedule *s) {
 static const char *schedule_names[] = {"linear", "cosine"};
 
 bool nd_schedule_kind_parse(const char *name, nd_schedule_kind *kind) {
-    for (int k = 0; k < 2; k++)
+    for (int k = 0; k < ND_COUNT(schedule_names); k++)
         if (strcmp(name, schedule_names[k]) == 0) {
             *kind = (nd_schedule_kind)k;
             return true;

@@ -32,7 +32,7 @@ nd_denoised nd_denoise(const nd_denoiser *d, nd_tensor *x, int t) {
         p.eps = nd_add(ctx, nd_mul_scalar(ctx, x, b), nd_mul_scalar(ctx, out, a));
         break;
     }
-    if (d->cfg->clip_x0) { // the eps that the clipped x0 implies keeps the pair consistent for every update
+    if (d->cfg->clamp_x0) { // the eps that the clipped x0 implies keeps the pair consistent for every update
         p.x0 = clamp(ctx, p.x0, d->cfg->x0_min, d->cfg->x0_max);
         p.eps = nd_mul_scalar(ctx, nd_sub(ctx, x, nd_mul_scalar(ctx, p.x0, a)), 1.0f / b);
     }

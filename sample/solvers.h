@@ -19,7 +19,7 @@ typedef struct nd_denoiser {
     void *user;
 } nd_denoiser;
 
-// One model evaluation at integer timestep t, as (x0, eps), x0 clipped when cfg->clip_x0.
+// One model evaluation at integer timestep t, as (x0, eps), x0 clipped when cfg->clamp_x0.
 nd_denoised nd_denoise(const nd_denoiser *d, nd_tensor *x, int t);
 
 // Each step goes from x (n, C, H, W) at timestep t to the timestep t_next < t, or to the clean image when

@@ -94,7 +94,7 @@ static void test_against_twin(nd_ctx *ctx, const nd_schedule *sched, const fx_fi
                         if (!ref) continue;
                         nd_sample_config sc = nd_sample_defaults();
                         sc.sampler = kinds[k], sc.steps = steps_list[st], sc.spacing = (nd_spacing)sp;
-                        sc.prediction = (nd_prediction)pr, sc.clip_x0 = clip;
+                        sc.prediction = (nd_prediction)pr, sc.clamp_x0 = clip;
                         int calls = run_sampler(ctx, sched, fx, sc, out);
                         CHECK(calls == nd_sample_evaluations(&sc, sched->T), "%s: %d model calls, expected %d", name,
                               calls, nd_sample_evaluations(&sc, sched->T));
@@ -145,7 +145,7 @@ static void test_accuracy(nd_ctx *ctx, const nd_schedule *sched, const fixture_d
     sc = nd_sample_defaults();
     sc.sampler = ND_SAMPLER_DPM_SOLVER_PP, sc.steps = 20;
     run_sampler(ctx, sched, fx, sc, a);
-    sc.clip_x0 = true;
+    sc.clamp_x0 = true;
     run_sampler(ctx, sched, fx, sc, b);
     bool outside = false, inside = true;
     for (int j = 0; j < PIXELS; j++) outside = outside || fabsf(a[j]) > 1.0f, inside = inside && fabsf(b[j]) <= 1.0f;

@@ -226,7 +226,7 @@ static bool run_eval(nd_cli_session *s, const eval_options *o, nd_evaluator *ev,
                      .spacing = nd_spacing_name(sc->spacing), .clip_x0 = sc->clamp_x0,
                      .steps = nd_sample_steps(sc, mc->T), .evaluations = nd_sample_evaluations(sc, mc->T),
                      .per_class = (int)o->n, .classes = mc->c_embed_dim, .w = sc->w, .eta = sc->eta,
-                     .seed = sc->seed, .ema = o->sampling.ema, .unit_range = s->cfg.unit_range,
+                     .seed = sc->seed, .ema = s->ema, .unit_range = s->cfg.unit_range,
                      .img_size = mc->img_size, .ev = ev};
     int total = r.classes * r.per_class;
     int64_t image = (int64_t)mc->img_ch * mc->img_size * mc->img_size;

@@ -8,10 +8,11 @@
 int nd_cmd_train(int argc, char **argv) {
     nd_ddpm_config cfg = nd_ddpm_defaults();
     const char *model = "dli-unet", *data = "fashion-mnist", *out = "runs/fm", *device = "auto";
+    const char *schedule = "linear", *prediction = "eps";
     int64_t img_size = 16, classes = -1, epochs = cfg.epochs, batch = cfg.batch_size, T = cfg.model.T, seed = 0;
     int64_t max_steps = 0, checkpoint_every = 0, preview_every = 0;
-    double lr = cfg.lr, cfg_drop = cfg.cfg_drop, clip = 0, ema = 0, weight_decay = 0;
-    bool unit_range = false, no_flip = false, adamw = false, resume = false, quiet = false, help = false;
+    double lr = cfg.lr, cfg_drop = cfg.cfg_drop, clip = 0, ema = 0, weight_decay = 0, min_snr_gamma = 0;
+    bool zero_snr = false, unit_range = false, no_flip = false, adamw = false, resume = false, quiet = false, help = false;
     bool no_tf32 = false;
     const nd_flag flags[] = {
         {"--model", ND_FLAG_STRING, &model, "dli-unet or dli-unet-v1"},
@@ -19,6 +20,13 @@ int nd_cmd_train(int argc, char **argv) {
         {"--img-size", ND_FLAG_INT, &img_size, "images are resized to this (the course: 16; the assessment: 28)"},
         {"--classes", ND_FLAG_INT, &classes, "context classes; -1 takes the data set's, 0 trains unconditionally"},
         {"--T", ND_FLAG_INT, &T, "diffusion steps"},
+        {"--schedule", ND_FLAG_STRING, &schedule, "noise schedule: linear (betas 1e-4..0.02, the course's) or cosine "
+                                                  "(Nichol & Dhariwal)"},
+        {"--zero-snr", ND_FLAG_BOOL, &zero_snr, "rescale the schedule to zero terminal SNR (Lin et al.; x_T pure "
+                                                "noise; needs --prediction v or x0)"},
+        {"--prediction", ND_FLAG_STRING, &prediction, "what the model predicts: eps (the course's), x0 or v"},
+        {"--min-snr-gamma", ND_FLAG_FLOAT, &min_snr_gamma, "min-SNR loss weights min(SNR, gamma) (Hang et al.; 5 is "
+                                                            "theirs; 0: plain MSE)"},
         {"--epochs", ND_FLAG_INT, &epochs, "passes over the data (train + test, as the course)"},
         {"--max-steps", ND_FLAG_INT, &max_steps, "stop after this many steps in all (0: epochs decide)"},
         {"--batch", ND_FLAG_INT, &batch, "batch size"},
@@ -57,6 +65,20 @@ int nd_cmd_train(int argc, char **argv) {
                         "--T >= 2, --cfg-drop in [0, 1), --ema in [0, 1)\n");
         return 1;
     }
+    if (!nd_schedule_kind_parse(schedule, &cfg.schedule)) {
+        fprintf(stderr, "nanodiff train: --schedule expects linear or cosine, got \"%s\"\n", schedule);
+        return 1;
+    }
+    if (!nd_prediction_parse(prediction, &cfg.prediction)) {
+        fprintf(stderr, "nanodiff train: --prediction expects eps, x0 or v, got \"%s\"\n", prediction);
+        return 1;
+    }
+    cfg.zero_snr = zero_snr, cfg.min_snr_gamma = (float)min_snr_gamma;
+    nd_error err;
+    if (!nd_ddpm_check_options(&cfg, &err)) {
+        fprintf(stderr, "nanodiff train: --zero-snr, --prediction, --min-snr-gamma: %s\n", err.msg);
+        return 1;
+    }
     int dev;
     if (!nd_cli_device("train", device, &dev)) return 1;
     if (no_tf32) nd_cuda_set_tf32(false);
@@ -69,7 +91,6 @@ int nd_cmd_train(int argc, char **argv) {
     cfg.cfg_drop = (float)cfg_drop, cfg.clip_grad = (float)clip, cfg.ema_decay = (float)ema;
     cfg.seed = (uint64_t)seed, cfg.checkpoint_every = checkpoint_every, cfg.preview_every = preview_every;
     nd_ddpm_result result;
-    nd_error err;
     if (!nd_ddpm_train(&cfg, out, resume, (nd_device)dev, !quiet, &result, &err)) {
         fprintf(stderr, "nanodiff train: %s\n", err.msg);
         return 1;

@@ -29,7 +29,8 @@ int nd_cli_sampling_flags(nd_cli_sampling *s, nd_flag *flags) {
         {"--w", ND_FLAG_FLOAT, &s->w, "guidance weight, the course's (1 + w) e_c - w e_u"},
         {"--guidance-scale", ND_FLAG_FLOAT, &s->scale, "guidance as e_u + s (e_c - e_u), s = 1 + w (overrides --w)"},
         {"--seed", ND_FLAG_INT, &s->seed, "seed of the initial noise and every step's noise"},
-        {"--ema", ND_FLAG_BOOL, &s->ema, "sample from the EMA weights"},
+        {"--ema", ND_FLAG_BOOL, &s->ema, "sample from the EMA weights (the default when the checkpoint has them)"},
+        {"--no-ema", ND_FLAG_BOOL, &s->no_ema, "sample from the trained weights even when the checkpoint has EMA ones"},
         {"--device", ND_FLAG_STRING, &s->device, "auto, cpu or cuda"},
         {"--no-tf32", ND_FLAG_BOOL, &s->no_tf32, "full float32 matrix products on the GPU (TF32 is on by default)"},
     };
@@ -74,6 +75,7 @@ static bool cli_start(const char *command, const char *spec, const nd_ddpm_confi
         return false;
     }
     if (nd_start_resolve(kind, sc->sampler) == ND_START_NOISE) return true;
+    if (s->alpha_bar[s->T - 1] == 0.0f) return true; // zero terminal SNR: q(x_T) is N(0, I) itself
     int64_t image = (int64_t)cfg->model.img_ch * cfg->model.img_size * cfg->model.img_size;
     *mean = nd_xmalloc((size_t)image * sizeof(float));
     *std = nd_xmalloc((size_t)image * sizeof(float));
@@ -102,14 +104,23 @@ bool nd_cli_session_open(const char *command, const nd_cli_sampling *f, nd_cli_s
     if (f->no_tf32) nd_cuda_set_tf32(false);
     nd_ctx_init(&s->ctx, (nd_device)device, 64 << 20, 0);
     nd_error err;
-    if (!nd_checkpoint_load_model(f->ckpt, f->ema, &s->model, &s->cfg, &s->ctx, &err)) {
+    if (f->ema && f->no_ema) {
+        fprintf(stderr, "nanodiff %s: --ema and --no-ema contradict each other\n", command);
+        nd_ctx_free(&s->ctx);
+        return false;
+    }
+    // EMA weights by default where training kept them (a checkpoint that cannot be read fails just below)
+    nd_ddpm_config stored;
+    s->ema = f->ema || (!f->no_ema && nd_checkpoint_read_config(f->ckpt, &stored, &err) && stored.ema_decay > 0);
+    if (!nd_checkpoint_load_model(f->ckpt, s->ema, &s->model, &s->cfg, &s->ctx, &err)) {
         fprintf(stderr, "nanodiff %s: %s\n", command, err.msg);
         nd_ctx_free(&s->ctx);
         return false;
     }
-    nd_schedule_linear(&s->sched, s->model.config.T, s->cfg.beta_start, s->cfg.beta_end);
-    // x0 clipping to the data's range
-    s->sc.x0_min = s->cfg.unit_range ? 0.0f : -1.0f, s->sc.x0_max = 1.0f;
+    nd_ddpm_schedule(&s->cfg, &s->sched);
+    // the checkpoint's prediction, and x0 clipping to its data's range
+    nd_sample_config trained = nd_ddpm_sample_defaults(&s->cfg);
+    s->sc.prediction = trained.prediction, s->sc.x0_min = trained.x0_min, s->sc.x0_max = trained.x0_max;
     if (!cli_start(command, f->start, &s->cfg, &s->sched, &s->sc, &s->start_mean, &s->start_std)) {
         nd_schedule_free(&s->sched);
         nd_model_free(&s->model);

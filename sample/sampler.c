@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "sample.h"
-#include "solvers.h"
+#include "private/solvers.h"
 
 static const char *sampler_names[ND_SAMPLER_COUNT] = {"ddpm", "ddpm-posterior", "ddim",
                                                        "euler", "heun", "dpm-solver++"};

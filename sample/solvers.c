@@ -2,7 +2,7 @@
 // DPM-Solver++(2M); and the model's output turned into (x0, eps), clipped when asked.
 #include <math.h>
 
-#include "solvers.h"
+#include "private/solvers.h"
 
 // alpha_bar at timestep t; the clean image (t = -1) has all of its signal.
 static double abar_at(const nd_schedule *s, int t) { return t < 0 ? 1.0 : (double)s->alpha_bar[t]; }

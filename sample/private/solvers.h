@@ -1,5 +1,5 @@
 // The reverse steps of every sampler, and the model's output turned into an (x0, eps) pair (private to
-// the sample library).
+// the sample library: not on any include path above it).
 #ifndef ND_SOLVERS_H
 #define ND_SOLVERS_H
 

@@ -157,8 +157,8 @@ void nd_sample_run(nd_ctx *ctx, const nd_schedule *s, const nd_sample_config *cf
         case ND_SAMPLER_DDPM:
         case ND_SAMPLER_DDPM_POSTERIOR: next = nd_step_ddpm(ctx, s, cfg, x, p, t); break;
         case ND_SAMPLER_DDIM: next = nd_step_ddim(ctx, s, cfg, x, p, t, t_next); break;
-        case ND_SAMPLER_EULER: next = nd_step_euler(ctx, s, x, p, t, t_next); break;
-        case ND_SAMPLER_HEUN: next = nd_step_heun(&den, x, p, t, t_next); break;
+        case ND_SAMPLER_EULER: next = nd_step_euler(ctx, s, p, t_next); break;
+        case ND_SAMPLER_HEUN: next = nd_step_heun(&den, p, t, t_next); break;
         case ND_SAMPLER_DPM_SOLVER_PP: // 2M: first order at the first step, which has no previous estimate
             next = nd_step_dpm_solver_pp(ctx, s, x, p, i > 0 ? prev_x0 : NULL, i > 0 ? ts[i - 1] : -1, t, t_next);
             nd_buffer_copy(ctx, prev_x0->data, p.x0->data, x->numel);

@@ -84,20 +84,19 @@ static double karras_sigma(const nd_schedule *s, int t) {
     return sqrt((1.0 - abar) / abar);
 }
 
-nd_tensor *nd_step_euler(nd_ctx *ctx, const nd_schedule *s, nd_tensor *x, nd_denoised p, int t, int t_next) {
-    (void)x; // x = sqrt(abar) (x0 + sigma eps): its pair stands for it
-    (void)t; // x~_next = x~ + (sigma_next - sigma) d = D + sigma_next d, the same from sigma = inf (zero SNR)
+nd_tensor *nd_step_euler(nd_ctx *ctx, const nd_schedule *s, nd_denoised p, int t_next) {
+    // x~_next = x~ + (sigma_next - sigma) d = D + sigma_next d, the same from sigma = inf (zero SNR)
     double sigma_next = karras_sigma(s, t_next), scale = sqrt(abar_at(s, t_next));
     nd_tensor *next_ve = nd_add(ctx, p.x0, nd_mul_scalar(ctx, p.eps, (float)sigma_next)); // (n, C, H, W)
     return nd_mul_scalar(ctx, next_ve, (float)scale);
 }
 
-nd_tensor *nd_step_heun(const nd_denoiser *den, nd_tensor *x, nd_denoised p, int t, int t_next) {
+nd_tensor *nd_step_heun(const nd_denoiser *den, nd_denoised p, int t, int t_next) {
     nd_ctx *ctx = den->ctx;
     const nd_schedule *s = den->s;
     // the last step, to sigma = 0, is Euler's (the correction would divide by sigma_next = 0), and so is a
     // step from sigma = inf, where the correction's weight sigma_next - sigma is infinite
-    if (t_next < 0 || abar_at(s, t) == 0.0) return nd_step_euler(ctx, s, x, p, t, t_next);
+    if (t_next < 0 || abar_at(s, t) == 0.0) return nd_step_euler(ctx, s, p, t_next);
     double sigma = karras_sigma(s, t), sigma_next = karras_sigma(s, t_next);
     float scale = (float)sqrt(abar_at(s, t_next));
     // Euler's point, then the slope there: x~_next = x~ + (sigma_next - sigma) (d + d') / 2

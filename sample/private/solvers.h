@@ -28,9 +28,10 @@ nd_tensor *nd_step_ddpm(nd_ctx *ctx, const nd_schedule *s, const nd_sample_confi
                         int t);
 nd_tensor *nd_step_ddim(nd_ctx *ctx, const nd_schedule *s, const nd_sample_config *cfg, nd_tensor *x, nd_denoised p,
                         int t, int t_next);
-nd_tensor *nd_step_euler(nd_ctx *ctx, const nd_schedule *s, nd_tensor *x, nd_denoised p, int t, int t_next);
+// Euler and Heun need no more of x than its consistent (x0, eps) pair.
+nd_tensor *nd_step_euler(nd_ctx *ctx, const nd_schedule *s, nd_denoised p, int t_next);
 // Heun evaluates the model once more at t_next (not when t_next is the clean image).
-nd_tensor *nd_step_heun(const nd_denoiser *d, nd_tensor *x, nd_denoised p, int t, int t_next);
+nd_tensor *nd_step_heun(const nd_denoiser *d, nd_denoised p, int t, int t_next);
 // prev_x0: the x0 estimate at the previously visited timestep t_prev, or NULL for a first-order step.
 nd_tensor *nd_step_dpm_solver_pp(nd_ctx *ctx, const nd_schedule *s, nd_tensor *x, nd_denoised p, nd_tensor *prev_x0,
                                  int t_prev, int t, int t_next);

@@ -172,11 +172,8 @@ static nd_tensor *ddpm_target(nd_ctx *ctx, const nd_ddpm_config *cfg, const nd_s
     return nd_add(ctx, nd_mul(ctx, a, x0), nd_mul(ctx, c, noise));
 }
 
-// The loss: F.mse_loss(pred, target), or with min-SNR-gamma (Hang et al. 2023) each image's squared error
-// weighted by min(SNR_t, gamma) over what the prediction's error costs in x0 terms (SNR_t for eps,
-// SNR_t + 1 for v, 1 for x0), SNR_t = abar_t / (1 - abar_t): the low-noise steps stop dominating.
-static nd_tensor *ddpm_loss(nd_ctx *ctx, const nd_ddpm_config *cfg, const nd_schedule *s, nd_tensor *x0,
-                            nd_tensor *noise, nd_tensor *pred, const int *t_host) {
+nd_tensor *nd_ddpm_loss(nd_ctx *ctx, const nd_ddpm_config *cfg, const nd_schedule *s, nd_tensor *x0,
+                        nd_tensor *noise, nd_tensor *pred, const int *t_host) {
     nd_tensor *target = ddpm_target(ctx, cfg, s, x0, noise, t_host); // (b, C, H, W)
     if (cfg->min_snr_gamma <= 0) return nd_mse_loss(ctx, target, pred);
     int64_t b = x0->shape.d[0];
@@ -215,7 +212,7 @@ static float train_step(run *r, nd_tensor *x0, const int32_t *labels, int *t_hos
         context = nd_mul(ctx, c, mask);
     }
     nd_tensor *pred = nd_model_forward(ctx, &r->model, x_t, t, context, true);
-    nd_tensor *loss = ddpm_loss(ctx, &r->cfg, &r->sched, x0, noise, pred, t_host);
+    nd_tensor *loss = nd_ddpm_loss(ctx, &r->cfg, &r->sched, x0, noise, pred, t_host);
     nd_backward(ctx, loss);
     if (r->cfg.clip_grad > 0) nd_clip_grad_norm(&r->model.params, ctx, r->cfg.clip_grad);
     nd_adam_step(&r->opt, &r->model.params, ctx);

@@ -42,6 +42,13 @@ nd_ddpm_config nd_ddpm_defaults(void);
 void nd_ddpm_schedule(const nd_ddpm_config *cfg, nd_schedule *s);
 // nd_sample_defaults() for a model trained with cfg: its prediction, and x0 clipping to its data's range.
 nd_sample_config nd_ddpm_sample_defaults(const nd_ddpm_config *cfg);
+// The training loss of predictions pred (b, C, H, W) for x0 and noise (b, C, H, W) at timesteps t_host (b):
+// F.mse_loss(pred, target) with target noise, x0 or v = sqrt(abar) noise - sqrt(1 - abar) x0 as cfg predicts;
+// with cfg->min_snr_gamma > 0 (Hang et al. 2023) each image's squared error is weighted by min(SNR_t, gamma)
+// over what its prediction's error costs in x0 terms (SNR_t for eps, SNR_t + 1 for v, 1 for x0),
+// SNR_t = abar_t / (1 - abar_t), so the nearly clean steps stop dominating.
+nd_tensor *nd_ddpm_loss(nd_ctx *ctx, const nd_ddpm_config *cfg, const nd_schedule *s, nd_tensor *x0,
+                        nd_tensor *noise, nd_tensor *pred, const int *t_host);
 // Whether cfg's training choices fit together (zero SNR needs x0 or v prediction); else err says why.
 bool nd_ddpm_check_options(const nd_ddpm_config *cfg, nd_error *err);
 

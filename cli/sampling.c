@@ -8,7 +8,7 @@
 #include "cli.h"
 
 nd_cli_sampling nd_cli_sampling_defaults(void) {
-    return (nd_cli_sampling){.sampler = "ddpm", .spacing = "linspace", .start = "auto", .device = "auto",
+    return (nd_cli_sampling){.sampler = "ddpm", .spacing = "auto", .start = "auto", .device = "auto",
                              .steps = 50, .w = 2.0, .scale = NAN};
 }
 
@@ -19,8 +19,8 @@ int nd_cli_sampling_flags(nd_cli_sampling *s, nd_flag *flags) {
                                                    "et al.) or dpm-solver++ (2M)"},
         {"--steps", ND_FLAG_INT, &s->steps, "steps of ddim, euler, heun (2 model calls a step) and dpm-solver++; "
                                             "the DDPM samplers take all T"},
-        {"--spacing", ND_FLAG_STRING, &s->spacing, "the few-step samplers' timesteps: linspace (T - 1 to 0), leading "
-                                                   "or trailing"},
+        {"--spacing", ND_FLAG_STRING, &s->spacing, "the few-step samplers' timesteps: linspace (T - 1 to 0), leading, "
+                                                   "trailing, or auto (trailing for dpm-solver++, else linspace)"},
         {"--eta", ND_FLAG_FLOAT, &s->eta, "DDIM eta: 0 deterministic, 1 DDPM-like noise"},
         {"--clip-x0", ND_FLAG_BOOL, &s->clip_x0, "clip every step's x0 estimate to the data's range (the lesson's "
                                                  "clamp), any sampler"},
@@ -49,8 +49,13 @@ static bool cli_sampler(const char *command, const nd_cli_sampling *f, nd_sample
                         "got \"%s\"\n", command, sampler);
         return false;
     }
-    if (!nd_spacing_parse(f->spacing, &sc->spacing)) {
-        fprintf(stderr, "nanodiff %s: --spacing expects linspace, leading or trailing, got \"%s\"\n", command,
+    // auto: DPM-Solver++ on trailing steps, close to diffusers' default for it: its second-order steps
+    // extrapolate badly across linspace's last gap to t = 0 (the sampler twin's Gaussian data, 10 steps:
+    // error 0.18 on linspace, 0.05 on trailing); DDIM's timesteps as they always were
+    if (strcmp(f->spacing, "auto") == 0)
+        sc->spacing = sc->sampler == ND_SAMPLER_DPM_SOLVER_PP ? ND_SPACING_TRAILING : ND_SPACING_LINSPACE;
+    else if (!nd_spacing_parse(f->spacing, &sc->spacing)) {
+        fprintf(stderr, "nanodiff %s: --spacing expects auto, linspace, leading or trailing, got \"%s\"\n", command,
                 f->spacing);
         return false;
     }

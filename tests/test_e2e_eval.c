@@ -111,6 +111,16 @@ static void test_command(const char *nanodiff) {
     CHECK(rc == 0 && strstr(text, "\"sampler\": \"heun\"") && strstr(text, "\"model_calls\": 3") &&
               strstr(text, "\"spacing\": \"leading\"") && strstr(text, "\"clip_x0\": true"),
           "heun JSON (%d): %s", rc, text);
+    // --spacing auto (the default) gives DPM-Solver++ trailing steps
+    snprintf(command, sizeof command, "%s eval --ckpt %s --n 2 --sampler dpm-solver++ --steps 3 --cache %s --json %s "
+             "--device cpu", nanodiff, ckpt, tmp_dir, json);
+    rc = run(command, err_text, sizeof err_text);
+    f = fopen(json, "r");
+    n = f ? fread(text, 1, sizeof text - 1, f) : 0;
+    text[n] = '\0';
+    if (f) fclose(f);
+    CHECK(rc == 0 && strstr(text, "\"spacing\": \"trailing\"") && strstr(text, "\"model_calls\": 3"),
+          "dpm-solver++ JSON (%d): %s", rc, text);
 
     snprintf(command, sizeof command, "%s eval --ckpt %s --cache %s --device cpu", nanodiff, uncond, tmp_dir);
     rc = run(command, err_text, sizeof err_text);

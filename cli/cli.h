@@ -59,5 +59,6 @@ int nd_cmd_train(int argc, char **argv);
 int nd_cmd_sample(int argc, char **argv);
 int nd_cmd_info(int argc, char **argv);
 int nd_cmd_eval(int argc, char **argv);
+int nd_cmd_exercise(int argc, char **argv);
 
 #endif

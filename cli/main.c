@@ -17,6 +17,7 @@ static const command commands[] = {
     {"eval", nd_cmd_eval, "sample quality: classifier accuracy per class, classifier-feature FID"},
     {"info", nd_cmd_info, "summarise a model or a checkpoint"},
     {"train-classifier", nd_cmd_train_classifier, "train an MLP classifier, print its test accuracy"},
+    {"exercise", nd_cmd_exercise, "the course's exercises: list them, check your answer to one"},
 };
 
 static void usage(FILE *out) {

@@ -12,8 +12,8 @@ int nd_cmd_train(int argc, char **argv) {
     int64_t img_size = 16, classes = -1, epochs = cfg.epochs, batch = cfg.batch_size, T = cfg.model.T, seed = 0;
     int64_t max_steps = 0, checkpoint_every = 0, preview_every = 0;
     double lr = cfg.lr, cfg_drop = cfg.cfg_drop, clip = 0, ema = 0, weight_decay = 0, min_snr_gamma = 0;
-    bool zero_snr = false, unit_range = false, no_flip = false, adamw = false, resume = false, quiet = false, help = false;
-    bool no_tf32 = false;
+    bool zero_snr = false, unit_range = false, no_flip = false, adamw = false, resume = false, quiet = false;
+    bool no_tf32 = false, help = false;
     const nd_flag flags[] = {
         {"--model", ND_FLAG_STRING, &model, "dli-unet or dli-unet-v1"},
         {"--data", ND_FLAG_STRING, &data, "fashion-mnist, an IDX directory (MNIST...) or an HDF5 file"},

@@ -1,4 +1,5 @@
-// nanodiff sample: noise schedules, DDPM / DDIM / Euler / Heun / DPM-Solver++ steps, classifier-free guidance, sampling pipelines.
+// nanodiff sample: noise schedules, DDPM / DDIM / Euler / Heun / DPM-Solver++ steps, classifier-free guidance,
+// sampling pipelines.
 #ifndef ND_SAMPLE_H
 #define ND_SAMPLE_H
 

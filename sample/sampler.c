@@ -101,15 +101,16 @@ void nd_sample_timesteps(const nd_sample_config *cfg, int T, int *ts) {
         for (int i = 0; i < T; i++) ts[i] = T - 1 - i;
         return;
     }
-    // rounded as numpy rounds (halves to even: rint in the default rounding mode), so the timesteps are
-    // diffusers' for the same spacing
     for (int i = 0; i < steps; i++) {
         switch (cfg->spacing) {
-        case ND_SPACING_LINSPACE: // round((T - 1) (steps - 1 - i) / (steps - 1))
-            ts[i] = steps == 1 ? T - 1 : (int)rint((double)(T - 1) * (double)(steps - 1 - i) / (steps - 1));
+        case ND_SPACING_LINSPACE: // round((T - 1) (steps - 1 - i) / (steps - 1)), halves away from zero as DDIM
+            // always rounded (diffusers' numpy rounds them to even: T = 150 with 3 steps visits 75, not 74)
+            ts[i] = steps == 1 ? T - 1 : (int)lround((double)(T - 1) * (double)(steps - 1 - i) / (steps - 1));
             break;
         case ND_SPACING_LEADING: ts[i] = (steps - 1 - i) * (T / steps); break;
-        case ND_SPACING_TRAILING: ts[i] = (int)rint((double)T - (double)i * T / steps) - 1; break;
+        case ND_SPACING_TRAILING: // numpy's round, halves to even (rint in the default rounding mode)
+            ts[i] = (int)rint((double)T - (double)i * T / steps) - 1;
+            break;
         }
     }
 }

@@ -167,7 +167,8 @@ static nd_tensor *ddpm_target(nd_ctx *ctx, const nd_ddpm_config *cfg, const nd_s
         coef[i] = -s->sqrt_one_minus_alpha_bar[t_host[i]];
         coef[b + i] = s->sqrt_alpha_bar[t_host[i]];
     }
-    nd_tensor *a = nd_from_host(ctx, ND_SHAPE(b, 1, 1, 1), coef), *c = nd_from_host(ctx, ND_SHAPE(b, 1, 1, 1), coef + b);
+    nd_tensor *a = nd_from_host(ctx, ND_SHAPE(b, 1, 1, 1), coef);     // -sqrt(1 - abar[t, None, None, None])
+    nd_tensor *c = nd_from_host(ctx, ND_SHAPE(b, 1, 1, 1), coef + b); // sqrt(abar[t, None, None, None])
     free(coef);
     return nd_add(ctx, nd_mul(ctx, a, x0), nd_mul(ctx, c, noise));
 }

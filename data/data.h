@@ -161,5 +161,6 @@ bool nd_atomic_commit(nd_atomic_file *af, nd_error *err);
 void nd_atomic_abort(nd_atomic_file *af);
 // The whole file from memory (an HDF5 file image, say).
 bool nd_atomic_write(const char *path, const void *data, size_t size, nd_error *err);
+#include "text.h" // captions and the BPE tokenizer
 
 #endif

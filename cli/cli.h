@@ -45,13 +45,13 @@ int nd_cli_training_done(int64_t steps, double seconds, double images_per_second
 
 // The sampling flags sample and eval share (the checkpoint, sampler, guidance, start, seed, weights, device).
 typedef struct nd_cli_sampling {
-    const char *ckpt, *sampler, *start, *device;
+    const char *ckpt, *sampler, *spacing, *start, *device;
     int64_t steps, seed;
     double w, scale, eta; // scale: --guidance-scale, NAN when not given (then w applies)
-    bool ema, no_tf32;
+    bool clip_x0, ema, no_ema, no_tf32;
 } nd_cli_sampling;
 
-#define ND_CLI_SAMPLING_FLAGS 11
+#define ND_CLI_SAMPLING_FLAGS 14
 
 nd_cli_sampling nd_cli_sampling_defaults(void);
 // Writes the ND_CLI_SAMPLING_FLAGS shared flags, bound to s, to flags; returns how many.
@@ -62,8 +62,10 @@ typedef struct nd_cli_session {
     nd_ctx ctx;
     nd_model model;
     nd_ddpm_config cfg;  // the checkpoint's run
-    nd_schedule sched;
-    nd_sample_config sc; // sampler, steps, eta, seed, guidance w and x_T's start from the flags
+    nd_schedule sched;   // the checkpoint's
+    bool ema;            // sampling from the EMA weights (--ema, or by default where the checkpoint has them)
+    nd_sample_config sc; // sampler, steps, spacing, eta, clipping, seed, guidance w and x_T's start from the
+                         // flags; prediction and clipping range from the checkpoint
     float *start_mean, *start_std; // owned by the session (NULL: x_T from N(0, I))
 } nd_cli_session;
 

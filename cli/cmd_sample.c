@@ -158,7 +158,7 @@ static void draw(nd_cli_session *s, const sample_options *o, const sample_plan *
     for (int k = 0; k < p->n_w; k++) {
         sc.w = p->ws[k];
         if (o->strip && k == 0) {
-            int steps = sc.sampler == ND_SAMPLER_DDIM ? (sc.steps < mc->T ? sc.steps : mc->T) : mc->T;
+            int steps = nd_sample_steps(&sc, mc->T);
             *st = (strip_state){.every = steps >= 10 ? steps / 10 : 1, .max = 10, .n = p->total, .image = p->image};
             st->frames = nd_xmalloc((size_t)(10 * p->total) * (size_t)p->image * sizeof(float));
         }

@@ -18,15 +18,22 @@ int nd_cmd_train(int argc, char **argv) {
     nd_ddpm_config cfg = nd_ddpm_defaults();
     nd_cli_training t = {.data = "fashion-mnist", .out = "runs/fm", .device = "auto", .epochs = cfg.epochs,
                          .batch = cfg.batch_size, .lr = cfg.lr};
-    const char *model = "dli-unet";
+    const char *model = "dli-unet", *schedule = "linear", *prediction = "eps";
     int64_t img_size = 16, classes = -1, T = cfg.model.T, preview_every = 0;
-    double cfg_drop = cfg.cfg_drop, clip = 0, ema = 0;
-    bool unit_range = false, adamw = false, profile = false;
-    nd_flag flags[ND_CLI_TRAINING_FLAGS + 11] = {
+    double cfg_drop = cfg.cfg_drop, clip = 0, ema = 0, min_snr_gamma = 0;
+    bool unit_range = false, adamw = false, profile = false, zero_snr = false;
+    nd_flag flags[ND_CLI_TRAINING_FLAGS + 15] = {
         {"--model", ND_FLAG_STRING, &model, "dli-unet or dli-unet-v1"},
         {"--img-size", ND_FLAG_INT, &img_size, "images are resized to this (the course: 16; the assessment: 28)"},
         {"--classes", ND_FLAG_INT, &classes, "context classes; -1 takes the data set's, 0 trains unconditionally"},
         {"--T", ND_FLAG_INT, &T, "diffusion steps"},
+        {"--schedule", ND_FLAG_STRING, &schedule, "noise schedule: linear (betas 1e-4..0.02, the course's) or cosine "
+                                                  "(Nichol & Dhariwal)"},
+        {"--zero-snr", ND_FLAG_BOOL, &zero_snr, "rescale the schedule to zero terminal SNR (Lin et al.; x_T pure "
+                                                "noise; needs --prediction v or x0)"},
+        {"--prediction", ND_FLAG_STRING, &prediction, "what the model predicts: eps (the course's), x0 or v"},
+        {"--min-snr-gamma", ND_FLAG_FLOAT, &min_snr_gamma, "min-SNR loss weights min(SNR, gamma) (Hang et al.; 5 is "
+                                                            "theirs; 0: plain MSE)"},
         {"--adamw", ND_FLAG_BOOL, &adamw, "AdamW instead of Adam"},
         {"--cfg-drop", ND_FLAG_FLOAT, &cfg_drop, "probability of dropping each context element"},
         {"--clip-grad", ND_FLAG_FLOAT, &clip, "clip the gradient's global norm to this (0: off)"},
@@ -35,9 +42,9 @@ int nd_cmd_train(int argc, char **argv) {
         {"--preview-every", ND_FLAG_INT, &preview_every, "steps between preview grids (0: none)"},
         {"--profile", ND_FLAG_BOOL, &profile, "print where the time went, op by op (calls, ms, GFLOP/s), at the end"},
     };
-    int n_flags = 11 + nd_cli_training_flags(&t, "fashion-mnist, an IDX directory (MNIST...) or an HDF5 file "
+    int n_flags = 15 + nd_cli_training_flags(&t, "fashion-mnist, an IDX directory (MNIST...) or an HDF5 file "
                                                  "(train + test, as the course)",
-                                             "output directory: model.h5, loss.csv, previews", flags + 11);
+                                             "output directory: model.h5, loss.csv, previews", flags + 15);
     const char *summary = "train a DDPM with classifier-free-guidance label dropout";
     if (!nd_flags_parse("train", argc, argv, 2, flags, n_flags) || t.help) {
         nd_flags_usage("train", summary, flags, n_flags);
@@ -53,10 +60,23 @@ int nd_cmd_train(int argc, char **argv) {
                         "--clip-grad >= 0, --ema in [0, 1)\n");
         return 1;
     }
+    if (!nd_schedule_kind_parse(schedule, &cfg.schedule)) {
+        fprintf(stderr, "nanodiff train: --schedule expects linear or cosine, got \"%s\"\n", schedule);
+        return 1;
+    }
+    if (!nd_prediction_parse(prediction, &cfg.prediction)) {
+        fprintf(stderr, "nanodiff train: --prediction expects eps, x0 or v, got \"%s\"\n", prediction);
+        return 1;
+    }
+    cfg.zero_snr = zero_snr, cfg.min_snr_gamma = (float)min_snr_gamma;
+    nd_error err;
+    if (!nd_ddpm_check_options(&cfg, &err)) {
+        fprintf(stderr, "nanodiff train: --zero-snr, --prediction, --min-snr-gamma: %s\n", err.msg);
+        return 1;
+    }
     int dev;
     if (!nd_cli_training_check("train", &t, 1, &dev)) return 1;
     // Under mpirun every process runs this; rank 0 prints the result, and any failure ends all of them.
-    nd_error err;
     if (!nd_dist_init(dev != ND_CPU, &err)) {
         fprintf(stderr, "nanodiff train: %s\n", err.msg);
         return 1;

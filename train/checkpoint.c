@@ -40,6 +40,13 @@ static const nd_h5_field config_fields[] = {
 };
 #define N_CONFIG_FIELDS ((int)(sizeof config_fields / sizeof config_fields[0]))
 
+// Fields added after the first checkpoints: a checkpoint without them was trained with the course's choices
+// (nd_ddpm_defaults: linear schedule, no rescaling, eps prediction, plain MSE), which loading then takes.
+static const nd_h5_field later_fields[] = {
+    DDPM_FIELD(zero_snr, ND_H5_BOOL),
+    DDPM_FIELD(min_snr_gamma, ND_H5_FLOAT),
+};
+
 // The Adam group's attributes, in nd_adam_config.
 static const nd_h5_field adam_fields[] = {
     {"lr", ND_H5_FLOAT, offsetof(nd_adam_config, lr), 0},
@@ -87,6 +94,14 @@ static bool write_contents(nd_h5_writer *w, const void *arg) {
     for (int i = 0; i < N_CONFIG_FIELDS; i++)
         if (!nd_h5_field_write(w->file, &config_fields[i], cfg))
             return nd_h5_writer_fail(w, "writing attribute", config_fields[i].name);
+    for (int i = 0; i < ND_COUNT(later_fields); i++)
+        if (!nd_h5_field_write(w->file, &later_fields[i], cfg))
+            return nd_h5_writer_fail(w, "writing attribute", later_fields[i].name);
+    const char *choices[2][2] = {{"schedule", nd_schedule_kind_name(cfg->schedule)},
+                                 {"prediction", nd_prediction_name(cfg->prediction)}};
+    for (int i = 0; i < ND_COUNT(choices); i++)
+        if (!nd_h5_attr_write_str(w->file, choices[i][0], choices[i][1]))
+            return nd_h5_writer_fail(w, "writing attribute", choices[i][0]);
     if (!nd_h5_attr_write(w->file, "step", H5T_STD_I64LE, H5T_NATIVE_INT64, 1, &state->step) ||
         !nd_h5_attr_write(w->file, "rng_seed", H5T_STD_U64LE, H5T_NATIVE_UINT64, 1, &state->rng.seed) ||
         !nd_h5_attr_write(w->file, "rng_offset", H5T_STD_U64LE, H5T_NATIVE_UINT64, 1, &state->rng.offset))
@@ -159,6 +174,30 @@ static hid_t ckpt_open(const char *path, nd_error *err) {
     return file;
 }
 
+// The schedule, prediction and loss weighting, or the course's where an older checkpoint lacks them.
+static bool read_later_fields(hid_t file, const char *path, nd_ddpm_config *cfg, nd_error *err) {
+    nd_ddpm_config course = nd_ddpm_defaults();
+    cfg->schedule = course.schedule, cfg->prediction = course.prediction;
+    cfg->zero_snr = course.zero_snr, cfg->min_snr_gamma = course.min_snr_gamma;
+    for (int i = 0; i < ND_COUNT(later_fields); i++)
+        if (H5Aexists(file, later_fields[i].name) > 0 && !nd_h5_field_read(file, path, "", &later_fields[i], cfg, err))
+            return false;
+    char name[32];
+    if (H5Aexists(file, "schedule") > 0) {
+        if (!nd_h5_attr_read_str(file, path, "schedule", name, sizeof name, err)) return false;
+        if (!nd_schedule_kind_parse(name, &cfg->schedule))
+            return nd_error_set(err, "%s: the checkpoint has schedule '%s': expected linear or cosine", path, name);
+    }
+    if (H5Aexists(file, "prediction") > 0) {
+        if (!nd_h5_attr_read_str(file, path, "prediction", name, sizeof name, err)) return false;
+        if (!nd_prediction_parse(name, &cfg->prediction))
+            return nd_error_set(err, "%s: the checkpoint has prediction '%s': expected eps, x0 or v", path, name);
+    }
+    nd_error why;
+    if (!nd_ddpm_check_options(cfg, &why)) return nd_error_set(err, "%s: %s", path, why.msg);
+    return true;
+}
+
 // The configuration attributes, checked to describe a model that can be created.
 static bool read_config(hid_t file, const char *path, nd_ddpm_config *cfg, nd_error *err) {
     *cfg = (nd_ddpm_config){0};
@@ -180,7 +219,7 @@ static bool read_config(hid_t file, const char *path, nd_ddpm_config *cfg, nd_er
                                     nd_h5_field_str(f, cfg, value, sizeof value), f->min);
             }
     }
-    return true;
+    return read_later_fields(file, path, cfg, err);
 }
 
 // Names the first field where the checkpoint's model differs from the model's.

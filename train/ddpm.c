@@ -22,7 +22,28 @@ nd_ddpm_config nd_ddpm_defaults(void) {
     c.lr = 1e-3f;
     c.weight_decay = 0.0f;
     c.cfg_drop = 0.1f;
+    c.schedule = ND_SCHEDULE_LINEAR, c.prediction = ND_PREDICT_EPS;
     return c;
+}
+
+void nd_ddpm_schedule(const nd_ddpm_config *cfg, nd_schedule *s) {
+    nd_schedule_make(s, cfg->schedule, cfg->model.T, cfg->beta_start, cfg->beta_end, cfg->zero_snr);
+}
+
+nd_sample_config nd_ddpm_sample_defaults(const nd_ddpm_config *cfg) {
+    nd_sample_config sc = nd_sample_defaults();
+    sc.prediction = cfg->prediction;
+    sc.x0_min = cfg->unit_range ? 0.0f : -1.0f, sc.x0_max = 1.0f;
+    return sc;
+}
+
+bool nd_ddpm_check_options(const nd_ddpm_config *cfg, nd_error *err) {
+    if (cfg->zero_snr && cfg->prediction == ND_PREDICT_EPS)
+        return nd_error_set(err, "a zero-terminal-SNR schedule needs x0 or v prediction: at t = T - 1 x_t is the "
+                                 "noise itself, so an eps model learns nothing there and its x0 cannot be recovered");
+    if (cfg->min_snr_gamma < 0)
+        return nd_error_set(err, "min-SNR gamma must be 0 (off) or positive, got %g", cfg->min_snr_gamma);
+    return true;
 }
 
 static volatile sig_atomic_t stop_requested;
@@ -33,6 +54,7 @@ static void on_sigint(int sig) {
 
 // Loads the training images (train + test, as the course) at the model's size and checks they fit it.
 static bool load_data(nd_dataset *ds, nd_ddpm_config *cfg, nd_error *err) {
+    if (!nd_ddpm_check_options(cfg, err)) return false;
     if (!nd_dataset_load(ds, cfg->data, ND_SPLIT_ALL, err)) return false;
     nd_model_config *m = &cfg->model;
     if (ds->c != m->img_ch) {
@@ -58,7 +80,7 @@ static bool load_data(nd_dataset *ds, nd_ddpm_config *cfg, nd_error *err) {
 
 // Four samples a class (or four unconditional ones) drawn with the current weights, one row per class.
 static void write_preview(nd_ctx *ctx, const nd_model *model, const nd_schedule *sched, const char *out_dir,
-                          int64_t step, bool unit_range) {
+                          int64_t step, const nd_ddpm_config *cfg) {
     const nd_model_config *mc = &model->config;
     int rows = mc->c_embed_dim > 0 ? mc->c_embed_dim : 1, n = rows * 4;
     int32_t *labels = nd_xmalloc((size_t)n * sizeof(int32_t)); // (n) row i / 4
@@ -67,7 +89,7 @@ static void write_preview(nd_ctx *ctx, const nd_model *model, const nd_schedule 
     nd_tensor *context = nd_class_context(ctx, labels, n, mc->c_embed_dim, true);
     int64_t image = (int64_t)mc->img_ch * mc->img_size * mc->img_size;
     float *images = nd_xmalloc((size_t)(n * image) * sizeof(float));
-    nd_sample_config sc = nd_sample_defaults();
+    nd_sample_config sc = nd_ddpm_sample_defaults(cfg);
     sc.seed = (uint64_t)step;
     nd_sample_images(ctx, model, sched, &sc, n, context, NULL, images, NULL, NULL);
     nd_arena_release(&ctx->pool, mark);
@@ -75,7 +97,7 @@ static void write_preview(nd_ctx *ctx, const nd_model *model, const nd_schedule 
     snprintf(path, sizeof path, "%s/preview_%06lld.png", out_dir, (long long)step);
     nd_image8 grid;
     nd_error err;
-    if (!nd_image_grid(&grid, images, n, mc->img_ch, mc->img_size, mc->img_size, 4, 2, unit_range, &err) ||
+    if (!nd_image_grid(&grid, images, n, mc->img_ch, mc->img_size, mc->img_size, 4, 2, cfg->unit_range, &err) ||
         !nd_png_write(path, &grid, &err))
         fprintf(stderr, "\npreview: %s\n", err.msg);
     else
@@ -123,6 +145,42 @@ static nd_tensor *shard_rows(nd_ctx *ctx, nd_tensor *whole, const nd_dist_shard 
     return nd_slice(ctx, whole, 0, shard->begin, shard->begin + shard->size);
 }
 
+// What the model is trained to output at x_t = sqrt(abar) x0 + sqrt(1 - abar) noise: noise (eps), x0, or
+// v = sqrt(abar) noise - sqrt(1 - abar) x0 (Salimans & Ho 2022). x0, noise (b, C, H, W).
+static nd_tensor *ddpm_target(nd_ctx *ctx, const nd_ddpm_config *cfg, const nd_schedule *s, nd_tensor *x0,
+                              nd_tensor *noise, const int *t_host) {
+    if (cfg->prediction == ND_PREDICT_EPS) return noise;
+    if (cfg->prediction == ND_PREDICT_X0) return x0;
+    int64_t b = x0->shape.d[0];
+    float *coef = nd_xmalloc((size_t)(2 * b) * sizeof(float));
+    for (int64_t i = 0; i < b; i++) {
+        coef[i] = -s->sqrt_one_minus_alpha_bar[t_host[i]];
+        coef[b + i] = s->sqrt_alpha_bar[t_host[i]];
+    }
+    nd_tensor *a = nd_from_host(ctx, ND_SHAPE(b, 1, 1, 1), coef);     // -sqrt(1 - abar[t, None, None, None])
+    nd_tensor *c = nd_from_host(ctx, ND_SHAPE(b, 1, 1, 1), coef + b); // sqrt(abar[t, None, None, None])
+    free(coef);
+    return nd_add(ctx, nd_mul(ctx, a, x0), nd_mul(ctx, c, noise));
+}
+
+nd_tensor *nd_ddpm_loss(nd_ctx *ctx, const nd_ddpm_config *cfg, const nd_schedule *s, nd_tensor *x0,
+                        nd_tensor *noise, nd_tensor *pred, const int *t_host) {
+    nd_tensor *target = ddpm_target(ctx, cfg, s, x0, noise, t_host); // (b, C, H, W)
+    if (cfg->min_snr_gamma <= 0) return nd_mse_loss(ctx, target, pred);
+    int64_t b = x0->shape.d[0];
+    float *weight = nd_xmalloc((size_t)b * sizeof(float));
+    for (int64_t i = 0; i < b; i++) {
+        double abar = s->alpha_bar[t_host[i]], snr = abar / (1.0 - abar), clipped = fmin(snr, cfg->min_snr_gamma);
+        weight[i] = (float)(cfg->prediction == ND_PREDICT_EPS ? clipped / snr
+                            : cfg->prediction == ND_PREDICT_V ? clipped / (snr + 1.0)
+                                                              : clipped);
+    }
+    nd_tensor *w = nd_from_host(ctx, ND_SHAPE(b, 1, 1, 1), weight); // (b, 1, 1, 1)
+    free(weight);
+    nd_tensor *err = nd_square(ctx, nd_sub(ctx, pred, target)); // (b, C, H, W)
+    return nd_mean_all(ctx, nd_mul(ctx, err, w));
+}
+
 // One optimizer step on this process's b images x0 (already on the device) with their labels, the rows
 // shard.begin.. of the batch of cfg.batch_size; returns this process's loss.
 static float train_step(run *r, nd_tensor *x0, const int32_t *labels, int *t_host, float *t_values) {
@@ -150,7 +208,7 @@ static float train_step(run *r, nd_tensor *x0, const int32_t *labels, int *t_hos
         context = nd_mul(ctx, c, shard_rows(ctx, mask, &r->shard));
     }
     nd_tensor *pred = nd_model_forward(ctx, &r->model, x_t, t, context, true);
-    nd_tensor *loss = nd_mse_loss(ctx, noise, pred);
+    nd_tensor *loss = nd_ddpm_loss(ctx, &r->cfg, &r->sched, x0, noise, pred, t_host);
     nd_backward(ctx, loss);
     nd_dist_average_grads(&r->model.params, r->shard.weight, ctx);
     if (r->cfg.clip_grad > 0) nd_clip_grad_norm(&r->model.params, ctx, r->cfg.clip_grad);
@@ -178,7 +236,7 @@ static bool run_open(run *r, const nd_ddpm_config *config, bool resume, nd_devic
     ac.weight_decay = r->cfg.weight_decay;
     nd_adam_init(&r->opt, &r->model.params, &r->ctx, ac);
     if (r->cfg.ema_decay > 0) nd_ema_init(&r->ema, &r->model.params, &r->ctx, r->cfg.ema_decay);
-    nd_schedule_linear(&r->sched, r->cfg.model.T, r->cfg.beta_start, r->cfg.beta_end);
+    nd_ddpm_schedule(&r->cfg, &r->sched);
     r->state.rng = r->ctx.rng;
     bool ok = true;
     if (resume) {
@@ -256,7 +314,7 @@ static bool train_loop(run *r, nd_loader *loader, int64_t per_epoch, int64_t tot
         bool periodic = r->cfg.checkpoint_every > 0 && r->state.step % r->cfg.checkpoint_every == 0;
         if (root && (epoch_end || periodic || stop || r->state.step == total)) ok = save(r, err);
         if (ok && root && r->cfg.preview_every > 0 && r->state.step % r->cfg.preview_every == 0)
-            write_preview(&r->ctx, &r->model, &r->sched, out_dir, r->state.step, r->cfg.unit_range);
+            write_preview(&r->ctx, &r->model, &r->sched, out_dir, r->state.step, &r->cfg);
         if (stop) {
             result->interrupted = true;
             if (progress && root)

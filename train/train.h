@@ -17,6 +17,10 @@ typedef struct nd_ddpm_config {
     bool unit_range;        // keep images in [0, 1] (the assessment) instead of [-1, 1]
     bool random_flip;
     double beta_start, beta_end; // linear schedule over model.T steps
+    nd_schedule_kind schedule;   // linear (beta_start..beta_end, the course's) or cosine
+    bool zero_snr;               // the schedule rescaled to zero terminal SNR (needs x0 or v prediction)
+    nd_prediction prediction;    // what the model learns to predict: eps (the course's), x0 or v
+    float min_snr_gamma;         // 0: the course's plain MSE; else min-SNR-gamma loss weights (Hang et al. 2023)
     int epochs, batch_size;
     float lr;
     bool adamw;
@@ -34,6 +38,20 @@ typedef struct nd_ddpm_config {
 // The course's notebook 04 settings: dli-unet on 16x16 Fashion-MNIST, 10 classes, T = 150, 3 epochs of
 // batch 128, Adam lr 1e-3, label dropout 0.1, random flips, images in [-1, 1].
 nd_ddpm_config nd_ddpm_defaults(void);
+
+// The run's noise schedule (kind, betas, zero-SNR rescaling), as training and sampling must share it.
+void nd_ddpm_schedule(const nd_ddpm_config *cfg, nd_schedule *s);
+// nd_sample_defaults() for a model trained with cfg: its prediction, and x0 clipping to its data's range.
+nd_sample_config nd_ddpm_sample_defaults(const nd_ddpm_config *cfg);
+// The training loss of predictions pred (b, C, H, W) for x0 and noise (b, C, H, W) at timesteps t_host (b):
+// F.mse_loss(pred, target) with target noise, x0 or v = sqrt(abar) noise - sqrt(1 - abar) x0 as cfg predicts;
+// with cfg->min_snr_gamma > 0 (Hang et al. 2023) each image's squared error is weighted by min(SNR_t, gamma)
+// over what its prediction's error costs in x0 terms (SNR_t for eps, SNR_t + 1 for v, 1 for x0),
+// SNR_t = abar_t / (1 - abar_t), so the nearly clean steps stop dominating.
+nd_tensor *nd_ddpm_loss(nd_ctx *ctx, const nd_ddpm_config *cfg, const nd_schedule *s, nd_tensor *x0,
+                        nd_tensor *noise, nd_tensor *pred, const int *t_host);
+// Whether cfg's training choices fit together (zero SNR needs x0 or v prediction); else err says why.
+bool nd_ddpm_check_options(const nd_ddpm_config *cfg, nd_error *err);
 
 typedef struct nd_ddpm_result {
     int64_t steps;       // optimizer steps taken in total (resumed runs included)

@@ -23,16 +23,56 @@ void nd_flags_usage(const char *command, const char *summary, const nd_flag *fla
 // Picks cpu or cuda from "--device auto|cpu|cuda"; prints why and returns false for a bad choice.
 bool nd_cli_device(const char *command, const char *name, int *device);
 
-// sample's and eval's sampler flags: sc gets nd_sample_defaults() with --sampler, --steps, --eta and --seed;
-// a bad sampler name or a step count below 1 is printed and returns false.
-bool nd_cli_sampler(const char *command, const char *sampler, int64_t steps, double eta, int64_t seed,
-                    nd_sample_config *sc);
+// The flags train and train-clip share (data, length, batch, optimizer, seed, checkpoints, output, device).
+typedef struct nd_cli_training {
+    const char *data, *out, *device;
+    int64_t epochs, max_steps, batch, seed, checkpoint_every;
+    double lr, weight_decay;
+    bool no_flip, resume, no_tf32, quiet, help;
+} nd_cli_training;
 
-// Sets sc->start_mean/start_std from "--start auto|noise|matched" (sample.h) for a model trained with cfg;
-// *mean and *std receive the arrays to free (NULL for N(0, I)). An unreadable data set is an error for
-// "matched" and, for "auto", a note and the course's N(0, I). Prints why and returns false on an error.
-bool nd_cli_start(const char *command, const char *spec, const nd_ddpm_config *cfg, const nd_schedule *s,
-                  nd_sample_config *sc, float **mean, float **std);
+#define ND_CLI_TRAINING_FLAGS 15
+
+// Writes the ND_CLI_TRAINING_FLAGS shared flags, bound to t, to flags; returns how many. data_help and
+// out_help say what the command reads and writes.
+int nd_cli_training_flags(nd_cli_training *t, const char *data_help, const char *out_help, nd_flag *flags);
+// Checks the shared flags (naming the one that is wrong), picks the device and turns TF32 off for --no-tf32;
+// false with why printed.
+bool nd_cli_training_check(const char *command, const nd_cli_training *t, int64_t min_batch, int *device);
+// Prints the run's figures and the checkpoint written; returns the exit status (130 when interrupted).
+int nd_cli_training_done(int64_t steps, double seconds, double images_per_second, double last_loss,
+                         const char *checkpoint, bool interrupted);
+
+// The sampling flags sample and eval share (the checkpoint, sampler, guidance, start, seed, weights, device).
+typedef struct nd_cli_sampling {
+    const char *ckpt, *sampler, *spacing, *start, *device;
+    int64_t steps, seed;
+    double w, scale, eta; // scale: --guidance-scale, NAN when not given (then w applies)
+    bool clip_x0, ema, no_ema, no_tf32;
+} nd_cli_sampling;
+
+#define ND_CLI_SAMPLING_FLAGS 15
+
+nd_cli_sampling nd_cli_sampling_defaults(void);
+// Writes the ND_CLI_SAMPLING_FLAGS shared flags, bound to s, to flags; returns how many.
+int nd_cli_sampling_flags(nd_cli_sampling *s, nd_flag *flags);
+
+// What a sampling command works with once its flags are read.
+typedef struct nd_cli_session {
+    nd_ctx ctx;
+    nd_model model;
+    nd_ddpm_config cfg;  // the checkpoint's run
+    nd_schedule sched;   // the checkpoint's
+    bool ema;            // sampling from the EMA weights (--ema, or by default where the checkpoint has them)
+    nd_sample_config sc; // sampler, steps, spacing, eta, clipping, seed, guidance w and x_T's start from the
+                         // flags; prediction and clipping range from the checkpoint
+    float *start_mean, *start_std; // owned by the session (NULL: x_T from N(0, I))
+} nd_cli_session;
+
+// Checks the shared flags, picks the device (TF32 off with --no-tf32), loads the checkpoint and sets up the
+// sampler and x_T's start. False, with why printed, leaves nothing to close.
+bool nd_cli_session_open(const char *command, const nd_cli_sampling *flags, nd_cli_session *session);
+void nd_cli_session_close(nd_cli_session *session);
 
 // train's --clip and --cond: refused for a class model; for t2i-unet --clip must name a CLIP checkpoint (unless
 // resuming, when the run's own wins) and --cond be sequence or pooled. Sets cfg->clip and cfg->text_pooled.
@@ -53,6 +93,7 @@ int nd_cmd_train(int argc, char **argv);
 int nd_cmd_sample(int argc, char **argv);
 int nd_cmd_info(int argc, char **argv);
 int nd_cmd_eval(int argc, char **argv);
+int nd_cmd_exercise(int argc, char **argv);
 int nd_cmd_captions(int argc, char **argv);
 int nd_cmd_train_clip(int argc, char **argv);
 int nd_cmd_clip_eval(int argc, char **argv);

@@ -6,17 +6,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cli.h"
 #include "sample.h"
-#include "train.h"
-
+#include "eval.h"
 
 // What one run measured, for the table and the JSON file.
 typedef struct eval_result {
-    const char *ckpt, *data, *sampler, *start;
-    int steps, per_class, classes;
+    const char *ckpt, *data, *sampler, *spacing, *start;
+    int steps, evaluations, per_class, classes;
+    bool clip_x0;
     double w, eta;
     uint64_t seed;
     bool ema, unit_range;
@@ -53,15 +52,16 @@ static void json_number(FILE *f, double v) {
     else fputs("null", f);
 }
 
-// The same numbers as the table, through a temporary file renamed into place.
+// The same numbers as the table, written atomically.
 static bool write_json(const char *path, const eval_result *r) {
-    char tmp[4200], name[32];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        fprintf(stderr, "nanodiff eval: --json %s: cannot create the file\n", path);
+    char name[32];
+    nd_atomic_file af;
+    nd_error err;
+    if (!nd_atomic_open(&af, path, &err)) {
+        fprintf(stderr, "nanodiff eval: --json: %s\n", err.msg);
         return false;
     }
+    FILE *f = af.f;
     const nd_eval_report *rep = &r->report;
     fprintf(f, "{\n  \"checkpoint\": ");
     json_string(f, r->ckpt);
@@ -71,6 +71,8 @@ static bool write_json(const char *path, const eval_result *r) {
             r->unit_range ? "true" : "false", r->sampler, r->steps);
     fprintf(f, "  \"w\": %.6g,\n  \"eta\": %.6g,\n  \"seed\": %llu,\n  \"ema\": %s,\n  \"per_class\": %d,\n", r->w,
             r->eta, (unsigned long long)r->seed, r->ema ? "true" : "false", r->per_class);
+    fprintf(f, "  \"model_calls\": %d,\n  \"spacing\": \"%s\",\n  \"clip_x0\": %s,\n", r->evaluations, r->spacing,
+            r->clip_x0 ? "true" : "false");
     fprintf(f, "  \"start\": \"%s\",\n  \"prompted\": %s,\n", r->start, r->prompted ? "true" : "false");
     fprintf(f, "  \"classifier_random_flip\": %s,\n", r->ev->classifier.random_flip ? "true" : "false");
     fprintf(f, "  \"classifier_test_accuracy\": ");
@@ -100,26 +102,27 @@ static bool write_json(const char *path, const eval_result *r) {
     fprintf(f, ",\n  \"fd_floor_draws\": %d,\n  \"fd_floor_images\": %lld,\n  \"fd_reference_images\": %lld,\n",
             r->floor.draws, (long long)r->floor.images, (long long)r->ev->n_reference);
     fprintf(f, "  \"sample_seconds\": %.3f,\n  \"seconds\": %.3f\n}\n", r->sample_seconds, r->total_seconds);
-    bool ok = !ferror(f);
-    ok = fclose(f) == 0 && ok;
-    if (ok && rename(tmp, path) != 0) ok = false;
-    if (!ok) {
-        unlink(tmp);
-        fprintf(stderr, "nanodiff eval: --json %s: cannot write the file\n", path);
-    }
+    bool ok = nd_atomic_commit(&af, &err);
+    if (!ok) fprintf(stderr, "nanodiff eval: --json: %s\n", err.msg);
     return ok;
 }
 
 // The classifier, the per-class table, the distances and the time, on stdout.
-// ", eta 0.5" for DDIM, nothing for the DDPM samplers.
-static const char *eta_text(const eval_result *r, char *buf, size_t size) {
-    if (strcmp(r->sampler, "ddim") == 0) snprintf(buf, size, ", eta %g", r->eta);
-    else buf[0] = 0;
+// What else the sampler was told: ", eta 0.5" for DDIM, a spacing other than linspace, Heun's model calls,
+// x0 clipping; nothing for the course's DDPM.
+static const char *sampler_text(const eval_result *r, char *buf, size_t size) {
+    int len = 0;
+    buf[0] = 0;
+    if (strcmp(r->sampler, "ddim") == 0) len += snprintf(buf + len, size - (size_t)len, ", eta %g", r->eta);
+    if (strcmp(r->spacing, "linspace") != 0 && strncmp(r->sampler, "ddpm", 4) != 0)
+        len += snprintf(buf + len, size - (size_t)len, ", %s spacing", r->spacing);
+    if (r->evaluations != r->steps) len += snprintf(buf + len, size - (size_t)len, " (%d model calls)", r->evaluations);
+    if (r->clip_x0) snprintf(buf + len, size - (size_t)len, ", x0 clipped");
     return buf;
 }
 
 static void print_table(const eval_result *r) {
-    char eta_buf[32];
+    char sampler_buf[96];
     const nd_evaluator *ev = r->ev;
     const nd_eval_report *rep = &r->report;
     char name[32];
@@ -130,7 +133,7 @@ static void print_table(const eval_result *r) {
     if (r->prompted) printf("prompts: \"a photo of a {class}\", guidance scale %g (the empty prompt unconditional)\n",
                             1.0 + r->w);
     printf("samples: %d a class, %s with %d steps%s, w = %g, from %s, seed %llu%s\n\n", r->per_class, r->sampler,
-           r->steps, eta_text(r, eta_buf, sizeof eta_buf), r->w, r->start, (unsigned long long)r->seed,
+           r->steps, sampler_text(r, sampler_buf, sizeof sampler_buf), r->w, r->start, (unsigned long long)r->seed,
            r->ema ? ", EMA weights" : "");
     printf("  %-12s %9s %11s\n", "class", "accuracy", "confidence");
     for (int k = 0; k < r->classes; k++)
@@ -148,172 +151,156 @@ static void print_table(const eval_result *r) {
     printf("time: %.1f s (sampling %.1f s)\n", r->total_seconds, r->sample_seconds);
 }
 
-// Draws per_class guided samples of every class, class by class, in batches of at most batch images; a
-// text-to-image model (text not NULL) is asked for the prompt "a photo of a {class}".
-static void draw_samples(nd_ctx *ctx, const nd_model *model, nd_text_encoder *text, const nd_ddpm_config *cfg,
-                         const nd_sample_config *sc, int classes, int per_class, int batch, float *images,
-                         int32_t *labels) {
+// Draws per_class guided samples of each of classes classes, class by class, in batches of at most batch
+// images; a text-to-image model (text not NULL) is asked for the prompt "a photo of a {class}".
+static void draw_samples(nd_cli_session *s, nd_text_encoder *text, int classes, int per_class, int batch,
+                         float *images, int32_t *labels) {
+    nd_ctx *ctx = &s->ctx;
+    const nd_model *model = &s->model;
+    const nd_sample_config *sc = &s->sc;
     const nd_model_config *mc = &model->config;
     int total = classes * per_class;
     int64_t image = (int64_t)mc->img_ch * mc->img_size * mc->img_size;
-    nd_schedule sched;
-    nd_schedule_linear(&sched, mc->T, cfg->beta_start, cfg->beta_end);
-    float *onehot = malloc((size_t)batch * (size_t)classes * sizeof(float)); // (batch, classes)
     for (int i = 0; i < total; i++) labels[i] = i / per_class;
     for (int first = 0, chunk = 0; first < total; first += batch, chunk++) {
         int n = total - first < batch ? total - first : batch;
-        memset(onehot, 0, (size_t)n * (size_t)classes * sizeof(float));
-        for (int i = 0; i < n; i++) onehot[i * classes + labels[first + i]] = 1.0f;
         nd_arena_mark mark = nd_arena_get_mark(&ctx->pool);
-        nd_tensor *context = NULL, *null_context = NULL;
+        nd_tensor *context, *null_context = NULL;
         if (text) {
             context = nd_t2i_class_context(text, ctx, labels + first, n);
             null_context = nd_t2i_empty_context(text, ctx, n);
         } else {
-            context = nd_empty_persistent(ctx, ND_SHAPE(n, classes));
-            nd_copy_from_host(ctx, context, onehot);
+            context = nd_class_context(ctx, labels + first, n, classes, true);
         }
         nd_sample_config chunk_cfg = *sc;
         chunk_cfg.seed = sc->seed + ((uint64_t)chunk << 32); // every batch its own noise, reproducible from --seed
-        nd_sample_images(ctx, model, &sched, &chunk_cfg, n, context, null_context, images + (int64_t)first * image,
+        nd_sample_images(ctx, model, &s->sched, &chunk_cfg, n, context, null_context, images + (int64_t)first * image,
                          NULL, NULL);
         nd_arena_release(&ctx->pool, mark);
         fprintf(stderr, "\rsampled %d/%d", first + n, total);
         fflush(stderr);
     }
     fputc('\n', stderr);
-    free(onehot);
-    nd_schedule_free(&sched);
+}
+
+// What eval does beyond the shared sampling flags.
+typedef struct eval_options {
+    nd_cli_sampling sampling;
+    const char *cache, *json, *data, *clip;
+    int64_t n, batch;
+} eval_options;
+
+// Parses argv into o; returns -1 to go on, else the exit status (help shown, or a bad flag).
+static int parse_flags(int argc, char **argv, eval_options *o) {
+    *o = (eval_options){.sampling = nd_cli_sampling_defaults(), .n = 100, .batch = 250};
+    bool help = false, attributes = false;
+    nd_flag flags[ND_CLI_SAMPLING_FLAGS + 10];
+    int n_flags = nd_cli_sampling_flags(&o->sampling, flags);
+    const nd_flag own[] = {
+        {"--clip", ND_FLAG_STRING, &o->clip, "text-to-image: the CLIP checkpoint (default: clip.h5 beside --ckpt)"},
+        {"--attributes", ND_FLAG_BOOL, &attributes, "text-to-image: check dark/light and facing left/right instead"},
+        {"--n", ND_FLAG_INT, &o->n, "samples per class"},
+        {"--batch", ND_FLAG_INT, &o->batch, "samples drawn at once (memory grows with it)"},
+        {"--data", ND_FLAG_STRING, &o->data,
+         "real images: fashion-mnist or an IDX directory (default: the checkpoint's)"},
+        {"--cache", ND_FLAG_STRING, &o->cache, "directory of the trained classifiers (default $XDG_CACHE_HOME/nanodiff "
+                                               "or ~/.cache/nanodiff)"},
+        {"--json", ND_FLAG_STRING, &o->json, "also write the numbers to this JSON file"},
+        {"--help", ND_FLAG_BOOL, &help, "show this help"},
+    };
+    for (int i = 0; i < ND_COUNT(own); i++) flags[n_flags++] = own[i];
+    const char *summary = "sample quality: classifier accuracy per class and a classifier-feature FID";
+    if (!nd_flags_parse("eval", argc, argv, 2, flags, n_flags) || help || !o->sampling.ckpt) {
+        if (!help && !o->sampling.ckpt) fprintf(stderr, "nanodiff eval: --ckpt is required\n");
+        nd_flags_usage("eval", summary, flags, n_flags);
+        return help ? 0 : 1;
+    }
+    if (o->n < 2 || o->n > 100000 || o->batch < 1 || o->batch > 100000) {
+        fprintf(stderr, "nanodiff eval: --n must be in [2, 100000] and --batch in [1, 100000]\n");
+        return 1;
+    }
+    return -1;
+}
+
+// Why eval cannot score this model (class- or prompt-guided grey images only), or NULL.
+static const char *model_problem(const nd_model_config *mc) {
+    if (mc->kind == ND_MODEL_T2I_UNET) return NULL; // asked "a photo of a {class}"
+    if (mc->c_embed_dim <= 0) return "is unconditional: eval scores class-guided samples";
+    if (mc->img_ch != 1) return "makes images of more than one channel: eval's classifier takes grey images";
+    return NULL;
+}
+
+// Draws the samples, scores them and the real-vs-real floor, prints the table and writes the JSON.
+static bool run_eval(nd_cli_session *s, const eval_options *o, nd_evaluator *ev, nd_text_encoder *text,
+                     const char *data, double start) {
+    const nd_model_config *mc = &s->model.config;
+    const nd_sample_config *sc = &s->sc;
+    eval_result r = {.start = sc->start_mean ? "q(x_T)'s moments" : "N(0, I)", .ckpt = o->sampling.ckpt,
+                     .data = data, .sampler = nd_sampler_name(sc->sampler),
+                     .spacing = nd_spacing_name(sc->spacing), .clip_x0 = sc->clamp_x0,
+                     .steps = nd_sample_steps(sc, mc->T), .evaluations = nd_sample_evaluations(sc, mc->T),
+                     .per_class = (int)o->n, .classes = text ? 10 : mc->c_embed_dim, .prompted = text != NULL,
+                     .w = sc->w, .eta = sc->eta,
+                     .seed = sc->seed, .ema = s->ema, .unit_range = s->cfg.unit_range,
+                     .img_size = mc->img_size, .ev = ev};
+    int total = r.classes * r.per_class;
+    int64_t image = (int64_t)mc->img_ch * mc->img_size * mc->img_size;
+    float *images = nd_xmalloc((size_t)total * (size_t)image * sizeof(float)); // (total, C, S, S)
+    int32_t *labels = nd_xmalloc((size_t)total * sizeof(int32_t));            // (total)
+    double sample_start = nd_seconds();
+    draw_samples(s, text, r.classes, r.per_class, (int)o->batch, images, labels);
+    r.sample_seconds = nd_seconds() - sample_start;
+    nd_error err;
+    bool ok = nd_eval_images(ev, &s->ctx, images, labels, total, &r.report, &err) &&
+              nd_eval_floor(ev, r.per_class, &r.floor, &err);
+    r.total_seconds = nd_seconds() - start;
+    if (ok) print_table(&r);
+    else fprintf(stderr, "nanodiff eval: %s\n", err.msg);
+    if (ok && o->json) ok = write_json(o->json, &r);
+    free(images);
+    free(labels);
+    return ok;
 }
 
 int nd_cmd_eval(int argc, char **argv) {
     if (nd_cli_is_attribute_eval(argc, argv)) return nd_cmd_eval_attributes(argc, argv);
-    const char *start_spec = "auto";
-    const char *ckpt = NULL, *sampler = "ddpm", *cache = NULL, *json = NULL, *data = NULL, *device = "auto";
-    const char *clip = NULL;
-    int64_t n = 100, steps = 50, seed = 0, batch = 250;
-    double w = 2.0, eta = 0.0;
-    bool clamp_x0 = false, use_ema = false, attributes = false, help = false;
-    const nd_flag flags[] = {
-        {"--ckpt", ND_FLAG_STRING, &ckpt, "checkpoint written by nanodiff train (required): class-conditional, or "
-                                          "text-to-image (asked \"a photo of a {class}\")"},
-        {"--clip", ND_FLAG_STRING, &clip, "text-to-image: the CLIP checkpoint (default: clip.h5 beside --ckpt)"},
-        {"--attributes", ND_FLAG_BOOL, &attributes, "text-to-image: check dark/light and facing left/right instead"},
-        {"--n", ND_FLAG_INT, &n, "samples per class"},
-        {"--sampler", ND_FLAG_STRING, &sampler, "ddpm (the course's), ddpm-posterior, ddpm-clamped (the lesson's) or ddim"},
-        {"--clamp-x0", ND_FLAG_BOOL, &clamp_x0, "clamp each step's predicted x0 to the data's range (any sampler)"},
-        {"--steps", ND_FLAG_INT, &steps, "DDIM steps (the DDPM samplers take all T)"},
-        {"--eta", ND_FLAG_FLOAT, &eta, "DDIM eta: 0 deterministic, 1 DDPM-like noise"},
-        {"--start", ND_FLAG_STRING, &start_spec, "x_T: noise (the course's N(0, I)), matched (q(x_T)'s moments) or "
-                                                 "auto (matched for ddim)"},
-        {"--w", ND_FLAG_FLOAT, &w, "guidance weight, the course's (1 + w) e_c - w e_u"},
-        {"--seed", ND_FLAG_INT, &seed, "seed of the samples' noise"},
-        {"--ema", ND_FLAG_BOOL, &use_ema, "sample from the EMA weights"},
-        {"--batch", ND_FLAG_INT, &batch, "samples drawn at once (memory grows with it)"},
-        {"--data", ND_FLAG_STRING, &data, "real images: fashion-mnist or an IDX directory (default: the checkpoint's)"},
-        {"--cache", ND_FLAG_STRING, &cache, "directory of the trained classifiers (default $XDG_CACHE_HOME/nanodiff "
-                                            "or ~/.cache/nanodiff)"},
-        {"--json", ND_FLAG_STRING, &json, "also write the numbers to this JSON file"},
-        {"--device", ND_FLAG_STRING, &device, "auto, cpu or cuda"},
-        {"--help", ND_FLAG_BOOL, &help, "show this help"},
-    };
-    int n_flags = (int)(sizeof flags / sizeof flags[0]);
-    const char *summary = "sample quality: classifier accuracy per class and a classifier-feature FID";
-    if (!nd_flags_parse("eval", argc, argv, 2, flags, n_flags) || help || !ckpt) {
-        if (!help && !ckpt) fprintf(stderr, "nanodiff eval: --ckpt is required\n");
-        nd_flags_usage("eval", summary, flags, n_flags);
-        return help ? 0 : 1;
-    }
-    nd_sample_config sc;
-    if (!nd_cli_sampler("eval", sampler, steps, eta, seed, &sc)) return 1;
-    if (n < 2 || n > 100000 || batch < 1 || batch > 100000) {
-        fprintf(stderr, "nanodiff eval: --n must be in [2, 100000] and --batch in [1, 100000]\n");
-        return 1;
-    }
-    sc.w = (float)w;
-    int dev;
-    if (!nd_cli_device("eval", device, &dev)) return 1;
-
+    eval_options o;
+    int status = parse_flags(argc, argv, &o);
+    if (status >= 0) return status;
     double start = nd_seconds();
-    nd_ctx ctx;
-    nd_ctx_init(&ctx, (nd_device)dev, 64 << 20, 0);
-    nd_model model;
-    nd_ddpm_config cfg;
-    nd_error err;
-    if (!nd_checkpoint_load_model(ckpt, use_ema, &model, &cfg, &ctx, &err)) {
-        fprintf(stderr, "nanodiff eval: %s\n", err.msg);
-        nd_ctx_free(&ctx);
-        return 1;
-    }
-    const nd_model_config *mc = &model.config;
-    sc.clamp_x0 = clamp_x0, sc.x0_min = cfg.unit_range ? 0.0f : -1.0f;
-    const char *problem = NULL;
-    if (mc->kind == ND_MODEL_T2I_UNET) problem = NULL;
-    else if (mc->c_embed_dim <= 0) problem = "is unconditional: eval scores class-guided samples";
-    else if (mc->img_ch != 1) problem = "makes images of more than one channel: eval's classifier takes grey images";
-    nd_text_encoder *text = NULL;
-    if (!problem && mc->kind == ND_MODEL_T2I_UNET && !nd_t2i_open_text(ckpt, &cfg, clip, (nd_device)dev, &text, &err)) {
-        fprintf(stderr, "nanodiff eval: %s\n", err.msg);
-        nd_model_free(&model);
-        nd_ctx_free(&ctx);
-        return 1;
-    }
+    nd_cli_session s;
+    if (!nd_cli_session_open("eval", &o.sampling, &s)) return 1;
+    const nd_model_config *mc = &s.model.config;
+    const char *problem = model_problem(mc);
     if (problem) {
-        fprintf(stderr, "nanodiff eval: %s: the %s model %s\n", ckpt, nd_model_kind_name(mc->kind), problem);
-        nd_text_encoder_close(text);
-        nd_model_free(&model);
-        nd_ctx_free(&ctx);
+        fprintf(stderr, "nanodiff eval: %s: the %s model %s\n", o.sampling.ckpt, nd_model_kind_name(mc->kind),
+                problem);
+        nd_cli_session_close(&s);
         return 1;
     }
-    int classes = text ? 10 : mc->c_embed_dim; // a prompt names one of Fashion-MNIST's ten
-    nd_eval_setup setup = {.data = data ? data : cfg.data, .img_ch = mc->img_ch, .img_size = mc->img_size,
-                           .unit_range = cfg.unit_range, .random_flip = cfg.random_flip,
-                           .classes = classes, .cache_dir = cache,
+    nd_error err;
+    nd_text_encoder *text = NULL;
+    if (mc->kind == ND_MODEL_T2I_UNET &&
+        !nd_t2i_open_text(o.sampling.ckpt, &s.cfg, o.clip, s.ctx.device, &text, &err)) {
+        fprintf(stderr, "nanodiff eval: %s\n", err.msg);
+        nd_cli_session_close(&s);
+        return 1;
+    }
+    // a prompt names one of Fashion-MNIST's ten classes
+    nd_eval_setup setup = {.data = o.data ? o.data : s.cfg.data, .img_ch = mc->img_ch, .img_size = mc->img_size,
+                           .unit_range = s.cfg.unit_range, .random_flip = s.cfg.random_flip,
+                           .classes = text ? 10 : mc->c_embed_dim, .cache_dir = o.cache,
                            .train = nd_eval_train_defaults(), .log = stderr};
     nd_evaluator ev;
-    if (!nd_evaluator_init(&ev, &setup, &ctx, &err)) {
-        fprintf(stderr, "nanodiff eval: %s%s\n", err.msg, data ? "" : " (the checkpoint's data set; see --data)");
+    if (!nd_evaluator_init(&ev, &setup, &s.ctx, &err)) {
+        fprintf(stderr, "nanodiff eval: %s%s\n", err.msg, o.data ? "" : " (the checkpoint's data set; see --data)");
         nd_text_encoder_close(text);
-        nd_model_free(&model);
-        nd_ctx_free(&ctx);
+        nd_cli_session_close(&s);
         return 1;
     }
-    nd_schedule sched;
-    nd_schedule_linear(&sched, mc->T, cfg.beta_start, cfg.beta_end);
-    float *start_mean = NULL, *start_std = NULL;
-    bool started = nd_cli_start("eval", start_spec, &cfg, &sched, &sc, &start_mean, &start_std);
-    nd_schedule_free(&sched);
-    if (!started) {
-        nd_evaluator_free(&ev);
-        nd_text_encoder_close(text);
-        nd_model_free(&model);
-        nd_ctx_free(&ctx);
-        return 1;
-    }
-    eval_result r = {.start = sc.start_mean ? "q(x_T)'s moments" : "N(0, I)", .ckpt = ckpt, .data = setup.data, .sampler = nd_sampler_name(sc.sampler),
-                     .steps = sc.sampler == ND_SAMPLER_DDIM && sc.steps < mc->T ? sc.steps : mc->T, .per_class = (int)n,
-                     .classes = classes, .prompted = text != NULL, .w = w, .eta = eta, .seed = sc.seed, .ema = use_ema,
-                     .unit_range = cfg.unit_range, .img_size = mc->img_size, .ev = &ev};
-    int total = r.classes * r.per_class;
-    int64_t image = (int64_t)mc->img_ch * mc->img_size * mc->img_size;
-    float *images = malloc((size_t)total * (size_t)image * sizeof(float)); // (total, C, S, S)
-    int32_t *labels = malloc((size_t)total * sizeof(int32_t));            // (total)
-    double sample_start = nd_seconds();
-    draw_samples(&ctx, &model, text, &cfg, &sc, r.classes, r.per_class, (int)batch, images, labels);
-    r.sample_seconds = nd_seconds() - sample_start;
-    bool ok = nd_eval_images(&ev, &ctx, images, labels, total, &r.report, &err) &&
-              nd_eval_floor(&ev, r.per_class, &r.floor, &err);
-    r.total_seconds = nd_seconds() - start;
-    if (ok) print_table(&r);
-    else fprintf(stderr, "nanodiff eval: %s\n", err.msg);
-    if (ok && json) ok = write_json(json, &r);
-    free(images);
-    free(labels);
-    free(start_mean);
-    free(start_std);
+    bool ok = run_eval(&s, &o, &ev, text, setup.data, start);
     nd_evaluator_free(&ev);
     nd_text_encoder_close(text);
-    nd_model_free(&model);
-    nd_ctx_free(&ctx);
+    nd_cli_session_close(&s);
     return ok ? 0 : 1;
 }

@@ -27,7 +27,7 @@ static void draw(nd_ctx *ctx, const nd_model *model, nd_text_encoder *text, cons
     const nd_model_config *mc = &model->config;
     int64_t image = (int64_t)mc->img_ch * mc->img_size * mc->img_size;
     int total = n_prompts * n;
-    const char **rows = malloc((size_t)total * sizeof(char *));
+    const char **rows = nd_xmalloc((size_t)total * sizeof(char *));
     for (int i = 0; i < total; i++) rows[i] = prompts[i / n];
     for (int first = 0, chunk = 0; first < total; first += batch, chunk++) {
         int b = total - first < batch ? total - first : batch;
@@ -47,43 +47,31 @@ static void draw(nd_ctx *ctx, const nd_model *model, nd_text_encoder *text, cons
 }
 
 int nd_cmd_eval_attributes(int argc, char **argv) {
-    const char *ckpt = NULL, *sampler = "ddpm", *start_spec = "auto", *clip = NULL, *device = "auto";
-    int64_t n = 50, steps = 50, seed = 0, batch = 250;
-    double scale = 3.0, eta = 0.0;
-    bool attributes = false, clamp_x0 = false, use_ema = false, help = false;
-    const nd_flag flags[] = {
-        {"--ckpt", ND_FLAG_STRING, &ckpt, "text-to-image checkpoint (required)"},
+    nd_cli_sampling f = nd_cli_sampling_defaults();
+    const char *clip = NULL;
+    int64_t n = 50, batch = 250;
+    bool attributes = false, help = false;
+    nd_flag flags[ND_CLI_SAMPLING_FLAGS + 5];
+    int n_flags = nd_cli_sampling_flags(&f, flags);
+    const nd_flag own[] = {
         {"--attributes", ND_FLAG_BOOL, &attributes, "this check: dark/light and facing left/right"},
         {"--n", ND_FLAG_INT, &n, "samples per prompt"},
-        {"--sampler", ND_FLAG_STRING, &sampler, "ddpm, ddpm-posterior, ddpm-clamped or ddim"},
-        {"--clamp-x0", ND_FLAG_BOOL, &clamp_x0, "clamp each step's predicted x0 to the data's range"},
-        {"--steps", ND_FLAG_INT, &steps, "DDIM steps"},
-        {"--eta", ND_FLAG_FLOAT, &eta, "DDIM eta"},
-        {"--start", ND_FLAG_STRING, &start_spec, "x_T: noise, matched or auto"},
-        {"--guidance-scale", ND_FLAG_FLOAT, &scale, "e_u + s (e_c - e_u)"},
-        {"--seed", ND_FLAG_INT, &seed, "seed of the samples' noise"},
-        {"--ema", ND_FLAG_BOOL, &use_ema, "sample from the EMA weights"},
         {"--batch", ND_FLAG_INT, &batch, "samples drawn at once"},
         {"--clip", ND_FLAG_STRING, &clip, "the CLIP checkpoint (default: clip.h5 beside --ckpt)"},
-        {"--device", ND_FLAG_STRING, &device, "auto, cpu or cuda"},
         {"--help", ND_FLAG_BOOL, &help, "show this help"},
     };
-    int n_flags = (int)(sizeof flags / sizeof flags[0]);
+    for (int i = 0; i < ND_COUNT(own); i++) flags[n_flags++] = own[i];
     const char *summary = "text-to-image attributes: \"dark\" vs \"light\" brightness per class, \"facing left/right\"";
-    if (!nd_flags_parse("eval", argc, argv, 2, flags, n_flags) || help || !ckpt) {
-        if (!help && !ckpt) fprintf(stderr, "nanodiff eval: --ckpt is required\n");
+    if (!nd_flags_parse("eval", argc, argv, 2, flags, n_flags) || help || !f.ckpt) {
+        if (!help && !f.ckpt) fprintf(stderr, "nanodiff eval: --ckpt is required\n");
         nd_flags_usage("eval --attributes", summary, flags, n_flags);
         return help ? 0 : 1;
     }
-    nd_sample_config sc;
-    if (!nd_cli_sampler("eval", sampler, steps, eta, seed, &sc)) return 1;
+    const char *ckpt = f.ckpt;
     if (n < 1 || n > 100000 || batch < 1) {
         fprintf(stderr, "nanodiff eval: --n must be in [1, 100000] and --batch positive\n");
         return 1;
     }
-    sc.w = (float)(scale - 1.0);
-    int dev;
-    if (!nd_cli_device("eval", device, &dev)) return 1;
     nd_ddpm_config cfg;
     nd_error err;
     if (!nd_checkpoint_read_config(ckpt, &cfg, &err)) {
@@ -95,7 +83,6 @@ int nd_cmd_eval_attributes(int argc, char **argv) {
                 nd_model_kind_name(cfg.model.kind));
         return 1;
     }
-    sc.clamp_x0 = clamp_x0, sc.x0_min = cfg.unit_range ? 0.0f : -1.0f;
     nd_dataset ds = {0};
     nd_captioner cap;
     if (!nd_dataset_load(&ds, cfg.data, ND_SPLIT_TRAIN, &err) ||
@@ -106,18 +93,12 @@ int nd_cmd_eval_attributes(int argc, char **argv) {
         return 1;
     }
     nd_dataset_free(&ds);
+    nd_cli_session ses;
+    if (!nd_cli_session_open("eval", &f, &ses)) return 1;
     nd_text_encoder *text = NULL;
-    if (!nd_t2i_open_text(ckpt, &cfg, clip, (nd_device)dev, &text, &err)) {
+    if (!nd_t2i_open_text(ckpt, &ses.cfg, clip, ses.ctx.device, &text, &err)) {
         fprintf(stderr, "nanodiff eval: %s\n", err.msg);
-        return 1;
-    }
-    nd_ctx ctx;
-    nd_ctx_init(&ctx, (nd_device)dev, 64 << 20, 0);
-    nd_model model;
-    if (!nd_checkpoint_load_model(ckpt, use_ema, &model, &cfg, &ctx, &err)) {
-        fprintf(stderr, "nanodiff eval: %s\n", err.msg);
-        nd_text_encoder_close(text);
-        nd_ctx_free(&ctx);
+        nd_cli_session_close(&ses);
         return 1;
     }
     // prompts: dark and light of every class, then left and right of every shoe
@@ -134,18 +115,14 @@ int nd_cmd_eval_attributes(int argc, char **argv) {
         snprintf(prompts[2 * CLASSES + 2 * s], ND_CAPTION_MAX, "%.100s facing left", base);
         snprintf(prompts[2 * CLASSES + 2 * s + 1], ND_CAPTION_MAX, "%.100s facing right", base);
     }
-    const nd_model_config *mc = &model.config;
+    const nd_model_config *mc = &ses.model.config;
     int64_t hw = (int64_t)mc->img_size * mc->img_size;
-    float *images = malloc((size_t)(N_PROMPTS * n * hw) * sizeof(float)); // (prompts * n, 1, S, S)
-    nd_schedule sched;
-    nd_schedule_linear(&sched, mc->T, cfg.beta_start, cfg.beta_end);
-    float *start_mean = NULL, *start_std = NULL;
-    int status = nd_cli_start("eval", start_spec, &cfg, &sched, &sc, &start_mean, &start_std) ? 0 : 1;
-    if (status == 0) draw(&ctx, &model, text, &sched, &sc, prompts, N_PROMPTS, (int)n, (int)batch, images);
+    float *images = nd_xmalloc((size_t)(N_PROMPTS * n * hw) * sizeof(float)); // (prompts * n, 1, S, S)
+    draw(&ses.ctx, &ses.model, text, &ses.sched, &ses.sc, prompts, N_PROMPTS, (int)n, (int)batch, images);
     // each sample as the captions measure an image: grey levels in [0, 1]
     double ink[N_PROMPTS] = {0};
     int64_t asked_way[N_PROMPTS] = {0};
-    for (int p = 0; status == 0 && p < N_PROMPTS; p++)
+    for (int p = 0; p < N_PROMPTS; p++)
         for (int i = 0; i < n; i++) {
             float *img = images + ((int64_t)p * n + i) * hw;
             for (int64_t j = 0; j < hw; j++) {
@@ -159,37 +136,32 @@ int nd_cmd_eval_attributes(int argc, char **argv) {
             nd_facing want = (p - 2 * CLASSES) % 2 == 0 ? ND_FACING_LEFT : ND_FACING_RIGHT;
             if (p >= 2 * CLASSES && a.facing == want) asked_way[p]++;
         }
-    if (status == 0) {
-        printf("attributes: %lld samples a prompt, %s, guidance scale %g, seed %llu%s\n\n", (long long)n,
-               nd_sampler_name(sc.sampler), scale, (unsigned long long)seed, use_ema ? ", EMA weights" : "");
-        printf("  %-12s %10s %10s  %s\n", "class", "dark ink", "light ink", "darker when asked");
-        int obeyed = 0;
-        for (int k = 0; k < CLASSES; k++) {
-            bool ok = ink[2 * k] < ink[2 * k + 1];
-            obeyed += ok;
-            printf("  %-12s %10.3f %10.3f  %s\n", nd_caption_class_names[k], ink[2 * k], ink[2 * k + 1],
-                   ok ? "yes" : "NO");
-        }
-        printf("\n  %-12s %12s %12s\n", "shoe", "left: left", "right: right");
-        int64_t left = 0, right = 0;
-        for (int s = 0; s < SHOES; s++) {
-            int64_t l = asked_way[2 * CLASSES + 2 * s], r = asked_way[2 * CLASSES + 2 * s + 1];
-            left += l, right += r;
-            printf("  %-12s %11.1f%% %11.1f%%\n", nd_caption_class_names[shoe_labels[s]], 100.0 * (double)l / (double)n,
-                   100.0 * (double)r / (double)n);
-        }
-        double facing = (double)(left + right) / (double)(2 * SHOES * n);
-        printf("\nbrightness: %d of %d classes darker for \"dark\" than for \"light\"\n", obeyed, CLASSES);
-        printf("facing: %.1f%% of shoes face the asked way (left %.1f%%, right %.1f%%)\n", 100.0 * facing,
-               100.0 * (double)left / (double)(SHOES * n), 100.0 * (double)right / (double)(SHOES * n));
-        printf("brightness_ok=%d/%d facing_acc=%.3f\n", obeyed, CLASSES, facing);
+    printf("attributes: %lld samples a prompt, %s, guidance scale %g, seed %llu%s\n\n", (long long)n,
+           nd_sampler_name(ses.sc.sampler), 1.0 + ses.sc.w, (unsigned long long)ses.sc.seed,
+           ses.ema ? ", EMA weights" : "");
+    printf("  %-12s %10s %10s  %s\n", "class", "dark ink", "light ink", "darker when asked");
+    int obeyed = 0;
+    for (int k = 0; k < CLASSES; k++) {
+        bool ok = ink[2 * k] < ink[2 * k + 1];
+        obeyed += ok;
+        printf("  %-12s %10.3f %10.3f  %s\n", nd_caption_class_names[k], ink[2 * k], ink[2 * k + 1],
+               ok ? "yes" : "NO");
     }
+    printf("\n  %-12s %12s %12s\n", "shoe", "left: left", "right: right");
+    int64_t left = 0, right = 0;
+    for (int s = 0; s < SHOES; s++) {
+        int64_t l = asked_way[2 * CLASSES + 2 * s], r = asked_way[2 * CLASSES + 2 * s + 1];
+        left += l, right += r;
+        printf("  %-12s %11.1f%% %11.1f%%\n", nd_caption_class_names[shoe_labels[s]], 100.0 * (double)l / (double)n,
+               100.0 * (double)r / (double)n);
+    }
+    double facing = (double)(left + right) / (double)(2 * SHOES * n);
+    printf("\nbrightness: %d of %d classes darker for \"dark\" than for \"light\"\n", obeyed, CLASSES);
+    printf("facing: %.1f%% of shoes face the asked way (left %.1f%%, right %.1f%%)\n", 100.0 * facing,
+           100.0 * (double)left / (double)(SHOES * n), 100.0 * (double)right / (double)(SHOES * n));
+    printf("brightness_ok=%d/%d facing_acc=%.3f\n", obeyed, CLASSES, facing);
     free(images);
-    free(start_mean);
-    free(start_std);
-    nd_schedule_free(&sched);
-    nd_model_free(&model);
     nd_text_encoder_close(text);
-    nd_ctx_free(&ctx);
-    return status;
+    nd_cli_session_close(&ses);
+    return 0;
 }

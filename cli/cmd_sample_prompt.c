@@ -72,45 +72,34 @@ static int read_prompts(const char *path, char **prompts, int max) {
 }
 
 int nd_cmd_sample_prompt(int argc, char **argv) {
-    const char *ckpt = NULL, *prompt = NULL, *prompts_file = NULL, *negative = "", *clip = NULL;
-    const char *sampler = "ddpm", *start_spec = "auto", *out = "samples.png", *h5 = NULL, *device = "auto";
-    const char *class_spec = NULL;
-    int64_t n = 8, steps = 50, seed = 0;
-    double scale = 3.0, w = NAN, eta = 0.0;
-    bool clamp_x0 = false, use_ema = false, no_tf32 = false, help = false;
-    const nd_flag flags[] = {
-        {"--ckpt", ND_FLAG_STRING, &ckpt, "text-to-image checkpoint (nanodiff train --model t2i-unet) (required)"},
+    nd_cli_sampling f = nd_cli_sampling_defaults();
+    const char *prompt = NULL, *prompts_file = NULL, *negative = "", *clip = NULL;
+    const char *out = "samples.png", *h5 = NULL, *class_spec = NULL;
+    int64_t n = 8;
+    bool help = false;
+    nd_flag flags[ND_CLI_SAMPLING_FLAGS + 9];
+    int n_flags = nd_cli_sampling_flags(&f, flags);
+    const nd_flag own[] = {
         {"--prompt", ND_FLAG_STRING, &prompt, "what to draw, e.g. \"a photo of a sneaker\""},
         {"--prompts-file", ND_FLAG_STRING, &prompts_file, "one prompt a line: a row of the grid each"},
         {"--negative-prompt", ND_FLAG_STRING, &negative, "what the unconditional half of guidance reads (\"\": none)"},
-        {"--guidance-scale", ND_FLAG_FLOAT, &scale, "e_u + s (e_c - e_u); 1 is unguided, the lesson uses 7.5"},
-        {"--w", ND_FLAG_FLOAT, &w, "the course's form (1 + w) e_c - w e_u instead (overrides --guidance-scale)"},
-        {"--sampler", ND_FLAG_STRING, &sampler, "ddpm (the course's), ddpm-posterior, ddpm-clamped (the lesson's) "
-                                                "or ddim"},
-        {"--clamp-x0", ND_FLAG_BOOL, &clamp_x0, "clamp each step's predicted x0 to the data's range (any sampler)"},
-        {"--steps", ND_FLAG_INT, &steps, "DDIM steps (the DDPM samplers take all T)"},
-        {"--eta", ND_FLAG_FLOAT, &eta, "DDIM eta: 0 deterministic, 1 DDPM-like noise"},
-        {"--start", ND_FLAG_STRING, &start_spec, "x_T: noise, matched (q(x_T)'s moments) or auto (matched for ddim)"},
         {"--n", ND_FLAG_INT, &n, "samples per prompt (a row each)"},
-        {"--seed", ND_FLAG_INT, &seed, "seed of the initial noise and every step's noise"},
-        {"--ema", ND_FLAG_BOOL, &use_ema, "sample from the EMA weights"},
         {"--clip", ND_FLAG_STRING, &clip, "the CLIP checkpoint (default: clip.h5 beside --ckpt, else the one "
                                           "training named; its hash must match)"},
         {"--class", ND_FLAG_STRING, &class_spec, "(class models only: a text-to-image model takes --prompt)"},
         {"--h5", ND_FLAG_STRING, &h5, "also write the raw samples (in [0, 1]) to this HDF5 file, labelled by prompt "
                                       "number"},
         {"-o", ND_FLAG_STRING, &out, "output PNG"},
-        {"--device", ND_FLAG_STRING, &device, "auto, cpu or cuda"},
-        {"--no-tf32", ND_FLAG_BOOL, &no_tf32, "full float32 matrix products on the GPU (TF32 is on by default)"},
         {"--help", ND_FLAG_BOOL, &help, "show this help"},
     };
-    int n_flags = (int)(sizeof flags / sizeof flags[0]);
+    for (int i = 0; i < ND_COUNT(own); i++) flags[n_flags++] = own[i];
     const char *summary = "draw guided samples of prompts from a text-to-image checkpoint";
-    if (!nd_flags_parse("sample", argc, argv, 2, flags, n_flags) || help || !ckpt) {
-        if (!help && !ckpt) fprintf(stderr, "nanodiff sample: --ckpt is required\n");
+    if (!nd_flags_parse("sample", argc, argv, 2, flags, n_flags) || help || !f.ckpt) {
+        if (!help && !f.ckpt) fprintf(stderr, "nanodiff sample: --ckpt is required\n");
         nd_flags_usage("sample", summary, flags, n_flags);
         return help ? 0 : 1;
     }
+    const char *ckpt = f.ckpt;
     nd_ddpm_config cfg;
     nd_error err;
     if (!nd_checkpoint_read_config(ckpt, &cfg, &err)) {
@@ -133,72 +122,54 @@ int nd_cmd_sample_prompt(int argc, char **argv) {
                         "(one of them)\n", ckpt);
         return 1;
     }
-    nd_sample_config sc;
-    if (!nd_cli_sampler("sample", sampler, steps, eta, seed, &sc)) return 1;
     if (n < 1 || n > 1024) {
         fprintf(stderr, "nanodiff sample: --n must be in [1, 1024], got %lld\n", (long long)n);
         return 1;
     }
-    sc.w = isnan(w) ? (float)(scale - 1.0) : (float)w;
-    sc.clamp_x0 = clamp_x0, sc.x0_min = cfg.unit_range ? 0.0f : -1.0f;
-    int dev;
-    if (!nd_cli_device("sample", device, &dev)) return 1;
-    if (no_tf32) nd_cuda_set_tf32(false);
-
     char *prompts[MAX_PROMPTS];
     int n_prompts = prompt ? 1 : read_prompts(prompts_file, prompts, MAX_PROMPTS);
     if (n_prompts < 0) return 1;
     if (prompt) prompts[0] = strdup(prompt);
+    nd_cli_session s;
+    if (!nd_cli_session_open("sample", &f, &s)) {
+        for (int i = 0; i < n_prompts; i++) free(prompts[i]);
+        return 1;
+    }
     nd_text_encoder *text = NULL;
-    if (!nd_t2i_open_text(ckpt, &cfg, clip, (nd_device)dev, &text, &err)) {
+    if (!nd_t2i_open_text(ckpt, &s.cfg, clip, s.ctx.device, &text, &err)) {
         fprintf(stderr, "nanodiff sample: %s\n", err.msg);
         for (int i = 0; i < n_prompts; i++) free(prompts[i]);
+        nd_cli_session_close(&s);
         return 1;
     }
-    nd_ctx ctx;
-    nd_ctx_init(&ctx, (nd_device)dev, 64 << 20, 0);
-    nd_model model;
-    int status = 0;
-    if (!nd_checkpoint_load_model(ckpt, use_ema, &model, &cfg, &ctx, &err)) {
-        fprintf(stderr, "nanodiff sample: %s\n", err.msg);
-        nd_text_encoder_close(text);
-        nd_ctx_free(&ctx);
-        for (int i = 0; i < n_prompts; i++) free(prompts[i]);
-        return 1;
-    }
-    const nd_model_config *mc = &model.config;
-    int total = n_prompts * (int)n;
+    const nd_model_config *mc = &s.model.config;
+    int total = n_prompts * (int)n, status = 0;
     int64_t image = (int64_t)mc->img_ch * mc->img_size * mc->img_size;
-    const char **rows = malloc((size_t)total * sizeof(char *)), **negatives = malloc((size_t)total * sizeof(char *));
-    int32_t *labels = malloc((size_t)total * sizeof(int32_t));
+    const char **rows = nd_xmalloc((size_t)total * sizeof(char *));
+    const char **negatives = nd_xmalloc((size_t)total * sizeof(char *));
+    int32_t *labels = nd_xmalloc((size_t)total * sizeof(int32_t));
     for (int i = 0; i < total; i++) rows[i] = prompts[i / n], negatives[i] = negative, labels[i] = (int32_t)(i / n);
-    nd_tensor *context = nd_text_encoder_context(text, &ctx, rows, total, true);       // (total, S, D)
-    nd_tensor *null_context = nd_text_encoder_context(text, &ctx, negatives, total, true); // (total, S, D)
-    nd_schedule sched;
-    nd_schedule_linear(&sched, mc->T, cfg.beta_start, cfg.beta_end);
-    float *start_mean = NULL, *start_std = NULL;
-    float *images = malloc((size_t)total * (size_t)image * sizeof(float)); // (total, C, S, S)
-    if (!nd_cli_start("sample", start_spec, &cfg, &sched, &sc, &start_mean, &start_std)) status = 1;
-    if (status == 0) {
-        double start = nd_seconds();
-        nd_sample_images(&ctx, &model, &sched, &sc, total, context, null_context, images, NULL, NULL);
-        fprintf(stderr, "sampled %d images of %d prompt%s with %s, guidance scale %g, from %s in %.1f s\n", total,
-                n_prompts, n_prompts > 1 ? "s" : "", nd_sampler_name(sc.sampler), 1.0 + sc.w,
-                sc.start_mean ? "q(x_T)'s moments" : "N(0, I)", nd_seconds() - start);
-        nd_image8 grid;
-        if (!nd_image_grid(&grid, images, total, mc->img_ch, mc->img_size, mc->img_size, (int)n, 2, cfg.unit_range,
-                           &err) ||
-            !nd_png_write(out, &grid, &err)) {
-            fprintf(stderr, "nanodiff sample: %s\n", err.msg);
-            status = 1;
-        } else {
-            nd_image8_free(&grid);
-            printf("wrote %s (a row per prompt)\n", out);
-        }
+    nd_tensor *context = nd_text_encoder_context(text, &s.ctx, rows, total, true);       // (total, S, D)
+    nd_tensor *null_context = nd_text_encoder_context(text, &s.ctx, negatives, total, true); // (total, S, D)
+    float *images = nd_xmalloc((size_t)total * (size_t)image * sizeof(float)); // (total, C, S, S)
+    double start = nd_seconds();
+    nd_sample_images(&s.ctx, &s.model, &s.sched, &s.sc, total, context, null_context, images, NULL, NULL);
+    fprintf(stderr, "sampled %d images of %d prompt%s with %s, guidance scale %g, from %s in %.1f s\n", total,
+            n_prompts, n_prompts > 1 ? "s" : "", nd_sampler_name(s.sc.sampler), 1.0 + s.sc.w,
+            s.sc.start_mean ? "q(x_T)'s moments" : "N(0, I)", nd_seconds() - start);
+    nd_image8 grid;
+    if (!nd_image_grid(&grid, images, total, mc->img_ch, mc->img_size, mc->img_size, (int)n, 2, s.cfg.unit_range,
+                       &err) ||
+        !nd_png_write(out, &grid, &err)) {
+        fprintf(stderr, "nanodiff sample: %s\n", err.msg);
+        status = 1;
+    } else {
+        nd_image8_free(&grid);
+        printf("wrote %s (a row per prompt)\n", out);
     }
     if (h5 && status == 0) {
         for (int64_t i = 0; i < (int64_t)total * image; i++) {
-            float v = cfg.unit_range ? images[i] : (images[i] + 1.0f) * 0.5f;
+            float v = s.cfg.unit_range ? images[i] : (images[i] + 1.0f) * 0.5f;
             images[i] = v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
         }
         if (!nd_samples_write_hdf5(h5, images, total, mc->img_ch, mc->img_size, mc->img_size, labels, &err)) {
@@ -209,15 +180,11 @@ int nd_cmd_sample_prompt(int argc, char **argv) {
         }
     }
     free(images);
-    free(start_mean);
-    free(start_std);
     free(rows);
     free(negatives);
     free(labels);
     for (int i = 0; i < n_prompts; i++) free(prompts[i]);
-    nd_schedule_free(&sched);
-    nd_model_free(&model);
     nd_text_encoder_close(text);
-    nd_ctx_free(&ctx);
+    nd_cli_session_close(&s);
     return status;
 }

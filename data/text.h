@@ -48,7 +48,8 @@ extern const char *const nd_caption_class_names[10];
 // channel. False with err naming the data set otherwise.
 bool nd_captioner_init(nd_captioner *c, const struct nd_dataset *ds, uint64_t seed, struct nd_error *err);
 // Attributes of image (H, W) with grey levels in [0, 1], as shown (already flipped when flipped); facing is
-// measured for shoes only: the toe is the end of the sole (the bottom rows' ink) farther from the shaft.
+// measured for shoes only: the ink of the shoe's upper rows (shaft, heel, strap) lies behind the centre of all
+// its ink, and the toe points the other way.
 void nd_caption_measure(const nd_captioner *c, const float *image, int h, int w, int label, nd_caption_attrs *out);
 // The caption of image `index` of ds shown flipped or not: a template (several per class; some state no
 // attribute, some one or two) chosen by a draw of (seed, index, variant) and filled with the attributes

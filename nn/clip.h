@@ -58,7 +58,8 @@ void nd_clip_init(nd_clip *clip, nd_clip_config config);
 // init + allocation + OpenAI CLIP's initialisation from the context's RNG: token embedding N(0, 0.02^2),
 // positions N(0, 0.01^2), attention in-projections N(0, W^-1), attention out and MLP out
 // N(0, (W^-0.5 (2 layers)^-0.5)^2), MLP in N(0, (2W)^-1), text projection N(0, W^-1); ViT class and position
-// embeddings N(0, W^-1), projection N(0, W^-1); LayerNorms weight 1 bias 0, biases 0.
+// embeddings N(0, W^-1), projection N(0, W^-1); the ViT's blocks as the text's; LayerNorms weight 1 bias 0,
+// attention out bias 0, MLP biases PyTorch's default.
 void nd_clip_create(nd_clip *clip, nd_clip_config config, nd_ctx *ctx);
 void nd_clip_free(nd_clip *clip);
 

@@ -142,6 +142,46 @@ static void check_whole_clip(const fx_file *f) {
     nd_ctx_free(&ctx);
 }
 
+// Short prompts only (end tokens at 3 and 1): the text tower runs on 4 positions instead of 8. The pooled vectors
+// must equal the fixture's rows, and the gradients of sum(pooled * R) those of the full-length pass.
+static void check_cropped_text(const fx_file *f) {
+    nd_ctx ctx;
+    nd_ctx_init(&ctx, ND_CPU, 4 << 20, 0);
+    nd_clip clip;
+    load_twin(&ctx, f, &clip);
+    int32_t *all = fixture_ids(f), ids[16];
+    memcpy(ids, all, 8 * sizeof *ids), memcpy(ids + 8, all + 16, 8 * sizeof *ids); // rows 0 and 2
+    const fx_tensor *want = need(f, "clip/text_emb");
+    float r[12], grads[2][8192];
+    for (int i = 0; i < 12; i++) r[i] = (float)(i % 5) - 1.7f;
+    CHECK(clip.params.total <= 8192, "tiny CLIP has %lld parameters", (long long)clip.params.total);
+    if (clip.params.total > 8192) return;
+    for (int full = 0; full < 2; full++) {
+        nd_tensor *tokens = NULL;
+        nd_tensor *pooled = nd_clip_encode_text(&ctx, &clip, ids, 2, full ? &tokens : NULL); // (2, 6)
+        float got[12];
+        nd_copy_to_host(&ctx, pooled, got);
+        double diff = 0, scale = 0;
+        for (int b = 0; b < 2; b++)
+            for (int e = 0; e < 6; e++) {
+                double w = want->data[(b ? 2 : 0) * 6 + e];
+                diff = fmax(diff, fabs(got[b * 6 + e] - w)), scale = fmax(scale, fabs(w));
+            }
+        CHECK(diff <= OUTPUT_TOL * scale, "%s pass: pooled text differs by %.3g", full ? "full" : "cropped", diff);
+        nd_backward(&ctx, nd_sum_all(&ctx, nd_mul(&ctx, pooled, nd_from_host(&ctx, ND_SHAPE(2, 6), r))));
+        memcpy(grads[full], clip.params.grad, (size_t)clip.params.total * sizeof(float));
+        nd_params_zero_grad(&clip.params, &ctx);
+        nd_ctx_step_end(&ctx);
+    }
+    double gdiff = 0, gscale = 0;
+    for (int64_t i = 0; i < clip.params.total; i++)
+        gdiff = fmax(gdiff, fabs(grads[0][i] - grads[1][i])), gscale = fmax(gscale, fabs(grads[1][i]));
+    CHECK(gdiff <= GRAD_TOL * gscale, "cropped and full text passes: gradients differ by %.3g of %.3g", gdiff, gscale);
+    free(all);
+    nd_clip_free(&clip);
+    nd_ctx_free(&ctx);
+}
+
 // The loss at the current parameters, without gradient.
 static double loss_value(nd_ctx *ctx, nd_clip *clip, const fx_tensor *img, const int32_t *ids) {
     bool was = nd_ctx_set_grad(ctx, false);
@@ -294,6 +334,7 @@ int main(int argc, char **argv) {
     if (!fx_load(&f, argv[1])) return 1;
     check_contrastive(&f);
     check_whole_clip(&f);
+    check_cropped_text(&f);
     check_finite_differences(&f);
     check_contrastive_finite_differences(&f);
     check_clamp();

@@ -148,8 +148,9 @@ static void test_sample(void) {
     FILE *f = fopen(path, "w");
     fprintf(f, "a photo of a sneaker\n\na dark bag facing left\r\n");
     fclose(f);
-    const char *samplers[] = {"ddpm", "ddpm-posterior", "ddpm-clamped", "ddim --clamp-x0"};
-    for (int s = 0; s < 4; s++) {
+    const char *samplers[] = {"ddpm",           "ddpm-posterior", "ddpm-clamped",           "ddim --clamp-x0",
+                              "euler --steps 4", "heun --steps 3",  "dpm-solver++ --steps 4", "ddim --clip-x0"};
+    for (int s = 0; s < ND_COUNT(samplers); s++) {
         rc = run(err, sizeof err, "sample --ckpt %s/straight/model.h5 --prompts-file %s --n 2 --sampler %s "
                                   "--negative-prompt \"a trouser\" --guidance-scale 4 -o %s/file.png --h5 %s/file.h5",
                  dir, path, samplers[s], dir, dir);
@@ -181,17 +182,20 @@ static void test_sample(void) {
 
 static void test_pooled(const char *data, const char *clip) {
     char err[4096];
-    int rc = run(err, sizeof err, "train --model t2i-unet --cond pooled --batch 8 --max-steps 2 --quiet --data %s "
-                                  "--clip %s --out %s/pooled", data, clip, dir);
+    // the pooled model also predicts v on the cosine schedule: prompts reach every prediction type
+    int rc = run(err, sizeof err, "train --model t2i-unet --cond pooled --prediction v --schedule cosine --batch 8 "
+                                  "--max-steps 2 --quiet --data %s --clip %s --out %s/pooled", data, clip, dir);
     CHECK(rc == 0, "pooled t2i training failed (%d): %s", rc, err);
     char path[256];
     snprintf(path, sizeof path, "%s/pooled/model.h5", dir);
     nd_ddpm_config cfg;
     nd_error e;
-    CHECK(nd_checkpoint_read_config(path, &cfg, &e) && cfg.text_pooled && cfg.model.c_embed_dim == 16,
-          "pooled: text_pooled %d, context width %d", cfg.text_pooled, cfg.model.c_embed_dim);
-    rc = run(err, sizeof err, "sample --ckpt %s --prompt \"a bag\" --n 2 --sampler ddim --steps 3 -o %s/pooled.png",
-             path, dir);
+    CHECK(nd_checkpoint_read_config(path, &cfg, &e) && cfg.text_pooled && cfg.model.c_embed_dim == 16 &&
+              cfg.prediction == ND_PREDICT_V,
+          "pooled: text_pooled %d, context width %d, prediction %s", cfg.text_pooled, cfg.model.c_embed_dim,
+          nd_prediction_name(cfg.prediction));
+    rc = run(err, sizeof err, "sample --ckpt %s --prompt \"a bag\" --n 2 --sampler dpm-solver++ --steps 3 "
+                              "-o %s/pooled.png", path, dir);
     CHECK(rc == 0, "sampling the pooled model failed (%d): %s", rc, err);
 }
 

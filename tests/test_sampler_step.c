@@ -1,5 +1,5 @@
 // The lesson's clamped reverse step (sampler ddpm-clamped, and --clamp-x0 on DDIM) against an independent
-// PyTorch float64 twin (tests/fixtures/sampler.ndfx from fixtures/make_sampler_fixtures.py).
+// PyTorch float64 twin (tests/fixtures/sampler.ndfx from fixtures/make_sampler_step_fixtures.py).
 #include <math.h>
 #include <stdlib.h>
 
@@ -10,7 +10,7 @@
 static const fx_tensor *get(const fx_file *f, const char *name) {
     const fx_tensor *t = fx_get(f, name);
     if (!t) {
-        fprintf(stderr, "sampler.ndfx: no tensor %s (regenerate with make_sampler_fixtures.py)\n", name);
+        fprintf(stderr, "sampler.ndfx: no tensor %s (regenerate with make_sampler_step_fixtures.py)\n", name);
         exit(1);
     }
     return t;

@@ -52,7 +52,7 @@ bool nd_t2i_cond_open(nd_t2i_cond **out, nd_ddpm_config *cfg, const nd_dataset *
     if (ds->c != 1 || ds->num_classes != 10 || !ds->labels)
         return nd_error_set(err, "%s: text-to-image training captions Fashion-MNIST's ten labelled classes of grey "
                                  "images; this set has %d classes and %d channels", cfg->data, ds->num_classes, ds->c);
-    nd_t2i_cond *c = calloc(1, sizeof *c);
+    nd_t2i_cond *c = nd_xcalloc(1, sizeof *c);
     // a resumed run finds its CLIP by the hash recorded at its start, in the copy beside the checkpoint first
     char copy[1100];
     snprintf(copy, sizeof copy, "%s/clip.h5", out_dir);
@@ -76,9 +76,9 @@ bool nd_t2i_cond_open(nd_t2i_cond **out, nd_ddpm_config *cfg, const nd_dataset *
     c->drop = cfg->cfg_drop;
     c->batch_size = cfg->batch_size;
     c->per_epoch = nd_batches_per_epoch(ds->n, cfg->batch_size, true);
-    c->order = malloc((size_t)ds->n * sizeof(int64_t));
+    c->order = nd_xmalloc((size_t)ds->n * sizeof(int64_t));
     c->order_epoch = -1;
-    c->captions = malloc((size_t)cfg->batch_size * sizeof *c->captions);
+    c->captions = nd_xmalloc((size_t)cfg->batch_size * sizeof *c->captions);
     *out = c;
     return true;
 }
@@ -102,9 +102,9 @@ nd_tensor *nd_t2i_cond_batch(nd_t2i_cond *c, nd_ctx *ctx, int64_t step, int b, c
     // the empty-prompt coins come from the step's RNG, as the class model's label-dropout mask does
     nd_tensor *coins = nd_empty(ctx, ND_SHAPE(b));
     nd_rand_uniform(ctx, coins, 0.0f, 1.0f);
-    float *u = malloc((size_t)b * sizeof(float));
+    float *u = nd_xmalloc((size_t)b * sizeof(float));
     nd_copy_to_host(ctx, coins, u);
-    const char **prompts = malloc((size_t)b * sizeof(char *));
+    const char **prompts = nd_xmalloc((size_t)b * sizeof(char *));
     for (int k = 0; k < b; k++) {
         int64_t i = c->order[index * c->batch_size + k];
         if (c->ds->labels[i] != labels[k])
@@ -126,8 +126,8 @@ nd_tensor *nd_t2i_cond_batch(nd_t2i_cond *c, nd_ctx *ctx, int64_t step, int b, c
 }
 
 nd_tensor *nd_t2i_class_context(nd_text_encoder *te, nd_ctx *ctx, const int32_t *labels, int n) {
-    char (*text)[ND_CAPTION_MAX] = malloc((size_t)n * sizeof *text);
-    const char **prompts = malloc((size_t)n * sizeof(char *));
+    char (*text)[ND_CAPTION_MAX] = nd_xmalloc((size_t)n * sizeof *text);
+    const char **prompts = nd_xmalloc((size_t)n * sizeof(char *));
     for (int i = 0; i < n; i++) {
         nd_caption_class_prompt(labels[i], text[i], sizeof text[i]);
         prompts[i] = text[i];
@@ -139,7 +139,7 @@ nd_tensor *nd_t2i_class_context(nd_text_encoder *te, nd_ctx *ctx, const int32_t 
 }
 
 nd_tensor *nd_t2i_empty_context(nd_text_encoder *te, nd_ctx *ctx, int n) {
-    const char **prompts = malloc((size_t)n * sizeof(char *));
+    const char **prompts = nd_xmalloc((size_t)n * sizeof(char *));
     for (int i = 0; i < n; i++) prompts[i] = "";
     nd_tensor *context = nd_text_encoder_context(te, ctx, prompts, n, true);
     free(prompts);

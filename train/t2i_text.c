@@ -45,7 +45,7 @@ static uint64_t string_hash(const char *s) {
 bool nd_text_encoder_open(nd_text_encoder **out, const char *clip_path, const char *want_hash, bool pooled,
                           nd_device device, nd_error *err) {
     *out = NULL;
-    nd_text_encoder *te = calloc(1, sizeof *te);
+    nd_text_encoder *te = nd_xcalloc(1, sizeof *te);
     if (!nd_file_hash(clip_path, te->hash, sizeof te->hash, err)) {
         free(te);
         return nd_error_set(err, "%s: cannot read the CLIP checkpoint (the text encoder of the prompts)", clip_path);
@@ -66,7 +66,7 @@ bool nd_text_encoder_open(nd_text_encoder **out, const char *clip_path, const ch
     te->tokens = pooled ? 1 : te->clip.config.context_length;
     te->width = pooled ? te->clip.config.embed_dim : te->clip.config.text_width;
     te->n_slots = 1024;
-    te->slots = malloc((size_t)te->n_slots * sizeof(int64_t));
+    te->slots = nd_xmalloc((size_t)te->n_slots * sizeof(int64_t));
     memset(te->slots, 0xff, (size_t)te->n_slots * sizeof(int64_t));
     *out = te;
     return true;
@@ -101,7 +101,7 @@ static void grow_slots(nd_text_encoder *te) {
     if (2 * (te->n + 1) <= te->n_slots) return;
     free(te->slots);
     te->n_slots *= 2;
-    te->slots = malloc((size_t)te->n_slots * sizeof(int64_t));
+    te->slots = nd_xmalloc((size_t)te->n_slots * sizeof(int64_t));
     memset(te->slots, 0xff, (size_t)te->n_slots * sizeof(int64_t));
     for (int64_t k = 0; k < te->n; k++) te->slots[find_slot(te, te->prompts[k])] = k;
 }
@@ -116,7 +116,7 @@ static void encode_new(nd_text_encoder *te, const char *const *prompts, int n) {
         te->prompts = realloc(te->prompts, (size_t)te->cap * sizeof(char *));
         te->features = realloc(te->features, (size_t)(te->cap * row) * sizeof(float));
     }
-    int32_t *ids = malloc((size_t)context * sizeof(int32_t)); // (1, context)
+    int32_t *ids = nd_xmalloc((size_t)context * sizeof(int32_t)); // (1, context)
     bool grad = nd_ctx_set_grad(&te->ctx, false);
     for (int i = 0; i < n; i++) {
         nd_tokenizer_encode_batch(&te->tok, prompts + i, 1, ids);
@@ -135,7 +135,7 @@ static void encode_new(nd_text_encoder *te, const char *const *prompts, int n) {
 
 void nd_text_encoder_features(nd_text_encoder *te, const char *const *prompts, int n, float *out) {
     int64_t row = (int64_t)te->tokens * te->width;
-    const char **missing = malloc((size_t)(n ? n : 1) * sizeof(char *));
+    const char **missing = nd_xmalloc((size_t)(n ? n : 1) * sizeof(char *));
     int n_missing = 0;
     for (int i = 0; i < n; i++) {
         bool seen = te->slots[find_slot(te, prompts[i])] >= 0;
@@ -151,7 +151,7 @@ void nd_text_encoder_features(nd_text_encoder *te, const char *const *prompts, i
 nd_tensor *nd_text_encoder_context(nd_text_encoder *te, nd_ctx *ctx, const char *const *prompts, int n,
                                    bool persistent) {
     nd_shape shape = ND_SHAPE(n, te->tokens, te->width);
-    float *host = malloc((size_t)nd_shape_numel(shape) * sizeof(float));
+    float *host = nd_xmalloc((size_t)nd_shape_numel(shape) * sizeof(float));
     nd_text_encoder_features(te, prompts, n, host);
     nd_tensor *context = persistent ? nd_empty_persistent(ctx, shape) : nd_empty(ctx, shape);
     nd_copy_from_host(ctx, context, host);

@@ -1,4 +1,4 @@
-// nanodiff train: optimizers over flat parameter buffers, and the training loops built on them.
+// nanodiff train: the training loops built on autograd's optimizers, checkpoints and the MLP classifier.
 #ifndef ND_TRAIN_H
 #define ND_TRAIN_H
 
@@ -6,46 +6,6 @@
 #include "data.h"
 #include "nn.h"
 #include "sample.h"
-
-// torch.optim.Adam (decoupled = false: weight decay added to the gradient) and torch.optim.AdamW
-// (decoupled = true). Defaults as PyTorch's: lr 1e-3, betas (0.9, 0.999), eps 1e-8, weight decay 0 (Adam)
-// or 1e-2 (AdamW).
-typedef struct nd_adam_config {
-    float lr, beta1, beta2, eps, weight_decay;
-    bool decoupled;
-} nd_adam_config;
-
-nd_adam_config nd_adam_defaults(void);
-nd_adam_config nd_adamw_defaults(void);
-
-typedef struct nd_adam {
-    nd_adam_config config;
-    int64_t step;  // updates taken so far
-    int64_t n;     // floats in each buffer
-    nd_device device;
-    float *m, *v;  // (n,) first and second moments, one flat buffer each
-} nd_adam;
-
-void nd_adam_init(nd_adam *opt, const nd_params *params, nd_ctx *ctx, nd_adam_config config);
-void nd_adam_free(nd_adam *opt);
-// One update of every parameter from the flat gradient buffer.
-void nd_adam_step(nd_adam *opt, nd_params *params, nd_ctx *ctx);
-
-// Scales the flat gradient so its global L2 norm is at most max_norm (torch.nn.utils.clip_grad_norm_);
-// returns the norm before clipping.
-float nd_clip_grad_norm(nd_params *params, nd_ctx *ctx, float max_norm);
-
-// An exponential moving average of the weights (the shadow copy samples are drawn from when enabled).
-typedef struct nd_ema {
-    float decay;
-    int64_t n;
-    nd_device device;
-    float *shadow; // (n,) one flat buffer laid out as the parameters
-} nd_ema;
-
-void nd_ema_init(nd_ema *ema, const nd_params *params, nd_ctx *ctx, float decay); // shadow = params
-void nd_ema_update(nd_ema *ema, const nd_params *params, nd_ctx *ctx);
-void nd_ema_free(nd_ema *ema);
 
 // ---------------------------------------------------------------------------------------------------
 // DDPM training (the course's notebooks 02-06): MSE between the noise and the model's prediction at a
@@ -57,6 +17,10 @@ typedef struct nd_ddpm_config {
     bool unit_range;        // keep images in [0, 1] (the assessment) instead of [-1, 1]
     bool random_flip;
     double beta_start, beta_end; // linear schedule over model.T steps
+    nd_schedule_kind schedule;   // linear (beta_start..beta_end, the course's) or cosine
+    bool zero_snr;               // the schedule rescaled to zero terminal SNR (needs x0 or v prediction)
+    nd_prediction prediction;    // what the model learns to predict: eps (the course's), x0 or v
+    float min_snr_gamma;         // 0: the course's plain MSE; else min-SNR-gamma loss weights (Hang et al. 2023)
     int epochs, batch_size;
     float lr;
     bool adamw;
@@ -72,11 +36,26 @@ typedef struct nd_ddpm_config {
     char clip[512];           // the CLIP checkpoint's path as given to training
     char clip_hash[32];       // its content hash (nd_file_hash), checked wherever the CLIP is loaded again
     bool text_pooled;         // attend to the projected end-token vector alone instead of the token sequence
+    bool profile;             // print where the time went, op by op, at the end (steps after the second)
 } nd_ddpm_config;
 
 // The course's notebook 04 settings: dli-unet on 16x16 Fashion-MNIST, 10 classes, T = 150, 3 epochs of
 // batch 128, Adam lr 1e-3, label dropout 0.1, random flips, images in [-1, 1].
 nd_ddpm_config nd_ddpm_defaults(void);
+
+// The run's noise schedule (kind, betas, zero-SNR rescaling), as training and sampling must share it.
+void nd_ddpm_schedule(const nd_ddpm_config *cfg, nd_schedule *s);
+// nd_sample_defaults() for a model trained with cfg: its prediction, and x0 clipping to its data's range.
+nd_sample_config nd_ddpm_sample_defaults(const nd_ddpm_config *cfg);
+// The training loss of predictions pred (b, C, H, W) for x0 and noise (b, C, H, W) at timesteps t_host (b):
+// F.mse_loss(pred, target) with target noise, x0 or v = sqrt(abar) noise - sqrt(1 - abar) x0 as cfg predicts;
+// with cfg->min_snr_gamma > 0 (Hang et al. 2023) each image's squared error is weighted by min(SNR_t, gamma)
+// over what its prediction's error costs in x0 terms (SNR_t for eps, SNR_t + 1 for v, 1 for x0),
+// SNR_t = abar_t / (1 - abar_t), so the nearly clean steps stop dominating.
+nd_tensor *nd_ddpm_loss(nd_ctx *ctx, const nd_ddpm_config *cfg, const nd_schedule *s, nd_tensor *x0,
+                        nd_tensor *noise, nd_tensor *pred, const int *t_host);
+// Whether cfg's training choices fit together (zero SNR needs x0 or v prediction); else err says why.
+bool nd_ddpm_check_options(const nd_ddpm_config *cfg, nd_error *err);
 
 typedef struct nd_ddpm_result {
     int64_t steps;       // optimizer steps taken in total (resumed runs included)
@@ -91,6 +70,12 @@ typedef struct nd_ddpm_result {
 // SIGINT), out_dir/loss.csv and preview grids. model.c_embed_dim < 0 takes the data set's class count.
 bool nd_ddpm_train(const nd_ddpm_config *cfg, const char *out_dir, bool resume, nd_device device, bool progress,
                    nd_ddpm_result *result, nd_error *err);
+
+// SIGINT and SIGTERM handlers (sigaction, kept installed) for a run: nd_stop_requested then returns the first
+// signal received (0: none) so the run finishes its step, saves and stops; a repeated signal only says so.
+void nd_stop_signals_install(void);
+void nd_stop_signals_restore(void);
+int nd_stop_requested(void);
 
 // The Gaussian start of sampling with q(x_T)'s per-pixel moments (sample.h: nd_start_moments) for a model
 // trained with cfg: the moments of cfg's data set as its loader hands images out (resized, flipped, scaled).
@@ -129,6 +114,60 @@ bool nd_checkpoint_load_model(const char *path, bool use_ema, nd_model *model, n
                               nd_error *err);
 
 // ---------------------------------------------------------------------------------------------------
+// data-parallel training (train/dist.c): `mpirun -np N nanodiff train ...` runs N processes (on cores,
+// GPUs or machines) that each train on their rows of every global batch and sum their gradients, weighted by
+// their share of the batch, before each step: the steps of one process with the whole batch, within float
+// rounding. Rank 0 alone prints, logs and writes checkpoints. A program not started by an MPI launcher is rank
+// 0 of 1 and never calls MPI.
+
+typedef struct nd_dist {
+    int rank, size;             // this process among all of them
+    int local_rank, local_size; // among those on this machine: local_rank picks the GPU
+    bool mpi;                   // started by an MPI launcher (the reductions run, even for one process)
+    // Wall time in the CPU's gradient all-reduce, waiting for the slowest process included, and how many ran
+    // (NCCL's reductions run on their own stream and are not timed here).
+    double reduce_seconds;
+    int64_t reductions;
+} nd_dist;
+
+// The rows [begin, begin + size) of each global batch this process trains on: B / N each, and one more for
+// the first B % N ranks. weight = size / B scales its gradient and loss in the sum over processes.
+typedef struct nd_dist_shard {
+    int begin, size;
+    float weight;
+} nd_dist_shard;
+
+// Joins the MPI world when started by an MPI launcher (once per process); want_gpu: this process will train on
+// a GPU, which it then picks by local rank before the CUDA context is made. False, saying why, for a launch
+// this build cannot serve (an MPI launcher but no MPI).
+bool nd_dist_init(bool want_gpu, nd_error *err);
+const nd_dist *nd_dist_world(void);
+// Readies the gradient reduction for the training device (NCCL's communicator on a GPU).
+bool nd_dist_use_device(nd_device device, nd_error *err);
+// Waits for every process, then leaves MPI; call after the last output is written and flushed.
+void nd_dist_finalize(void);
+// Ends this process and, in an MPI world, every other one (which may be waiting for it in a reduction).
+ND_NORETURN void nd_dist_abort(int code);
+nd_dist_shard nd_dist_shard_of(const nd_dist *d, int batch);
+// params->grad = the sum over processes of weight * grad (DistributedDataParallel's gradient all-reduce).
+void nd_dist_average_grads(nd_params *params, float weight, nd_ctx *ctx);
+// The sum over processes of weight * loss (the loss of the whole batch); *stop becomes true for every process
+// when it is true for any.
+double nd_dist_mean_loss(double loss, float weight, bool *stop);
+// False, naming the first rank that differs from rank 0, unless every process starts from the same step,
+// data set size and weights.
+bool nd_dist_check_start(const nd_params *params, int64_t step, int64_t images, nd_error *err);
+
+// ---------------------------------------------------------------------------------------------------
+// a run's files (every training loop's)
+
+// mkdir -p dir; false with err naming the directory that could not be created.
+bool nd_run_dir_make(const char *dir, nd_error *err);
+// out_dir/loss.csv: appended to when resuming, else created with the header line (column names); NULL with err.
+FILE *nd_loss_log_open(const char *out_dir, bool resume, const char *header, nd_error *err);
+// One line "step,epoch,values[0],...", flushed so a killed run keeps its log up to its last step.
+void nd_loss_log_row(FILE *log, int64_t step, int64_t epoch, const float *values, int n);
+
 // text to image (t2i_text.c, t2i.c): the t2i-unet conditioned by cross-attention on a frozen CLIP's text
 // encoder, trained by nd_ddpm_train on captions measured on each image as shown (flipped or not)
 
@@ -220,138 +259,6 @@ typedef struct nd_classifier_result {
 
 // Trains on the train split and measures accuracy on the test split; false with err set for bad data.
 bool nd_classifier_train(const nd_classifier_config *cfg, nd_classifier_result *result, nd_error *err);
-
-// ---------------------------------------------------------------------------------------------------
-// sample quality: an independent CNN classifier trained on the data set's train split at the evaluated
-// image size and value range; its accuracy and confidence on guided samples, and the Fréchet distance
-// between its penultimate features of samples and of real test images (a classifier-feature FID)
-
-#define ND_EVAL_FEATURES 128   // penultimate width: the features the Fréchet distance compares
-#define ND_EVAL_MAX_CLASSES 64
-
-// Conv(C,32,3,p1)-BN-ReLU-MaxPool2 - Conv(32,64,3,p1)-BN-ReLU-MaxPool2 - Conv(64,128,3,p1)-BN-ReLU -
-// Linear(128 (S/4)^2, 128)-ReLU - Linear(128, classes); parameters named conv1, bn1, ..., fc1, fc2 as a PyTorch
-// twin would name them.
-typedef struct nd_eval_classifier {
-    char data[512];        // the data set it was trained on
-    int img_ch, img_size;  // square images
-    bool unit_range;       // trained on [0, 1] images instead of [-1, 1]
-    bool random_flip;      // trained on images mirrored at random, as the evaluated model's data (false after
-                           // nd_eval_classifier_create; set it before training)
-    int classes;
-    nd_params params;
-    nd_params buffers;     // BatchNorm running statistics
-    nd_conv2d_layer conv1, conv2, conv3;
-    nd_batch_norm2d_layer bn1, bn2, bn3;
-    nd_linear_layer fc1, fc2;
-} nd_eval_classifier;
-
-typedef struct nd_eval_train_config {
-    int epochs, batch_size;
-    float lr;              // Adam's, decayed to zero along a cosine
-    uint64_t seed;         // shuffling (the weights come from the context's RNG)
-    int64_t max_steps;     // 0: epochs * batches per epoch; else stop early (tests)
-    bool progress;         // print the progress line
-} nd_eval_train_config;
-
-nd_eval_train_config nd_eval_train_defaults(void); // 3 epochs of batch 64, Adam lr 3e-3
-
-// Creates the layers for the given images and classes on the context's device, initialized as PyTorch does.
-void nd_eval_classifier_create(nd_eval_classifier *c, const char *data, int img_ch, int img_size, bool unit_range,
-                               int classes, nd_ctx *ctx);
-void nd_eval_classifier_free(nd_eval_classifier *c);
-// Trains on a labelled set already resized to the classifier's size; seconds (may be NULL) gets the time taken.
-bool nd_eval_classifier_train(nd_eval_classifier *c, const nd_dataset *train, const nd_eval_train_config *cfg,
-                              nd_ctx *ctx, double *seconds, nd_error *err);
-// Scores host images (n, C, S, S) in the classifier's range: logits (n, classes) and features (n, 128) into host
-// buffers, either of which may be NULL. No gradient; batches keep the step arena small.
-void nd_eval_classifier_run(nd_ctx *ctx, const nd_eval_classifier *c, const float *images, int64_t n, float *logits,
-                            float *features);
-// HDF5 file: attributes format, version, data, img_ch, img_size, unit_range, classes; params/<name> and
-// buffers/<name> datasets with checksums; written to a temporary file renamed into place.
-bool nd_eval_classifier_save(const char *path, const nd_eval_classifier *c, nd_ctx *ctx, nd_error *err);
-// Loads into a classifier created for the same data, size, range and classes; false, with what differs or what is
-// damaged, leaves it unchanged.
-bool nd_eval_classifier_load(const char *path, nd_eval_classifier *c, nd_ctx *ctx, nd_error *err);
-// $XDG_CACHE_HOME/nanodiff, else $HOME/.cache/nanodiff; false when neither variable is set.
-bool nd_eval_default_cache_dir(char *buf, size_t size);
-// <cache_dir>/eval-classifier-<data>-<size>px-<01|pm1>[-flip].h5, the data set's name made safe for a file
-// name.
-void nd_eval_cache_path(char *buf, size_t size, const char *cache_dir, const char *data, int img_size,
-                        bool unit_range, bool random_flip);
-
-// Per-class and overall scores of images requested as given classes.
-typedef struct nd_eval_report {
-    int classes;
-    int64_t n;                                 // images scored
-    int64_t count[ND_EVAL_MAX_CLASSES];        // images requested of each class
-    int64_t correct[ND_EVAL_MAX_CLASSES];      // of those, classified as requested (argmax)
-    double confidence_sum[ND_EVAL_MAX_CLASSES]; // softmax probability of the requested class, summed
-    double accuracy, confidence;               // over all images
-    double fd;                                 // Fréchet distance to the real reference features (NAN: none)
-} nd_eval_report;
-
-void nd_eval_report_init(nd_eval_report *r, int classes);
-// Adds logits (n, classes) of images requested as labels (n).
-void nd_eval_report_add(nd_eval_report *r, const float *logits, const int32_t *labels, int64_t n);
-double nd_eval_class_accuracy(const nd_eval_report *r, int k);   // NAN when no image asked for class k
-double nd_eval_class_confidence(const nd_eval_report *r, int k); // NAN likewise
-
-// Eigenvalues (n) and eigenvectors (n, n), column j for values[j], of the symmetric a (n, n), which is
-// destroyed; cyclic Jacobi rotations in double precision. Returns the sweeps taken, or -1 without convergence.
-int nd_eigen_symmetric(double *a, int n, double *values, double *vectors);
-// |mu_a - mu_b|^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2)) of feature sets a (na, dim) and b (nb, dim), with
-// unbiased covariances (numpy.cov) and Tr (S_a S_b)^(1/2) = sum sqrt(eig(S_a^(1/2) S_b S_a^(1/2))).
-bool nd_frechet_distance(const float *a, int64_t na, const float *b, int64_t nb, int dim, double *fd,
-                         nd_error *err);
-
-// Everything an evaluation compares with: the classifier (from the cache, else trained and cached) and its
-// features of the data set's test split, cut class by class into two halves by the parity of each image's
-// rank within its class: the odd ranks are the reference that samples are compared with, the even ranks the
-// held-out real images of the floor.
-typedef struct nd_eval_setup {
-    const char *data;      // "fashion-mnist" or an IDX directory: a set with train and test splits
-    int img_ch, img_size;
-    bool unit_range;
-    int classes;           // the model's; must equal the data set's
-    bool random_flip;      // the model learned from images mirrored at random: so does the classifier, and
-                           // the real images it compares samples with are mirrored half the time (by a fixed
-                           // coin). Without it a mirrored shoe is not a shoe: Fashion-MNIST's footwear all
-                           // points one way.
-    const char *cache_dir; // NULL: nd_eval_default_cache_dir (no cache when that is unknown); "": no cache
-    nd_eval_train_config train;
-    FILE *log;             // notes (training, a cache that cannot be used), or NULL
-} nd_eval_setup;
-
-typedef struct nd_evaluator {
-    nd_eval_classifier classifier;
-    char cache_path[1100];    // "" when uncached
-    bool trained;             // trained in this run, not loaded
-    double train_seconds;
-    double test_accuracy;     // of the classifier on the whole test split
-    float *reference;         // (n_reference, 128) features of the odd-rank half
-    int64_t n_reference;
-    float *held;              // (n_held, 128) features of the even-rank half
-    int32_t *held_labels;     // (n_held)
-    int64_t n_held;
-} nd_evaluator;
-
-bool nd_evaluator_init(nd_evaluator *ev, const nd_eval_setup *setup, nd_ctx *ctx, nd_error *err);
-void nd_evaluator_free(nd_evaluator *ev);
-// Scores images (n, C, S, S) requested as labels (n): accuracy, confidence, and the Fréchet distance to the
-// reference half. Images are clamped to the classifier's range first, as a PNG shows them.
-bool nd_eval_images(const nd_evaluator *ev, nd_ctx *ctx, const float *images, const int32_t *labels, int64_t n,
-                    nd_eval_report *report, nd_error *err);
-// The real-vs-real floor: Fréchet distances between per_class held-out images of each class and the reference
-// half, over every disjoint draw the held-out half allows (one, with fewer images, where a class runs short).
-// The spread of the draws shows how far a distance moves by sampling alone.
-typedef struct nd_eval_floor_stats {
-    double mean, min, max; // over the draws
-    int draws;
-    int64_t images;        // in each draw
-} nd_eval_floor_stats;
-
-bool nd_eval_floor(const nd_evaluator *ev, int per_class, nd_eval_floor_stats *floor, nd_error *err);
 
 #include "clip_train.h" // CLIP training, checkpoints, zero-shot
 

@@ -37,6 +37,7 @@ void nd_idx_free(nd_idx *idx);
 // ---------------------------------------------------------------------------------------------------
 // labelled image data sets
 
+#define ND_MAX_CLASSES 65536 // labels of a data set are below this (a class embedding has a row per class)
 #define ND_FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist" // Debian's dataset-fashion-mnist
 
 // Fashion-MNIST's class names by label, as the course lists them (label 0 is "T-shirt/top").

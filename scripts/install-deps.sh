@@ -4,7 +4,8 @@
 #   scripts/install-deps.sh --dev    also PyTorch, h5py and PIL, to regenerate test fixtures and run benchmarks
 set -euo pipefail
 
-packages=(cmake make gcc pkg-config libopenblas-openmp-dev libhdf5-dev zlib1g-dev dataset-fashion-mnist)
+packages=(cmake make gcc pkg-config libopenblas-openmp-dev libhdf5-dev zlib1g-dev dataset-fashion-mnist
+          clang libclang-rt-dev libomp-dev) # clang: the libFuzzer runs of scripts/test.sh
 if [ "${1:-}" = "--dev" ]; then
     packages+=(python3-torch python3-h5py python3-pil python3-numpy)
 fi

@@ -13,7 +13,7 @@ struct nd_arena_block {
 };
 
 static const nd_backend *arena_backend(const nd_arena *a) {
-    return a->device == ND_CUDA ? nd_backend_cuda() : nd_backend_cpu();
+    return nd_backend_for(a->device);
 }
 
 static void *host_alloc(size_t bytes) {

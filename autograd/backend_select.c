@@ -1,7 +1,11 @@
-// Backend lookup and device queries for builds without CUDA (the CUDA build defines them in autograd/cuda/).
+// Backend lookup, and device queries for builds without CUDA (the CUDA build defines those in autograd/cuda/).
 #include <stdio.h>
 
 #include "backend.h"
+
+const nd_backend *nd_backend_for(nd_device device) {
+    return device == ND_CUDA ? nd_backend_cuda() : nd_backend_cpu();
+}
 
 #ifndef ND_WITH_CUDA
 const nd_backend *nd_backend_cuda(void) { return NULL; }

@@ -11,7 +11,7 @@
 void nd_ctx_init(nd_ctx *ctx, nd_device device, size_t step_bytes, uint64_t seed) {
     *ctx = (nd_ctx){0};
     ctx->device = device;
-    ctx->be = device == ND_CUDA ? nd_backend_cuda() : nd_backend_cpu();
+    ctx->be = nd_backend_for(device);
     if (!ctx->be) {
         fprintf(stderr, "nanodiff: this build has no CUDA backend (configure with -DNANODIFF_CUDA=ON)\n");
         abort();

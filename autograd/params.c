@@ -14,7 +14,7 @@ void nd_params_free(nd_params *p) {
         free(p->items[i].tensor);
     }
     free(p->items);
-    const nd_backend *be = p->device == ND_CUDA ? nd_backend_cuda() : nd_backend_cpu();
+    const nd_backend *be = nd_backend_for(p->device);
     if (p->data) be->free(p->data);
     if (p->grad) be->free(p->grad);
     *p = (nd_params){0};

@@ -6,11 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cli.h"
 #include "sample.h"
-#include "train.h"
+#include "eval.h"
 
 
 // What one run measured, for the table and the JSON file.
@@ -52,15 +51,16 @@ static void json_number(FILE *f, double v) {
     else fputs("null", f);
 }
 
-// The same numbers as the table, through a temporary file renamed into place.
+// The same numbers as the table, written atomically.
 static bool write_json(const char *path, const eval_result *r) {
-    char tmp[4200], name[32];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        fprintf(stderr, "nanodiff eval: --json %s: cannot create the file\n", path);
+    char name[32];
+    nd_atomic_file af;
+    nd_error err;
+    if (!nd_atomic_open(&af, path, &err)) {
+        fprintf(stderr, "nanodiff eval: --json: %s\n", err.msg);
         return false;
     }
+    FILE *f = af.f;
     const nd_eval_report *rep = &r->report;
     fprintf(f, "{\n  \"checkpoint\": ");
     json_string(f, r->ckpt);
@@ -99,13 +99,8 @@ static bool write_json(const char *path, const eval_result *r) {
     fprintf(f, ",\n  \"fd_floor_draws\": %d,\n  \"fd_floor_images\": %lld,\n  \"fd_reference_images\": %lld,\n",
             r->floor.draws, (long long)r->floor.images, (long long)r->ev->n_reference);
     fprintf(f, "  \"sample_seconds\": %.3f,\n  \"seconds\": %.3f\n}\n", r->sample_seconds, r->total_seconds);
-    bool ok = !ferror(f);
-    ok = fclose(f) == 0 && ok;
-    if (ok && rename(tmp, path) != 0) ok = false;
-    if (!ok) {
-        unlink(tmp);
-        fprintf(stderr, "nanodiff eval: --json %s: cannot write the file\n", path);
-    }
+    bool ok = nd_atomic_commit(&af, &err);
+    if (!ok) fprintf(stderr, "nanodiff eval: --json: %s\n", err.msg);
     return ok;
 }
 
@@ -153,15 +148,11 @@ static void draw_samples(nd_ctx *ctx, const nd_model *model, const nd_ddpm_confi
     int64_t image = (int64_t)mc->img_ch * mc->img_size * mc->img_size;
     nd_schedule sched;
     nd_schedule_linear(&sched, mc->T, cfg->beta_start, cfg->beta_end);
-    float *onehot = malloc((size_t)batch * (size_t)classes * sizeof(float)); // (batch, classes)
     for (int i = 0; i < total; i++) labels[i] = i / per_class;
     for (int first = 0, chunk = 0; first < total; first += batch, chunk++) {
         int n = total - first < batch ? total - first : batch;
-        memset(onehot, 0, (size_t)n * (size_t)classes * sizeof(float));
-        for (int i = 0; i < n; i++) onehot[i * classes + labels[first + i]] = 1.0f;
         nd_arena_mark mark = nd_arena_get_mark(&ctx->pool);
-        nd_tensor *context = nd_empty_persistent(ctx, ND_SHAPE(n, classes));
-        nd_copy_from_host(ctx, context, onehot);
+        nd_tensor *context = nd_class_context(ctx, labels + first, n, classes, true);
         nd_sample_config chunk_cfg = *sc;
         chunk_cfg.seed = sc->seed + ((uint64_t)chunk << 32); // every batch its own noise, reproducible from --seed
         nd_sample_images(ctx, model, &sched, &chunk_cfg, n, context, NULL, images + (int64_t)first * image, NULL,
@@ -171,7 +162,6 @@ static void draw_samples(nd_ctx *ctx, const nd_model *model, const nd_ddpm_confi
         fflush(stderr);
     }
     fputc('\n', stderr);
-    free(onehot);
     nd_schedule_free(&sched);
 }
 
@@ -267,8 +257,8 @@ int nd_cmd_eval(int argc, char **argv) {
                      .unit_range = cfg.unit_range, .img_size = mc->img_size, .ev = &ev};
     int total = r.classes * r.per_class;
     int64_t image = (int64_t)mc->img_ch * mc->img_size * mc->img_size;
-    float *images = malloc((size_t)total * (size_t)image * sizeof(float)); // (total, C, S, S)
-    int32_t *labels = malloc((size_t)total * sizeof(int32_t));            // (total)
+    float *images = nd_xmalloc((size_t)total * (size_t)image * sizeof(float)); // (total, C, S, S)
+    int32_t *labels = nd_xmalloc((size_t)total * sizeof(int32_t));            // (total)
     double sample_start = nd_seconds();
     draw_samples(&ctx, &model, &cfg, &sc, r.per_class, (int)batch, images, labels);
     r.sample_seconds = nd_seconds() - sample_start;

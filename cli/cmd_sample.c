@@ -152,18 +152,10 @@ int nd_cmd_sample(int argc, char **argv) {
     // a sweep draws one sample a class for each w; otherwise n a class
     int per_class = sweep ? 1 : (int)n, total = count * per_class;
     int64_t image = (int64_t)mc->img_ch * mc->img_size * mc->img_size;
-    float *images = malloc((size_t)(total * n_w) * (size_t)image * sizeof(float));
-    int32_t *labels = malloc((size_t)total * sizeof(int32_t));
-    float *onehot = calloc((size_t)total * (size_t)(classes > 0 ? classes : 1), sizeof(float));
-    for (int i = 0; i < total; i++) {
-        labels[i] = first + i / per_class;
-        if (classes > 0) onehot[i * classes + labels[i]] = 1.0f;
-    }
-    nd_tensor *context = NULL;
-    if (classes > 0) {
-        context = nd_empty_persistent(&ctx, ND_SHAPE(total, classes));
-        nd_copy_from_host(&ctx, context, onehot);
-    }
+    float *images = nd_xmalloc((size_t)(total * n_w) * (size_t)image * sizeof(float));
+    int32_t *labels = nd_xmalloc((size_t)total * sizeof(int32_t));
+    for (int i = 0; i < total; i++) labels[i] = first + i / per_class;
+    nd_tensor *context = nd_class_context(&ctx, labels, total, classes, true);
     nd_schedule sched;
     nd_schedule_linear(&sched, mc->T, cfg.beta_start, cfg.beta_end);
     float *start_mean = NULL, *start_std = NULL;
@@ -175,7 +167,7 @@ int nd_cmd_sample(int argc, char **argv) {
         if (strip && k == 0) {
             int taken = sc.sampler == ND_SAMPLER_DDIM ? (int)(steps < mc->T ? steps : mc->T) : mc->T;
             st = (strip_state){.every = taken >= 10 ? taken / 10 : 1, .max = 10, .n = total, .image = image};
-            st.frames = malloc((size_t)(10 * total) * (size_t)image * sizeof(float));
+            st.frames = nd_xmalloc((size_t)(10 * total) * (size_t)image * sizeof(float));
         }
         nd_sample_images(&ctx, &model, &sched, &sc, total, context, NULL, images + (int64_t)k * total * image,
                          strip && k == 0 ? keep_frame : NULL, &st);
@@ -190,7 +182,7 @@ int nd_cmd_sample(int argc, char **argv) {
     }
     if (strip && st.frames && status == 0) {
         // frames are stored step-major; the strip shows each sample's frames left to right
-        float *ordered = malloc((size_t)(st.stored * total) * (size_t)image * sizeof(float));
+        float *ordered = nd_xmalloc((size_t)(st.stored * total) * (size_t)image * sizeof(float));
         for (int i = 0; i < total; i++)
             for (int f = 0; f < st.stored; f++)
                 memcpy(ordered + ((int64_t)i * st.stored + f) * image, st.frames + ((int64_t)f * total + i) * image,
@@ -217,7 +209,6 @@ int nd_cmd_sample(int argc, char **argv) {
     free(start_std);
     free(images);
     free(labels);
-    free(onehot);
     nd_schedule_free(&sched);
     nd_model_free(&model);
     nd_ctx_free(&ctx);

@@ -112,8 +112,8 @@ bool nd_cli_start(const char *command, const char *spec, const nd_ddpm_config *c
     }
     if (nd_start_resolve(kind, sc->sampler) == ND_START_NOISE) return true;
     int64_t image = (int64_t)cfg->model.img_ch * cfg->model.img_size * cfg->model.img_size;
-    *mean = malloc((size_t)image * sizeof(float));
-    *std = malloc((size_t)image * sizeof(float));
+    *mean = nd_xmalloc((size_t)image * sizeof(float));
+    *std = nd_xmalloc((size_t)image * sizeof(float));
     nd_error err;
     if (!nd_ddpm_start_moments(cfg, s, *mean, *std, &err)) {
         free(*mean);

@@ -7,15 +7,9 @@
 #ifndef ND_DATA_H
 #define ND_DATA_H
 
+#include <stdio.h>
+
 #include "autograd.h"
-
-// A user-facing error: a message naming the file, the field and what was expected.
-typedef struct nd_error {
-    char msg[512];
-} nd_error;
-
-// Formats into err (when err is not NULL) and returns false, so loaders can `return nd_error_set(...)`.
-bool nd_error_set(nd_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 // ---------------------------------------------------------------------------------------------------
 // IDX files (the MNIST format): big-endian header, magic 0x00000800 | rank, then the dimensions and the bytes.
@@ -74,11 +68,6 @@ bool nd_samples_write_hdf5(const char *path, const float *images, int64_t n, int
 // ---------------------------------------------------------------------------------------------------
 // transforms (torchvision's, as the course composes them)
 
-// PIL Image.resize(BILINEAR) of one 8-bit plane, (in_h, in_w) -> (out_h, out_w), in PIL's fixed point: the
-// same bytes as torchvision.transforms.Resize on a PIL image. False only when memory runs out.
-bool nd_resize_u8(uint8_t *dst, int out_h, int out_w, const uint8_t *src, int in_h, int in_w);
-// The same on a float plane (PIL mode "F": double accumulation, no rounding).
-bool nd_resize_f32(float *dst, int out_h, int out_w, const float *src, int in_h, int in_w);
 // torchvision.transforms.Resize((out_h, out_w)) applied once to every image of the set, in place.
 bool nd_dataset_resize(nd_dataset *ds, int out_h, int out_w, nd_error *err);
 
@@ -152,5 +141,26 @@ void nd_image8_free(nd_image8 *img);
 // Writes an 8-bit grey or RGB PNG through a temporary file renamed into place, so an existing file is never
 // left half-written.
 bool nd_png_write(const char *path, const nd_image8 *img, nd_error *err);
+
+// ---------------------------------------------------------------------------------------------------
+// atomic file writes (data/atomic_file.c): every writer of nanodiff goes through these, so a file appears
+// whole or not at all: a temporary file beside the target, flushed and fsynced, renamed over it, the
+// directory fsynced. A failure leaves the target as it was and names the step and the system's reason.
+
+typedef struct nd_atomic_file {
+    FILE *f;         // write the content here
+    char path[4096]; // the target
+    char tmp[4120];  // the temporary file beside it
+} nd_atomic_file;
+
+// Creates the temporary file; false with err naming path.
+bool nd_atomic_open(nd_atomic_file *af, const char *path, nd_error *err);
+// Flushes, fsyncs and renames the temporary file over the target (a write error seen by the stream fails it);
+// false with err, the temporary file removed.
+bool nd_atomic_commit(nd_atomic_file *af, nd_error *err);
+// Drops the temporary file; the target is untouched.
+void nd_atomic_abort(nd_atomic_file *af);
+// The whole file from memory (an HDF5 file image, say).
+bool nd_atomic_write(const char *path, const void *data, size_t size, nd_error *err);
 
 #endif

@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "data.h"
-#include "h5_quiet.h"
+#include "h5_io.h"
 
 #define H5_DEFLATE_MAX_RATIO 1032 // deflate's largest compression ratio
 #define H5_EXPECTED_IMAGES "expected N x C x H x W images, uint8 or float in [0, 1]"
@@ -244,20 +244,20 @@ static bool h5_write(hid_t file, const char *name, hid_t type, int rank, const h
 
 bool nd_samples_write_hdf5(const char *path, const float *images, int64_t n, int c, int h, int w,
                            const int32_t *labels, nd_error *err) {
-    char tmp[1100];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
+    // built whole in memory, then written atomically: HDF5 never writes to the disk itself (data/h5_io.h)
     nd_h5_quiet quiet = nd_h5_silence();
-    hid_t file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    size_t bytes = (size_t)n * (size_t)c * (size_t)h * (size_t)w * sizeof(float);
+    hid_t file = nd_h5_memory_create(bytes + (1 << 20));
     bool ok = file >= 0;
     hsize_t dims[4] = {(hsize_t)n, (hsize_t)c, (hsize_t)h, (hsize_t)w};
     ok = ok && h5_write(file, "images", H5T_NATIVE_FLOAT, 4, dims, images);
     ok = ok && (!labels || h5_write(file, "labels", H5T_NATIVE_INT32, 1, dims, labels));
-    if (file >= 0 && H5Fclose(file) < 0) ok = false;
-    nd_h5_restore(quiet);
-    if (ok && rename(tmp, path) != 0) ok = false;
-    if (!ok) {
-        unlink(tmp);
-        return nd_error_set(err, "%s: cannot write the samples (%s)", path, errno ? strerror(errno) : "HDF5 error");
+    if (ok) {
+        ok = nd_h5_memory_save(file, path, err);
+    } else {
+        if (file >= 0) H5Fclose(file);
+        nd_error_set(err, "%s: cannot write the samples: building the HDF5 file in memory failed", path);
     }
-    return true;
+    nd_h5_restore(quiet);
+    return ok;
 }

@@ -117,14 +117,14 @@ nd_loader *nd_loader_create(const nd_dataset *ds, const nd_loader_config *cfg, i
     l->per_epoch = per_epoch;
     l->start = start_epoch * per_epoch + start_index;
     l->order_epoch = -1;
-    l->order = malloc((size_t)ds->n * sizeof *l->order);
+    l->order = nd_xmalloc((size_t)ds->n * sizeof *l->order);
     size_t image_floats = (size_t)cfg->batch_size * ds->c * ds->h * ds->w;
     bool ok = l->order != NULL;
     for (int s = 0; s < 2 && ok; s++) {
-        l->slots[s].images = malloc(image_floats * sizeof(float));
+        l->slots[s].images = nd_xmalloc(image_floats * sizeof(float));
         ok = l->slots[s].images != NULL;
         if (ok && ds->labels) {
-            l->slots[s].labels = malloc((size_t)cfg->batch_size * sizeof(int32_t));
+            l->slots[s].labels = nd_xmalloc((size_t)cfg->batch_size * sizeof(int32_t));
             ok = l->slots[s].labels != NULL;
         }
     }

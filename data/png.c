@@ -3,8 +3,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 #include <zlib.h>
 
 #include "data.h"
@@ -81,9 +79,9 @@ static bool png_chunk(FILE *f, const char *type, const uint8_t *data, uint32_t l
 static bool png_encode(FILE *f, const nd_image8 *img) {
     static const uint8_t signature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
     size_t row = (size_t)img->width * img->channels, raw_len = (row + 1) * img->height;
-    uint8_t *raw = malloc(raw_len);
+    uint8_t *raw = nd_xmalloc(raw_len);
     uLongf packed_len = compressBound((uLong)raw_len);
-    uint8_t *packed = malloc(packed_len);
+    uint8_t *packed = nd_xmalloc(packed_len);
     bool ok = raw && packed;
     if (ok) {
         for (int y = 0; y < img->height; y++) {
@@ -105,42 +103,18 @@ static bool png_encode(FILE *f, const nd_image8 *img) {
     return ok;
 }
 
-// PIL Image.save(path, "PNG") for mode "L" or "RGB", made atomic: write a temporary file beside the target,
-// flush it to disk, then rename it over the target.
+// PIL Image.save(path, "PNG") for mode "L" or "RGB", made atomic (nd_atomic_open).
 bool nd_png_write(const char *path, const nd_image8 *img, nd_error *err) {
     if ((img->channels != 1 && img->channels != 3) || img->width < 1 || img->height < 1 ||
         img->width > PNG_MAX_SIDE || img->height > PNG_MAX_SIDE)
         return nd_error_set(err, "%s: image of %dx%d with %d channels: expected 1 to %d pixels a side, 1 (grey) "
                             "or 3 (RGB) channels", path, img->height, img->width, img->channels, PNG_MAX_SIDE);
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmpXXXXXX", path) >= (int)sizeof tmp)
-        return nd_error_set(err, "%s: path too long", path);
-    int fd = mkstemp(tmp);
-    if (fd < 0)
-        return nd_error_set(err, "%s: cannot write: %s (creating a temporary file beside it)", path,
-                            strerror(errno));
-    fchmod(fd, 0644); // mkstemp's 0600 would hide a picture from other readers
-    FILE *f = fdopen(fd, "wb");
-    if (!f) {
-        int e = errno;
-        close(fd);
-        unlink(tmp);
-        return nd_error_set(err, "%s: cannot write: %s", path, strerror(e));
-    }
+    nd_atomic_file af;
+    if (!nd_atomic_open(&af, path, err)) return false;
     errno = 0;
-    bool ok = png_encode(f, img) && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    int e = errno;
-    if (fclose(f) != 0 && ok) {
-        ok = false;
-        e = errno;
+    if (!png_encode(af.f, img)) {
+        nd_atomic_abort(&af);
+        return nd_error_set(err, "%s: cannot write: %s", path, errno ? strerror(errno) : "out of memory");
     }
-    if (ok && rename(tmp, path) != 0) {
-        ok = false;
-        e = errno;
-    }
-    if (!ok) {
-        unlink(tmp);
-        return nd_error_set(err, "%s: cannot write: %s", path, e ? strerror(e) : "out of memory");
-    }
-    return true;
+    return nd_atomic_commit(&af, err);
 }

@@ -5,7 +5,8 @@
 #include <string.h>
 
 #include "data.h"
-#include "elementwise_math.h"
+#include "nd_random.h"
+#include "private/resize.h"
 
 // PIL's fixed point for 8-bit images: 8 bits of value, 2 bits of headroom for filters with negative lobes.
 #define PIL_PRECISION_BITS (32 - 8 - 2)
@@ -48,7 +49,7 @@ static bool resample_axis_init(resample_axis *a, int in_size, int out_size) {
     a->in_size = in_size;
     a->out_size = out_size;
     a->ksize = (int)ceil(support) * 2 + 1;
-    a->first = malloc((size_t)out_size * sizeof *a->first);
+    a->first = nd_xmalloc((size_t)out_size * sizeof *a->first);
     a->taps = malloc((size_t)out_size * sizeof *a->taps);
     a->coeffs = calloc((size_t)out_size * a->ksize, sizeof *a->coeffs);
     a->fixed = calloc((size_t)out_size * a->ksize, sizeof *a->fixed);
@@ -244,7 +245,7 @@ void nd_dataset_sample(float *dst, const nd_dataset *ds, int64_t i, bool flip, b
 
 void nd_dataset_moments(const nd_dataset *ds, bool random_flip, bool unit_range, double *mean, double *var) {
     int64_t image = (int64_t)ds->c * ds->h * ds->w;
-    float *x = malloc((size_t)image * sizeof(float));
+    float *x = nd_xmalloc((size_t)image * sizeof(float));
     for (int64_t j = 0; j < image; j++) mean[j] = var[j] = 0.0; // var holds the sum of squares until the end
     int views = random_flip ? 2 : 1;
     for (int64_t i = 0; i < ds->n; i++)

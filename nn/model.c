@@ -9,7 +9,7 @@ static const char *kind_names[] = {"dli-unet", "dli-unet-v1", "t2i-unet"};
 const char *nd_model_kind_name(nd_model_kind kind) { return kind_names[kind]; }
 
 bool nd_model_kind_parse(const char *name, nd_model_kind *kind) {
-    for (int k = 0; k < 3; k++)
+    for (int k = 0; k < ND_COUNT(kind_names); k++)
         if (strcmp(name, kind_names[k]) == 0) {
             *kind = (nd_model_kind)k;
             return true;
@@ -44,15 +44,15 @@ void nd_model_init(nd_model *m, nd_model_config config) {
     nd_params_init(&m->buffers);
     switch (config.kind) {
     case ND_MODEL_DLI_UNET:
-        m->impl = calloc(1, sizeof(nd_dli_unet));
+        m->impl = nd_xcalloc(1, sizeof(nd_dli_unet));
         nd_dli_unet_init(m->impl, &m->params, &m->config);
         break;
     case ND_MODEL_DLI_UNET_V1:
-        m->impl = calloc(1, sizeof(nd_dli_unet_v1));
+        m->impl = nd_xcalloc(1, sizeof(nd_dli_unet_v1));
         nd_dli_unet_v1_init(m->impl, &m->params, &m->buffers, &m->config);
         break;
     case ND_MODEL_T2I_UNET:
-        m->impl = calloc(1, sizeof(nd_t2i_unet));
+        m->impl = nd_xcalloc(1, sizeof(nd_t2i_unet));
         nd_t2i_unet_init(m->impl, &m->params, &m->config);
         break;
     }

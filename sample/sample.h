@@ -78,4 +78,9 @@ void nd_sample_images(nd_ctx *ctx, const nd_model *model, const nd_schedule *s, 
                       const nd_tensor *context, const nd_tensor *null_context, float *out_host,
                       nd_sample_step_fn on_step, void *user);
 
+// The class context of n images, one_hot(labels, classes) (torch.nn.functional.one_hot): (n, classes) on the
+// context's device, in the persistent pool when `persistent` (it must outlive the step arena, as a context
+// given to nd_sample_images does), else in the step arena. NULL when classes is 0 (an unconditional model).
+nd_tensor *nd_class_context(nd_ctx *ctx, const int32_t *labels, int64_t n, int classes, bool persistent);
+
 #endif

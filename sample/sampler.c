@@ -3,7 +3,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend.h"
 #include "sample.h"
 
 static const char *sampler_names[] = {"ddpm", "ddpm-posterior", "ddim"};
@@ -11,7 +10,7 @@ static const char *sampler_names[] = {"ddpm", "ddpm-posterior", "ddim"};
 const char *nd_sampler_name(nd_sampler_kind kind) { return sampler_names[kind]; }
 
 bool nd_sampler_parse(const char *name, nd_sampler_kind *kind) {
-    for (int k = 0; k < 3; k++)
+    for (int k = 0; k < ND_COUNT(sampler_names); k++)
         if (strcmp(name, sampler_names[k]) == 0) {
             *kind = (nd_sampler_kind)k;
             return true;
@@ -21,7 +20,7 @@ bool nd_sampler_parse(const char *name, nd_sampler_kind *kind) {
 
 bool nd_start_parse(const char *name, nd_start_kind *kind) {
     static const char *names[] = {"auto", "noise", "matched"};
-    for (int k = 0; k < 3; k++)
+    for (int k = 0; k < ND_COUNT(names); k++)
         if (strcmp(name, names[k]) == 0) {
             *kind = (nd_start_kind)k;
             return true;
@@ -49,7 +48,7 @@ nd_sample_config nd_sample_defaults(void) {
 
 nd_tensor *nd_schedule_q(nd_ctx *ctx, const nd_schedule *s, nd_tensor *x0, nd_tensor *noise, const int *t_host) {
     int64_t b = x0->shape.d[0];
-    float *coef = malloc((size_t)(2 * b) * sizeof(float));
+    float *coef = nd_xmalloc((size_t)(2 * b) * sizeof(float));
     for (int64_t i = 0; i < b; i++) {
         coef[i] = s->sqrt_alpha_bar[t_host[i]];
         coef[b + i] = s->sqrt_one_minus_alpha_bar[t_host[i]];
@@ -105,11 +104,11 @@ static nd_tensor *doubled_context(nd_ctx *ctx, const nd_tensor *context, const n
     nd_shape shape = context->shape;
     shape.d[0] *= 2;
     nd_tensor *both = nd_empty_persistent(ctx, shape);
-    ctx->be->copy(both->data, context->data, context->numel);
+    nd_buffer_copy(ctx, both->data, context->data, context->numel);
     if (null_context)
-        ctx->be->copy(both->data + context->numel, null_context->data, context->numel);
+        nd_buffer_copy(ctx, both->data + context->numel, null_context->data, context->numel);
     else
-        ctx->be->fill(both->data + context->numel, 0.0f, context->numel);
+        nd_buffer_fill(ctx, both->data + context->numel, 0.0f, context->numel);
     return both;
 }
 
@@ -129,11 +128,11 @@ void nd_sample_images(nd_ctx *ctx, const nd_model *model, const nd_schedule *s, 
     if (cfg->start_mean) { // x_T = mean + std * z, pixel by pixel
         nd_shape pixel = ND_SHAPE(1, mc->img_ch, mc->img_size, mc->img_size);
         nd_tensor *mean = nd_from_host(ctx, pixel, cfg->start_mean), *std = nd_from_host(ctx, pixel, cfg->start_std);
-        ctx->be->copy(x->data, nd_add(ctx, nd_mul(ctx, x, std), mean)->data, x->numel);
+        nd_buffer_copy(ctx, x->data, nd_add(ctx, nd_mul(ctx, x, std), mean)->data, x->numel);
         nd_ctx_step_end(ctx);
     }
     if (on_step) on_step(user, -1, s->T, ctx, x);
-    int *ts = malloc((size_t)s->T * sizeof(int));
+    int *ts = nd_xmalloc((size_t)s->T * sizeof(int));
     int steps = timesteps(s, cfg, ts);
     for (int i = 0; i < steps; i++) {
         int t = ts[i], t_prev = i + 1 < steps ? ts[i + 1] : -1;
@@ -150,7 +149,7 @@ void nd_sample_images(nd_ctx *ctx, const nd_model *model, const nd_schedule *s, 
             e = nd_sub(ctx, nd_mul_scalar(ctx, e_cond, 1.0f + cfg->w), nd_mul_scalar(ctx, e_uncond, cfg->w));
         }
         nd_tensor *next = reverse_step(ctx, s, cfg, x, e, t, t_prev);
-        ctx->be->copy(x->data, next->data, x->numel);
+        nd_buffer_copy(ctx, x->data, next->data, x->numel);
         nd_ctx_step_end(ctx);
         if (on_step) on_step(user, i, t, ctx, x);
     }
@@ -159,4 +158,20 @@ void nd_sample_images(nd_ctx *ctx, const nd_model *model, const nd_schedule *s, 
     nd_arena_release(&ctx->pool, pool_mark);
     ctx->rng = saved_rng;
     nd_ctx_set_grad(ctx, grad);
+}
+
+nd_tensor *nd_class_context(nd_ctx *ctx, const int32_t *labels, int64_t n, int classes, bool persistent) {
+    if (classes <= 0) return NULL;
+    float *onehot = nd_xcalloc((size_t)n * (size_t)classes, sizeof(float)); // (n, classes)
+    for (int64_t i = 0; i < n; i++) {
+        if (labels[i] < 0 || labels[i] >= classes)
+            nd_abort_at(ND_HERE, "nd_class_context", "label %d of image %lld: expected 0..%d", labels[i],
+                        (long long)i, classes - 1);
+        onehot[i * classes + labels[i]] = 1.0f;
+    }
+    nd_shape shape = ND_SHAPE(n, classes);
+    nd_tensor *context = persistent ? nd_empty_persistent(ctx, shape) : nd_empty(ctx, shape);
+    nd_copy_from_host(ctx, context, onehot);
+    free(onehot);
+    return context;
 }

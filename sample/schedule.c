@@ -8,7 +8,7 @@ void nd_schedule_linear(nd_schedule *s, int T, double beta_start, double beta_en
     s->T = T;
     float **arrays[] = {&s->beta, &s->alpha, &s->alpha_bar, &s->sqrt_alpha_bar, &s->sqrt_one_minus_alpha_bar,
                         &s->sqrt_alpha_inv, &s->pred_noise_coeff};
-    for (size_t i = 0; i < sizeof arrays / sizeof arrays[0]; i++) *arrays[i] = calloc((size_t)T, sizeof(float));
+    for (size_t i = 0; i < sizeof arrays / sizeof arrays[0]; i++) *arrays[i] = nd_xcalloc((size_t)T, sizeof(float));
     // float32 throughout, as the course's torch code computes it: 1 - alpha_bar at t = 0 cancels to
     // 1.00008e-4 rather than 1e-4, and matching that keeps samples comparable with the course's
     float alpha_bar = 1.0f;

@@ -13,15 +13,16 @@ extern const gc_case gc_cases_conv[];
 extern const int gc_cases_conv_count;
 
 typedef struct case_table {
+    const char *family; // the cases' file gradcheck_<family>.c and fixture fixtures/<family>.ndfx
     const gc_case *cases;
     const int *count;
 } case_table;
 
 static const case_table tables[] = {
-    {gc_cases_core, &gc_cases_core_count},
-    {gc_cases_norm, &gc_cases_norm_count},
-    {gc_cases_random, &gc_cases_random_count},
-    {gc_cases_conv, &gc_cases_conv_count},
+    {"core", gc_cases_core, &gc_cases_core_count},
+    {"norm", gc_cases_norm, &gc_cases_norm_count},
+    {"random", gc_cases_random, &gc_cases_random_count},
+    {"conv", gc_cases_conv, &gc_cases_conv_count},
 };
 
 const gc_case *gc_find(const char *name) {
@@ -40,6 +41,14 @@ int gc_count(void) {
 const gc_case *gc_at(int i) {
     for (size_t t = 0; t < sizeof tables / sizeof tables[0]; t++) {
         if (i < *tables[t].count) return &tables[t].cases[i];
+        i -= *tables[t].count;
+    }
+    return NULL;
+}
+
+const char *gc_family_at(int i) {
+    for (size_t t = 0; t < sizeof tables / sizeof tables[0]; t++) {
+        if (i < *tables[t].count) return tables[t].family;
         i -= *tables[t].count;
     }
     return NULL;

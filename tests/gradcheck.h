@@ -40,6 +40,8 @@ const gc_case *gc_find(const char *name);
 // Every case of every family: gc_at(0) .. gc_at(gc_count() - 1) (NULL outside that range).
 int gc_count(void);
 const gc_case *gc_at(int i);
+// The family (gradcheck_<family>.c) of the i-th case.
+const char *gc_family_at(int i);
 
 // Runs one case; prints the worst element of each input; returns the number of failed inputs.
 int gc_run(const gc_case *c);

@@ -1,5 +1,5 @@
 // A small test harness: CHECK counts, reports file:line on failure, and test_finish() prints the summary
-// line and returns the process exit status (1 on any failure, 0 otherwise).
+// line and returns the process exit status (1 on any failure or when no check ran, 0 otherwise).
 #ifndef ND_TEST_H
 #define ND_TEST_H
 

@@ -11,7 +11,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "backend.h"
 #include "test.h"
 #include "train.h"
 
@@ -64,8 +63,8 @@ static bool same_config(const nd_ddpm_config *a, const nd_ddpm_config *b) {
 static bool same_bits_across(nd_ctx *ctx_a, const float *a, nd_ctx *ctx_b, const float *b, int64_t n) {
     size_t bytes = (size_t)(n ? n : 1) * sizeof(float);
     float *ha = calloc(1, bytes), *hb = calloc(1, bytes);
-    ctx_a->be->download(ha, a, (size_t)n * sizeof(float));
-    ctx_b->be->download(hb, b, (size_t)n * sizeof(float));
+    nd_buffer_download(ctx_a->device, ha, a, n);
+    nd_buffer_download(ctx_b->device, hb, b, n);
     bool same = memcmp(ha, hb, bytes) == 0;
     free(ha);
     free(hb);
@@ -85,7 +84,7 @@ static float *snapshot(nd_ctx *ctx, const nd_model *m, const nd_adam *opt, const
     *n = sizes[0] + sizes[1] + sizes[2] + sizes[3] + sizes[4];
     float *h = malloc((size_t)(*n + 1) * sizeof(float)), *at = h;
     for (int i = 0; i < 5; at += sizes[i], i++)
-        if (sizes[i]) ctx->be->download(at, parts[i], (size_t)sizes[i] * sizeof(float));
+        nd_buffer_download(ctx->device, at, parts[i], sizes[i]);
     return h;
 }
 

@@ -19,6 +19,11 @@ void test_message_names(const char *msg, const char *path, int n_words, va_list 
 
 int test_finish(const char *suite) {
     printf("%s: %d passed, %d failed\n", suite, nd_test_passed, nd_test_failed);
+    if (nd_test_passed + nd_test_failed == 0) {
+        // a suite or case that checked nothing proves nothing: a skip must say so with ND_TEST_SKIP instead
+        fprintf(stderr, "%s: no check ran\n", suite);
+        return 1;
+    }
     return nd_test_failed ? 1 : 0;
 }
 

@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend.h"
 #include "test.h"
 #include "train.h"
 
@@ -23,7 +22,7 @@ typedef struct side {
 static void side_init(side *s, nd_device device, nd_model_config config, const float *params) {
     nd_ctx_init(&s->ctx, device, 16 << 20, 1);
     nd_model_create(&s->model, config, &s->ctx);
-    s->ctx.be->upload(s->model.params.data, params, (size_t)s->model.params.total * sizeof(float));
+    nd_buffer_upload(s->ctx.device, s->model.params.data, params, s->model.params.total);
     nd_adam_init(&s->opt, &s->model.params, &s->ctx, nd_adam_defaults());
 }
 
@@ -71,7 +70,7 @@ static void check_model(const char *name, nd_model_config config, nd_shape c_sha
     CHECK(fabsf(l_cpu - l_gpu) <= LOSS_REL * fabsf(l_cpu), "%s: loss %.8g on the CPU, %.8g on the GPU", name, l_cpu, l_gpu);
     int64_t n = cpu.model.params.total;
     float *g = malloc((size_t)n * sizeof(float));
-    gpu.ctx.be->download(g, gpu.model.params.grad, (size_t)n * sizeof(float));
+    nd_buffer_download(gpu.ctx.device, g, gpu.model.params.grad, n);
     double err = 0, ref = 0;
     for (int64_t i = 0; i < n; i++) err += pow(g[i] - cpu.model.params.grad[i], 2), ref += pow(cpu.model.params.grad[i], 2);
     printf("%s: loss cpu %.8f gpu %.8f; gradient normalized MSE %.2e\n", name, l_cpu, l_gpu, err / ref);

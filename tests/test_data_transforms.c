@@ -6,6 +6,7 @@
 
 #include "data.h"
 #include "fixture.h"
+#include "resize.h"
 #include "test.h"
 
 // Every resize case of the fixture, one image at a time. 8-bit resizes must match PIL exactly: both run the

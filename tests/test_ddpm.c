@@ -6,7 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "elementwise_math.h"
+#include "nd_random.h"
 #include "sample.h"
 #include "test.h"
 #include "train.h"

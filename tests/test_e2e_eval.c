@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "test.h"
-#include "train.h"
+#include "eval.h"
 
 #define SIZE 16
 #define PER_CLASS 100

@@ -30,10 +30,10 @@ static double evaluate(nd_ctx *ctx, const mlp *m, const nd_dataset *test, int ba
     nd_loader_config lc = {.batch_size = batch_size, .seed = 0};
     int64_t batches = nd_batches_per_epoch(test->n, batch_size, false), correct = 0;
     int64_t dim = (int64_t)test->c * test->h * test->w, classes = m->fc[2].out_features;
-    float *images = malloc((size_t)batch_size * (size_t)dim * sizeof(float));
-    int32_t *labels = malloc((size_t)batch_size * sizeof(int32_t));
-    float *logits = malloc((size_t)batch_size * (size_t)classes * sizeof(float));
-    int64_t *order = malloc((size_t)test->n * sizeof(int64_t));
+    float *images = nd_xmalloc((size_t)batch_size * (size_t)dim * sizeof(float));
+    int32_t *labels = nd_xmalloc((size_t)batch_size * sizeof(int32_t));
+    float *logits = nd_xmalloc((size_t)batch_size * (size_t)classes * sizeof(float));
+    int64_t *order = nd_xmalloc((size_t)test->n * sizeof(int64_t));
     for (int64_t i = 0; i < test->n; i++) order[i] = i;
     bool grad = nd_ctx_set_grad(ctx, false);
     for (int64_t b = 0; b < batches; b++) {
@@ -91,7 +91,7 @@ bool nd_classifier_train(const nd_classifier_config *cfg, nd_classifier_result *
     nd_loader *loader = nd_loader_create(&train, &lc, 0, 0, err);
     bool ok = loader != NULL;
     int64_t per_epoch = ok ? nd_loader_batches_per_epoch(loader) : 0, steps = per_epoch * cfg->epochs;
-    float *labels = malloc((size_t)cfg->batch_size * sizeof(float));
+    float *labels = nd_xmalloc((size_t)cfg->batch_size * sizeof(float));
     nd_progress progress;
     nd_progress_init(&progress, "classifier", steps, 0);
     double start = nd_seconds(), epoch_loss = 0.0;

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "elementwise_math.h"
+#include "nd_random.h"
 #include "sample.h"
 #include "train.h"
 
@@ -74,21 +74,17 @@ static bool load_data(nd_dataset *ds, nd_ddpm_config *cfg, nd_error *err) {
     return true;
 }
 
-// Ten samples a class (or ten unconditional ones) drawn with the current weights, one row per class.
+// Four samples a class (or four unconditional ones) drawn with the current weights, one row per class.
 static void write_preview(nd_ctx *ctx, const nd_model *model, const nd_schedule *sched, const char *out_dir,
                           int64_t step, bool unit_range) {
     const nd_model_config *mc = &model->config;
-    int classes = mc->c_embed_dim > 0 ? mc->c_embed_dim : 1, n = classes * 4;
-    float *onehot = calloc((size_t)n * (size_t)(classes > 1 ? classes : 1), sizeof(float));
-    for (int i = 0; i < n; i++) onehot[i * classes + i / 4] = 1.0f;
+    int rows = mc->c_embed_dim > 0 ? mc->c_embed_dim : 1, n = rows * 4;
+    int32_t *labels = nd_xmalloc((size_t)n * sizeof(int32_t)); // (n) row i / 4
+    for (int i = 0; i < n; i++) labels[i] = i / 4;
     nd_arena_mark mark = nd_arena_get_mark(&ctx->pool);
-    nd_tensor *context = NULL;
-    if (mc->c_embed_dim > 0) {
-        context = nd_empty_persistent(ctx, ND_SHAPE(n, classes));
-        nd_copy_from_host(ctx, context, onehot);
-    }
+    nd_tensor *context = nd_class_context(ctx, labels, n, mc->c_embed_dim, true);
     int64_t image = (int64_t)mc->img_ch * mc->img_size * mc->img_size;
-    float *images = malloc((size_t)(n * image) * sizeof(float));
+    float *images = nd_xmalloc((size_t)(n * image) * sizeof(float));
     nd_sample_config sc = nd_sample_defaults();
     sc.seed = (uint64_t)step;
     nd_sample_images(ctx, model, sched, &sc, n, context, NULL, images, NULL, NULL);
@@ -103,7 +99,7 @@ static void write_preview(nd_ctx *ctx, const nd_model *model, const nd_schedule 
     else
         nd_image8_free(&grid);
     free(images);
-    free(onehot);
+    free(labels);
 }
 
 bool nd_ddpm_start_moments(const nd_ddpm_config *cfg, const nd_schedule *s, float *mean, float *std, nd_error *err) {
@@ -111,7 +107,7 @@ bool nd_ddpm_start_moments(const nd_ddpm_config *cfg, const nd_schedule *s, floa
     nd_dataset ds = {0};
     if (!load_data(&ds, &c, err)) return false;
     int64_t image = (int64_t)ds.c * ds.h * ds.w;
-    double *data_mean = malloc((size_t)image * sizeof(double)), *data_var = malloc((size_t)image * sizeof(double));
+    double *data_mean = nd_xmalloc((size_t)image * sizeof(double)), *data_var = nd_xmalloc((size_t)image * sizeof(double));
     nd_dataset_moments(&ds, c.random_flip, c.unit_range, data_mean, data_var);
     nd_start_moments(s, data_mean, data_var, image, mean, std);
     free(data_mean);
@@ -138,7 +134,7 @@ static bool save(run *r, nd_error *err) {
 }
 
 // One optimizer step on a batch of b images x0 (already on the device) with their labels; returns the loss.
-static float train_step(run *r, nd_tensor *x0, const int32_t *labels, int *t_host, float *t_values, float *onehot) {
+static float train_step(run *r, nd_tensor *x0, const int32_t *labels, int *t_host, float *t_values) {
     nd_ctx *ctx = &r->ctx;
     const nd_model_config *mc = &r->model.config;
     int b = (int)x0->shape.d[0], classes = mc->c_embed_dim;
@@ -153,9 +149,7 @@ static float train_step(run *r, nd_tensor *x0, const int32_t *labels, int *t_hos
     nd_tensor *t = nd_from_host(ctx, ND_SHAPE(b), t_values);
     nd_tensor *context = NULL;
     if (classes > 0) { // get_context_mask: one_hot(c) * bernoulli(ones - drop_prob), element by element
-        memset(onehot, 0, (size_t)b * (size_t)classes * sizeof(float));
-        for (int i = 0; i < b; i++) onehot[i * classes + labels[i]] = 1.0f;
-        nd_tensor *c = nd_from_host(ctx, ND_SHAPE(b, classes), onehot);
+        nd_tensor *c = nd_class_context(ctx, labels, b, classes, false);
         nd_tensor *mask = nd_empty(ctx, c->shape);
         nd_rand_bernoulli(ctx, mask, 1.0f - r->cfg.cfg_drop);
         context = nd_mul(ctx, c, mask);
@@ -179,7 +173,7 @@ static void append_loss(FILE *log, int64_t step, int64_t epoch, float loss) {
 
 bool nd_ddpm_train(const nd_ddpm_config *config, const char *out_dir, bool resume, nd_device device, bool progress,
                    nd_ddpm_result *result, nd_error *err) {
-    run *r = calloc(1, sizeof *r);
+    run *r = nd_xcalloc(1, sizeof *r);
     r->cfg = *config;
     snprintf(r->ckpt_path, sizeof r->ckpt_path, "%s/model.h5", out_dir);
     if (resume) { // the checkpoint's configuration wins, but for how long to train
@@ -227,9 +221,8 @@ bool nd_ddpm_train(const nd_ddpm_config *config, const char *out_dir, bool resum
     snprintf(log_path, sizeof log_path, "%s/loss.csv", out_dir);
     FILE *log = ok ? fopen(log_path, resume ? "a" : "w") : NULL;
     if (log && !resume) fprintf(log, "step,epoch,loss\n");
-    int *t_host = malloc((size_t)r->cfg.batch_size * sizeof(int));
-    float *t_values = malloc((size_t)r->cfg.batch_size * sizeof(float));
-    float *onehot = malloc((size_t)r->cfg.batch_size * (size_t)(r->cfg.model.c_embed_dim > 0 ? r->cfg.model.c_embed_dim : 1) * sizeof(float));
+    int *t_host = nd_xmalloc((size_t)r->cfg.batch_size * sizeof(int));
+    float *t_values = nd_xmalloc((size_t)r->cfg.batch_size * sizeof(float));
     nd_progress bar;
     nd_progress_init(&bar, "ddpm", total, r->state.step);
     stop_requested = 0;
@@ -244,8 +237,8 @@ bool nd_ddpm_train(const nd_ddpm_config *config, const char *out_dir, bool resum
     nd_shape image_shape = ND_SHAPE(r->cfg.batch_size, mc->img_ch, mc->img_size, mc->img_size);
     size_t batch_bytes = (size_t)nd_shape_numel(image_shape) * sizeof(float);
     nd_prefetch prefetch = {0};
-    int32_t *labels[2] = {calloc((size_t)r->cfg.batch_size, sizeof(int32_t)),
-                          calloc((size_t)r->cfg.batch_size, sizeof(int32_t))};
+    int32_t *labels[2] = {nd_xcalloc((size_t)r->cfg.batch_size, sizeof(int32_t)),
+                          nd_xcalloc((size_t)r->cfg.batch_size, sizeof(int32_t))};
     if (ok && r->state.step < total) {
         nd_prefetch_init(&prefetch, &r->ctx, batch_bytes);
         const nd_batch *batch = nd_loader_next(loader);
@@ -261,7 +254,7 @@ bool nd_ddpm_train(const nd_ddpm_config *config, const char *out_dir, bool resum
             nd_prefetch_put(&prefetch, next->images, batch_bytes);
             if (next->labels) memcpy(labels[(k + 1) % 2], next->labels, (size_t)next->size * sizeof(int32_t));
         }
-        float loss = train_step(r, x0, labels[k % 2], t_host, t_values, onehot);
+        float loss = train_step(r, x0, labels[k % 2], t_host, t_values);
         if (!isfinite(loss)) {
             ok = nd_error_set(err, "the loss became %g at step %lld; lower --lr or enable --clip-grad", loss,
                               (long long)r->state.step);
@@ -294,7 +287,6 @@ bool nd_ddpm_train(const nd_ddpm_config *config, const char *out_dir, bool resum
     free(labels[1]);
     free(t_host);
     free(t_values);
-    free(onehot);
     if (loader) nd_loader_free(loader);
     nd_schedule_free(&r->sched);
     if (r->cfg.ema_decay > 0) nd_ema_free(&r->ema);

@@ -1,5 +1,4 @@
 // A checkpoint's model, ready for sampling or evaluation.
-#include "backend.h"
 #include "train.h"
 
 bool nd_checkpoint_load_model(const char *path, bool use_ema, nd_model *model, nd_ddpm_config *cfg, nd_ctx *ctx,
@@ -11,7 +10,7 @@ bool nd_checkpoint_load_model(const char *path, bool use_ema, nd_model *model, n
     nd_ema ema = {0};
     if (use_ema) nd_ema_init(&ema, &model->params, ctx, cfg->ema_decay);
     bool ok = nd_checkpoint_load(path, model, cfg, NULL, NULL, use_ema ? &ema : NULL, ctx, err);
-    if (ok && use_ema) ctx->be->copy(model->params.data, ema.shadow, model->params.total);
+    if (ok && use_ema) nd_buffer_copy(ctx, model->params.data, ema.shadow, model->params.total);
     if (use_ema) nd_ema_free(&ema);
     if (!ok) nd_model_free(model);
     return ok;

@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "train.h"
+#include "eval.h"
 
 #define ND_EVAL_CLASSIFIER_SEED 0 // one classifier per (data, size, range): its weights never depend on a flag
 
@@ -88,9 +88,9 @@ static bool score_test_split(nd_evaluator *ev, const nd_eval_setup *setup, nd_ct
     if (!load_split(&test, setup, ND_SPLIT_TEST, err)) return false;
     const nd_eval_classifier *c = &ev->classifier;
     int64_t n = test.n, image = (int64_t)c->img_ch * c->img_size * c->img_size;
-    float *images = malloc((size_t)(n * image) * sizeof(float));         // (n, C, S, S)
-    float *logits = malloc((size_t)(n * c->classes) * sizeof(float));    // (n, classes)
-    float *features = malloc((size_t)(n * ND_EVAL_FEATURES) * sizeof(float)); // (n, 128)
+    float *images = nd_xmalloc((size_t)(n * image) * sizeof(float));         // (n, C, S, S)
+    float *logits = nd_xmalloc((size_t)(n * c->classes) * sizeof(float));    // (n, classes)
+    float *features = nd_xmalloc((size_t)(n * ND_EVAL_FEATURES) * sizeof(float)); // (n, 128)
     for (int64_t i = 0; i < n; i++) // mirrored by a fixed coin when the model learned from mirrored images
         nd_dataset_sample(images + i * image, &test, i,
                           c->random_flip && nd_flip_coin(ND_EVAL_CLASSIFIER_SEED, 0, i), c->unit_range);
@@ -100,9 +100,9 @@ static bool score_test_split(nd_evaluator *ev, const nd_eval_setup *setup, nd_ct
     nd_eval_report_add(&report, logits, test.labels, n);
     ev->test_accuracy = report.accuracy;
 
-    ev->reference = malloc((size_t)(n * ND_EVAL_FEATURES) * sizeof(float));
-    ev->held = malloc((size_t)(n * ND_EVAL_FEATURES) * sizeof(float));
-    ev->held_labels = malloc((size_t)n * sizeof(int32_t));
+    ev->reference = nd_xmalloc((size_t)(n * ND_EVAL_FEATURES) * sizeof(float));
+    ev->held = nd_xmalloc((size_t)(n * ND_EVAL_FEATURES) * sizeof(float));
+    ev->held_labels = nd_xmalloc((size_t)n * sizeof(int32_t));
     int64_t seen[ND_EVAL_MAX_CLASSES] = {0};
     size_t row = ND_EVAL_FEATURES * sizeof(float);
     for (int64_t i = 0; i < n; i++) {
@@ -159,9 +159,9 @@ bool nd_eval_images(const nd_evaluator *ev, nd_ctx *ctx, const float *images, co
                                 c->classes - 1);
     int64_t values = n * c->img_ch * c->img_size * c->img_size;
     float lo = c->unit_range ? 0.0f : -1.0f;
-    float *clamped = malloc((size_t)values * sizeof(float));                // (n, C, S, S)
-    float *logits = malloc((size_t)(n * c->classes) * sizeof(float));       // (n, classes)
-    float *features = malloc((size_t)(n * ND_EVAL_FEATURES) * sizeof(float)); // (n, 128)
+    float *clamped = nd_xmalloc((size_t)values * sizeof(float));                // (n, C, S, S)
+    float *logits = nd_xmalloc((size_t)(n * c->classes) * sizeof(float));       // (n, classes)
+    float *features = nd_xmalloc((size_t)(n * ND_EVAL_FEATURES) * sizeof(float)); // (n, 128)
     for (int64_t i = 0; i < values; i++) clamped[i] = isnan(images[i]) ? lo : fminf(fmaxf(images[i], lo), 1.0f);
     nd_eval_classifier_run(ctx, c, clamped, n, logits, features);
     nd_eval_report_init(report, c->classes);
@@ -180,7 +180,7 @@ bool nd_eval_floor(const nd_evaluator *ev, int per_class, nd_eval_floor_stats *f
     for (int k = 0; k < classes; k++) fewest = count[k] < fewest ? count[k] : fewest;
     int draws = per_class > 0 && fewest / per_class > 1 ? (int)(fewest / per_class) : 1;
     *floor = (nd_eval_floor_stats){.mean = 0.0, .min = INFINITY, .max = -INFINITY, .draws = draws};
-    float *chosen = malloc((size_t)(ev->n_held ? ev->n_held : 1) * ND_EVAL_FEATURES * sizeof(float)); // (m, 128)
+    float *chosen = nd_xmalloc((size_t)(ev->n_held ? ev->n_held : 1) * ND_EVAL_FEATURES * sizeof(float)); // (m, 128)
     bool ok = true;
     for (int d = 0; ok && d < draws; d++) {
         int64_t seen[ND_EVAL_MAX_CLASSES] = {0}, m = 0;

@@ -2,7 +2,6 @@
 #include <math.h>
 
 #include "backend.h"
-#include "train.h"
 
 nd_adam_config nd_adam_defaults(void) {
     return (nd_adam_config){.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0.0f};
@@ -25,7 +24,7 @@ void nd_adam_init(nd_adam *opt, const nd_params *params, nd_ctx *ctx, nd_adam_co
 }
 
 void nd_adam_free(nd_adam *opt) {
-    const nd_backend *be = opt->device == ND_CUDA ? nd_backend_cuda() : nd_backend_cpu();
+    const nd_backend *be = nd_backend_for(opt->device);
     if (opt->m) be->free(opt->m);
     if (opt->v) be->free(opt->v);
     *opt = (nd_adam){0};

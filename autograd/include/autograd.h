@@ -19,6 +19,8 @@ extern "C" {
 #endif
 
 #define ND_MAX_DIMS 6
+// Elements of an array (not a pointer).
+#define ND_COUNT(array) ((int)(sizeof(array) / sizeof((array)[0])))
 #define ND_NODE_MAX_INPUTS 8
 
 // ---------------------------------------------------------------------------------------------------
@@ -421,6 +423,81 @@ nd_tensor *nd_params_add(nd_params *p, const char *name, nd_shape shape, nd_init
 void nd_params_alloc(nd_params *p, nd_ctx *ctx);
 void nd_params_zero_grad(nd_params *p, nd_ctx *ctx);
 const nd_param *nd_params_find(const nd_params *p, const char *name);
+
+// ---------------------------------------------------------------------------------------------------
+// user-facing errors (bad files, flags, fields), as opposed to programmer errors, which abort
+
+// A user-facing error: a message naming the file, the field and what was expected.
+typedef struct nd_error {
+    char msg[512];
+} nd_error;
+
+// Formats into err (when err is not NULL) and returns false, so loaders can `return nd_error_set(...)`.
+bool nd_error_set(nd_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+// malloc, calloc and realloc that never return NULL: running out of host memory ends the program with the
+// size asked for and the caller's file and line, instead of a crash at the first use of NULL.
+#define nd_xmalloc(bytes) nd_xmalloc_at((bytes), __FILE__, __LINE__)
+#define nd_xcalloc(count, size) nd_xcalloc_at((count), (size), __FILE__, __LINE__)
+#define nd_xrealloc(ptr, bytes) nd_xrealloc_at((ptr), (bytes), __FILE__, __LINE__)
+void *nd_xmalloc_at(size_t bytes, const char *file, int line);
+void *nd_xcalloc_at(size_t count, size_t size, const char *file, int line);
+void *nd_xrealloc_at(void *ptr, size_t bytes, const char *file, int line);
+
+// ---------------------------------------------------------------------------------------------------
+// device buffers: raw float arrays on a device (a tensor's data, a flat parameter or optimizer buffer)
+
+// dst (n) = src (n), both on the context's device (torch.Tensor.copy_)
+void nd_buffer_copy(nd_ctx *ctx, float *dst, const float *src, int64_t n);
+// dst (n) = value (torch.Tensor.fill_)
+void nd_buffer_fill(nd_ctx *ctx, float *dst, float value, int64_t n);
+// host (n) = src (n) on `device` (torch.Tensor.cpu)
+void nd_buffer_download(nd_device device, float *host, const float *src, int64_t n);
+// dst (n) on `device` = host (n) (torch.Tensor.to)
+void nd_buffer_upload(nd_device device, float *dst, const float *host, int64_t n);
+
+// ---------------------------------------------------------------------------------------------------
+// optimizers over the flat parameter buffer
+
+// torch.optim.Adam (decoupled = false: weight decay added to the gradient) and torch.optim.AdamW
+// (decoupled = true). Defaults as PyTorch's: lr 1e-3, betas (0.9, 0.999), eps 1e-8, weight decay 0 (Adam)
+// or 1e-2 (AdamW).
+typedef struct nd_adam_config {
+    float lr, beta1, beta2, eps, weight_decay;
+    bool decoupled;
+} nd_adam_config;
+
+nd_adam_config nd_adam_defaults(void);
+nd_adam_config nd_adamw_defaults(void);
+
+typedef struct nd_adam {
+    nd_adam_config config;
+    int64_t step;  // updates taken so far
+    int64_t n;     // floats in each buffer
+    nd_device device;
+    float *m, *v;  // (n,) first and second moments, one flat buffer each
+} nd_adam;
+
+void nd_adam_init(nd_adam *opt, const nd_params *params, nd_ctx *ctx, nd_adam_config config);
+void nd_adam_free(nd_adam *opt);
+// One update of every parameter from the flat gradient buffer.
+void nd_adam_step(nd_adam *opt, nd_params *params, nd_ctx *ctx);
+
+// Scales the flat gradient so its global L2 norm is at most max_norm (torch.nn.utils.clip_grad_norm_);
+// returns the norm before clipping.
+float nd_clip_grad_norm(nd_params *params, nd_ctx *ctx, float max_norm);
+
+// An exponential moving average of the weights (the shadow copy samples are drawn from when enabled).
+typedef struct nd_ema {
+    float decay;
+    int64_t n;
+    nd_device device;
+    float *shadow; // (n,) one flat buffer laid out as the parameters
+} nd_ema;
+
+void nd_ema_init(nd_ema *ema, const nd_params *params, nd_ctx *ctx, float decay); // shadow = params
+void nd_ema_update(nd_ema *ema, const nd_params *params, nd_ctx *ctx);
+void nd_ema_free(nd_ema *ema);
 
 #ifdef __cplusplus
 }

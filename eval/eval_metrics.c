@@ -1,16 +1,10 @@
-// Sample-quality metrics: accuracy and confidence bookkeeping, a Jacobi eigensolver for symmetric matrices,
-// and the Fréchet distance between two sets of feature vectors (pytorch-fid's formula, without LAPACK).
+// Sample-quality metrics: accuracy and confidence bookkeeping, LAPACK's eigensolver for symmetric matrices,
+// and the Fréchet distance between two sets of feature vectors (pytorch-fid's formula).
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "train.h"
-
-#define JACOBI_MAX_SWEEPS 100
-// Off-diagonal mass (sum of squares), relative to the whole matrix's, below which a symmetric matrix counts as
-// diagonal: off-diagonal entries near 1e-12 of the norm move eigenvalues by about their square, far below
-// float features' precision, while a tighter bound could stall on the rounding each rotation leaves behind.
-#define JACOBI_TOLERANCE 1e-24
+#include "eval.h"
 
 void nd_eval_report_init(nd_eval_report *r, int classes) {
     if (classes < 1 || classes > ND_EVAL_MAX_CLASSES)
@@ -56,54 +50,36 @@ double nd_eval_class_confidence(const nd_eval_report *r, int k) {
 // ---------------------------------------------------------------------------------------------------
 // eigenvalues
 
+// LAPACK's symmetric eigensolver (divide and conquer, from OpenBLAS), the routine scipy.linalg.eigh calls.
+// Fortran arguments by reference; the trailing lengths are gfortran's hidden lengths of the two flags.
+void dsyevd_(const char *jobz, const char *uplo, const int *n, double *a, const int *lda, double *w, double *work,
+             const int *lwork, int *iwork, const int *liwork, int *info, size_t jobz_len, size_t uplo_len);
+
 int nd_eigen_symmetric(double *a, int n, double *values, double *vectors) {
-    for (int i = 0; i < n; i++)
-        for (int j = 0; j < n; j++) vectors[i * n + j] = i == j;
     double total = 0.0;
     for (int64_t i = 0; i < (int64_t)n * n; i++) total += a[i] * a[i];
-    int sweeps = -1;
-    if (!isfinite(total)) return -1;
-    for (int sweep = 0; sweep <= JACOBI_MAX_SWEEPS; sweep++) {
-        double off = 0.0;
-        for (int p = 0; p < n; p++)
-            for (int q = p + 1; q < n; q++) off += 2.0 * a[p * n + q] * a[p * n + q];
-        if (off <= JACOBI_TOLERANCE * total || off == 0.0) {
-            sweeps = sweep;
-            break;
-        }
-        for (int p = 0; p < n; p++)
-            for (int q = p + 1; q < n; q++) {
-                double apq = a[p * n + q];
-                // an entry below the diagonal's rounding changes nothing when rotated away: drop it (as Numerical
-                // Recipes' jacobi does), which also guarantees the sweeps end
-                if (fabs(a[p * n + p]) + 1e3 * fabs(apq) == fabs(a[p * n + p]) &&
-                    fabs(a[q * n + q]) + 1e3 * fabs(apq) == fabs(a[q * n + q]))
-                    a[p * n + q] = a[q * n + p] = apq = 0.0;
-                if (apq == 0.0) continue;
-                // the rotation by angle phi with cot(2 phi) = theta zeroes a[p][q]; t = tan(phi), the smaller root
-                double theta = (a[q * n + q] - a[p * n + p]) / (2.0 * apq);
-                double t = (theta >= 0 ? 1.0 : -1.0) / (fabs(theta) + sqrt(theta * theta + 1.0));
-                double c = 1.0 / sqrt(t * t + 1.0), s = t * c;
-                for (int k = 0; k < n; k++) { // columns p and q
-                    double akp = a[k * n + p], akq = a[k * n + q];
-                    a[k * n + p] = c * akp - s * akq;
-                    a[k * n + q] = s * akp + c * akq;
-                }
-                for (int k = 0; k < n; k++) { // rows p and q
-                    double apk = a[p * n + k], aqk = a[q * n + k];
-                    a[p * n + k] = c * apk - s * aqk;
-                    a[q * n + k] = s * apk + c * aqk;
-                }
-                a[p * n + q] = a[q * n + p] = 0.0;
-                for (int k = 0; k < n; k++) {
-                    double vkp = vectors[k * n + p], vkq = vectors[k * n + q];
-                    vectors[k * n + p] = c * vkp - s * vkq;
-                    vectors[k * n + q] = s * vkp + c * vkq;
-                }
-            }
+    if (!isfinite(total)) return -1; // LAPACK's behaviour on NaN is undefined
+    // a is symmetric, so its row-major layout is also its column-major one; the eigenvectors come back as
+    // columns of a column-major matrix, i.e. rows of a row-major one, and are transposed into `vectors`
+    int info = 0, lwork = -1, liwork = -1, iwork_size = 0;
+    double work_size = 0.0;
+    dsyevd_("V", "L", &n, a, &n, values, &work_size, &lwork, &iwork_size, &liwork, &info, 1, 1);
+    if (info != 0) return -1;
+    lwork = (int)work_size, liwork = iwork_size;
+    double *work = malloc((size_t)lwork * sizeof *work);
+    int *iwork = malloc((size_t)liwork * sizeof *iwork);
+    if (!work || !iwork) {
+        free(work);
+        free(iwork);
+        return -1;
     }
-    for (int i = 0; i < n; i++) values[i] = a[i * n + i];
-    return sweeps;
+    dsyevd_("V", "L", &n, a, &n, values, work, &lwork, iwork, &liwork, &info, 1, 1);
+    free(work);
+    free(iwork);
+    if (info != 0) return -1;
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++) vectors[i * n + j] = a[j * n + i];
+    return 0;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -116,7 +92,7 @@ static void mean_cov(const float *x, int64_t n, int dim, double *mean, double *c
     for (int64_t i = 0; i < n; i++)
         for (int j = 0; j < dim; j++) mean[j] += x[i * dim + j];
     for (int j = 0; j < dim; j++) mean[j] /= (double)n;
-    double *row = malloc((size_t)dim * sizeof *row); // (dim) one centred sample
+    double *row = nd_xmalloc((size_t)dim * sizeof *row); // (dim) one centred sample
     for (int64_t i = 0; i < n; i++) {
         for (int j = 0; j < dim; j++) row[j] = x[i * dim + j] - mean[j];
         for (int j = 0; j < dim; j++)
@@ -143,10 +119,10 @@ bool nd_frechet_distance(const float *a, int64_t na, const float *b, int64_t nb,
         return nd_error_set(err, "a Fréchet distance needs two sets of at least 2 vectors (got %lld and %lld)",
                             (long long)na, (long long)nb);
     size_t square = (size_t)dim * dim;
-    double *mean_a = malloc((size_t)dim * sizeof(double)), *mean_b = malloc((size_t)dim * sizeof(double));
-    double *cov_a = malloc(square * sizeof(double)), *cov_b = malloc(square * sizeof(double)); // (dim, dim)
-    double *vec = malloc(square * sizeof(double)), *tmp = malloc(square * sizeof(double));     // (dim, dim)
-    double *values = malloc((size_t)dim * sizeof(double));
+    double *mean_a = nd_xmalloc((size_t)dim * sizeof(double)), *mean_b = nd_xmalloc((size_t)dim * sizeof(double));
+    double *cov_a = nd_xmalloc(square * sizeof(double)), *cov_b = nd_xmalloc(square * sizeof(double)); // (dim, dim)
+    double *vec = nd_xmalloc(square * sizeof(double)), *tmp = nd_xmalloc(square * sizeof(double));     // (dim, dim)
+    double *values = nd_xmalloc((size_t)dim * sizeof(double));
     mean_cov(a, na, dim, mean_a, cov_a);
     mean_cov(b, nb, dim, mean_b, cov_b);
     double dist = 0.0, trace = 0.0;
@@ -156,8 +132,8 @@ bool nd_frechet_distance(const float *a, int64_t na, const float *b, int64_t nb,
     }
     // S_a^(1/2) = V diag(sqrt(l)) V^T; eigenvalues below zero are rounding of a singular covariance
     memcpy(tmp, cov_a, square * sizeof(double));
-    int sweeps = nd_eigen_symmetric(tmp, dim, values, vec);
-    if (sweeps >= 0) {
+    int status = nd_eigen_symmetric(tmp, dim, values, vec);
+    if (status == 0) {
         for (int i = 0; i < dim; i++)
             for (int j = 0; j < dim; j++) tmp[i * dim + j] = vec[i * dim + j] * sqrt(fmax(values[j], 0.0));
         double *root = cov_a; // cov_a is no longer needed: it becomes S_a^(1/2)
@@ -172,8 +148,8 @@ bool nd_frechet_distance(const float *a, int64_t na, const float *b, int64_t nb,
         for (int i = 0; i < dim; i++)
             for (int j = i + 1; j < dim; j++)
                 vec[i * dim + j] = vec[j * dim + i] = 0.5 * (vec[i * dim + j] + vec[j * dim + i]);
-        sweeps = nd_eigen_symmetric(vec, dim, values, tmp);
-        for (int j = 0; sweeps >= 0 && j < dim; j++) trace -= 2.0 * sqrt(fmax(values[j], 0.0));
+        status = nd_eigen_symmetric(vec, dim, values, tmp);
+        for (int j = 0; status == 0 && j < dim; j++) trace -= 2.0 * sqrt(fmax(values[j], 0.0));
     }
     *fd = dist + trace;
     free(mean_a);
@@ -183,7 +159,7 @@ bool nd_frechet_distance(const float *a, int64_t na, const float *b, int64_t nb,
     free(vec);
     free(tmp);
     free(values);
-    if (sweeps < 0)
+    if (status != 0)
         return nd_error_set(err, "the Fréchet distance's eigensolver did not converge (non-finite features?)");
     return true;
 }

@@ -1,6 +1,5 @@
 // An exponential moving average of the flat parameter buffer.
 #include "backend.h"
-#include "train.h"
 
 void nd_ema_init(nd_ema *ema, const nd_params *params, nd_ctx *ctx, float decay) {
     *ema = (nd_ema){.decay = decay, .n = params->total, .device = ctx->device};
@@ -13,7 +12,7 @@ void nd_ema_update(nd_ema *ema, const nd_params *params, nd_ctx *ctx) {
 }
 
 void nd_ema_free(nd_ema *ema) {
-    const nd_backend *be = ema->device == ND_CUDA ? nd_backend_cuda() : nd_backend_cpu();
+    const nd_backend *be = nd_backend_for(ema->device);
     if (ema->shadow) be->free(ema->shadow);
     *ema = (nd_ema){0};
 }

@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "train.h"
+#include "eval.h"
 
 // Channels of the three convolutions: with BatchNorm they reach 91% on 16x16 Fashion-MNIST in 3 epochs, where
 // the two-convolution net without it stalls near 88-90%.
@@ -107,7 +107,7 @@ bool nd_eval_classifier_train(nd_eval_classifier *c, const nd_dataset *train, co
     if (ok && per_epoch == 0)
         ok = nd_error_set(err, "%s: %lld images make no full batch of %d", c->data, (long long)train->n,
                           cfg->batch_size);
-    float *labels = malloc((size_t)cfg->batch_size * sizeof(float)); // (B) class indices as cross_entropy takes them
+    float *labels = nd_xmalloc((size_t)cfg->batch_size * sizeof(float)); // (B) class indices as cross_entropy takes them
     nd_progress progress;
     nd_progress_init(&progress, "eval classifier", steps, 0);
     double start = nd_seconds();

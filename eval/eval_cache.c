@@ -1,7 +1,7 @@
 // The evaluation classifier's cache file (HDF5): what it was trained for as root attributes, one float32
 // dataset per parameter under params/ (chunked with a Fletcher-32 checksum, so damage is refused, not
-// loaded). Built in memory, written to a temporary file, fsynced and renamed, as checkpoints are; a load
-// checks everything and reads every value before it writes one.
+// loaded). Built in memory and written atomically, as checkpoints are (data/h5_io.h); a load checks everything
+// and reads every value before it writes one.
 #include <errno.h>
 #include <hdf5.h>
 #include <stdio.h>
@@ -9,8 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "h5_quiet.h"
-#include "train.h"
+#include "h5_io.h"
+#include "eval.h"
 
 #define CACHE_FORMAT "nanodiff-eval-classifier"
 #define CACHE_VERSION 2 // 2: the random_flip attribute
@@ -51,78 +51,28 @@ void nd_eval_cache_path(char *buf, size_t size, const char *cache_dir, const cha
 
 // A scalar 32-bit integer attribute.
 static bool attr_int(hid_t obj, const char *name, int value) {
-    hid_t space = H5Screate(H5S_SCALAR);
-    hid_t attr = H5Acreate2(obj, name, H5T_STD_I32LE, space, H5P_DEFAULT, H5P_DEFAULT);
-    bool ok = attr >= 0 && H5Awrite(attr, H5T_NATIVE_INT, &value) >= 0;
-    if (attr >= 0) ok = H5Aclose(attr) >= 0 && ok;
-    H5Sclose(space);
-    return ok;
+    return nd_h5_attr_write(obj, name, H5T_STD_I32LE, H5T_NATIVE_INT, 1, &value);
 }
 
-// A variable-length UTF-8 string attribute (what h5py reads back as str).
-static bool attr_str(hid_t obj, const char *name, const char *value) {
-    hid_t type = H5Tcopy(H5T_C_S1), space = H5Screate(H5S_SCALAR);
-    bool ok = H5Tset_size(type, H5T_VARIABLE) >= 0 && H5Tset_cset(type, H5T_CSET_UTF8) >= 0;
-    hid_t attr = ok ? H5Acreate2(obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT) : -1;
-    ok = attr >= 0 && H5Awrite(attr, type, &value) >= 0;
-    if (attr >= 0) ok = H5Aclose(attr) >= 0 && ok;
-    H5Sclose(space);
-    H5Tclose(type);
-    return ok;
-}
-
-// One float32 dataset per tensor of p in a new group, from host values laid out as p's flat buffer.
+// One float32 dataset per tensor of p in a new group (nd_h5_write_params), from host values laid out as p's
+// flat buffer.
 static bool write_group(hid_t file, const char *group, const nd_params *p, const float *host) {
-    hid_t g = H5Gcreate2(file, group, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    bool ok = g >= 0;
-    for (int i = 0; ok && i < p->n; i++) {
-        const nd_param *item = &p->items[i];
-        nd_shape s = item->tensor->shape;
-        hsize_t dims[ND_MAX_DIMS];
-        for (int d = 0; d < s.ndim; d++) dims[d] = (hsize_t)s.d[d];
-        hid_t space = H5Screate_simple(s.ndim, dims, NULL), dcpl = H5Pcreate(H5P_DATASET_CREATE);
-        ok = H5Pset_chunk(dcpl, s.ndim, dims) >= 0 && H5Pset_fletcher32(dcpl) >= 0;
-        hid_t dset = ok ? H5Dcreate2(g, item->name, H5T_IEEE_F32LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT) : -1;
-        ok = dset >= 0 && H5Dwrite(dset, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, host + item->offset) >= 0;
-        if (dset >= 0) ok = H5Dclose(dset) >= 0 && ok;
-        H5Pclose(dcpl);
-        H5Sclose(space);
-    }
-    if (g >= 0) ok = H5Gclose(g) >= 0 && ok;
-    return ok;
+    char failed[300];
+    return nd_h5_write_params(file, group, p, host, failed, sizeof failed);
 }
 
 // The attributes and the params/ and buffers/ groups of c, from host copies of its flat buffers.
 static bool write_contents(hid_t file, const nd_eval_classifier *c, const float *params, const float *buffers) {
-    return attr_str(file, "format", CACHE_FORMAT) && attr_int(file, "format_version", CACHE_VERSION) &&
-           attr_str(file, "data", c->data) && attr_int(file, "img_ch", c->img_ch) &&
+    return nd_h5_attr_write_str(file, "format", CACHE_FORMAT) && attr_int(file, "format_version", CACHE_VERSION) &&
+           nd_h5_attr_write_str(file, "data", c->data) && attr_int(file, "img_ch", c->img_ch) &&
            attr_int(file, "img_size", c->img_size) && attr_int(file, "unit_range", c->unit_range) &&
-           attr_int(file, "random_flip", c->random_flip) && attr_int(file, "classes", c->classes) && write_group(file, "params", &c->params, params) &&
-           write_group(file, "buffers", &c->buffers, buffers);
-}
-
-// The whole file built in memory (HDF5's core driver), its image copied out: HDF5 never writes to the disk
-// itself, so a full disk fails a plain write() instead of an HDF5 close (see train/checkpoint.c).
-static char *file_image(const nd_eval_classifier *c, const float *params, const float *buffers, size_t *size) {
-    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-    H5Pset_fapl_core(fapl, 1 << 20, false);
-    hid_t file = H5Fcreate("eval-classifier.h5", H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
-    H5Pclose(fapl);
-    bool ok = file >= 0 && write_contents(file, c, params, buffers) && H5Fflush(file, H5F_SCOPE_GLOBAL) >= 0;
-    ssize_t n = ok ? H5Fget_file_image(file, NULL, 0) : -1;
-    char *image = n > 0 ? malloc((size_t)n) : NULL;
-    if (image && H5Fget_file_image(file, image, (size_t)n) != n) {
-        free(image);
-        image = NULL;
-    }
-    if (file >= 0) H5Fclose(file);
-    *size = image ? (size_t)n : 0;
-    return image;
+           attr_int(file, "random_flip", c->random_flip) && attr_int(file, "classes", c->classes) &&
+           write_group(file, "params", &c->params, params) && write_group(file, "buffers", &c->buffers, buffers);
 }
 
 // A host copy (p->total floats) of p's flat buffer, gathered tensor by tensor.
 static float *download(const nd_params *p, nd_ctx *ctx) {
-    float *host = malloc((size_t)(p->total ? p->total : 1) * sizeof(float)); // (total)
+    float *host = nd_xmalloc((size_t)(p->total ? p->total : 1) * sizeof(float)); // (total)
     for (int i = 0; i < p->n; i++) nd_copy_to_host(ctx, p->items[i].tensor, host + p->items[i].offset);
     return host;
 }
@@ -130,25 +80,18 @@ static float *download(const nd_params *p, nd_ctx *ctx) {
 bool nd_eval_classifier_save(const char *path, const nd_eval_classifier *c, nd_ctx *ctx, nd_error *err) {
     float *params = download(&c->params, ctx), *buffers = download(&c->buffers, ctx);
     nd_h5_quiet quiet = nd_h5_silence();
-    size_t size = 0;
-    char *image = file_image(c, params, buffers, &size);
+    hid_t file = nd_h5_memory_create(1 << 20);
+    bool ok = file >= 0 && write_contents(file, c, params, buffers);
+    if (ok) {
+        ok = nd_h5_memory_save(file, path, err);
+    } else {
+        if (file >= 0) H5Fclose(file);
+        nd_error_set(err, "%s: cannot build the classifier's HDF5 file", path);
+    }
     nd_h5_restore(quiet);
     free(params);
     free(buffers);
-    if (!image) return nd_error_set(err, "%s: cannot build the classifier's HDF5 file", path);
-    char tmp[1200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    bool ok = f && fwrite(image, 1, size, f) == size && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    int saved_errno = errno;
-    if (f && fclose(f) != 0 && ok) ok = false, saved_errno = errno;
-    if (ok && rename(tmp, path) != 0) ok = false, saved_errno = errno;
-    free(image);
-    if (!ok) {
-        unlink(tmp);
-        return nd_error_set(err, "%s: cannot write the classifier: %s", path, strerror(saved_errno));
-    }
-    return true;
+    return ok;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -156,26 +99,8 @@ bool nd_eval_classifier_save(const char *path, const nd_eval_classifier *c, nd_c
 
 // An integer attribute; false (with err naming it) when missing or not an integer.
 static bool read_int(hid_t file, const char *path, const char *name, int *value, nd_error *err) {
-    hid_t attr = H5Aexists(file, name) > 0 ? H5Aopen(file, name, H5P_DEFAULT) : -1;
-    hid_t type = attr >= 0 ? H5Aget_type(attr) : -1;
-    bool ok = type >= 0 && H5Tget_class(type) == H5T_INTEGER && H5Aread(attr, H5T_NATIVE_INT, value) >= 0;
-    if (type >= 0) H5Tclose(type);
-    if (attr >= 0) H5Aclose(attr);
-    return ok || nd_error_set(err, "%s: no integer attribute '%s'", path, name);
-}
-
-// A variable-length string attribute into buf (size bytes).
-static bool read_str(hid_t file, const char *path, const char *name, char *buf, size_t size, nd_error *err) {
-    hid_t attr = H5Aexists(file, name) > 0 ? H5Aopen(file, name, H5P_DEFAULT) : -1;
-    hid_t type = attr >= 0 ? H5Aget_type(attr) : -1;
-    char *value = NULL;
-    bool ok = type >= 0 && H5Tget_class(type) == H5T_STRING && H5Tis_variable_str(type) > 0 &&
-              H5Aread(attr, type, &value) >= 0 && value && strlen(value) < size;
-    if (ok) strcpy(buf, value);
-    if (value) H5free_memory(value);
-    if (type >= 0) H5Tclose(type);
-    if (attr >= 0) H5Aclose(attr);
-    return ok || nd_error_set(err, "%s: no string attribute '%s'", path, name);
+    nd_h5_field field = {name, ND_H5_INT, 0, 0};
+    return nd_h5_field_read(file, path, "", &field, value, err);
 }
 
 // Reads group, which must hold exactly p's tensors in p's shapes, into host laid out as p's flat buffer.
@@ -215,13 +140,14 @@ static bool stage(hid_t file, const char *path, const nd_eval_classifier *c, flo
                   nd_error *err) {
     char format[64], data[sizeof c->data];
     int version, img_ch, img_size, unit_range, random_flip, classes;
-    if (!read_str(file, path, "format", format, sizeof format, err) || strcmp(format, CACHE_FORMAT) != 0)
+    if (!nd_h5_attr_read_str(file, path, "format", format, sizeof format, err) || strcmp(format, CACHE_FORMAT) != 0)
         return nd_error_set(err, "%s: not a nanodiff evaluation classifier", path);
     if (!read_int(file, path, "format_version", &version, err)) return false;
     if (version != CACHE_VERSION)
         return nd_error_set(err, "%s: format version %d, expected %d", path, version, CACHE_VERSION);
-    if (!read_str(file, path, "data", data, sizeof data, err) || !read_int(file, path, "img_ch", &img_ch, err) ||
-        !read_int(file, path, "img_size", &img_size, err) || !read_int(file, path, "unit_range", &unit_range, err) ||
+    if (!nd_h5_attr_read_str(file, path, "data", data, sizeof data, err) ||
+        !read_int(file, path, "img_ch", &img_ch, err) || !read_int(file, path, "img_size", &img_size, err) ||
+        !read_int(file, path, "unit_range", &unit_range, err) ||
         !read_int(file, path, "random_flip", &random_flip, err) || !read_int(file, path, "classes", &classes, err))
         return false;
     if (strcmp(data, c->data) != 0 || img_ch != c->img_ch || img_size != c->img_size ||
@@ -242,8 +168,8 @@ static void upload(const nd_params *p, nd_ctx *ctx, const float *host) {
 bool nd_eval_classifier_load(const char *path, nd_eval_classifier *c, nd_ctx *ctx, nd_error *err) {
     if (access(path, R_OK) != 0) return nd_error_set(err, "%s: %s", path, strerror(errno));
     nd_h5_quiet quiet = nd_h5_silence();
-    float *params = malloc((size_t)c->params.total * sizeof(float));   // (params total)
-    float *buffers = malloc((size_t)c->buffers.total * sizeof(float)); // (buffers total)
+    float *params = nd_xmalloc((size_t)c->params.total * sizeof(float));   // (params total)
+    float *buffers = nd_xmalloc((size_t)c->buffers.total * sizeof(float)); // (buffers total)
     hid_t file = H5Fis_hdf5(path) > 0 ? H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT) : -1;
     bool ok = file >= 0 ? stage(file, path, c, params, buffers, err)
                         : nd_error_set(err, "%s: not an HDF5 file, or a truncated one", path);

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "data.h"
+#include "h5_guard.h"
 #include "h5_io.h"
 
 #define H5_DEFLATE_MAX_RATIO 1032 // deflate's largest compression ratio
@@ -214,6 +215,7 @@ done:
 static bool h5_load(nd_dataset *ds, const char *path, nd_error *err) {
     if (access(path, R_OK) != 0) return nd_error_set(err, "%s: cannot open: %s", path, strerror(errno));
     if (H5Fis_hdf5(path) <= 0) return nd_error_set(err, "%s: not an HDF5 file: %s", path, H5_EXPECTED_IMAGES);
+    if (!nd_h5_check_layout(path, err)) return false;
     hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (file < 0) return nd_error_set(err, "%s: cannot open as HDF5 (the file is damaged)", path);
     bool ok = h5_read_images(ds, file, path, err);

@@ -136,6 +136,18 @@ static void test_bad_files(void) {
     H5Fclose(file);
     check_fails(unwritten, 3, "'images' cannot be read", "268435456 values", "0 stored");
 
+    // The superblock's driver information block given a 4 GB size: libhdf5 would allocate and zero-fill it.
+    const char *driver = tmp_path("driver-info.h5");
+    h5_put(driver, true, "images", H5T_STD_U8LE, H5T_NATIVE_UINT8, 4, (hsize_t[]){3, 1, 4, 5}, pixels);
+    FILE *patch = fopen(driver, "r+b");
+    const uint8_t at_0x100[8] = {0x00, 0x01}, huge_size[4] = {0xF0, 0xFF, 0xFF, 0xFF};
+    fseek(patch, 48, SEEK_SET); // superblock v0: the driver information address, after base, free space, EOF
+    fwrite(at_0x100, 1, 8, patch);
+    fseek(patch, 0x100 + 4, SEEK_SET);
+    fwrite(huge_size, 1, 4, patch);
+    fclose(patch);
+    check_fails(driver, 2, "driver information block at byte 256", "past the end of the file");
+
     const char *range = tmp_path("range.h5");
     h5_put(range, true, "images", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 4, (hsize_t[]){1, 1, 2, 2}, values);
     check_fails(range, 2, "1.5 at flat index 2", "[0, 1]");

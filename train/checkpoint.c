@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "h5_guard.h"
 #include "h5_io.h"
 #include "train.h"
 
@@ -162,6 +163,7 @@ static hid_t ckpt_open(const char *path, nd_error *err) {
         nd_error_set(err, "%s: not a nanodiff checkpoint (not an HDF5 file)", path);
         return -1;
     }
+    if (!nd_h5_check_layout(path, err)) return -1;
     hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (file < 0) {
         nd_error_set(err, "%s: cannot read the checkpoint: the HDF5 file is truncated or damaged", path);

@@ -189,6 +189,11 @@ bool nd_ddpm_train(const nd_ddpm_config *config, const char *out_dir, bool resum
         free(r);
         return false;
     }
+    if (!nd_ddpm_config_check(&r->cfg, "the run's configuration", err)) {
+        nd_dataset_free(&ds);
+        free(r);
+        return false;
+    }
     nd_ctx_init(&r->ctx, device, 64 << 20, r->cfg.seed);
     nd_model_create(&r->model, r->cfg.model, &r->ctx);
     nd_adam_config ac = r->cfg.adamw ? nd_adamw_defaults() : nd_adam_defaults();

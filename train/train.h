@@ -5,6 +5,7 @@
 #include "autograd.h"
 #include "data.h"
 #include "nn.h"
+#include "limits.h"
 #include "sample.h"
 
 // ---------------------------------------------------------------------------------------------------
@@ -33,6 +34,11 @@ typedef struct nd_ddpm_config {
 // The course's notebook 04 settings: dli-unet on 16x16 Fashion-MNIST, 10 classes, T = 150, 3 epochs of
 // batch 128, Adam lr 1e-3, label dropout 0.1, random flips, images in [-1, 1].
 nd_ddpm_config nd_ddpm_defaults(void);
+
+// Checks every number of cfg against its limit (limits.h) and the relations between them (beta_start below
+// beta_end, group counts that divide the channels, a model under ND_MAX_PARAMS, a batch that fits); source
+// leads the message (a file, or "--flags").
+bool nd_ddpm_config_check(const nd_ddpm_config *cfg, const char *source, nd_error *err);
 
 typedef struct nd_ddpm_result {
     int64_t steps;       // optimizer steps taken in total (resumed runs included)
@@ -64,7 +70,7 @@ typedef struct nd_train_state {
 // buffers/<name>, adam/m/<name>, adam/v/<name>, ema/<name>; the step and RNG state. Written to a
 // temporary file that is flushed and renamed over the target, so a crash never leaves a broken file.
 
-// The model config written is the model's own. cfg and state may be NULL (a model alone: zeroed training
+// The model config written is the model's own. cfg and state may be NULL (a model alone: the default training
 // fields, step 0, the context's RNG); opt and ema are saved when not NULL. The parent directory must exist.
 bool nd_checkpoint_save(const char *path, const nd_model *model, const nd_ddpm_config *cfg,
                         const nd_train_state *state, const nd_adam *opt, const nd_ema *ema, nd_ctx *ctx,

@@ -16,12 +16,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     int argc = 0;
     for (size_t at = 0; at <= size && argc < FUZZ_MAX_ARGS; at += strlen(text + at) + 1) argv[argc++] = text + at;
     int64_t steps = 10;
-    double lr = 1e-3;
+    int64_t seed = 0;
+    double lr = 1e-3, w = 0;
     const char *out = "runs/x";
     bool resume = false;
     const nd_flag flags[] = {
         {"--steps", ND_FLAG_INT, &steps, "steps"},
         {"--lr", ND_FLAG_FLOAT, &lr, "learning rate"},
+        {"--seed", ND_FLAG_INT, &seed, "seed"},
+        {"--w", ND_FLAG_FLOAT, &w, "guidance"},
         {"--out", ND_FLAG_STRING, &out, "output"},
         {"--resume", ND_FLAG_BOOL, &resume, "resume"},
     };

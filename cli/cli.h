@@ -25,16 +25,34 @@ void nd_flags_usage(const char *command, const char *summary, const nd_flag *fla
 // Picks cpu or cuda from "--device auto|cpu|cuda"; prints why and returns false for a bad choice.
 bool nd_cli_device(const char *command, const char *name, int *device);
 
-// sample's and eval's sampler flags: sc gets nd_sample_defaults() with --sampler, --steps, --eta and --seed;
-// a bad sampler name or a step count below 1 is printed and returns false.
-bool nd_cli_sampler(const char *command, const char *sampler, int64_t steps, double eta, int64_t seed,
-                    nd_sample_config *sc);
+// The sampling flags sample and eval share (the checkpoint, sampler, guidance, start, seed, weights, device).
+typedef struct nd_cli_sampling {
+    const char *ckpt, *sampler, *start, *device;
+    int64_t steps, seed;
+    double w, scale, eta; // scale: --guidance-scale, NAN when not given (then w applies)
+    bool ema, no_tf32;
+} nd_cli_sampling;
 
-// Sets sc->start_mean/start_std from "--start auto|noise|matched" (sample.h) for a model trained with cfg;
-// *mean and *std receive the arrays to free (NULL for N(0, I)). An unreadable data set is an error for
-// "matched" and, for "auto", a note and the course's N(0, I). Prints why and returns false on an error.
-bool nd_cli_start(const char *command, const char *spec, const nd_ddpm_config *cfg, const nd_schedule *s,
-                  nd_sample_config *sc, float **mean, float **std);
+#define ND_CLI_SAMPLING_FLAGS 11
+
+nd_cli_sampling nd_cli_sampling_defaults(void);
+// Writes the ND_CLI_SAMPLING_FLAGS shared flags, bound to s, to flags; returns how many.
+int nd_cli_sampling_flags(nd_cli_sampling *s, nd_flag *flags);
+
+// What a sampling command works with once its flags are read.
+typedef struct nd_cli_session {
+    nd_ctx ctx;
+    nd_model model;
+    nd_ddpm_config cfg;  // the checkpoint's run
+    nd_schedule sched;
+    nd_sample_config sc; // sampler, steps, eta, seed, guidance w and x_T's start from the flags
+    float *start_mean, *start_std; // owned by the session (NULL: x_T from N(0, I))
+} nd_cli_session;
+
+// Checks the shared flags, picks the device (TF32 off with --no-tf32), loads the checkpoint and sets up the
+// sampler and x_T's start. False, with why printed, leaves nothing to close.
+bool nd_cli_session_open(const char *command, const nd_cli_sampling *flags, nd_cli_session *session);
+void nd_cli_session_close(nd_cli_session *session);
 
 int nd_cmd_train_classifier(int argc, char **argv);
 int nd_cmd_train(int argc, char **argv);

@@ -11,7 +11,6 @@
 #include "sample.h"
 #include "eval.h"
 
-
 // What one run measured, for the table and the JSON file.
 typedef struct eval_result {
     const char *ckpt, *data, *sampler, *start;
@@ -141,13 +140,13 @@ static void print_table(const eval_result *r) {
 }
 
 // Draws per_class guided samples of every class, class by class, in batches of at most batch images.
-static void draw_samples(nd_ctx *ctx, const nd_model *model, const nd_ddpm_config *cfg, const nd_sample_config *sc,
-                         int per_class, int batch, float *images, int32_t *labels) {
+static void draw_samples(nd_cli_session *s, int per_class, int batch, float *images, int32_t *labels) {
+    nd_ctx *ctx = &s->ctx;
+    const nd_model *model = &s->model;
+    const nd_sample_config *sc = &s->sc;
     const nd_model_config *mc = &model->config;
     int classes = mc->c_embed_dim, total = classes * per_class;
     int64_t image = (int64_t)mc->img_ch * mc->img_size * mc->img_size;
-    nd_schedule sched;
-    nd_schedule_linear(&sched, mc->T, cfg->beta_start, cfg->beta_end);
     for (int i = 0; i < total; i++) labels[i] = i / per_class;
     for (int first = 0, chunk = 0; first < total; first += batch, chunk++) {
         int n = total - first < batch ? total - first : batch;
@@ -155,125 +154,117 @@ static void draw_samples(nd_ctx *ctx, const nd_model *model, const nd_ddpm_confi
         nd_tensor *context = nd_class_context(ctx, labels + first, n, classes, true);
         nd_sample_config chunk_cfg = *sc;
         chunk_cfg.seed = sc->seed + ((uint64_t)chunk << 32); // every batch its own noise, reproducible from --seed
-        nd_sample_images(ctx, model, &sched, &chunk_cfg, n, context, NULL, images + (int64_t)first * image, NULL,
+        nd_sample_images(ctx, model, &s->sched, &chunk_cfg, n, context, NULL, images + (int64_t)first * image, NULL,
                          NULL);
         nd_arena_release(&ctx->pool, mark);
         fprintf(stderr, "\rsampled %d/%d", first + n, total);
         fflush(stderr);
     }
     fputc('\n', stderr);
-    nd_schedule_free(&sched);
 }
 
-int nd_cmd_eval(int argc, char **argv) {
-    const char *start_spec = "auto";
-    const char *ckpt = NULL, *sampler = "ddpm", *cache = NULL, *json = NULL, *data = NULL, *device = "auto";
-    int64_t n = 100, steps = 50, seed = 0, batch = 250;
-    double w = 2.0, eta = 0.0;
-    bool use_ema = false, help = false;
-    const nd_flag flags[] = {
-        {"--ckpt", ND_FLAG_STRING, &ckpt, "class-conditional checkpoint written by nanodiff train (required)"},
-        {"--n", ND_FLAG_INT, &n, "samples per class"},
-        {"--sampler", ND_FLAG_STRING, &sampler, "ddpm (the course's), ddpm-posterior or ddim"},
-        {"--steps", ND_FLAG_INT, &steps, "DDIM steps (the DDPM samplers take all T)"},
-        {"--eta", ND_FLAG_FLOAT, &eta, "DDIM eta: 0 deterministic, 1 DDPM-like noise"},
-        {"--start", ND_FLAG_STRING, &start_spec, "x_T: noise (the course's N(0, I)), matched (q(x_T)'s moments) or "
-                                                 "auto (matched for ddim)"},
-        {"--w", ND_FLAG_FLOAT, &w, "guidance weight, the course's (1 + w) e_c - w e_u"},
-        {"--seed", ND_FLAG_INT, &seed, "seed of the samples' noise"},
-        {"--ema", ND_FLAG_BOOL, &use_ema, "sample from the EMA weights"},
-        {"--batch", ND_FLAG_INT, &batch, "samples drawn at once (memory grows with it)"},
-        {"--data", ND_FLAG_STRING, &data, "real images: fashion-mnist or an IDX directory (default: the checkpoint's)"},
-        {"--cache", ND_FLAG_STRING, &cache, "directory of the trained classifiers (default $XDG_CACHE_HOME/nanodiff "
-                                            "or ~/.cache/nanodiff)"},
-        {"--json", ND_FLAG_STRING, &json, "also write the numbers to this JSON file"},
-        {"--device", ND_FLAG_STRING, &device, "auto, cpu or cuda"},
+// What eval does beyond the shared sampling flags.
+typedef struct eval_options {
+    nd_cli_sampling sampling;
+    const char *cache, *json, *data;
+    int64_t n, batch;
+} eval_options;
+
+// Parses argv into o; returns -1 to go on, else the exit status (help shown, or a bad flag).
+static int parse_flags(int argc, char **argv, eval_options *o) {
+    *o = (eval_options){.sampling = nd_cli_sampling_defaults(), .n = 100, .batch = 250};
+    bool help = false;
+    nd_flag flags[ND_CLI_SAMPLING_FLAGS + 8];
+    int n_flags = nd_cli_sampling_flags(&o->sampling, flags);
+    const nd_flag own[] = {
+        {"--n", ND_FLAG_INT, &o->n, "samples per class"},
+        {"--batch", ND_FLAG_INT, &o->batch, "samples drawn at once (memory grows with it)"},
+        {"--data", ND_FLAG_STRING, &o->data,
+         "real images: fashion-mnist or an IDX directory (default: the checkpoint's)"},
+        {"--cache", ND_FLAG_STRING, &o->cache, "directory of the trained classifiers (default $XDG_CACHE_HOME/nanodiff "
+                                               "or ~/.cache/nanodiff)"},
+        {"--json", ND_FLAG_STRING, &o->json, "also write the numbers to this JSON file"},
         {"--help", ND_FLAG_BOOL, &help, "show this help"},
     };
-    int n_flags = (int)(sizeof flags / sizeof flags[0]);
+    for (int i = 0; i < ND_COUNT(own); i++) flags[n_flags++] = own[i];
     const char *summary = "sample quality: classifier accuracy per class and a classifier-feature FID";
-    if (!nd_flags_parse("eval", argc, argv, 2, flags, n_flags) || help || !ckpt) {
-        if (!help && !ckpt) fprintf(stderr, "nanodiff eval: --ckpt is required\n");
+    if (!nd_flags_parse("eval", argc, argv, 2, flags, n_flags) || help || !o->sampling.ckpt) {
+        if (!help && !o->sampling.ckpt) fprintf(stderr, "nanodiff eval: --ckpt is required\n");
         nd_flags_usage("eval", summary, flags, n_flags);
         return help ? 0 : 1;
     }
-    nd_sample_config sc;
-    if (!nd_cli_sampler("eval", sampler, steps, eta, seed, &sc)) return 1;
-    if (n < 2 || n > 100000 || batch < 1 || batch > 100000) {
+    if (o->n < 2 || o->n > 100000 || o->batch < 1 || o->batch > 100000) {
         fprintf(stderr, "nanodiff eval: --n must be in [2, 100000] and --batch in [1, 100000]\n");
         return 1;
     }
-    sc.w = (float)w;
-    int dev;
-    if (!nd_cli_device("eval", device, &dev)) return 1;
+    return -1;
+}
 
-    double start = nd_seconds();
-    nd_ctx ctx;
-    nd_ctx_init(&ctx, (nd_device)dev, 64 << 20, 0);
-    nd_model model;
-    nd_ddpm_config cfg;
-    nd_error err;
-    if (!nd_checkpoint_load_model(ckpt, use_ema, &model, &cfg, &ctx, &err)) {
-        fprintf(stderr, "nanodiff eval: %s\n", err.msg);
-        nd_ctx_free(&ctx);
-        return 1;
-    }
-    const nd_model_config *mc = &model.config;
-    const char *problem = NULL;
-    if (mc->kind == ND_MODEL_T2I_UNET) problem = "is text-conditioned: eval scores class-guided samples";
-    else if (mc->c_embed_dim <= 0) problem = "is unconditional: eval scores class-guided samples";
-    else if (mc->img_ch != 1) problem = "makes images of more than one channel: eval's classifier takes grey images";
-    if (problem) {
-        fprintf(stderr, "nanodiff eval: %s: the %s model %s\n", ckpt, nd_model_kind_name(mc->kind), problem);
-        nd_model_free(&model);
-        nd_ctx_free(&ctx);
-        return 1;
-    }
-    nd_eval_setup setup = {.data = data ? data : cfg.data, .img_ch = mc->img_ch, .img_size = mc->img_size,
-                           .unit_range = cfg.unit_range, .random_flip = cfg.random_flip,
-                           .classes = mc->c_embed_dim, .cache_dir = cache,
-                           .train = nd_eval_train_defaults(), .log = stderr};
-    nd_evaluator ev;
-    if (!nd_evaluator_init(&ev, &setup, &ctx, &err)) {
-        fprintf(stderr, "nanodiff eval: %s%s\n", err.msg, data ? "" : " (the checkpoint's data set; see --data)");
-        nd_model_free(&model);
-        nd_ctx_free(&ctx);
-        return 1;
-    }
-    nd_schedule sched;
-    nd_schedule_linear(&sched, mc->T, cfg.beta_start, cfg.beta_end);
-    float *start_mean = NULL, *start_std = NULL;
-    bool started = nd_cli_start("eval", start_spec, &cfg, &sched, &sc, &start_mean, &start_std);
-    nd_schedule_free(&sched);
-    if (!started) {
-        nd_evaluator_free(&ev);
-        nd_model_free(&model);
-        nd_ctx_free(&ctx);
-        return 1;
-    }
-    eval_result r = {.start = sc.start_mean ? "q(x_T)'s moments" : "N(0, I)", .ckpt = ckpt, .data = setup.data, .sampler = nd_sampler_name(sc.sampler),
-                     .steps = sc.sampler == ND_SAMPLER_DDIM && sc.steps < mc->T ? sc.steps : mc->T, .per_class = (int)n,
-                     .classes = mc->c_embed_dim, .w = w, .eta = eta, .seed = sc.seed, .ema = use_ema,
-                     .unit_range = cfg.unit_range, .img_size = mc->img_size, .ev = &ev};
+// Why eval cannot score this model (class-guided grey images only), or NULL.
+static const char *model_problem(const nd_model_config *mc) {
+    if (mc->kind == ND_MODEL_T2I_UNET) return "is text-conditioned: eval scores class-guided samples";
+    if (mc->c_embed_dim <= 0) return "is unconditional: eval scores class-guided samples";
+    if (mc->img_ch != 1) return "makes images of more than one channel: eval's classifier takes grey images";
+    return NULL;
+}
+
+// Draws the samples, scores them and the real-vs-real floor, prints the table and writes the JSON.
+static bool run_eval(nd_cli_session *s, const eval_options *o, nd_evaluator *ev, const char *data, double start) {
+    const nd_model_config *mc = &s->model.config;
+    const nd_sample_config *sc = &s->sc;
+    eval_result r = {.start = sc->start_mean ? "q(x_T)'s moments" : "N(0, I)", .ckpt = o->sampling.ckpt,
+                     .data = data, .sampler = nd_sampler_name(sc->sampler),
+                     .steps = sc->sampler == ND_SAMPLER_DDIM && sc->steps < mc->T ? sc->steps : mc->T,
+                     .per_class = (int)o->n, .classes = mc->c_embed_dim, .w = sc->w, .eta = sc->eta,
+                     .seed = sc->seed, .ema = o->sampling.ema, .unit_range = s->cfg.unit_range,
+                     .img_size = mc->img_size, .ev = ev};
     int total = r.classes * r.per_class;
     int64_t image = (int64_t)mc->img_ch * mc->img_size * mc->img_size;
     float *images = nd_xmalloc((size_t)total * (size_t)image * sizeof(float)); // (total, C, S, S)
     int32_t *labels = nd_xmalloc((size_t)total * sizeof(int32_t));            // (total)
     double sample_start = nd_seconds();
-    draw_samples(&ctx, &model, &cfg, &sc, r.per_class, (int)batch, images, labels);
+    draw_samples(s, r.per_class, (int)o->batch, images, labels);
     r.sample_seconds = nd_seconds() - sample_start;
-    bool ok = nd_eval_images(&ev, &ctx, images, labels, total, &r.report, &err) &&
-              nd_eval_floor(&ev, r.per_class, &r.floor, &err);
+    nd_error err;
+    bool ok = nd_eval_images(ev, &s->ctx, images, labels, total, &r.report, &err) &&
+              nd_eval_floor(ev, r.per_class, &r.floor, &err);
     r.total_seconds = nd_seconds() - start;
     if (ok) print_table(&r);
     else fprintf(stderr, "nanodiff eval: %s\n", err.msg);
-    if (ok && json) ok = write_json(json, &r);
+    if (ok && o->json) ok = write_json(o->json, &r);
     free(images);
     free(labels);
-    free(start_mean);
-    free(start_std);
+    return ok;
+}
+
+int nd_cmd_eval(int argc, char **argv) {
+    eval_options o;
+    int status = parse_flags(argc, argv, &o);
+    if (status >= 0) return status;
+    double start = nd_seconds();
+    nd_cli_session s;
+    if (!nd_cli_session_open("eval", &o.sampling, &s)) return 1;
+    const nd_model_config *mc = &s.model.config;
+    const char *problem = model_problem(mc);
+    if (problem) {
+        fprintf(stderr, "nanodiff eval: %s: the %s model %s\n", o.sampling.ckpt, nd_model_kind_name(mc->kind),
+                problem);
+        nd_cli_session_close(&s);
+        return 1;
+    }
+    nd_eval_setup setup = {.data = o.data ? o.data : s.cfg.data, .img_ch = mc->img_ch, .img_size = mc->img_size,
+                           .unit_range = s.cfg.unit_range, .random_flip = s.cfg.random_flip,
+                           .classes = mc->c_embed_dim, .cache_dir = o.cache, .train = nd_eval_train_defaults(),
+                           .log = stderr};
+    nd_evaluator ev;
+    nd_error err;
+    if (!nd_evaluator_init(&ev, &setup, &s.ctx, &err)) {
+        fprintf(stderr, "nanodiff eval: %s%s\n", err.msg, o.data ? "" : " (the checkpoint's data set; see --data)");
+        nd_cli_session_close(&s);
+        return 1;
+    }
+    bool ok = run_eval(&s, &o, &ev, setup.data, start);
     nd_evaluator_free(&ev);
-    nd_model_free(&model);
-    nd_ctx_free(&ctx);
+    nd_cli_session_close(&s);
     return ok ? 0 : 1;
 }

@@ -11,7 +11,6 @@
 #include "sample.h"
 #include "train.h"
 
-
 // "all", a class number, or a Fashion-MNIST class name -> first class and count; false for a bad value.
 static bool parse_class(const char *text, int classes, int *first, int *count) {
     if (strcmp(text, "all") == 0) {
@@ -75,142 +74,154 @@ static bool write_grid(const char *path, const float *images, int n, const nd_mo
     return true;
 }
 
-int nd_cmd_sample(int argc, char **argv) {
-    const char *ckpt = NULL, *sampler = "ddpm", *class_spec = "all", *out = "samples.png", *h5 = NULL;
-    const char *start_spec = "auto";
-    const char *strip = NULL, *sweep = NULL, *device = "auto";
-    int64_t n = 8, steps = 50, seed = 0;
-    double w = 2.0, scale = NAN, eta = 0.0;
-    bool use_ema = false, no_tf32 = false, help = false;
-    const nd_flag flags[] = {
-        {"--ckpt", ND_FLAG_STRING, &ckpt, "checkpoint written by nanodiff train (required)"},
-        {"--sampler", ND_FLAG_STRING, &sampler, "ddpm (the course's), ddpm-posterior or ddim"},
-        {"--steps", ND_FLAG_INT, &steps, "DDIM steps (the DDPM samplers take all T)"},
-        {"--eta", ND_FLAG_FLOAT, &eta, "DDIM eta: 0 deterministic, 1 DDPM-like noise"},
-        {"--start", ND_FLAG_STRING, &start_spec, "x_T: noise (the course's N(0, I)), matched (q(x_T)'s moments) or "
-                                                 "auto (matched for ddim)"},
-        {"--w", ND_FLAG_FLOAT, &w, "guidance weight, the course's (1 + w) e_c - w e_u"},
-        {"--guidance-scale", ND_FLAG_FLOAT, &scale, "guidance as e_u + s (e_c - e_u), s = 1 + w (overrides --w)"},
-        {"--class", ND_FLAG_STRING, &class_spec, "all, a class number, or a Fashion-MNIST name (\"ankle boot\")"},
-        {"--n", ND_FLAG_INT, &n, "samples per class (a row each)"},
-        {"--seed", ND_FLAG_INT, &seed, "seed of the initial noise and every step's noise"},
-        {"--ema", ND_FLAG_BOOL, &use_ema, "sample from the EMA weights"},
-        {"--w-sweep", ND_FLAG_STRING, &sweep, "comma list of w: a grid with a row per w, a column per class"},
-        {"--strip", ND_FLAG_STRING, &strip, "also write a denoising strip (10 frames a class) to this PNG"},
-        {"--h5", ND_FLAG_STRING, &h5, "also write the raw samples (in [0, 1]) and their labels to this HDF5 file"},
-        {"-o", ND_FLAG_STRING, &out, "output PNG"},
-        {"--device", ND_FLAG_STRING, &device, "auto, cpu or cuda"},
-        {"--no-tf32", ND_FLAG_BOOL, &no_tf32, "full float32 matrix products on the GPU (TF32 is on by default)"},
+// What sample draws beyond the shared sampling flags.
+typedef struct sample_options {
+    nd_cli_sampling sampling;
+    const char *class_spec, *out, *h5, *strip, *sweep;
+    int64_t n;
+} sample_options;
+
+// The draw: classes first..first+count-1, per_class images each, for each of the n_w guidance weights ws.
+typedef struct sample_plan {
+    int first, count, per_class, total, n_w;
+    float ws[32];
+    int64_t image; // floats per image
+} sample_plan;
+
+// Parses argv into o; returns -1 to go on, else the exit status (help shown, or a bad flag).
+static int parse_flags(int argc, char **argv, sample_options *o) {
+    *o = (sample_options){.sampling = nd_cli_sampling_defaults(), .class_spec = "all", .out = "samples.png", .n = 8};
+    bool help = false;
+    nd_flag flags[ND_CLI_SAMPLING_FLAGS + 8];
+    int n_flags = nd_cli_sampling_flags(&o->sampling, flags);
+    const nd_flag own[] = {
+        {"--class", ND_FLAG_STRING, &o->class_spec, "all, a class number, or a Fashion-MNIST name (\"ankle boot\")"},
+        {"--n", ND_FLAG_INT, &o->n, "samples per class (a row each)"},
+        {"--w-sweep", ND_FLAG_STRING, &o->sweep, "comma list of w: a grid with a row per w, a column per class"},
+        {"--strip", ND_FLAG_STRING, &o->strip, "also write a denoising strip (10 frames a class) to this PNG"},
+        {"--h5", ND_FLAG_STRING, &o->h5, "also write the raw samples (in [0, 1]) and their labels to this HDF5 file"},
+        {"-o", ND_FLAG_STRING, &o->out, "output PNG"},
         {"--help", ND_FLAG_BOOL, &help, "show this help"},
     };
-    int n_flags = (int)(sizeof flags / sizeof flags[0]);
+    for (int i = 0; i < ND_COUNT(own); i++) flags[n_flags++] = own[i];
     const char *summary = "draw classifier-free-guided samples from a checkpoint";
-    if (!nd_flags_parse("sample", argc, argv, 2, flags, n_flags) || help || !ckpt) {
-        if (!help && !ckpt) fprintf(stderr, "nanodiff sample: --ckpt is required\n");
+    if (!nd_flags_parse("sample", argc, argv, 2, flags, n_flags) || help || !o->sampling.ckpt) {
+        if (!help && !o->sampling.ckpt) fprintf(stderr, "nanodiff sample: --ckpt is required\n");
         nd_flags_usage("sample", summary, flags, n_flags);
         return help ? 0 : 1;
     }
-    nd_sample_config sc;
-    if (!nd_cli_sampler("sample", sampler, steps, eta, seed, &sc)) return 1;
-    if (n < 1 || n > 1024) {
-        fprintf(stderr, "nanodiff sample: --n must be in [1, 1024], got %lld\n", (long long)n);
+    if (o->n < 1 || o->n > 1024) {
+        fprintf(stderr, "nanodiff sample: --n must be in [1, 1024], got %lld\n", (long long)o->n);
         return 1;
     }
-    sc.w = isnan(scale) ? (float)w : (float)(scale - 1.0);
-    int dev;
-    if (!nd_cli_device("sample", device, &dev)) return 1;
-    if (no_tf32) nd_cuda_set_tf32(false);
+    return -1;
+}
 
-    nd_ctx ctx;
-    nd_ctx_init(&ctx, (nd_device)dev, 64 << 20, 0);
-    nd_model model;
-    nd_ddpm_config cfg;
-    nd_error err;
-    if (!nd_checkpoint_load_model(ckpt, use_ema, &model, &cfg, &ctx, &err)) {
-        fprintf(stderr, "nanodiff sample: %s\n", err.msg);
-        nd_ctx_free(&ctx);
-        return 1;
-    }
-    const nd_model_config *mc = &model.config;
-    int classes = mc->c_embed_dim, first = 0, count = 1;
-    if (classes > 0 && !parse_class(class_spec, classes, &first, &count)) {
+// The classes and guidance weights to draw for the loaded model; false (printed why) for a bad --class or
+// --w-sweep.
+static bool make_plan(const sample_options *o, const nd_cli_session *s, sample_plan *p) {
+    const nd_model_config *mc = &s->model.config;
+    int classes = mc->c_embed_dim;
+    *p = (sample_plan){.count = 1, .n_w = 1};
+    if (classes > 0 && !parse_class(o->class_spec, classes, &p->first, &p->count)) {
         fprintf(stderr, "nanodiff sample: --class expects all, 0..%d%s, got \"%s\"\n", classes - 1,
-                classes == 10 ? " or a Fashion-MNIST class name" : "", class_spec);
-        nd_model_free(&model);
-        nd_ctx_free(&ctx);
-        return 1;
+                classes == 10 ? " or a Fashion-MNIST class name" : "", o->class_spec);
+        return false;
     }
-    float ws[32];
-    int n_w = sweep ? parse_list(sweep, ws, 32) : 1;
-    if (sweep && n_w == 0) {
-        fprintf(stderr, "nanodiff sample: --w-sweep expects a comma list of numbers, got \"%s\"\n", sweep);
-        nd_model_free(&model);
-        nd_ctx_free(&ctx);
-        return 1;
+    if (o->sweep) {
+        p->n_w = parse_list(o->sweep, p->ws, ND_COUNT(p->ws));
+        if (p->n_w == 0) {
+            fprintf(stderr, "nanodiff sample: --w-sweep expects a comma list of numbers, got \"%s\"\n", o->sweep);
+            return false;
+        }
+    } else {
+        p->ws[0] = s->sc.w;
     }
-    if (!sweep) ws[0] = sc.w;
     // a sweep draws one sample a class for each w; otherwise n a class
-    int per_class = sweep ? 1 : (int)n, total = count * per_class;
-    int64_t image = (int64_t)mc->img_ch * mc->img_size * mc->img_size;
-    float *images = nd_xmalloc((size_t)(total * n_w) * (size_t)image * sizeof(float));
-    int32_t *labels = nd_xmalloc((size_t)total * sizeof(int32_t));
-    for (int i = 0; i < total; i++) labels[i] = first + i / per_class;
-    nd_tensor *context = nd_class_context(&ctx, labels, total, classes, true);
-    nd_schedule sched;
-    nd_schedule_linear(&sched, mc->T, cfg.beta_start, cfg.beta_end);
-    float *start_mean = NULL, *start_std = NULL;
-    int status = nd_cli_start("sample", start_spec, &cfg, &sched, &sc, &start_mean, &start_std) ? 0 : 1;
-    strip_state st = {0};
+    p->per_class = o->sweep ? 1 : (int)o->n;
+    p->total = p->count * p->per_class;
+    p->image = (int64_t)mc->img_ch * mc->img_size * mc->img_size;
+    return true;
+}
+
+// Draws every image of the plan into images (n_w * total images, w-major), the strip's frames into st when
+// asked for (the first w's).
+static void draw(nd_cli_session *s, const sample_options *o, const sample_plan *p, const int32_t *labels,
+                 float *images, strip_state *st) {
+    const nd_model_config *mc = &s->model.config;
+    nd_tensor *context = nd_class_context(&s->ctx, labels, p->total, mc->c_embed_dim, true);
+    nd_sample_config sc = s->sc;
     double start = nd_seconds();
-    for (int k = 0; status == 0 && k < n_w; k++) {
-        sc.w = ws[k];
-        if (strip && k == 0) {
-            int taken = sc.sampler == ND_SAMPLER_DDIM ? (int)(steps < mc->T ? steps : mc->T) : mc->T;
-            st = (strip_state){.every = taken >= 10 ? taken / 10 : 1, .max = 10, .n = total, .image = image};
-            st.frames = nd_xmalloc((size_t)(10 * total) * (size_t)image * sizeof(float));
+    for (int k = 0; k < p->n_w; k++) {
+        sc.w = p->ws[k];
+        if (o->strip && k == 0) {
+            int steps = sc.sampler == ND_SAMPLER_DDIM ? (sc.steps < mc->T ? sc.steps : mc->T) : mc->T;
+            *st = (strip_state){.every = steps >= 10 ? steps / 10 : 1, .max = 10, .n = p->total, .image = p->image};
+            st->frames = nd_xmalloc((size_t)(10 * p->total) * (size_t)p->image * sizeof(float));
         }
-        nd_sample_images(&ctx, &model, &sched, &sc, total, context, NULL, images + (int64_t)k * total * image,
-                         strip && k == 0 ? keep_frame : NULL, &st);
+        nd_sample_images(&s->ctx, &s->model, &s->sched, &sc, p->total, context, NULL,
+                         images + (int64_t)k * p->total * p->image, o->strip && k == 0 ? keep_frame : NULL, st);
     }
-    if (status == 0) { // (else nd_cli_start said why)
-        fprintf(stderr, "sampled %d images with %s from %s in %.1f s\n", total * n_w, nd_sampler_name(sc.sampler),
-                sc.start_mean ? "q(x_T)'s moments" : "N(0, I)", nd_seconds() - start);
-        // a sweep's grid: rows = w, columns = class, as the course's sample_w
-        bool written = sweep ? write_grid(out, images, total * n_w, mc, total, cfg.unit_range)
-                             : write_grid(out, images, total, mc, per_class, cfg.unit_range);
-        status = written ? 0 : 1;
+    fprintf(stderr, "sampled %d images with %s from %s in %.1f s\n", p->total * p->n_w, nd_sampler_name(sc.sampler),
+            sc.start_mean ? "q(x_T)'s moments" : "N(0, I)", nd_seconds() - start);
+}
+
+// The denoising strip: frames are stored step-major, the strip shows each sample's frames left to right.
+static bool write_strip(const char *path, const strip_state *st, const sample_plan *p, const nd_cli_session *s) {
+    float *ordered = nd_xmalloc((size_t)(st->stored * p->total) * (size_t)p->image * sizeof(float));
+    for (int i = 0; i < p->total; i++)
+        for (int f = 0; f < st->stored; f++)
+            memcpy(ordered + ((int64_t)i * st->stored + f) * p->image,
+                   st->frames + ((int64_t)f * p->total + i) * p->image, (size_t)p->image * sizeof(float));
+    bool ok = write_grid(path, ordered, st->stored * p->total, &s->model.config, st->stored, s->cfg.unit_range);
+    free(ordered);
+    return ok;
+}
+
+// The raw samples mapped to [0, 1] (in place) and their labels (none for a sweep), as HDF5.
+static bool write_h5(const char *path, float *images, const int32_t *labels, const sample_plan *p, bool sweep,
+                     const nd_cli_session *s) {
+    const nd_model_config *mc = &s->model.config;
+    int64_t n = (int64_t)p->total * p->n_w, values = n * p->image;
+    for (int64_t i = 0; i < values; i++) {
+        float v = s->cfg.unit_range ? images[i] : (images[i] + 1.0f) * 0.5f;
+        images[i] = v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
     }
-    if (strip && st.frames && status == 0) {
-        // frames are stored step-major; the strip shows each sample's frames left to right
-        float *ordered = nd_xmalloc((size_t)(st.stored * total) * (size_t)image * sizeof(float));
-        for (int i = 0; i < total; i++)
-            for (int f = 0; f < st.stored; f++)
-                memcpy(ordered + ((int64_t)i * st.stored + f) * image, st.frames + ((int64_t)f * total + i) * image,
-                       (size_t)image * sizeof(float));
-        status = write_grid(strip, ordered, st.stored * total, mc, st.stored, cfg.unit_range) ? 0 : 1;
-        free(ordered);
+    nd_error err;
+    if (!nd_samples_write_hdf5(path, images, n, mc->img_ch, mc->img_size, mc->img_size, sweep ? NULL : labels,
+                               &err)) {
+        fprintf(stderr, "nanodiff sample: %s\n", err.msg);
+        return false;
     }
-    if (h5 && status == 0) {
-        int64_t values = (int64_t)total * n_w * image;
-        for (int64_t i = 0; i < values; i++) {
-            float v = cfg.unit_range ? images[i] : (images[i] + 1.0f) * 0.5f;
-            images[i] = v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
-        }
-        if (!nd_samples_write_hdf5(h5, images, total * n_w, mc->img_ch, mc->img_size, mc->img_size,
-                                   sweep ? NULL : labels, &err)) {
-            fprintf(stderr, "nanodiff sample: %s\n", err.msg);
-            status = 1;
-        } else {
-            printf("wrote %s\n", h5);
-        }
+    printf("wrote %s\n", path);
+    return true;
+}
+
+int nd_cmd_sample(int argc, char **argv) {
+    sample_options o;
+    int status = parse_flags(argc, argv, &o);
+    if (status >= 0) return status;
+    nd_cli_session s;
+    if (!nd_cli_session_open("sample", &o.sampling, &s)) return 1;
+    sample_plan p;
+    if (!make_plan(&o, &s, &p)) {
+        nd_cli_session_close(&s);
+        return 1;
     }
+    const nd_model_config *mc = &s.model.config;
+    float *images = nd_xmalloc((size_t)(p.total * p.n_w) * (size_t)p.image * sizeof(float));
+    int32_t *labels = nd_xmalloc((size_t)p.total * sizeof(int32_t)); // (total)
+    for (int i = 0; i < p.total; i++) labels[i] = p.first + i / p.per_class;
+    strip_state st = {0};
+    draw(&s, &o, &p, labels, images, &st);
+    // a sweep's grid: rows = w, columns = class, as the course's sample_w
+    bool ok = o.sweep ? write_grid(o.out, images, p.total * p.n_w, mc, p.total, s.cfg.unit_range)
+                      : write_grid(o.out, images, p.total, mc, p.per_class, s.cfg.unit_range);
+    if (ok && o.strip) ok = write_strip(o.strip, &st, &p, &s);
+    if (ok && o.h5) ok = write_h5(o.h5, images, labels, &p, o.sweep != NULL, &s);
     free(st.frames);
-    free(start_mean);
-    free(start_std);
     free(images);
     free(labels);
-    nd_schedule_free(&sched);
-    nd_model_free(&model);
-    nd_ctx_free(&ctx);
-    return status;
+    nd_cli_session_close(&s);
+    return ok ? 0 : 1;
 }

@@ -171,29 +171,9 @@ static void append_loss(FILE *log, int64_t step, int64_t epoch, float loss) {
     if (log) fprintf(log, "%lld,%lld,%.6f\n", (long long)step, (long long)epoch, loss);
 }
 
-bool nd_ddpm_train(const nd_ddpm_config *config, const char *out_dir, bool resume, nd_device device, bool progress,
-                   nd_ddpm_result *result, nd_error *err) {
-    run *r = nd_xcalloc(1, sizeof *r);
-    r->cfg = *config;
-    snprintf(r->ckpt_path, sizeof r->ckpt_path, "%s/model.h5", out_dir);
-    if (resume) { // the checkpoint's configuration wins, but for how long to train
-        if (!nd_checkpoint_read_config(r->ckpt_path, &r->cfg, err)) {
-            free(r);
-            return false;
-        }
-        r->cfg.epochs = config->epochs;
-        r->cfg.max_steps = config->max_steps;
-    }
-    nd_dataset ds = {0};
-    if (!make_dir(out_dir, err) || !load_data(&ds, &r->cfg, err)) {
-        free(r);
-        return false;
-    }
-    if (!nd_ddpm_config_check(&r->cfg, "the run's configuration", err)) {
-        nd_dataset_free(&ds);
-        free(r);
-        return false;
-    }
+// Creates the run's context, model, optimizer, EMA and schedule on `device`, and loads the checkpoint's
+// weights, optimizer and state when resuming; false with err when the checkpoint cannot be loaded.
+static bool run_open(run *r, const nd_ddpm_config *config, bool resume, nd_device device, nd_error *err) {
     nd_ctx_init(&r->ctx, device, 64 << 20, r->cfg.seed);
     nd_model_create(&r->model, r->cfg.model, &r->ctx);
     nd_adam_config ac = r->cfg.adamw ? nd_adamw_defaults() : nd_adam_defaults();
@@ -211,21 +191,23 @@ bool nd_ddpm_train(const nd_ddpm_config *config, const char *out_dir, bool resum
         r->cfg.epochs = config->epochs;
         r->cfg.max_steps = config->max_steps;
     }
-    nd_loader_config lc = {.batch_size = r->cfg.batch_size, .shuffle = true, .drop_last = true,
-                           .random_flip = r->cfg.random_flip, .unit_range = r->cfg.unit_range, .seed = r->cfg.seed};
-    int64_t per_epoch = nd_batches_per_epoch(ds.n, r->cfg.batch_size, true);
-    int64_t total = r->cfg.max_steps > 0 ? r->cfg.max_steps : per_epoch * r->cfg.epochs;
-    if (ok && per_epoch == 0)
-        ok = nd_error_set(err, "%s: %lld images make no full batch of %d", r->cfg.data, (long long)ds.n,
-                          r->cfg.batch_size);
-    nd_loader *loader = NULL;
-    if (ok) loader = nd_loader_create(&ds, &lc, r->state.step / per_epoch, r->state.step % per_epoch, err);
-    ok = ok && loader;
+    return ok;
+}
 
-    char log_path[1100];
-    snprintf(log_path, sizeof log_path, "%s/loss.csv", out_dir);
-    FILE *log = ok ? fopen(log_path, resume ? "a" : "w") : NULL;
-    if (log && !resume) fprintf(log, "step,epoch,loss\n");
+// Frees everything run_open created.
+static void run_close(run *r) {
+    nd_schedule_free(&r->sched);
+    if (r->cfg.ema_decay > 0) nd_ema_free(&r->ema);
+    nd_adam_free(&r->opt);
+    nd_model_free(&r->model);
+    nd_ctx_free(&r->ctx);
+}
+
+// Steps from the run's state to `total` (per_epoch steps an epoch), a loss line each to log, checkpoints at
+// epoch ends, every checkpoint_every steps, on Ctrl-C and at the end; result gets the run's figures.
+static bool train_loop(run *r, nd_loader *loader, int64_t per_epoch, int64_t total, FILE *log, const char *out_dir,
+                       bool progress, nd_ddpm_result *result, nd_error *err) {
+    bool ok = true;
     int *t_host = nd_xmalloc((size_t)r->cfg.batch_size * sizeof(int));
     float *t_values = nd_xmalloc((size_t)r->cfg.batch_size * sizeof(float));
     nd_progress bar;
@@ -234,7 +216,6 @@ bool nd_ddpm_train(const nd_ddpm_config *config, const char *out_dir, bool resum
     void (*previous_handler)(int) = signal(SIGINT, on_sigint);
     double start = nd_seconds(), loss_sum = 0.0;
     int64_t loss_count = 0, first_step = r->state.step;
-    *result = (nd_ddpm_result){0};
     // The next batch is uploaded while the current step computes: batch k + 1 is put right after batch k is
     // taken. Labels stay on the host (they become the one-hot context there), copied because the loader
     // reuses a batch's memory once the next is asked for.
@@ -244,7 +225,7 @@ bool nd_ddpm_train(const nd_ddpm_config *config, const char *out_dir, bool resum
     nd_prefetch prefetch = {0};
     int32_t *labels[2] = {nd_xcalloc((size_t)r->cfg.batch_size, sizeof(int32_t)),
                           nd_xcalloc((size_t)r->cfg.batch_size, sizeof(int32_t))};
-    if (ok && r->state.step < total) {
+    if (r->state.step < total) {
         nd_prefetch_init(&prefetch, &r->ctx, batch_bytes);
         const nd_batch *batch = nd_loader_next(loader);
         nd_prefetch_put(&prefetch, batch->images, batch_bytes);
@@ -286,18 +267,58 @@ bool nd_ddpm_train(const nd_ddpm_config *config, const char *out_dir, bool resum
         result->seconds = nd_seconds() - start;
         result->images_per_second = (double)(r->state.step - first_step) * r->cfg.batch_size / result->seconds;
     }
-    if (log) fclose(log);
     nd_prefetch_free(&prefetch);
     free(labels[0]);
     free(labels[1]);
     free(t_host);
     free(t_values);
+    return ok;
+}
+
+bool nd_ddpm_train(const nd_ddpm_config *config, const char *out_dir, bool resume, nd_device device, bool progress,
+                   nd_ddpm_result *result, nd_error *err) {
+    *result = (nd_ddpm_result){0};
+    run *r = nd_xcalloc(1, sizeof *r);
+    r->cfg = *config;
+    snprintf(r->ckpt_path, sizeof r->ckpt_path, "%s/model.h5", out_dir);
+    if (resume) { // the checkpoint's configuration wins, but for how long to train
+        if (!nd_checkpoint_read_config(r->ckpt_path, &r->cfg, err)) {
+            free(r);
+            return false;
+        }
+        r->cfg.epochs = config->epochs;
+        r->cfg.max_steps = config->max_steps;
+    }
+    nd_dataset ds = {0};
+    if (!make_dir(out_dir, err) || !load_data(&ds, &r->cfg, err)) {
+        free(r);
+        return false;
+    }
+    if (!nd_ddpm_config_check(&r->cfg, "the run's configuration", err)) {
+        nd_dataset_free(&ds);
+        free(r);
+        return false;
+    }
+    bool ok = run_open(r, config, resume, device, err);
+    nd_loader_config lc = {.batch_size = r->cfg.batch_size, .shuffle = true, .drop_last = true,
+                           .random_flip = r->cfg.random_flip, .unit_range = r->cfg.unit_range, .seed = r->cfg.seed};
+    int64_t per_epoch = nd_batches_per_epoch(ds.n, r->cfg.batch_size, true);
+    int64_t total = r->cfg.max_steps > 0 ? r->cfg.max_steps : per_epoch * r->cfg.epochs;
+    if (ok && per_epoch == 0)
+        ok = nd_error_set(err, "%s: %lld images make no full batch of %d", r->cfg.data, (long long)ds.n,
+                          r->cfg.batch_size);
+    nd_loader *loader = NULL;
+    if (ok) loader = nd_loader_create(&ds, &lc, r->state.step / per_epoch, r->state.step % per_epoch, err);
+    ok = ok && loader;
+
+    char log_path[1100];
+    snprintf(log_path, sizeof log_path, "%s/loss.csv", out_dir);
+    FILE *log = ok ? fopen(log_path, resume ? "a" : "w") : NULL;
+    if (log && !resume) fprintf(log, "step,epoch,loss\n");
+    ok = ok && train_loop(r, loader, per_epoch, total, log, out_dir, progress, result, err);
+    if (log) fclose(log);
     if (loader) nd_loader_free(loader);
-    nd_schedule_free(&r->sched);
-    if (r->cfg.ema_decay > 0) nd_ema_free(&r->ema);
-    nd_adam_free(&r->opt);
-    nd_model_free(&r->model);
-    nd_ctx_free(&r->ctx);
+    run_close(r);
     nd_dataset_free(&ds);
     free(r);
     return ok;

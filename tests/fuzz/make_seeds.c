@@ -69,7 +69,7 @@ static void write_checkpoint(const char *path) {
     nd_ddpm_config cfg = nd_ddpm_defaults();
     cfg.model = nd_model_config_default(ND_MODEL_DLI_UNET, 1, 4, 2);
     cfg.model.down_chs[0] = cfg.model.down_chs[1] = cfg.model.down_chs[2] = 2;
-    cfg.model.t_embed_dim = 2, cfg.model.small_groups = 1, cfg.model.big_groups = 2, cfg.model.T = 10;
+    cfg.model.t_embed_dim = 4, cfg.model.small_groups = 1, cfg.model.big_groups = 2, cfg.model.T = 10;
     nd_model model;
     nd_model_create(&model, cfg.model, &ctx);
     nd_train_state state = {.step = 3, .rng = ctx.rng};

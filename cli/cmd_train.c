@@ -12,7 +12,7 @@ int nd_cmd_train(int argc, char **argv) {
     int64_t max_steps = 0, checkpoint_every = 0, preview_every = 0;
     double lr = cfg.lr, cfg_drop = cfg.cfg_drop, clip = 0, ema = 0, weight_decay = 0;
     bool unit_range = false, no_flip = false, adamw = false, resume = false, quiet = false, help = false;
-    bool no_tf32 = false;
+    bool no_tf32 = false, check_numerics = false;
     const nd_flag flags[] = {
         {"--model", ND_FLAG_STRING, &model, "dli-unet or dli-unet-v1"},
         {"--data", ND_FLAG_STRING, &data, "fashion-mnist, an IDX directory (MNIST...) or an HDF5 file"},
@@ -37,6 +37,8 @@ int nd_cmd_train(int argc, char **argv) {
         {"--resume", ND_FLAG_BOOL, &resume, "continue the run in --out from its checkpoint"},
         {"--device", ND_FLAG_STRING, &device, "auto, cpu or cuda"},
         {"--no-tf32", ND_FLAG_BOOL, &no_tf32, "full float32 matrix products on the GPU (TF32 is on by default)"},
+        {"--check-numerics", ND_FLAG_BOOL, &check_numerics, "check every op's output for NaN/inf; a diverged run "
+                                                             "names the first op (slow)"},
         {"--quiet", ND_FLAG_BOOL, &quiet, "no progress line"},
         {"--help", ND_FLAG_BOOL, &help, "show this help"},
     };
@@ -68,6 +70,7 @@ int nd_cmd_train(int argc, char **argv) {
     cfg.lr = (float)lr, cfg.adamw = adamw, cfg.weight_decay = (float)weight_decay;
     cfg.cfg_drop = (float)cfg_drop, cfg.clip_grad = (float)clip, cfg.ema_decay = (float)ema;
     cfg.seed = (uint64_t)seed, cfg.checkpoint_every = checkpoint_every, cfg.preview_every = preview_every;
+    cfg.check_numerics = check_numerics;
     nd_ddpm_result result;
     nd_error err;
     if (!nd_ddpm_train(&cfg, out, resume, (nd_device)dev, !quiet, &result, &err)) {

@@ -1,5 +1,6 @@
 // Non-finite values: every activation lets a NaN through (forward) and passes the gradient where PyTorch does
-// (backward), so a diverged network cannot hide behind a finite loss.
+// (backward), so a diverged network cannot hide behind a finite loss; --check-numerics names the first op
+// whose output is not finite.
 #include <math.h>
 #include <string.h>
 
@@ -43,8 +44,25 @@ static void test_unary_ops_propagate_nan(void) {
     nd_ctx_free(&ctx);
 }
 
+// --check-numerics: the first op whose output holds a NaN or inf is named, later ones do not replace it.
+static void test_check_numerics(void) {
+    nd_ctx ctx;
+    nd_ctx_init(&ctx, ND_CPU, 1 << 16, 0);
+    ctx.check_numerics = true;
+    nd_tensor *x = nd_from_host(&ctx, ND_SHAPE(2), (float[]){-1.0f, 1.0f}); // (2)
+    nd_tensor *y = nd_exp(&ctx, nd_mul(&ctx, x, x));                      // (2) finite
+    CHECK(ctx.numerics_first[0] == '\0', "finite outputs flagged: %s", ctx.numerics_first);
+    nd_tensor *z = nd_log(&ctx, nd_neg(&ctx, y)); // (2) log of negatives: nan
+    nd_relu(&ctx, nd_sqrt(&ctx, z));
+    CHECK(strstr(ctx.numerics_first, "log") && strstr(ctx.numerics_first, "nan") &&
+              strstr(ctx.numerics_first, "op 4 "),
+          "the first non-finite output is log's, the 4th op: got \"%s\"", ctx.numerics_first);
+    nd_ctx_free(&ctx);
+}
+
 int main(void) {
     test_relu_propagates_nan();
     test_unary_ops_propagate_nan();
+    test_check_numerics();
     return test_finish("numerics");
 }

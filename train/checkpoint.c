@@ -76,6 +76,13 @@ static bool write_flat(ckpt_writer *w, const char *group, const nd_params *p, co
     float *host = malloc((size_t)(n ? n : 1) * sizeof(float));
     if (!host) return writer_fail(w, "staging (out of memory)", group);
     nd_buffer_download(device, host, flat, n);
+    // a diverged run is never saved: the previous checkpoint stays the last good one
+    char where[256];
+    if (nd_params_find_nonfinite(p, host, where, sizeof where)) {
+        snprintf(w->failed, sizeof w->failed, "the check for NaN/inf ('%s': %s)", group, where);
+        free(host);
+        return false;
+    }
     bool ok = nd_h5_write_params(w->file, group, p, host, w->failed, sizeof w->failed);
     free(host);
     return ok;
@@ -354,6 +361,10 @@ static bool stage(hid_t file, const char *path, nd_model *model, nd_adam *opt, n
         g[i].staged = nd_xmalloc((size_t)(n ? n : 1) * sizeof(float));
         ok = g[i].staged ? read_tensors(file, path, g[i].name, g[i].like, g[i].staged, err)
                          : nd_error_set(err, "%s: out of memory for %lld floats", path, (long long)n);
+        char where[256];
+        if (ok && nd_params_find_nonfinite(g[i].like, g[i].staged, where, sizeof where))
+            ok = nd_error_set(err, "%s: %s are not finite: '%s' %s (the run that wrote it had diverged)", path,
+                              g[i].what, g[i].name, where);
     }
     return ok;
 }

@@ -124,17 +124,41 @@ typedef struct run {
     nd_ema ema;
     nd_schedule sched;
     nd_train_state state;
+    int64_t saved_step; // the step of the checkpoint on disk; -1: none yet
     char ckpt_path[1100];
 } run;
 
 static bool save(run *r, nd_error *err) {
     r->state.rng = r->ctx.rng;
-    return nd_checkpoint_save(r->ckpt_path, &r->model, &r->cfg, &r->state, &r->opt,
-                              r->cfg.ema_decay > 0 ? &r->ema : NULL, &r->ctx, err);
+    bool ok = nd_checkpoint_save(r->ckpt_path, &r->model, &r->cfg, &r->state, &r->opt,
+                                 r->cfg.ema_decay > 0 ? &r->ema : NULL, &r->ctx, err);
+    if (ok) r->saved_step = r->state.step;
+    return ok;
 }
 
-// One optimizer step on a batch of b images x0 (already on the device) with their labels; returns the loss.
-static float train_step(run *r, nd_tensor *x0, const int32_t *labels, int *t_host, float *t_values) {
+// Why a step is refused: its loss or gradient (checked before the update, so the weights stay those of the
+// last good step) or the updated weights are not finite. Names the step, the tensor, the last checkpoint, and
+// with --check-numerics the first op whose output was not finite.
+static bool step_diverged(run *r, const char *what, float value, const float *buffer, nd_error *err) {
+    char where[256] = "";
+    if (buffer) nd_params_locate_nonfinite(&r->model.params, buffer, where, sizeof where);
+    char saved[1300] = "nothing was saved yet";
+    if (r->saved_step >= 0)
+        snprintf(saved, sizeof saved, "%s is from step %lld, before it", r->ckpt_path, (long long)r->saved_step);
+    char first_op[256] = "";
+    if (r->ctx.check_numerics && r->ctx.numerics_first[0])
+        snprintf(first_op, sizeof first_op, "; first non-finite output: %s", r->ctx.numerics_first);
+    return nd_error_set(err, "diverged at step %lld: %s is %g%s%s; %s; %s. Lower --lr or set --clip-grad%s",
+                        (long long)r->state.step + 1, what, value, where[0] ? ": " : "", where,
+                        buffer == r->model.params.data ? "this update was not saved" : "the update was not applied",
+                        saved, r->ctx.check_numerics ? first_op : " (--check-numerics names the first bad op)");
+}
+
+// One optimizer step on a batch of b images x0 (already on the device) with their labels, its loss in *loss.
+// False, with nothing saved, when the loss, the gradient (before the update) or the new weights are not finite:
+// the global gradient and weight norms are one reduction each.
+static bool train_step(run *r, nd_tensor *x0, const int32_t *labels, int *t_host, float *t_values, float *loss,
+                       nd_error *err) {
     nd_ctx *ctx = &r->ctx;
     const nd_model_config *mc = &r->model.config;
     int b = (int)x0->shape.d[0], classes = mc->c_embed_dim;
@@ -154,17 +178,28 @@ static float train_step(run *r, nd_tensor *x0, const int32_t *labels, int *t_hos
         nd_rand_bernoulli(ctx, mask, 1.0f - r->cfg.cfg_drop);
         context = nd_mul(ctx, c, mask);
     }
+    ctx->numerics_first[0] = '\0', ctx->numerics_ops = 0;
     nd_tensor *pred = nd_model_forward(ctx, &r->model, x_t, t, context, true);
-    nd_tensor *loss = nd_mse_loss(ctx, noise, pred);
-    nd_backward(ctx, loss);
-    if (r->cfg.clip_grad > 0) nd_clip_grad_norm(&r->model.params, ctx, r->cfg.clip_grad);
-    nd_adam_step(&r->opt, &r->model.params, ctx);
-    nd_params_zero_grad(&r->model.params, ctx);
-    if (r->cfg.ema_decay > 0) nd_ema_update(&r->ema, &r->model.params, ctx);
-    float value = nd_item(ctx, loss);
+    nd_tensor *loss_t = nd_mse_loss(ctx, noise, pred);
+    nd_backward(ctx, loss_t);
+    *loss = nd_item(ctx, loss_t);
+    nd_params *params = &r->model.params;
+    float grad_norm = r->cfg.clip_grad > 0 ? nd_clip_grad_norm(params, ctx, r->cfg.clip_grad) : nd_grad_norm(params, ctx);
+    bool ok = true;
+    if (!isfinite(*loss))
+        ok = step_diverged(r, "the loss", *loss, NULL, err);
+    else if (!isfinite(grad_norm))
+        ok = step_diverged(r, "the gradient's global norm", grad_norm, params->grad, err);
+    if (ok) {
+        nd_adam_step(&r->opt, params, ctx);
+        float weight_norm = nd_weight_norm(params, ctx);
+        if (!isfinite(weight_norm)) ok = step_diverged(r, "the updated weights' norm", weight_norm, params->data, err);
+    }
+    nd_params_zero_grad(params, ctx);
+    if (ok && r->cfg.ema_decay > 0) nd_ema_update(&r->ema, params, ctx);
     nd_ctx_step_end(ctx);
-    r->state.step++;
-    return value;
+    if (ok) r->state.step++;
+    return ok;
 }
 
 static void append_loss(FILE *log, int64_t step, int64_t epoch, float loss) {
@@ -183,6 +218,8 @@ static bool run_open(run *r, const nd_ddpm_config *config, bool resume, nd_devic
     if (r->cfg.ema_decay > 0) nd_ema_init(&r->ema, &r->model.params, &r->ctx, r->cfg.ema_decay);
     nd_schedule_linear(&r->sched, r->cfg.model.T, r->cfg.beta_start, r->cfg.beta_end);
     r->state.rng = r->ctx.rng;
+    r->ctx.check_numerics = config->check_numerics;
+    r->saved_step = -1;
     bool ok = true;
     if (resume) {
         ok = nd_checkpoint_load(r->ckpt_path, &r->model, &r->cfg, &r->state, &r->opt,
@@ -190,6 +227,7 @@ static bool run_open(run *r, const nd_ddpm_config *config, bool resume, nd_devic
         r->ctx.rng = r->state.rng;
         r->cfg.epochs = config->epochs;
         r->cfg.max_steps = config->max_steps;
+        r->saved_step = r->state.step;
     }
     return ok;
 }
@@ -240,12 +278,8 @@ static bool train_loop(run *r, nd_loader *loader, int64_t per_epoch, int64_t tot
             nd_prefetch_put(&prefetch, next->images, batch_bytes);
             if (next->labels) memcpy(labels[(k + 1) % 2], next->labels, (size_t)next->size * sizeof(int32_t));
         }
-        float loss = train_step(r, x0, labels[k % 2], t_host, t_values);
-        if (!isfinite(loss)) {
-            ok = nd_error_set(err, "the loss became %g at step %lld; lower --lr or enable --clip-grad", loss,
-                              (long long)r->state.step);
-            break;
-        }
+        float loss;
+        if (!(ok = train_step(r, x0, labels[k % 2], t_host, t_values, &loss, err))) break;
         loss_sum += loss, loss_count++;
         append_loss(log, r->state.step, epoch, loss);
         if (progress) nd_progress_update(&bar, r->state.step - 1, epoch, r->cfg.epochs, loss, r->cfg.batch_size);

@@ -29,6 +29,7 @@ typedef struct nd_ddpm_config {
     int64_t checkpoint_every; // steps; 0: only at the end of each epoch
     int64_t preview_every;    // steps; 0: none
     int64_t max_steps;        // 0: epochs * batches per epoch; else stop early (quick runs, tests)
+    bool check_numerics;      // check every op's output for NaN/inf (slow; not stored in checkpoints)
 } nd_ddpm_config;
 
 // The course's notebook 04 settings: dli-unet on 16x16 Fashion-MNIST, 10 classes, T = 150, 3 epochs of

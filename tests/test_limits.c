@@ -1,6 +1,6 @@
 // Range checks of every number a user sets: checkpoint attributes edited to impossible values are refused
 // by the loaders that info, sample and resume use, and bad flags are refused by the nanodiff program, each
-// with a message naming the field (or flag), the value and the range.
+// with a message naming the field (or flag), the value and the range; a checkpoint holding NaN is not sampled.
 //   test_limits NANODIFF
 #include <hdf5.h>
 #include <math.h>
@@ -127,6 +127,34 @@ static void test_flags(void) {
     }
 }
 
+// Sampling a checkpoint whose weights hold a NaN fails with a message and writes nothing (it wrote an all-NaN
+// grid and exited 0); so does a NaN in a --w-sweep list.
+static void test_sample_nan_checkpoint(void) {
+    char good[128], bad[128], png[128], args[512], out[8192];
+    snprintf(good, sizeof good, "%s/sample-good.h5", dir);
+    snprintf(bad, sizeof bad, "%s/sample-nan.h5", dir);
+    snprintf(png, sizeof png, "%s/samples.png", dir);
+    write_checkpoint(good);
+    copy_file(good, bad);
+    float nan_value = NAN;
+    hid_t f = H5Fopen(bad, H5F_ACC_RDWR, H5P_DEFAULT);
+    hid_t d = H5Dopen2(f, "params/out.3.bias", H5P_DEFAULT);
+    CHECK(d >= 0 && H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, &nan_value) >= 0, "edit failed");
+    H5Dclose(d);
+    H5Fclose(f);
+    snprintf(args, sizeof args, "sample --ckpt %s -o %s --device cpu --n 1 --start noise", bad, png);
+    int status = run_nanodiff(args, out, sizeof out);
+    CHECK(status == 1 && strstr(out, "not finite") && strstr(out, "out.3.bias"),
+          "sampling a NaN checkpoint: status %d, message:\n%s", status, out);
+    CHECK(access(png, F_OK) != 0, "sampling a NaN checkpoint wrote %s", png);
+    snprintf(args, sizeof args, "sample --ckpt %s -o %s --device cpu --n 1 --start noise --w-sweep 0,nan", good, png);
+    status = run_nanodiff(args, out, sizeof out);
+    CHECK(status == 1 && strstr(out, "--w-sweep = nan"), "--w-sweep 0,nan: status %d, message:\n%s", status, out);
+    CHECK(access(png, F_OK) != 0, "--w-sweep 0,nan wrote %s", png);
+    unlink(good);
+    unlink(bad);
+}
+
 static void test_limit_check(void) {
     nd_error err;
     CHECK(nd_limit_check(ND_LIMIT_BATCH_SIZE, 128, "batch", &err), "128 is a batch size");
@@ -148,6 +176,7 @@ int main(int argc, char **argv) {
     test_limit_check();
     test_checkpoint_attributes();
     test_flags();
+    test_sample_nan_checkpoint();
     rmdir(dir);
     return test_finish("limits");
 }

@@ -1,9 +1,87 @@
 // nanodiff train: trains the course's DDPM (class-conditional with label dropout) and checkpoints it.
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "train.h"
+
+// Whether argv[first..] gives flag (as "--flag value" or "--flag=value").
+static bool flag_given(int argc, char **argv, int first, const char *flag) {
+    size_t len = strlen(flag);
+    for (int i = first; i < argc; i++)
+        if (strncmp(argv[i], flag, len) == 0 && (argv[i][len] == '\0' || argv[i][len] == '=')) return true;
+    return false;
+}
+
+typedef enum { FIELD_INT, FIELD_FLOAT, FIELD_BOOL, FIELD_U64, FIELD_I64, FIELD_STR } field_kind;
+
+// The flags a resumed run takes from its checkpoint instead, with the configuration field each sets.
+static const struct {
+    const char *flag;
+    size_t offset;
+    field_kind kind;
+} resumed_flags[] = {
+    {"--model", offsetof(nd_ddpm_config, model.kind), FIELD_INT},
+    {"--data", offsetof(nd_ddpm_config, data), FIELD_STR},
+    {"--img-size", offsetof(nd_ddpm_config, model.img_size), FIELD_INT},
+    {"--classes", offsetof(nd_ddpm_config, model.c_embed_dim), FIELD_INT},
+    {"--T", offsetof(nd_ddpm_config, model.T), FIELD_INT},
+    {"--batch", offsetof(nd_ddpm_config, batch_size), FIELD_INT},
+    {"--lr", offsetof(nd_ddpm_config, lr), FIELD_FLOAT},
+    {"--adamw", offsetof(nd_ddpm_config, adamw), FIELD_BOOL},
+    {"--weight-decay", offsetof(nd_ddpm_config, weight_decay), FIELD_FLOAT},
+    {"--cfg-drop", offsetof(nd_ddpm_config, cfg_drop), FIELD_FLOAT},
+    {"--clip-grad", offsetof(nd_ddpm_config, clip_grad), FIELD_FLOAT},
+    {"--ema", offsetof(nd_ddpm_config, ema_decay), FIELD_FLOAT},
+    {"--unit-range", offsetof(nd_ddpm_config, unit_range), FIELD_BOOL},
+    {"--no-flip", offsetof(nd_ddpm_config, random_flip), FIELD_BOOL},
+    {"--seed", offsetof(nd_ddpm_config, seed), FIELD_U64},
+    {"--checkpoint-every", offsetof(nd_ddpm_config, checkpoint_every), FIELD_I64},
+    {"--preview-every", offsetof(nd_ddpm_config, preview_every), FIELD_I64},
+};
+
+static bool field_equal(field_kind kind, const void *a, const void *b) {
+    switch (kind) {
+    case FIELD_INT: return *(const int *)a == *(const int *)b;
+    case FIELD_FLOAT: return *(const float *)a == *(const float *)b;
+    case FIELD_BOOL: return *(const bool *)a == *(const bool *)b;
+    case FIELD_U64: return *(const uint64_t *)a == *(const uint64_t *)b;
+    case FIELD_I64: return *(const int64_t *)a == *(const int64_t *)b;
+    case FIELD_STR: return strcmp(a, b) == 0;
+    }
+    return false;
+}
+
+// Before training into out: a folder that holds a run needs --resume (or --force to start over), and a
+// resumed run refuses flags that contradict its checkpoint (they were silently ignored), naming them.
+static bool check_out_dir(const char *out, bool resume, bool force, const nd_ddpm_config *cfg, int argc,
+                          char **argv) {
+    char ckpt[1100];
+    snprintf(ckpt, sizeof ckpt, "%s/model.h5", out);
+    if (!resume) {
+        if (force || access(ckpt, F_OK) != 0) return true;
+        fprintf(stderr, "nanodiff train: %s holds a run: pass --resume to continue it, or --force to start over "
+                        "and overwrite it\n", ckpt);
+        return false;
+    }
+    nd_ddpm_config stored;
+    nd_error err;
+    if (!nd_checkpoint_read_config(ckpt, &stored, &err)) return true; // training reports it
+    char conflicts[512] = "";
+    size_t used = 0;
+    for (size_t i = 0; i < sizeof resumed_flags / sizeof resumed_flags[0]; i++) {
+        const char *mine = (const char *)cfg + resumed_flags[i].offset, *theirs = (const char *)&stored + resumed_flags[i].offset;
+        if (flag_given(argc, argv, 2, resumed_flags[i].flag) && !field_equal(resumed_flags[i].kind, mine, theirs) &&
+            used < sizeof conflicts)
+            used += (size_t)snprintf(conflicts + used, sizeof conflicts - used, " %s", resumed_flags[i].flag);
+    }
+    if (!conflicts[0]) return true;
+    fprintf(stderr, "nanodiff train: --resume continues %s with its own settings, and these flags contradict "
+                    "them:%s (drop them, or train into a new --out)\n", ckpt, conflicts);
+    return false;
+}
 
 int nd_cmd_train(int argc, char **argv) {
     nd_ddpm_config cfg = nd_ddpm_defaults();
@@ -12,7 +90,7 @@ int nd_cmd_train(int argc, char **argv) {
     int64_t max_steps = 0, checkpoint_every = 0, preview_every = 0;
     double lr = cfg.lr, cfg_drop = cfg.cfg_drop, clip = 0, ema = 0, weight_decay = 0;
     bool unit_range = false, no_flip = false, adamw = false, resume = false, quiet = false, help = false;
-    bool no_tf32 = false, check_numerics = false;
+    bool no_tf32 = false, check_numerics = false, force = false;
     const nd_flag flags[] = {
         {"--model", ND_FLAG_STRING, &model, "dli-unet or dli-unet-v1"},
         {"--data", ND_FLAG_STRING, &data, "fashion-mnist, an IDX directory (MNIST...) or an HDF5 file"},
@@ -35,6 +113,7 @@ int nd_cmd_train(int argc, char **argv) {
         {"--preview-every", ND_FLAG_INT, &preview_every, "steps between preview grids (0: none)"},
         {"--out", ND_FLAG_STRING, &out, "output directory: model.h5, loss.csv, previews"},
         {"--resume", ND_FLAG_BOOL, &resume, "continue the run in --out from its checkpoint"},
+        {"--force", ND_FLAG_BOOL, &force, "start over in an --out that holds a run (its checkpoint is replaced)"},
         {"--device", ND_FLAG_STRING, &device, "auto, cpu or cuda"},
         {"--no-tf32", ND_FLAG_BOOL, &no_tf32, "full float32 matrix products on the GPU (TF32 is on by default)"},
         {"--check-numerics", ND_FLAG_BOOL, &check_numerics, "check every op's output for NaN/inf; a diverged run "
@@ -71,6 +150,7 @@ int nd_cmd_train(int argc, char **argv) {
     cfg.cfg_drop = (float)cfg_drop, cfg.clip_grad = (float)clip, cfg.ema_decay = (float)ema;
     cfg.seed = (uint64_t)seed, cfg.checkpoint_every = checkpoint_every, cfg.preview_every = preview_every;
     cfg.check_numerics = check_numerics;
+    if (!check_out_dir(out, resume, force, &cfg, argc, argv)) return 1;
     nd_ddpm_result result;
     nd_error err;
     if (!nd_ddpm_train(&cfg, out, resume, (nd_device)dev, !quiet, &result, &err)) {
@@ -79,5 +159,5 @@ int nd_cmd_train(int argc, char **argv) {
     }
     printf("trained %lld steps in %.1f s (%.0f images/s), last-epoch loss %.4f; checkpoint %s/model.h5\n",
            (long long)result.steps, result.seconds, result.images_per_second, result.last_loss, out);
-    return result.interrupted ? 130 : 0;
+    return result.interrupted ? 128 + result.signal : 0; // 130 for Ctrl-C, 143 for SIGTERM
 }

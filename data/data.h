@@ -162,5 +162,8 @@ bool nd_atomic_commit(nd_atomic_file *af, nd_error *err);
 void nd_atomic_abort(nd_atomic_file *af);
 // The whole file from memory (an HDF5 file image, say).
 bool nd_atomic_write(const char *path, const void *data, size_t size, nd_error *err);
+// Removes path's temporary files left by writers that were killed ("<path>.tmp.<pid>..." whose process is
+// gone); returns how many.
+int nd_atomic_clean_stale(const char *path);
 
 #endif

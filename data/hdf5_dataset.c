@@ -18,11 +18,11 @@
 // "uint8", "int16", "float32", ... for messages.
 static void h5_type_str(char *buf, size_t size, hid_t type) {
     H5T_class_t cls = H5Tget_class(type);
-    int bits = (int)H5Tget_size(type) * 8;
+    unsigned long long bits = (unsigned long long)H5Tget_size(type) * 8; // a damaged file may give any size
     if (cls == H5T_INTEGER)
-        snprintf(buf, size, "%sint%d", H5Tget_sign(type) == H5T_SGN_NONE ? "u" : "", bits);
+        snprintf(buf, size, "%sint%llu", H5Tget_sign(type) == H5T_SGN_NONE ? "u" : "", bits);
     else if (cls == H5T_FLOAT)
-        snprintf(buf, size, "float%d", bits);
+        snprintf(buf, size, "float%llu", bits);
     else if (cls == H5T_STRING)
         snprintf(buf, size, "string");
     else

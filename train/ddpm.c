@@ -2,7 +2,6 @@
 // x_t = q(x_0, t) at a uniform t, loss = MSE(noise, model(x_t, t, one_hot(c) * bernoulli(1 - p))).
 #include <errno.h>
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,14 +26,9 @@ nd_ddpm_config nd_ddpm_defaults(void) {
     return c;
 }
 
-static volatile sig_atomic_t stop_requested;
-static void on_sigint(int sig) {
-    (void)sig;
-    stop_requested = 1;
-}
 
 static bool make_dir(const char *dir, nd_error *err) {
-    char path[1024];
+    char path[1100];
     snprintf(path, sizeof path, "%s", dir);
     for (char *p = path + 1;; p++) { // mkdir -p
         bool end = *p == 0;
@@ -46,6 +40,26 @@ static bool make_dir(const char *dir, nd_error *err) {
             *p = '/';
         }
     }
+    return true;
+}
+
+// The output directory, before the first step: created, its path short enough for every file written in it
+// (a longer one was truncated), writable (a temporary file is made and removed), and cleared of temporary
+// checkpoint files that killed runs left behind.
+static bool out_dir_ready(const char *out_dir, const char *ckpt_path, size_t path_size, nd_error *err) {
+    size_t longest = strlen(out_dir) + sizeof "/preview_000000000000.png.tmp.4294967295.XXXXXX";
+    if (longest > path_size)
+        return nd_error_set(err, "output directory %.60s...: %zu bytes long, at most %zu: choose a shorter --out",
+                            out_dir, strlen(out_dir), path_size - (longest - strlen(out_dir)));
+    if (!make_dir(out_dir, err)) return false;
+    char probe[1100];
+    snprintf(probe, sizeof probe, "%s/.write-check", out_dir);
+    nd_atomic_file af;
+    if (!nd_atomic_open(&af, probe, err))
+        return nd_error_set(err, "%s: the output directory is not writable: %s", out_dir, strerror(errno));
+    nd_atomic_abort(&af);
+    int removed = nd_atomic_clean_stale(ckpt_path);
+    if (removed) fprintf(stderr, "removed %d temporary checkpoint file(s) left by killed runs in %s\n", removed, out_dir);
     return true;
 }
 
@@ -203,7 +217,9 @@ static bool train_step(run *r, nd_tensor *x0, const int32_t *labels, int *t_host
 }
 
 static void append_loss(FILE *log, int64_t step, int64_t epoch, float loss) {
-    if (log) fprintf(log, "%lld,%lld,%.6f\n", (long long)step, (long long)epoch, loss);
+    if (!log) return;
+    fprintf(log, "%lld,%lld,%.6f\n", (long long)step, (long long)epoch, loss);
+    fflush(log); // a killed run keeps its log up to its last step
 }
 
 // Creates the run's context, model, optimizer, EMA and schedule on `device`, and loads the checkpoint's
@@ -250,8 +266,7 @@ static bool train_loop(run *r, nd_loader *loader, int64_t per_epoch, int64_t tot
     float *t_values = nd_xmalloc((size_t)r->cfg.batch_size * sizeof(float));
     nd_progress bar;
     nd_progress_init(&bar, "ddpm", total, r->state.step);
-    stop_requested = 0;
-    void (*previous_handler)(int) = signal(SIGINT, on_sigint);
+    nd_stop_signals_install();
     double start = nd_seconds(), loss_sum = 0.0;
     int64_t loss_count = 0, first_step = r->state.step;
     // The next batch is uploaded while the current step computes: batch k + 1 is put right after batch k is
@@ -285,16 +300,17 @@ static bool train_loop(run *r, nd_loader *loader, int64_t per_epoch, int64_t tot
         if (progress) nd_progress_update(&bar, r->state.step - 1, epoch, r->cfg.epochs, loss, r->cfg.batch_size);
         bool epoch_end = r->state.step % per_epoch == 0;
         bool periodic = r->cfg.checkpoint_every > 0 && r->state.step % r->cfg.checkpoint_every == 0;
-        if (epoch_end || periodic || stop_requested || r->state.step == total) ok = save(r, err);
+        if (epoch_end || periodic || nd_stop_requested() || r->state.step == total) ok = save(r, err);
         if (ok && r->cfg.preview_every > 0 && r->state.step % r->cfg.preview_every == 0)
             write_preview(&r->ctx, &r->model, &r->sched, out_dir, r->state.step, r->cfg.unit_range);
-        if (stop_requested) {
+        if (nd_stop_requested()) {
             result->interrupted = true;
+            result->signal = nd_stop_requested();
             if (progress) fprintf(stderr, "\nstopped at step %lld; continue with --resume\n", (long long)r->state.step);
             break;
         }
     }
-    signal(SIGINT, previous_handler);
+    nd_stop_signals_restore();
     if (ok) {
         result->steps = r->state.step;
         result->last_loss = loss_count ? loss_sum / (double)loss_count : NAN;
@@ -315,16 +331,17 @@ bool nd_ddpm_train(const nd_ddpm_config *config, const char *out_dir, bool resum
     run *r = nd_xcalloc(1, sizeof *r);
     r->cfg = *config;
     snprintf(r->ckpt_path, sizeof r->ckpt_path, "%s/model.h5", out_dir);
+    if (!out_dir_ready(out_dir, r->ckpt_path, sizeof r->ckpt_path, err) ||
+        (resume && !nd_checkpoint_read_config(r->ckpt_path, &r->cfg, err))) {
+        free(r);
+        return false;
+    }
     if (resume) { // the checkpoint's configuration wins, but for how long to train
-        if (!nd_checkpoint_read_config(r->ckpt_path, &r->cfg, err)) {
-            free(r);
-            return false;
-        }
         r->cfg.epochs = config->epochs;
         r->cfg.max_steps = config->max_steps;
     }
     nd_dataset ds = {0};
-    if (!make_dir(out_dir, err) || !load_data(&ds, &r->cfg, err)) {
+    if (!load_data(&ds, &r->cfg, err)) {
         free(r);
         return false;
     }
@@ -348,6 +365,7 @@ bool nd_ddpm_train(const nd_ddpm_config *config, const char *out_dir, bool resum
     char log_path[1100];
     snprintf(log_path, sizeof log_path, "%s/loss.csv", out_dir);
     FILE *log = ok ? fopen(log_path, resume ? "a" : "w") : NULL;
+    if (ok && !log) ok = nd_error_set(err, "%s: cannot write the loss log: %s", log_path, strerror(errno));
     if (log && !resume) fprintf(log, "step,epoch,loss\n");
     ok = ok && train_loop(r, loader, per_epoch, total, log, out_dir, progress, result, err);
     if (log) fclose(log);

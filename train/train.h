@@ -46,7 +46,8 @@ typedef struct nd_ddpm_result {
     double last_loss;    // mean loss over the last epoch's steps (or the steps run, if fewer)
     double seconds;      // this run's training time
     double images_per_second;
-    bool interrupted;    // stopped by SIGINT after writing a checkpoint
+    bool interrupted;    // stopped by SIGINT or SIGTERM after writing a checkpoint
+    int signal;          // which one (0: none); a program exits with 128 + signal, as a shell reports it
 } nd_ddpm_result;
 
 // Trains a DDPM, or resumes one from out_dir/model.h5 (its config wins over cfg, but for epochs and
@@ -54,6 +55,12 @@ typedef struct nd_ddpm_result {
 // SIGINT), out_dir/loss.csv and preview grids. model.c_embed_dim < 0 takes the data set's class count.
 bool nd_ddpm_train(const nd_ddpm_config *cfg, const char *out_dir, bool resume, nd_device device, bool progress,
                    nd_ddpm_result *result, nd_error *err);
+
+// SIGINT and SIGTERM handlers (sigaction, kept installed) for a run: nd_stop_requested then returns the first
+// signal received (0: none) so the run finishes its step, saves and stops; a repeated signal only says so.
+void nd_stop_signals_install(void);
+void nd_stop_signals_restore(void);
+int nd_stop_requested(void);
 
 // The Gaussian start of sampling with q(x_T)'s per-pixel moments (sample.h: nd_start_moments) for a model
 // trained with cfg: the moments of cfg's data set as its loader hands images out (resized, flipped, scaled).

@@ -1,7 +1,9 @@
 // The HDF5 superblock (format spec, "Disk Format: Level 0A"), read far enough to bound what libhdf5 will
-// allocate for it: the end-of-file address and the driver information block must lie inside the file.
+// allocate for it: the end-of-file address and the driver information block must lie inside the file; and
+// the global heaps, whose object sizes libhdf5 does not check against their collection.
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "h5_guard.h"
@@ -17,6 +19,40 @@ static uint64_t le_uint(const uint8_t *p, int size) {
 }
 
 static bool undefined_address(uint64_t a, int size) { return size == 8 ? a == UINT64_MAX : a == (UINT64_C(1) << (8 * size)) - 1; }
+
+// Global heap collections ("GCOL", where variable-length strings live): libhdf5 1.10 copies an object of
+// whatever size its header gives, so a damaged size reads far past the collection. Every collection found is
+// walked and each object must fit in it. Only 8-byte lengths (every writer's default) are checked.
+static bool check_global_heaps(FILE *f, long file_size, const char *path, nd_error *err) {
+    uint8_t *file = malloc((size_t)file_size);
+    if (!file) return true; // too big to scan here: left to libhdf5
+    fseek(f, 0, SEEK_SET);
+    bool ok = fread(file, 1, (size_t)file_size, f) == (size_t)file_size;
+    for (long at = 0; ok && at + 16 <= file_size; at++) {
+        const uint8_t *c = file + at;
+        if (memcmp(c, "GCOL", 4) != 0 || c[4] != 1 || c[5] || c[6] || c[7]) continue;
+        uint64_t size = le_uint(c + 8, 8);
+        if (size < 16 || size > (uint64_t)(file_size - at)) {
+            ok = nd_error_set(err, "%s: the HDF5 global heap at byte %ld claims %llu bytes, past the end of the "
+                              "file (the file is damaged)", path, at, (unsigned long long)size);
+            break;
+        }
+        for (uint64_t p = 16; p + 16 <= size;) {
+            unsigned index = (unsigned)le_uint(c + p, 2);
+            uint64_t object = le_uint(c + p + 8, 8);
+            if (object > size - p - 16 && index != 0) {
+                ok = nd_error_set(err, "%s: the HDF5 global heap at byte %ld holds an object of %llu bytes in a "
+                                  "collection of %llu (the file is damaged)", path, at, (unsigned long long)object,
+                                  (unsigned long long)size);
+                break;
+            }
+            if (index == 0) break; // the free space closes the collection
+            p += 16 + (object + 7) / 8 * 8;
+        }
+    }
+    free(file);
+    return ok;
+}
 
 bool nd_h5_check_layout(const char *path, nd_error *err) {
     FILE *f = fopen(path, "rb");
@@ -57,6 +93,8 @@ bool nd_h5_check_layout(const char *path, nd_error *err) {
             }
         }
     }
+    if (ok && found && ((sb[8] <= 1 && sb[14] == 8) || (sb[8] >= 2 && sb[10] == 8)))
+        ok = check_global_heaps(f, file_size, path, err);
     fclose(f);
     return ok;
 }

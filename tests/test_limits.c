@@ -2,6 +2,7 @@
 // by the loaders that info, sample and resume use, and bad flags are refused by the nanodiff program, each
 // with a message naming the field (or flag), the value and the range; a checkpoint holding NaN is not sampled.
 //   test_limits NANODIFF
+#define _GNU_SOURCE // memmem
 #include <hdf5.h>
 #include <math.h>
 #include <stdio.h>
@@ -155,6 +156,34 @@ static void test_sample_nan_checkpoint(void) {
     unlink(bad);
 }
 
+// A global-heap object (where variable-length strings such as model_kind live) given a size past its
+// collection: libhdf5 would copy 1 TB from it; the file is refused before it is opened.
+static void test_global_heap_size(void) {
+    char good[128], bad[128];
+    snprintf(good, sizeof good, "%s/heap-good.h5", dir);
+    snprintf(bad, sizeof bad, "%s/heap-bad.h5", dir);
+    write_checkpoint(good);
+    FILE *f = fopen(good, "rb");
+    static uint8_t bytes[1 << 20];
+    size_t n = fread(bytes, 1, sizeof bytes, f);
+    fclose(f);
+    uint8_t *gcol = memmem(bytes, n, "GCOL", 4);
+    CHECK(gcol != NULL, "the checkpoint has no global heap");
+    if (!gcol) return;
+    uint8_t *first = gcol + 16, *second = first + 16 + 24; // "nanodiff-checkpoint": 19 bytes padded to 24
+    CHECK(first[0] == 1 && second[0] == 2, "unexpected heap layout");
+    second[8 + 5] = 0x01; // its size (8 bytes, little endian) gains 2^40
+    f = fopen(bad, "wb");
+    fwrite(bytes, 1, n, f);
+    fclose(f);
+    nd_ddpm_config cfg;
+    nd_error err = {{0}};
+    CHECK(!nd_checkpoint_read_config(bad, &cfg, &err) && strstr(err.msg, "global heap") && strstr(err.msg, "damaged"),
+          "a heap object past its collection: %s", err.msg);
+    unlink(good);
+    unlink(bad);
+}
+
 static void test_limit_check(void) {
     nd_error err;
     CHECK(nd_limit_check(ND_LIMIT_BATCH_SIZE, 128, "batch", &err), "128 is a batch size");
@@ -175,6 +204,7 @@ int main(int argc, char **argv) {
     }
     test_limit_check();
     test_checkpoint_attributes();
+    test_global_heap_size();
     test_flags();
     test_sample_nan_checkpoint();
     rmdir(dir);

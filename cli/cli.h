@@ -59,5 +59,11 @@ int nd_cmd_train(int argc, char **argv);
 int nd_cmd_sample(int argc, char **argv);
 int nd_cmd_info(int argc, char **argv);
 int nd_cmd_eval(int argc, char **argv);
+int nd_cmd_exercise(int argc, char **argv);
+int nd_cmd_captions(int argc, char **argv);
+int nd_cmd_train_clip(int argc, char **argv);
+int nd_cmd_clip_eval(int argc, char **argv);
+// info --ckpt of a CLIP checkpoint: its configuration, tokenizer, training state and parameter count.
+int nd_clip_info(const char *path);
 
 #endif

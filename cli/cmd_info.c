@@ -26,6 +26,7 @@ int nd_cmd_info(int argc, char **argv) {
     nd_model_config mc;
     nd_ddpm_config cfg;
     nd_error err;
+    if (ckpt && nd_clip_checkpoint_is_clip(ckpt)) return nd_clip_info(ckpt);
     if (ckpt) {
         if (!nd_checkpoint_read_config(ckpt, &cfg, &err)) {
             fprintf(stderr, "nanodiff info: %s\n", err.msg);

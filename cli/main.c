@@ -17,6 +17,10 @@ static const command commands[] = {
     {"eval", nd_cmd_eval, "sample quality: classifier accuracy per class, classifier-feature FID"},
     {"info", nd_cmd_info, "summarise a model or a checkpoint"},
     {"train-classifier", nd_cmd_train_classifier, "train an MLP classifier, print its test accuracy"},
+    {"exercise", nd_cmd_exercise, "the course's exercises: list them, check your answer to one"},
+    {"captions", nd_cmd_captions, "print the captions CLIP trains on (label and attributes measured on each image)"},
+    {"train-clip", nd_cmd_train_clip, "train a CLIP (contrastive image/text model) on captioned Fashion-MNIST"},
+    {"clip-eval", nd_cmd_clip_eval, "CLIP zero-shot accuracy, or an image x prompt similarity table"},
 };
 
 static void usage(FILE *out) {

@@ -165,5 +165,6 @@ bool nd_atomic_write(const char *path, const void *data, size_t size, nd_error *
 // Removes path's temporary files left by writers that were killed ("<path>.tmp.<pid>..." whose process is
 // gone); returns how many.
 int nd_atomic_clean_stale(const char *path);
+#include "text.h" // captions and the BPE tokenizer
 
 #endif

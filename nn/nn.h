@@ -241,4 +241,6 @@ nd_tensor *nd_model_forward(nd_ctx *ctx, const nd_model *m, nd_tensor *x, nd_ten
 // Prints each block's output shape and parameter count for a batch of one, then the total.
 void nd_model_summary(nd_ctx *ctx, const nd_model *m, FILE *out);
 
+#include "clip.h" // the CLIP model (needs the layers above)
+
 #endif

@@ -140,4 +140,6 @@ typedef struct nd_classifier_result {
 // Trains on the train split and measures accuracy on the test split; false with err set for bad data.
 bool nd_classifier_train(const nd_classifier_config *cfg, nd_classifier_result *result, nd_error *err);
 
+#include "clip_train.h" // CLIP training, checkpoints, zero-shot
+
 #endif

@@ -1,0 +1,73 @@
+// The exercises' shared declarations: every function a student fills in, as its checker calls it.
+// A blank is written FIXME; it compiles (as 0) so the checker can say what is missing.
+#ifndef ND_EXERCISE_H
+#define ND_EXERCISE_H
+
+#include "autograd.h"
+#include "data.h"
+#include "nn.h"
+#include "sample.h"
+
+#define FIXME 0
+
+// 02: notebook 02's DownBlock: Conv2d(in, out, 3, 1, 1) -> BatchNorm2d -> ReLU -> Conv2d(out, out, 3, 1, 1)
+// -> BatchNorm2d -> ReLU -> MaxPool2d(2).
+typedef struct ex_v1_down_block {
+    nd_conv2d_layer conv1, conv2;
+    nd_batch_norm2d_layer bn1, bn2;
+} ex_v1_down_block;
+void ex_v1_down_block_init(ex_v1_down_block *b, nd_params *params, nd_params *buffers, int in_chs, int out_chs);
+nd_tensor *ex_v1_down_block_forward(nd_ctx *ctx, const ex_v1_down_block *b, nd_tensor *x);
+
+// 02: notebook 02's UpBlock: cat(x, skip) -> ConvTranspose2d(2 in, out, 3, 2, 1, 1) -> BatchNorm2d -> ReLU ->
+// Conv2d(out, out, 3, 1, 1) -> BatchNorm2d -> ReLU.
+typedef struct ex_v1_up_block {
+    nd_conv_transpose2d_layer up;
+    nd_conv2d_layer conv;
+    nd_batch_norm2d_layer bn1, bn2;
+} ex_v1_up_block;
+void ex_v1_up_block_init(ex_v1_up_block *b, nd_params *params, nd_params *buffers, int in_chs, int out_chs);
+nd_tensor *ex_v1_up_block_forward(nd_ctx *ctx, const ex_v1_up_block *b, nd_tensor *x, nd_tensor *skip);
+
+// 02: registers every layer of notebook 02's U-Net (names and shapes as the library's dli-unet-v1, t_dim 1).
+void ex_v1_unet_init(nd_params *params, nd_params *buffers, int img_chs, int img_size, const int down_chs[3]);
+
+// 02: q(x_t | x_0) for a batch, one timestep per image.
+nd_tensor *ex_q(nd_ctx *ctx, const nd_schedule *s, nd_tensor *x0, nd_tensor *noise, const int *t);
+
+// 03: the blocks of the final U-Net (their structs are the library's, nn.h).
+nd_tensor *ex_gelu_conv_forward(nd_ctx *ctx, const nd_gelu_conv_block *b, nd_tensor *x);
+nd_tensor *ex_rearrange(nd_ctx *ctx, nd_tensor *x); // b c (h 2) (w 2) -> b (c 2 2) h w
+nd_tensor *ex_residual_forward(nd_ctx *ctx, const nd_residual_conv_block *b, nd_tensor *x);
+nd_tensor *ex_sinusoidal_embed(nd_ctx *ctx, nd_tensor *t, int dim);
+void ex_embed_block_init(nd_embed_block *b, nd_params *params, const char *name, int in_dim, int emb_dim);
+nd_tensor *ex_embed_block_forward(nd_ctx *ctx, const nd_embed_block *b, nd_tensor *x);
+nd_tensor *ex_up_block_forward(nd_ctx *ctx, const nd_up_block *b, nd_tensor *x, nd_tensor *skip);
+int ex_group_size_base(void);
+
+// 04: label dropout and the guided noise prediction.
+nd_tensor *ex_context_mask(nd_ctx *ctx, const int32_t *labels, int n, int classes, float drop_prob);
+nd_tensor *ex_guided_eps(nd_ctx *ctx, const nd_model *model, nd_tensor *x_t, nd_tensor *t, nd_tensor *c, float w);
+
+// 06: the assessment's blanks.
+typedef struct ex_ddpm {
+    int T;
+    float *beta, *a, *a_bar, *sqrt_a_bar, *sqrt_one_minus_a_bar, *sqrt_a_inv, *pred_noise_coeff; // (T,) each
+} ex_ddpm;
+void ex_ddpm_init(ex_ddpm *d, int T, const float *beta); // fills every array from beta
+nd_tensor *ex_ddpm_q(nd_ctx *ctx, const ex_ddpm *d, nd_tensor *x_0, nd_tensor *noise, int t);
+nd_tensor *ex_ddpm_reverse_q(nd_ctx *ctx, const ex_ddpm *d, nd_tensor *x_t, int t, nd_tensor *e_t, nd_tensor *z);
+extern const char *const ex_block_names[7];
+extern const float ex_c_drop_prob;
+nd_tensor *ex_get_context_mask(nd_ctx *ctx, nd_tensor *c_one_hot, float drop_prob);
+const int32_t *ex_batch_labels(const nd_batch *batch);
+nd_tensor *ex_get_loss(nd_ctx *ctx, const nd_model *model, const nd_schedule *s, nd_tensor *x_0, const int *t_host,
+                       nd_tensor *t, nd_tensor *noise, nd_tensor *context);
+nd_tensor *ex_cfg_eps(nd_ctx *ctx, nd_tensor *e_t_keep_c, nd_tensor *e_t_drop_c, float w);
+extern const float ex_w;
+
+// P3: the timesteps each sampler visits, in order; returns how many.
+int ex_ddpm_timesteps(int T, int *ts);
+int ex_ddim_timesteps(int T, int steps, int *ts);
+
+#endif

@@ -111,7 +111,7 @@ int nd_cmd_train_clip(int argc, char **argv) {
     }
     printf("trained %lld steps in %.1f s (%.0f images/s), last-epoch loss %.4f; checkpoint %s/clip.h5\n",
            (long long)result.steps, result.seconds, result.images_per_second, result.last_loss, out);
-    return result.interrupted ? 130 : 0;
+    return result.interrupted ? 128 + result.signal : 0; // 130 for Ctrl-C, 143 for SIGTERM
 }
 
 // Splits "p1;p2;p3" in place into at most max prompts; returns the count.

@@ -30,5 +30,5 @@ cmake --build build-asan -j"$jobs"
 
 cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DNANODIFF_CUDA=OFF -DNANODIFF_FUZZ=ON \
       -DNANODIFF_FUZZ_SECONDS="${NANODIFF_FUZZ_SECONDS:-5}" >/dev/null
-cmake --build build-fuzz -j"$jobs" --target fuzz_idx fuzz_hdf5 fuzz_checkpoint fuzz_flags
+cmake --build build-fuzz -j"$jobs" --target fuzz_idx fuzz_hdf5 fuzz_checkpoint fuzz_flags fuzz_tokenizer
 (cd build-fuzz && ctest -j"$jobs" --output-on-failure -L fuzz)

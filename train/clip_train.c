@@ -3,7 +3,6 @@
 // each batch's pairs is minimised by AdamW with a warm-up and cosine decay. Zero-shot evaluation at the end.
 #include <errno.h>
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,11 +24,6 @@ nd_clip_train_config nd_clip_train_defaults(void) {
     return c;
 }
 
-static volatile sig_atomic_t stop_requested;
-static void on_sigint(int sig) {
-    (void)sig;
-    stop_requested = 1;
-}
 
 static bool make_dir(const char *dir, nd_error *err) {
     if (mkdir(dir, 0777) != 0 && errno != EEXIST)
@@ -144,8 +138,7 @@ bool nd_clip_train(const nd_clip_train_config *config, const char *out_dir, bool
     char caption[ND_CAPTION_MAX];
     nd_progress bar;
     nd_progress_init(&bar, "clip", total, r->state.step);
-    stop_requested = 0;
-    void (*previous_handler)(int) = signal(SIGINT, on_sigint);
+    nd_stop_signals_install();
     double start = nd_seconds(), loss_sum = 0.0;
     int64_t loss_count = 0, first_step = r->state.step, order_epoch = -1;
     *result = (nd_clip_train_result){0};
@@ -181,14 +174,15 @@ bool nd_clip_train(const nd_clip_train_config *config, const char *out_dir, bool
         if (progress) nd_progress_update(&bar, r->state.step - 1, epoch, r->cfg.epochs, value, b);
         bool epoch_end = r->state.step % per_epoch == 0;
         bool periodic = r->cfg.checkpoint_every > 0 && r->state.step % r->cfg.checkpoint_every == 0;
-        if (epoch_end || periodic || stop_requested || r->state.step == total) ok = save(r, err);
-        if (stop_requested) {
+        if (epoch_end || periodic || nd_stop_requested() || r->state.step == total) ok = save(r, err);
+        if (nd_stop_requested()) {
             result->interrupted = true;
+            result->signal = nd_stop_requested();
             if (progress) fprintf(stderr, "\nstopped at step %lld; continue with --resume\n", (long long)r->state.step);
             break;
         }
     }
-    signal(SIGINT, previous_handler);
+    nd_stop_signals_restore();
     if (ok) {
         result->steps = r->state.step;
         result->last_loss = loss_count ? loss_sum / (double)loss_count : NAN;

@@ -54,6 +54,22 @@ static bool check_global_heaps(FILE *f, long file_size, const char *path, nd_err
     return ok;
 }
 
+// The root group's symbol-table entry (superblock versions 0 and 1) caches the address of its name heap; a
+// heap that is not there made libhdf5 1.10 read its size from whatever bytes are there and copy into a
+// buffer it failed to allocate. The heap must start with "HEAP" and its data segment lie inside the file.
+static bool root_heap_ok(FILE *f, const uint8_t *sb, const uint8_t *entry, int offsets, uint64_t base,
+                         long file_size) {
+    if (offsets != 8 || entry + 40 > sb + 96) return true; // only the common 8-byte layout is checked
+    uint32_t cache_type = (uint32_t)le_uint(entry + 16, 4);
+    if (cache_type != 1) return true; // no cached symbol-table addresses
+    uint64_t heap = base + le_uint(entry + 32, 8);
+    uint8_t h[32];
+    if (heap > (uint64_t)file_size - sizeof h || fseek(f, (long)heap, SEEK_SET) != 0 || fread(h, 1, sizeof h, f) != sizeof h)
+        return false;
+    uint64_t data_size = le_uint(h + 8, 8), data_at = base + le_uint(h + 24, 8);
+    return memcmp(h, "HEAP", 4) == 0 && data_at <= (uint64_t)file_size && data_size <= (uint64_t)file_size - data_at;
+}
+
 bool nd_h5_check_layout(const char *path, nd_error *err) {
     FILE *f = fopen(path, "rb");
     if (!f) return nd_error_set(err, "%s: cannot open: %s", path, strerror(errno));
@@ -82,6 +98,9 @@ bool nd_h5_check_layout(const char *path, nd_error *err) {
                 ok = nd_error_set(err, "%s: the HDF5 superblock puts the end of the data at byte %llu, the file "
                                   "holds %ld (the file is truncated or damaged)",
                                   path, (unsigned long long)(base + eof), file_size);
+            else if (!root_heap_ok(f, sb, a + 4 * offsets, offsets, base, file_size))
+                ok = nd_error_set(err, "%s: the HDF5 root group's name heap is missing or runs past the end of the "
+                                  "file (%ld bytes): the file is damaged", path, file_size);
             else if (!undefined_address(driver, offsets)) {
                 uint64_t block = base + driver;
                 bool header = block <= (uint64_t)file_size - 16 && fseek(f, (long)block + 4, SEEK_SET) == 0 &&

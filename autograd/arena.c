@@ -12,9 +12,7 @@ struct nd_arena_block {
     bool on_device;
 };
 
-static const nd_backend *arena_backend(const nd_arena *a) {
-    return nd_backend_for(a->device);
-}
+static const nd_backend *arena_backend(const nd_arena *a) { return nd_backend_for(a->device); }
 
 static void *host_alloc(size_t bytes) {
     void *p = NULL;
@@ -84,9 +82,7 @@ void *nd_arena_alloc_meta(nd_arena *a, size_t bytes) {
     return overflow_alloc(a, bytes, false);
 }
 
-nd_arena_mark nd_arena_get_mark(const nd_arena *a) {
-    return (nd_arena_mark){a->data_used, a->meta_used, a->overflow};
-}
+nd_arena_mark nd_arena_get_mark(const nd_arena *a) { return (nd_arena_mark){a->data_used, a->meta_used, a->overflow}; }
 
 void nd_arena_release(nd_arena *a, nd_arena_mark mark) {
     while (a->overflow && a->overflow != mark.overflow) pop_overflow(a);

@@ -3,9 +3,7 @@
 
 #include "backend.h"
 
-const nd_backend *nd_backend_for(nd_device device) {
-    return device == ND_CUDA ? nd_backend_cuda() : nd_backend_cpu();
-}
+const nd_backend *nd_backend_for(nd_device device) { return device == ND_CUDA ? nd_backend_cuda() : nd_backend_cpu(); }
 
 #ifndef ND_WITH_CUDA
 const nd_backend *nd_backend_cuda(void) { return NULL; }

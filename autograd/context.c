@@ -140,8 +140,8 @@ void nd_check_device(nd_ctx *ctx, const char *op, nd_loc loc, nd_tensor *const *
     for (int i = 0; i < n; i++) {
         if (!inputs[i]) nd_abort_at(loc, op, "input %d is NULL", i);
         if (inputs[i]->device != ctx->device)
-            nd_abort_at(loc, op, "input %d is on %s but the context runs on %s", i,
-                        nd_device_name(inputs[i]->device), nd_device_name(ctx->device));
+            nd_abort_at(loc, op, "input %d is on %s but the context runs on %s", i, nd_device_name(inputs[i]->device),
+                        nd_device_name(ctx->device));
     }
 }
 
@@ -153,8 +153,8 @@ nd_tensor *nd_op_output(nd_ctx *ctx, nd_shape shape, nd_tensor *const *inputs, i
     return out;
 }
 
-nd_node *nd_record(nd_ctx *ctx, const char *op, nd_backward_fn backward, nd_tensor *out,
-                   nd_tensor *const *inputs, int n) {
+nd_node *nd_record(nd_ctx *ctx, const char *op, nd_backward_fn backward, nd_tensor *out, nd_tensor *const *inputs,
+                   int n) {
     if (ctx->check_numerics) nd_numerics_check(ctx, op, out); // every op records its output after computing it
     double flops = 0.0;
     if (ctx->profile) {
@@ -191,8 +191,8 @@ float *nd_scratch(nd_ctx *ctx, int64_t n) { return nd_arena_alloc_data(&ctx->ste
 
 void nd_backward_at(nd_ctx *ctx, nd_tensor *loss, nd_loc loc) {
     if (loss->numel != 1) {
-        nd_abort_shapes(loc, "nd_backward", "the loss must have one element; got shape vs expected",
-                        loss->shape, nd_shape_from(NULL, 0));
+        nd_abort_shapes(loc, "nd_backward", "the loss must have one element; got shape vs expected", loss->shape,
+                        nd_shape_from(NULL, 0));
     }
     if (!loss->requires_grad)
         nd_abort_at(loc, "nd_backward", "the loss does not depend on any tensor that requires grad");

@@ -9,7 +9,6 @@
 #include "backend.h"
 #include "nd_random.h"
 
-
 #define ND_SQRT1_2 0.70710678118654752440f // 1/sqrt(2)
 #define ND_INV_SQRT_2PI 0.39894228040143267794f
 

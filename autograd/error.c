@@ -17,8 +17,10 @@ bool nd_error_set(nd_error *err, const char *fmt, ...) {
 
 // Ends the program: no caller can go on without the memory it asked for.
 static void out_of_memory(size_t bytes, const char *file, int line) {
-    fprintf(stderr, "nanodiff: out of host memory: %zu bytes were asked for at %s:%d\n  HINT: lower the batch size "
-            "or the number of samples, or free memory used by other processes\n", bytes, file, line);
+    fprintf(stderr,
+            "nanodiff: out of host memory: %zu bytes were asked for at %s:%d\n  HINT: lower the batch size "
+            "or the number of samples, or free memory used by other processes\n",
+            bytes, file, line);
     exit(EXIT_FAILURE);
 }
 

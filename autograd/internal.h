@@ -18,14 +18,13 @@ double nd_profile_take_flops(nd_ctx *ctx);
 void nd_profile_charge(nd_ctx *ctx, const char *op, int pass, const nd_tensor *out, double flops);
 
 // Appends a node for `out` (only when out->requires_grad; returns NULL otherwise).
-nd_node *nd_record(nd_ctx *ctx, const char *op, nd_backward_fn backward, nd_tensor *out,
-                   nd_tensor *const *inputs, int n);
+nd_node *nd_record(nd_ctx *ctx, const char *op, nd_backward_fn backward, nd_tensor *out, nd_tensor *const *inputs,
+                   int n);
 
 // --check-numerics: checks an op's output for NaN/inf and records the first (ctx->numerics_first).
 void nd_numerics_check(nd_ctx *ctx, const char *op, const nd_tensor *out);
 
 // Normalizes a possibly negative axis; aborts when out of range.
 int nd_axis(int axis, int ndim, const char *op, nd_loc loc);
-
 
 #endif

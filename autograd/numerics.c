@@ -45,8 +45,10 @@ bool nd_params_locate_nonfinite(const nd_params *p, const float *buffer, char *w
         for (int64_t i = 1; i < p->total; i++)
             if (fabsf(host[i]) > fabsf(host[top])) top = i;
         const nd_param *item = param_at(p, top);
-        snprintf(where, size, "every value is finite but their squares overflow float32; the largest, %g, is in "
-                 "'%s'", host[top], item ? item->name : "?");
+        snprintf(where, size,
+                 "every value is finite but their squares overflow float32; the largest, %g, is in "
+                 "'%s'",
+                 host[top], item ? item->name : "?");
     }
     free(host);
     return found;
@@ -61,9 +63,11 @@ void nd_numerics_check(nd_ctx *ctx, const char *op, const nd_tensor *out) {
     int64_t at = nd_first_nonfinite(host, out->numel);
     if (at >= 0) {
         char shape[64];
-        snprintf(ctx->numerics_first, sizeof ctx->numerics_first, "op %lld of the step, %s, output %s holds %g at "
-                 "flat index %lld", (long long)ctx->numerics_ops, op, nd_shape_str(out->shape, shape, sizeof shape),
-                 host[at], (long long)at);
+        snprintf(ctx->numerics_first, sizeof ctx->numerics_first,
+                 "op %lld of the step, %s, output %s holds %g at "
+                 "flat index %lld",
+                 (long long)ctx->numerics_ops, op, nd_shape_str(out->shape, shape, sizeof shape), host[at],
+                 (long long)at);
     }
     free(host);
 }

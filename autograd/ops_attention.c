@@ -59,7 +59,7 @@ nd_tensor *nd_attention_at(nd_ctx *ctx, nd_tensor *q, nd_tensor *k, nd_tensor *v
     if (dim == 0 || lk == 0) nd_abort_shapes(loc, op, "D and Lk must be positive", q->shape, k->shape);
     // Scaling q rather than the scores touches Lq*D values instead of Lq*Lk.
     nd_tensor *q_scaled = nd_unary_at(ctx, ND_UNARY_AFFINE, q, 1.0f / sqrtf((float)dim), 0.0f, loc); // (..., Lq, D)
-    nd_tensor *scores = nd_matmul_at(ctx, q_scaled, k, false, true, loc);                           // (..., Lq, Lk)
+    nd_tensor *scores = nd_matmul_at(ctx, q_scaled, k, false, true, loc);                            // (..., Lq, Lk)
     if (causal) {
         nd_tensor *mask = nd_empty(ctx, ND_SHAPE(lq, lk)); // (Lq, Lk), 1 above the diagonal
         ctx->be->causal_mask(mask->data, lq, lk);

@@ -40,8 +40,7 @@ static void swap_batch_channels(nd_ctx *ctx, float *dst, const float *src, int64
 }
 
 // y (N, C, L) += bias (C) on every position
-static void add_channel_bias(nd_ctx *ctx, float *y, const float *bias, int64_t n, int64_t channels,
-                             int64_t positions) {
+static void add_channel_bias(nd_ctx *ctx, float *y, const float *bias, int64_t n, int64_t channels, int64_t positions) {
     nd_reduce_plan plan = {.ndim = 3, .src_shape = {1, channels, 1}, .dst_shape = {n, channels, positions}};
     ctx->be->broadcast_accumulate(y, bias, &plan, 1.0f);
 }
@@ -57,8 +56,8 @@ static float *ones_scratch(nd_ctx *ctx, int64_t n) {
 // dbias (C) += dy (N, C, L) summed over images and positions; ones holds at least L ones.
 static void channel_bias_backward(nd_ctx *ctx, float *dbias, const float *dy, int64_t n, int64_t channels,
                                   int64_t positions, const float *ones) {
-    ctx->be->gemm(false, false, channels, 1, positions, 1.0f, dy, positions, channels * positions, ones, 1, 0,
-                  1.0f, dbias, 1, 0, n);
+    ctx->be->gemm(false, false, channels, 1, positions, 1.0f, dy, positions, channels * positions, ones, 1, 0, 1.0f,
+                  dbias, 1, 0, n);
 }
 
 static void check_common(nd_loc loc, const char *op, nd_tensor *x, nd_tensor *weight, int stride, int padding) {
@@ -78,8 +77,13 @@ static void check_bias(nd_loc loc, const char *op, nd_tensor *bias, int64_t chan
 
 // The windows of a conv2d over its input x (N, C, H, W) for weight (O, C, kh, kw).
 static nd_conv_geom conv2d_geom(nd_shape x, nd_shape w, int64_t stride, int64_t padding) {
-    nd_conv_geom g = {.channels = x.d[1], .height = x.d[2], .width = x.d[3], .kernel_h = w.d[2],
-                      .kernel_w = w.d[3], .stride = stride, .padding = padding};
+    nd_conv_geom g = {.channels = x.d[1],
+                      .height = x.d[2],
+                      .width = x.d[3],
+                      .kernel_h = w.d[2],
+                      .kernel_w = w.d[3],
+                      .stride = stride,
+                      .padding = padding};
     g.out_h = (g.height + 2 * padding - g.kernel_h) / stride + 1;
     g.out_w = (g.width + 2 * padding - g.kernel_w) / stride + 1;
     return g;
@@ -95,11 +99,11 @@ static void conv2d_pointwise_backward(nd_ctx *ctx, nd_tensor *x, nd_tensor *w, c
                                       int64_t positions) {
     int64_t out_c = w->shape.d[0], in_c = w->shape.d[1];
     if (w->grad) // dW (O, C) += dy_b (O, L) x_b^T (L, C), summed over images
-        ctx->be->gemm(false, true, out_c, in_c, positions, 1.0f, dy, positions, out_c * positions, x->data,
-                      positions, in_c * positions, 1.0f, w->grad, in_c, 0, n);
+        ctx->be->gemm(false, true, out_c, in_c, positions, 1.0f, dy, positions, out_c * positions, x->data, positions,
+                      in_c * positions, 1.0f, w->grad, in_c, 0, n);
     if (x->grad) // dx_b (C, L) += W^T (C, O) dy_b (O, L)
-        ctx->be->gemm(true, false, in_c, positions, out_c, 1.0f, w->data, in_c, 0, dy, positions,
-                      out_c * positions, 1.0f, x->grad, positions, in_c * positions, n);
+        ctx->be->gemm(true, false, in_c, positions, out_c, 1.0f, w->data, in_c, 0, dy, positions, out_c * positions,
+                      1.0f, x->grad, positions, in_c * positions, n);
 }
 
 static void conv2d_backward(nd_ctx *ctx, nd_node *node) {
@@ -120,7 +124,7 @@ static void conv2d_backward(nd_ctx *ctx, nd_node *node) {
         return;
     }
     int64_t chunk = chunk_images(ctx, rows * positions, n);
-    float *col = nd_scratch(ctx, rows * chunk * positions); // (C*kh*kw, B*L), then its gradient
+    float *col = nd_scratch(ctx, rows * chunk * positions);  // (C*kh*kw, B*L), then its gradient
     float *dyt = nd_scratch(ctx, out_c * chunk * positions); // (O, B*L)
     float *ones = dbias ? ones_scratch(ctx, chunk * positions) : NULL;
     for (int64_t n0 = 0; n0 < n; n0 += chunk) {
@@ -129,12 +133,10 @@ static void conv2d_backward(nd_ctx *ctx, nd_node *node) {
         if (dbias) channel_bias_backward(ctx, dbias, dyt, 1, out_c, cols, ones);
         if (w->grad) { // dW (O, C*kh*kw) += dy (O, B*L) col^T
             ctx->be->im2col(col, x->data + n0 * image, &g, b);
-            ctx->be->gemm(false, true, out_c, rows, cols, 1.0f, dyt, cols, 0, col, cols, 0, 1.0f, w->grad, rows,
-                          0, 1);
+            ctx->be->gemm(false, true, out_c, rows, cols, 1.0f, dyt, cols, 0, col, cols, 0, 1.0f, w->grad, rows, 0, 1);
         }
         if (x->grad) { // dcol (C*kh*kw, B*L) = W^T dy, scattered back onto the pixels it was read from
-            ctx->be->gemm(true, false, rows, cols, out_c, 1.0f, w->data, rows, 0, dyt, cols, 0, 0.0f, col, cols,
-                          0, 1);
+            ctx->be->gemm(true, false, rows, cols, out_c, 1.0f, w->data, rows, 0, dyt, cols, 0, 0.0f, col, cols, 0, 1);
             ctx->be->col2im(x->grad + n0 * image, col, &g, b);
         }
     }
@@ -148,8 +150,8 @@ static void conv2d_gemm(nd_ctx *ctx, nd_tensor *y, nd_tensor *x, nd_tensor *weig
     int64_t n = x->shape.d[0], out_c = weight->shape.d[0], positions = g->out_h * g->out_w;
     int64_t rows = g->channels * g->kernel_h * g->kernel_w, image = g->channels * g->height * g->width;
     if (is_pointwise(g)) { // y_b (O, L) = W (O, C) x_b (C, L)
-        ctx->be->gemm(false, false, out_c, positions, rows, 1.0f, weight->data, rows, 0, x->data, positions,
-                      image, 0.0f, y->data, positions, out_c * positions, n);
+        ctx->be->gemm(false, false, out_c, positions, rows, 1.0f, weight->data, rows, 0, x->data, positions, image,
+                      0.0f, y->data, positions, out_c * positions, n);
         if (bias) add_channel_bias(ctx, y->data, bias->data, n, out_c, positions);
         return;
     }
@@ -160,8 +162,7 @@ static void conv2d_gemm(nd_ctx *ctx, nd_tensor *y, nd_tensor *x, nd_tensor *weig
     for (int64_t n0 = 0; n0 < n; n0 += chunk) {
         int64_t b = n - n0 < chunk ? n - n0 : chunk, cols = b * positions;
         ctx->be->im2col(col, x->data + n0 * image, g, b);
-        ctx->be->gemm(false, false, out_c, cols, rows, 1.0f, weight->data, rows, 0, col, cols, 0, 0.0f, yt, cols, 0,
-                      1);
+        ctx->be->gemm(false, false, out_c, cols, rows, 1.0f, weight->data, rows, 0, col, cols, 0, 0.0f, yt, cols, 0, 1);
         // the bias goes on while the chunk is still in cache
         float *y_chunk = y->data + n0 * out_c * positions; // (B, O, L)
         swap_batch_channels(ctx, y_chunk, yt, b, out_c, positions, true, false);
@@ -206,8 +207,13 @@ nd_tensor *nd_conv2d_at(nd_ctx *ctx, nd_tensor *x, nd_tensor *weight, nd_tensor 
 // (C_in, C_out, kh, kw): H x W positions, one per input pixel.
 static nd_conv_geom conv_transpose2d_geom(nd_shape x, nd_shape w, int64_t stride, int64_t padding,
                                           int64_t output_padding) {
-    nd_conv_geom g = {.channels = w.d[1], .kernel_h = w.d[2], .kernel_w = w.d[3], .stride = stride,
-                      .padding = padding, .out_h = x.d[2], .out_w = x.d[3]};
+    nd_conv_geom g = {.channels = w.d[1],
+                      .kernel_h = w.d[2],
+                      .kernel_w = w.d[3],
+                      .stride = stride,
+                      .padding = padding,
+                      .out_h = x.d[2],
+                      .out_w = x.d[3]};
     g.height = (x.d[2] - 1) * stride - 2 * padding + g.kernel_h + output_padding;
     g.width = (x.d[3] - 1) * stride - 2 * padding + g.kernel_w + output_padding;
     return g;
@@ -218,8 +224,8 @@ static void conv_transpose2d_backward(nd_ctx *ctx, nd_node *node) {
     nd_conv_geom g = conv_transpose2d_geom(x->shape, w->shape, node->iarg[0], node->iarg[1], node->iarg[2]);
     int64_t n = x->shape.d[0], in_c = x->shape.d[1], positions = g.out_h * g.out_w;
     int64_t rows = g.channels * g.kernel_h * g.kernel_w, out_image = g.channels * g.height * g.width;
-    if (!ctx->conv_gemm && ctx->be->conv_backward(x->grad, w->grad, bias ? bias->grad : NULL, y->grad, x->data,
-                                                  w->data, &g, n, in_c, true, bias != NULL))
+    if (!ctx->conv_gemm && ctx->be->conv_backward(x->grad, w->grad, bias ? bias->grad : NULL, y->grad, x->data, w->data,
+                                                  &g, n, in_c, true, bias != NULL))
         return;
     nd_arena_mark mark = scratch_mark(ctx);
     if (bias && bias->grad)
@@ -237,12 +243,10 @@ static void conv_transpose2d_backward(nd_ctx *ctx, nd_node *node) {
         ctx->be->im2col(col, y->grad + n0 * out_image, &g, b);
         if (w->grad) { // dW (C_in, C_out*kh*kw) += x (C_in, B*L) col^T
             swap_batch_channels(ctx, xt, x->data + n0 * in_c * positions, b, in_c, positions, false, false);
-            ctx->be->gemm(false, true, in_c, rows, cols, 1.0f, xt, cols, 0, col, cols, 0, 1.0f, w->grad, rows, 0,
-                          1);
+            ctx->be->gemm(false, true, in_c, rows, cols, 1.0f, xt, cols, 0, col, cols, 0, 1.0f, w->grad, rows, 0, 1);
         }
         if (x->grad) { // dx (C_in, B*L) = W (C_in, C_out*kh*kw) col
-            ctx->be->gemm(false, false, in_c, cols, rows, 1.0f, w->data, rows, 0, col, cols, 0, 0.0f, xt, cols, 0,
-                          1);
+            ctx->be->gemm(false, false, in_c, cols, rows, 1.0f, w->data, rows, 0, col, cols, 0, 0.0f, xt, cols, 0, 1);
             swap_batch_channels(ctx, x->grad + n0 * in_c * positions, xt, b, in_c, positions, true, true);
         }
     }
@@ -257,13 +261,12 @@ static void conv_transpose2d_gemm(nd_ctx *ctx, nd_tensor *y, nd_tensor *x, nd_te
     int64_t rows = g->channels * g->kernel_h * g->kernel_w, out_image = g->channels * g->height * g->width;
     int64_t chunk = chunk_images(ctx, rows * positions, n);
     nd_arena_mark mark = scratch_mark(ctx);
-    float *xt = nd_scratch(ctx, in_c * chunk * positions); // (C_in, B*L)
+    float *xt = nd_scratch(ctx, in_c * chunk * positions);  // (C_in, B*L)
     float *col = nd_scratch(ctx, rows * chunk * positions); // (C_out*kh*kw, B*L)
     for (int64_t n0 = 0; n0 < n; n0 += chunk) {
         int64_t b = n - n0 < chunk ? n - n0 : chunk, cols = b * positions;
         swap_batch_channels(ctx, xt, x->data + n0 * in_c * positions, b, in_c, positions, false, false);
-        ctx->be->gemm(true, false, rows, cols, in_c, 1.0f, weight->data, rows, 0, xt, cols, 0, 0.0f, col, cols, 0,
-                      1);
+        ctx->be->gemm(true, false, rows, cols, in_c, 1.0f, weight->data, rows, 0, xt, cols, 0, 0.0f, col, cols, 0, 1);
         float *y_chunk = y->data + n0 * out_image; // (B, C_out, OH, OW)
         ctx->be->fill(y_chunk, 0.0f, b * out_image);
         ctx->be->col2im(y_chunk, col, g, b);
@@ -279,8 +282,7 @@ nd_tensor *nd_conv_transpose2d_at(nd_ctx *ctx, nd_tensor *x, nd_tensor *weight, 
     nd_check_device(ctx, op, loc, in, bias ? 3 : 2);
     check_common(loc, op, x, weight, stride, padding);
     if (x->shape.d[1] != weight->shape.d[0])
-        nd_abort_shapes(loc, op, "input channels differ from weight (C_in, C_out, kh, kw)", x->shape,
-                        weight->shape);
+        nd_abort_shapes(loc, op, "input channels differ from weight (C_in, C_out, kh, kw)", x->shape, weight->shape);
     if (output_padding < 0 || output_padding >= stride)
         nd_abort_at(loc, op, "output_padding %d must lie in [0, stride %d)", output_padding, stride);
     nd_conv_geom g = conv_transpose2d_geom(x->shape, weight->shape, stride, padding, output_padding);

@@ -6,8 +6,7 @@
 static void dropout_backward(nd_ctx *ctx, nd_node *node) {
     nd_tensor *x = node->in[0], *y = node->out;
     if (!x->grad) return;
-    ctx->be->dropout(x->grad, y->grad, x->numel, (uint64_t)node->iarg[0], (uint64_t)node->iarg[1], node->farg[0],
-                     true);
+    ctx->be->dropout(x->grad, y->grad, x->numel, (uint64_t)node->iarg[0], (uint64_t)node->iarg[1], node->farg[0], true);
 }
 
 // F.dropout(x, p, training): in training each element is zeroed with probability p and the kept ones are

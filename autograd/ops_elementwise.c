@@ -69,17 +69,25 @@ static nd_tensor *binary(nd_ctx *ctx, nd_binary_kind kind, nd_tensor *a, nd_tens
     return out;
 }
 
-nd_tensor *nd_add_at(nd_ctx *ctx, nd_tensor *a, nd_tensor *b, nd_loc loc) { return binary(ctx, ND_BINARY_ADD, a, b, loc); }
-nd_tensor *nd_sub_at(nd_ctx *ctx, nd_tensor *a, nd_tensor *b, nd_loc loc) { return binary(ctx, ND_BINARY_SUB, a, b, loc); }
-nd_tensor *nd_mul_at(nd_ctx *ctx, nd_tensor *a, nd_tensor *b, nd_loc loc) { return binary(ctx, ND_BINARY_MUL, a, b, loc); }
-nd_tensor *nd_div_at(nd_ctx *ctx, nd_tensor *a, nd_tensor *b, nd_loc loc) { return binary(ctx, ND_BINARY_DIV, a, b, loc); }
+nd_tensor *nd_add_at(nd_ctx *ctx, nd_tensor *a, nd_tensor *b, nd_loc loc) {
+    return binary(ctx, ND_BINARY_ADD, a, b, loc);
+}
+nd_tensor *nd_sub_at(nd_ctx *ctx, nd_tensor *a, nd_tensor *b, nd_loc loc) {
+    return binary(ctx, ND_BINARY_SUB, a, b, loc);
+}
+nd_tensor *nd_mul_at(nd_ctx *ctx, nd_tensor *a, nd_tensor *b, nd_loc loc) {
+    return binary(ctx, ND_BINARY_MUL, a, b, loc);
+}
+nd_tensor *nd_div_at(nd_ctx *ctx, nd_tensor *a, nd_tensor *b, nd_loc loc) {
+    return binary(ctx, ND_BINARY_DIV, a, b, loc);
+}
 
 // ---------------------------------------------------------------------------------------------------
 // unary
 
 static const char *unary_names[ND_UNARY_COUNT] = {
-    "nd_affine", "nd_recip", "nd_neg", "nd_exp",  "nd_log",     "nd_sqrt",
-    "nd_square", "nd_relu",  "nd_gelu", "nd_silu", "nd_sigmoid", "nd_tanh", "nd_sin", "nd_cos",
+    "nd_affine", "nd_recip", "nd_neg",  "nd_exp",     "nd_log",  "nd_sqrt", "nd_square",
+    "nd_relu",   "nd_gelu",  "nd_silu", "nd_sigmoid", "nd_tanh", "nd_sin",  "nd_cos",
 };
 
 const char *nd_unary_name(nd_unary_kind kind) { return kind < ND_UNARY_COUNT ? unary_names[kind] : "nd_unary?"; }
@@ -87,8 +95,8 @@ const char *nd_unary_name(nd_unary_kind kind) { return kind < ND_UNARY_COUNT ? u
 static void unary_backward(nd_ctx *ctx, nd_node *node) {
     nd_tensor *x = node->in[0], *y = node->out;
     if (!x->grad) return;
-    ctx->be->unary_backward(x->grad, y->grad, x->data, y->data, x->numel, (nd_unary_kind)node->iarg[0],
-                            node->farg[0], node->farg[1]);
+    ctx->be->unary_backward(x->grad, y->grad, x->data, y->data, x->numel, (nd_unary_kind)node->iarg[0], node->farg[0],
+                            node->farg[1]);
 }
 
 nd_tensor *nd_unary_at(nd_ctx *ctx, nd_unary_kind kind, nd_tensor *x, float alpha, float beta, nd_loc loc) {

@@ -26,7 +26,7 @@ typedef struct row_norm_dims {
 } row_norm_dims;
 
 static void row_norm_backward(nd_ctx *ctx, nd_node *node) {
-    nd_tensor *x = node->in[0], *y = node->out;          // (rows, len) when flattened
+    nd_tensor *x = node->in[0], *y = node->out;           // (rows, len) when flattened
     nd_tensor *weight = node->in[1], *bias = node->in[2]; // (channels,) or NULL
     int64_t rows = node->iarg[0], len = node->iarg[1], channels = node->iarg[2], inner = node->iarg[3];
     const float *mean = node->saved, *rstd = node->saved + rows; // (rows,) each
@@ -58,8 +58,8 @@ static nd_tensor *row_norm(nd_ctx *ctx, const char *op, nd_tensor *x, nd_tensor 
 }
 
 // F.group_norm: x (N, C, ...) normalized over each group of C / num_groups channels of each image.
-nd_tensor *nd_group_norm_at(nd_ctx *ctx, nd_tensor *x, int num_groups, nd_tensor *weight, nd_tensor *bias,
-                            float eps, nd_loc loc) {
+nd_tensor *nd_group_norm_at(nd_ctx *ctx, nd_tensor *x, int num_groups, nd_tensor *weight, nd_tensor *bias, float eps,
+                            nd_loc loc) {
     const char *op = "nd_group_norm";
     nd_tensor *in[3] = {x, weight, bias};
     check_devices(ctx, op, loc, in, 3);
@@ -73,8 +73,8 @@ nd_tensor *nd_group_norm_at(nd_ctx *ctx, nd_tensor *x, int num_groups, nd_tensor
     check_channel_param(weight, channels, x, op, "weight must be (C,) for input (N, C, ...)", loc);
     check_channel_param(bias, channels, x, op, "bias must be (C,) for input (N, C, ...)", loc);
     int64_t inner = x->numel / (x->shape.d[0] * channels); // (H*W...) per channel
-    row_norm_dims d = {.rows = x->shape.d[0] * num_groups, .len = channels / num_groups * inner,
-                       .channels = channels, .inner = inner};
+    row_norm_dims d = {
+        .rows = x->shape.d[0] * num_groups, .len = channels / num_groups * inner, .channels = channels, .inner = inner};
     return row_norm(ctx, op, x, weight, bias, d, eps);
 }
 
@@ -97,7 +97,7 @@ nd_tensor *nd_layer_norm_at(nd_ctx *ctx, nd_tensor *x, nd_tensor *weight, nd_ten
 // batch norm
 
 static void batch_norm_backward(nd_ctx *ctx, nd_node *node) {
-    nd_tensor *x = node->in[0], *y = node->out;          // (N, C, H, W)
+    nd_tensor *x = node->in[0], *y = node->out;           // (N, C, H, W)
     nd_tensor *weight = node->in[1], *bias = node->in[2]; // (C,) or NULL
     int64_t outer = x->shape.d[0], channels = x->shape.d[1], inner = x->shape.d[2] * x->shape.d[3];
     float *dweight = weight ? weight->grad : NULL, *dbias = bias ? bias->grad : NULL;
@@ -108,9 +108,8 @@ static void batch_norm_backward(nd_ctx *ctx, nd_node *node) {
 
 // F.batch_norm on x (N, C, H, W). Training normalizes with the batch's statistics and updates the running
 // ones in place (running_mean/var may then be NULL); eval normalizes with the running statistics.
-nd_tensor *nd_batch_norm2d_at(nd_ctx *ctx, nd_tensor *x, nd_tensor *weight, nd_tensor *bias,
-                              nd_tensor *running_mean, nd_tensor *running_var, bool training, float momentum,
-                              float eps, nd_loc loc) {
+nd_tensor *nd_batch_norm2d_at(nd_ctx *ctx, nd_tensor *x, nd_tensor *weight, nd_tensor *bias, nd_tensor *running_mean,
+                              nd_tensor *running_var, bool training, float momentum, float eps, nd_loc loc) {
     const char *op = "nd_batch_norm2d";
     nd_tensor *all[5] = {x, weight, bias, running_mean, running_var};
     check_devices(ctx, op, loc, all, 5);

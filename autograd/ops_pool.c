@@ -16,8 +16,8 @@ static void max_pool2d_backward(nd_ctx *ctx, nd_node *node) {
     nd_tensor *x = node->in[0], *y = node->out;
     if (!x->grad) return;
     int64_t planes = x->shape.d[0] * x->shape.d[1];
-    ctx->be->max_pool_backward(x->grad, y->grad, (const int32_t *)node->saved, planes,
-                               x->shape.d[2] * x->shape.d[3], y->shape.d[2] * y->shape.d[3]);
+    ctx->be->max_pool_backward(x->grad, y->grad, (const int32_t *)node->saved, planes, x->shape.d[2] * x->shape.d[3],
+                               y->shape.d[2] * y->shape.d[3]);
 }
 
 nd_tensor *nd_max_pool2d_at(nd_ctx *ctx, nd_tensor *x, int kernel, int stride, nd_loc loc) {
@@ -36,9 +36,9 @@ nd_tensor *nd_max_pool2d_at(nd_ctx *ctx, nd_tensor *x, int kernel, int stride, n
     }
     int64_t out_h = (height - kernel) / stride + 1, out_w = (width - kernel) / stride + 1;
     nd_tensor *y = nd_op_output(ctx, ND_SHAPE(x->shape.d[0], x->shape.d[1], out_h, out_w), &x, 1); // (N, C, OH, OW)
-    int32_t *argmax = nd_arena_alloc_data(&ctx->step, (size_t)y->numel * sizeof(int32_t)); // (N, C, OH, OW)
-    ctx->be->max_pool_forward(y->data, argmax, x->data, x->shape.d[0] * x->shape.d[1], height, width, kernel,
-                              stride, out_h, out_w);
+    int32_t *argmax = nd_arena_alloc_data(&ctx->step, (size_t)y->numel * sizeof(int32_t));         // (N, C, OH, OW)
+    ctx->be->max_pool_forward(y->data, argmax, x->data, x->shape.d[0] * x->shape.d[1], height, width, kernel, stride,
+                              out_h, out_w);
     nd_node *node = nd_record(ctx, op, max_pool2d_backward, y, &x, 1);
     if (node) node->saved = (float *)argmax;
     return y;
@@ -50,8 +50,8 @@ nd_tensor *nd_max_pool2d_at(nd_ctx *ctx, nd_tensor *x, int kernel, int stride, n
 static void pixel_unshuffle_backward(nd_ctx *ctx, nd_node *node) {
     nd_tensor *x = node->in[0], *y = node->out;
     if (!x->grad) return;
-    ctx->be->pixel_unshuffle_backward(x->grad, y->grad, x->shape.d[0] * x->shape.d[1], x->shape.d[2],
-                                      x->shape.d[3], node->iarg[0]);
+    ctx->be->pixel_unshuffle_backward(x->grad, y->grad, x->shape.d[0] * x->shape.d[1], x->shape.d[2], x->shape.d[3],
+                                      node->iarg[0]);
 }
 
 nd_tensor *nd_pixel_unshuffle_at(nd_ctx *ctx, nd_tensor *x, int factor, nd_loc loc) {
@@ -66,8 +66,7 @@ nd_tensor *nd_pixel_unshuffle_at(nd_ctx *ctx, nd_tensor *x, int factor, nd_loc l
     int64_t f = factor;
     nd_shape out_shape = ND_SHAPE(x->shape.d[0], x->shape.d[1] * f * f, x->shape.d[2] / f, x->shape.d[3] / f);
     nd_tensor *y = nd_op_output(ctx, out_shape, &x, 1); // (N, C*f*f, H/f, W/f)
-    ctx->be->pixel_unshuffle_forward(y->data, x->data, x->shape.d[0] * x->shape.d[1], x->shape.d[2], x->shape.d[3],
-                                     f);
+    ctx->be->pixel_unshuffle_forward(y->data, x->data, x->shape.d[0] * x->shape.d[1], x->shape.d[2], x->shape.d[3], f);
     nd_node *node = nd_record(ctx, op, pixel_unshuffle_backward, y, &x, 1);
     if (node) node->iarg[0] = f;
     return y;

@@ -11,8 +11,7 @@ static void reduce_backward(nd_ctx *ctx, nd_node *node) {
     ctx->be->broadcast_accumulate(x->grad, node->out->grad, &plan, node->farg[0]);
 }
 
-nd_tensor *nd_reduce_at(nd_ctx *ctx, nd_tensor *x, const int *axes, int n_axes, bool keepdim, bool mean,
-                        nd_loc loc) {
+nd_tensor *nd_reduce_at(nd_ctx *ctx, nd_tensor *x, const int *axes, int n_axes, bool keepdim, bool mean, nd_loc loc) {
     const char *op = mean ? "nd_mean" : "nd_sum";
     nd_check_device(ctx, op, loc, &x, 1);
     int ndim = x->shape.ndim;

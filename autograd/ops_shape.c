@@ -22,8 +22,7 @@ nd_tensor *nd_reshape_at(nd_ctx *ctx, nd_tensor *x, nd_shape shape, nd_loc loc) 
         if (known == 0 || x->numel % known) nd_abort_shapes(loc, "nd_reshape", "cannot infer -1", x->shape, shape);
         shape.d[inferred] = x->numel / known;
     }
-    if (nd_shape_numel(shape) != x->numel)
-        nd_abort_shapes(loc, "nd_reshape", "element counts differ", x->shape, shape);
+    if (nd_shape_numel(shape) != x->numel) nd_abort_shapes(loc, "nd_reshape", "element counts differ", x->shape, shape);
     nd_tensor *out = nd_arena_alloc_meta(&ctx->step, sizeof *out);
     *out = *x;
     out->shape = shape;

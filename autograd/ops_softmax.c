@@ -4,8 +4,7 @@
 static void softmax_backward(nd_ctx *ctx, nd_node *node) {
     nd_tensor *x = node->in[0], *y = node->out;
     if (!x->grad) return;
-    ctx->be->softmax_backward(x->grad, y->grad, y->data, node->iarg[0], node->iarg[1], node->iarg[2],
-                              node->iarg[3]);
+    ctx->be->softmax_backward(x->grad, y->grad, y->data, node->iarg[0], node->iarg[1], node->iarg[2], node->iarg[3]);
 }
 
 nd_tensor *nd_softmax_at(nd_ctx *ctx, nd_tensor *x, int axis, bool log, nd_loc loc) {
@@ -42,8 +41,7 @@ nd_tensor *nd_cross_entropy_at(nd_ctx *ctx, nd_tensor *logits, nd_tensor *labels
     nd_tensor *in[2] = {logits, labels};
     nd_check_device(ctx, "nd_cross_entropy", loc, in, 2);
     if (logits->shape.ndim != 2 || labels->shape.ndim != 1 || labels->shape.d[0] != logits->shape.d[0])
-        nd_abort_shapes(loc, "nd_cross_entropy", "expected logits (N, C) and labels (N)", logits->shape,
-                        labels->shape);
+        nd_abort_shapes(loc, "nd_cross_entropy", "expected logits (N, C) and labels (N)", logits->shape, labels->shape);
     int64_t rows = logits->shape.d[0], classes = logits->shape.d[1];
     if (labels->requires_grad && ctx->grad_enabled)
         nd_abort_at(loc, "nd_cross_entropy", "labels are class indices and cannot require grad");
@@ -51,11 +49,11 @@ nd_tensor *nd_cross_entropy_at(nd_ctx *ctx, nd_tensor *logits, nd_tensor *labels
         for (int64_t r = 0; r < rows; r++) {
             float label = labels->data[r];
             if (!(label >= 0.0f && label < (float)classes) || label != (float)(int64_t)label)
-                nd_abort_at(loc, "nd_cross_entropy", "label %g of row %lld is not a class index in [0, %lld)",
-                            label, (long long)r, (long long)classes);
+                nd_abort_at(loc, "nd_cross_entropy", "label %g of row %lld is not a class index in [0, %lld)", label,
+                            (long long)r, (long long)classes);
         }
-    float *logp = nd_scratch(ctx, logits->numel);      // (N, C)
-    float *row_loss = nd_scratch(ctx, rows);           // (N,)
+    float *logp = nd_scratch(ctx, logits->numel); // (N, C)
+    float *row_loss = nd_scratch(ctx, rows);      // (N,)
     ctx->be->softmax_forward(logp, logits->data, rows, classes, 1, true);
     ctx->be->nll_forward(row_loss, logp, labels->data, rows, classes);
     nd_tensor *loss = nd_op_output(ctx, nd_shape_from(NULL, 0), in, 1);
@@ -107,8 +105,8 @@ nd_tensor *nd_embedding_at(nd_ctx *ctx, nd_tensor *weight, nd_tensor *indices, n
     nd_tensor *in[2] = {weight, indices};
     nd_check_device(ctx, "nd_embedding", loc, in, 2);
     if (weight->shape.ndim != 2 || indices->shape.ndim + 1 > ND_MAX_DIMS)
-        nd_abort_shapes(loc, "nd_embedding", "expected weight (V, D) and indices of at most 5 dims",
-                        weight->shape, indices->shape);
+        nd_abort_shapes(loc, "nd_embedding", "expected weight (V, D) and indices of at most 5 dims", weight->shape,
+                        indices->shape);
     int64_t vocab = weight->shape.d[0], dim = weight->shape.d[1];
     if (indices->requires_grad && ctx->grad_enabled)
         nd_abort_at(loc, "nd_embedding", "indices are row numbers and cannot require grad");
@@ -116,8 +114,8 @@ nd_tensor *nd_embedding_at(nd_ctx *ctx, nd_tensor *weight, nd_tensor *indices, n
         for (int64_t i = 0; i < indices->numel; i++) {
             float v = indices->data[i];
             if (!(v >= 0.0f && v < (float)vocab) || v != (float)(int64_t)v)
-                nd_abort_at(loc, "nd_embedding", "index %g at position %lld is not a row of the (%lld, %lld) table",
-                            v, (long long)i, (long long)vocab, (long long)dim);
+                nd_abort_at(loc, "nd_embedding", "index %g at position %lld is not a row of the (%lld, %lld) table", v,
+                            (long long)i, (long long)vocab, (long long)dim);
         }
     nd_shape shape = indices->shape;
     shape.d[shape.ndim++] = dim;

@@ -20,8 +20,9 @@ void nd_prefetch_init(nd_prefetch *p, nd_ctx *ctx, size_t capacity_bytes) {
 
 void nd_prefetch_put(nd_prefetch *p, const float *src, size_t bytes) {
     if (bytes > p->capacity || p->puts - p->takes >= 2) {
-        fprintf(stderr, "nanodiff: nd_prefetch_put: %zu bytes into lanes of %zu with %lld batches waiting (at most 2)\n",
-                bytes, p->capacity, (long long)(p->puts - p->takes));
+        fprintf(stderr,
+                "nanodiff: nd_prefetch_put: %zu bytes into lanes of %zu with %lld batches waiting (at most 2)\n", bytes,
+                p->capacity, (long long)(p->puts - p->takes));
         abort();
     }
     int lane = (int)(p->puts % 2);

@@ -19,7 +19,7 @@ typedef struct profile_row {
 struct nd_profile {
     profile_row rows[ND_PROFILE_MAX_OPS];
     int n_rows;
-    double mark;         // when the last charged interval ended
+    double mark;          // when the last charged interval ended
     double pending_flops; // the work of the op about to record itself
 };
 

@@ -108,8 +108,10 @@ int main(int argc, char **argv) {
         } else if (strcmp(argv[i], "--python") == 0 && i + 1 < argc) {
             python = argv[++i];
         } else {
-            fprintf(stderr, "bench_conv: unknown argument \"%s\"\n"
-                            "usage: bench_conv [--chunk-mib N] [--no-torch] [--python PATH]\n", argv[i]);
+            fprintf(stderr,
+                    "bench_conv: unknown argument \"%s\"\n"
+                    "usage: bench_conv [--chunk-mib N] [--no-torch] [--python PATH]\n",
+                    argv[i]);
             return 1;
         }
     }
@@ -117,22 +119,27 @@ int main(int argc, char **argv) {
     for (int i = 0; i < N_CASES; i++) ours[i] = bench_nanodiff(&cases[i], chunk_bytes);
     int threads = omp_get_max_threads();
     if (torch && !bench_torch(python, threads, theirs)) {
-        fprintf(stderr, "bench_conv: %s bench_conv.py did not run (is python3-torch installed?); "
-                        "showing nanodiff alone\n", python);
+        fprintf(stderr,
+                "bench_conv: %s bench_conv.py did not run (is python3-torch installed?); "
+                "showing nanodiff alone\n",
+                python);
         torch = false;
     }
-    printf("conv2d 3x3 stride 1 pad 1, batch 128, best of %d, ms per iteration (%d CPU threads)\n", REPEATS,
-           threads);
+    printf("conv2d 3x3 stride 1 pad 1, batch 128, best of %d, ms per iteration (%d CPU threads)\n", REPEATS, threads);
     printf("%-16s %10s %10s %8s %12s %12s %8s\n", "case", "fwd", "torch", "ratio", "fwd+bwd", "torch", "ratio");
     for (int i = 0; i < N_CASES; i++) {
         const bench_case *c = &cases[i];
         double gflop = 2.0 * c->batch * c->channels * c->channels * 9 * c->size * c->size * 1e-9;
         printf("%-16s %10.2f", c->name, ours[i].fwd_ms);
-        if (torch) printf(" %10.2f %8.2f", theirs[i].fwd_ms, theirs[i].fwd_ms / ours[i].fwd_ms);
-        else printf(" %10s %8s", "-", "-");
+        if (torch)
+            printf(" %10.2f %8.2f", theirs[i].fwd_ms, theirs[i].fwd_ms / ours[i].fwd_ms);
+        else
+            printf(" %10s %8s", "-", "-");
         printf(" %12.2f", ours[i].fwd_bwd_ms);
-        if (torch) printf(" %12.2f %8.2f", theirs[i].fwd_bwd_ms, theirs[i].fwd_bwd_ms / ours[i].fwd_bwd_ms);
-        else printf(" %12s %8s", "-", "-");
+        if (torch)
+            printf(" %12.2f %8.2f", theirs[i].fwd_bwd_ms, theirs[i].fwd_bwd_ms / ours[i].fwd_bwd_ms);
+        else
+            printf(" %12s %8s", "-", "-");
         printf("   (%.0f / %.0f GFLOP/s)\n", gflop / ours[i].fwd_ms * 1e3, 3 * gflop / ours[i].fwd_bwd_ms * 1e3);
     }
     printf("ratio = torch time / nanodiff time (above 1: nanodiff is faster)\n");

@@ -58,12 +58,14 @@ static timing time_train_step(nd_device device, const bench_case *c, int repeats
     nd_schedule sched;
     nd_schedule_linear(&sched, 150, 1e-4, 0.02);
     int b = c->batch;
-    float *x_host = malloc((size_t)b * c->size * c->size * sizeof(float)), *onehot = calloc((size_t)b * 10, sizeof(float));
+    float *x_host = malloc((size_t)b * c->size * c->size * sizeof(float)),
+          *onehot = calloc((size_t)b * 10, sizeof(float));
     float *t_host = malloc((size_t)b * sizeof(float));
     int *t_int = malloc((size_t)b * sizeof(int));
     for (int i = 0; i < b * c->size * c->size; i++) x_host[i] = (float)((i * 7919) % 255) / 127.5f - 1.0f;
     for (int i = 0; i < b; i++) t_int[i] = (i * 37) % 150, t_host[i] = (float)t_int[i], onehot[i * 10 + i % 10] = 1.0f;
-    double *times = malloc((size_t)(repeats + 2) * sizeof(double)), *cpu = malloc((size_t)(repeats + 2) * sizeof(double));
+    double *times = malloc((size_t)(repeats + 2) * sizeof(double)),
+           *cpu = malloc((size_t)(repeats + 2) * sizeof(double));
     for (int r = 0; r < repeats + 2; r++) {
         double start = nd_seconds(), cpu_start = cpu_seconds();
         nd_tensor *x0 = nd_from_host(&ctx, ND_SHAPE(b, 1, c->size, c->size), x_host);
@@ -136,12 +138,18 @@ int main(int argc, char **argv) {
     bool torch = true, sampling = true;
     const char *python = "/usr/bin/python3";
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--device") == 0 && i + 1 < argc) device = strcmp(argv[++i], "cuda") == 0 ? ND_CUDA : ND_CPU;
-        else if (strcmp(argv[i], "--repeats") == 0 && i + 1 < argc) repeats = atoi(argv[++i]);
-        else if (strcmp(argv[i], "--sample-steps") == 0 && i + 1 < argc) sample_steps = atoi(argv[++i]);
-        else if (strcmp(argv[i], "--no-torch") == 0) torch = false;
-        else if (strcmp(argv[i], "--no-sampling") == 0) sampling = false;
-        else if (strcmp(argv[i], "--python") == 0 && i + 1 < argc) python = argv[++i];
+        if (strcmp(argv[i], "--device") == 0 && i + 1 < argc)
+            device = strcmp(argv[++i], "cuda") == 0 ? ND_CUDA : ND_CPU;
+        else if (strcmp(argv[i], "--repeats") == 0 && i + 1 < argc)
+            repeats = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--sample-steps") == 0 && i + 1 < argc)
+            sample_steps = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--no-torch") == 0)
+            torch = false;
+        else if (strcmp(argv[i], "--no-sampling") == 0)
+            sampling = false;
+        else if (strcmp(argv[i], "--python") == 0 && i + 1 < argc)
+            python = argv[++i];
         else {
             fprintf(stderr, "usage: bench_train_step [--device cpu|cuda] [--repeats N] [--no-torch] [--no-sampling] "
                             "[--sample-steps N] [--python PATH]\n");
@@ -160,7 +168,8 @@ int main(int argc, char **argv) {
     size_t peak;
     for (int k = 0; k < 3; k++) {
         if (k == 2 && !sampling) break;
-        ours[k] = k < 2 ? time_train_step(device, &cases[k], repeats, &peak) : time_sampling(device, sample_steps, &peak);
+        ours[k] = k < 2 ? time_train_step(device, &cases[k], repeats, &peak)
+                        : time_sampling(device, sample_steps, &peak);
         printf("nanodiff %-24s %9.1f ms  (cpu %9.1f ms)  rss %7.1f MiB  (step arena + library buffers %.1f MiB)\n",
                names[k], 1e3 * ours[k].wall, 1e3 * ours[k].cpu, max_rss_mib(), peak / 1048576.0);
         fflush(stdout);

@@ -12,7 +12,7 @@ typedef enum { ND_FLAG_INT, ND_FLAG_FLOAT, ND_FLAG_STRING, ND_FLAG_BOOL } nd_fla
 typedef struct nd_flag {
     const char *name; // "--epochs"
     nd_flag_type type;
-    void *value;      // int64_t *, double *, const char **, bool *
+    void *value; // int64_t *, double *, const char **, bool *
     const char *help;
 } nd_flag;
 
@@ -63,11 +63,11 @@ int nd_cli_sampling_flags(nd_cli_sampling *s, nd_flag *flags);
 typedef struct nd_cli_session {
     nd_ctx ctx;
     nd_model model;
-    nd_ddpm_config cfg;  // the checkpoint's run
-    nd_schedule sched;   // the checkpoint's
-    bool ema;            // sampling from the EMA weights (--ema, or by default where the checkpoint has them)
-    nd_sample_config sc; // sampler, steps, spacing, eta, clipping, seed, guidance w and x_T's start from the
-                         // flags; prediction and clipping range from the checkpoint
+    nd_ddpm_config cfg;            // the checkpoint's run
+    nd_schedule sched;             // the checkpoint's
+    bool ema;                      // sampling from the EMA weights (--ema, or by default where the checkpoint has them)
+    nd_sample_config sc;           // sampler, steps, spacing, eta, clipping, seed, guidance w and x_T's start from the
+                                   // flags; prediction and clipping range from the checkpoint
     float *start_mean, *start_std; // owned by the session (NULL: x_T from N(0, I))
 } nd_cli_session;
 
@@ -78,8 +78,7 @@ void nd_cli_session_close(nd_cli_session *session);
 
 // train's --clip and --cond: refused for a class model; for t2i-unet --clip must name a CLIP checkpoint (unless
 // resuming, when the run's own wins) and --cond be sequence or pooled. Sets cfg->clip and cfg->text_pooled.
-bool nd_cli_t2i_train_flags(nd_model_kind kind, const char *clip, const char *cond, bool resume,
-                            nd_ddpm_config *cfg);
+bool nd_cli_t2i_train_flags(nd_model_kind kind, const char *clip, const char *cond, bool resume, nd_ddpm_config *cfg);
 
 // Whether `nanodiff sample` is asked for prompts: a prompt flag is given or --ckpt names a text-to-image
 // checkpoint; nd_cmd_sample_prompt then runs it (cmd_sample_prompt.c).

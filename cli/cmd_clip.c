@@ -55,8 +55,13 @@ int nd_cmd_captions(int argc, char **argv) {
 
 int nd_cmd_train_clip(int argc, char **argv) {
     nd_clip_train_config cfg = nd_clip_train_defaults();
-    nd_cli_training t = {.data = "fashion-mnist", .out = "runs/clip", .device = "auto", .epochs = cfg.epochs,
-                         .batch = cfg.batch_size, .lr = cfg.lr, .weight_decay = cfg.weight_decay};
+    nd_cli_training t = {.data = "fashion-mnist",
+                         .out = "runs/clip",
+                         .device = "auto",
+                         .epochs = cfg.epochs,
+                         .batch = cfg.batch_size,
+                         .lr = cfg.lr,
+                         .weight_decay = cfg.weight_decay};
     int64_t vocab = cfg.vocab_size, context = cfg.model.context_length, warmup = cfg.warmup_steps;
     int64_t width = cfg.model.text_width, layers = cfg.model.vision_layers;
     nd_flag flags[ND_CLI_TRAINING_FLAGS + 5] = {
@@ -164,7 +169,7 @@ static int similarity_table(nd_ctx *ctx, const nd_clip *clip, const nd_tokenizer
     int n = (int)(ds.n < max_images ? ds.n : max_images);
     int64_t image = (int64_t)ds.c * size * size;
     float *images = nd_xmalloc((size_t)n * image * sizeof *images); // (n, C, S, S)
-    float *sim = nd_xmalloc((size_t)n * n_prompts * sizeof *sim);     // (n, n_prompts)
+    float *sim = nd_xmalloc((size_t)n * n_prompts * sizeof *sim);   // (n, n_prompts)
     for (int i = 0; i < n; i++) nd_dataset_sample(images + i * image, &ds, i, false, false);
     nd_clip_similarity(ctx, clip, tok, images, n, (const char *const *)prompts, n_prompts, sim);
     printf("cosine similarity  ");
@@ -241,8 +246,10 @@ int nd_cmd_clip_eval(int argc, char **argv) {
         int size = clip.config.img_size;
         bool ok = nd_dataset_load(&ds, data, ND_SPLIT_TEST, &err);
         if (ok && (ds.num_classes != 10 || ds.c != 1))
-            ok = nd_error_set(&err, "%s: zero-shot needs 10 labelled classes of grey images, found %d classes of %d "
-                                    "channels", data, ds.num_classes, ds.c);
+            ok = nd_error_set(&err,
+                              "%s: zero-shot needs 10 labelled classes of grey images, found %d classes of %d "
+                              "channels",
+                              data, ds.num_classes, ds.c);
         ok = ok && (ds.h == size || nd_dataset_resize(&ds, size, size, &err));
         if (!ok) {
             fprintf(stderr, "nanodiff clip-eval: %s\n", err.msg);
@@ -291,8 +298,8 @@ int nd_clip_info(const char *path) {
         printf("%s: CLIP trained on %s, %lld steps (%d epochs of batch %d, lr %g)\n", path, cfg.data,
                (long long)state.step, cfg.epochs, cfg.batch_size, cfg.lr);
         printf("  text:  %d tokens (BPE: 256 bytes + %d merges + start/end), context %d, width %d, %d layers, "
-               "%d heads\n", m->vocab_size, tok.n_merges, m->context_length, m->text_width, m->text_layers,
-               m->text_heads);
+               "%d heads\n",
+               m->vocab_size, tok.n_merges, m->context_length, m->text_width, m->text_layers, m->text_heads);
         printf("  image: ViT %dx%dx%d in %dx%d patches, width %d, %d layers, %d heads\n", m->img_ch, m->img_size,
                m->img_size, m->patch_size, m->patch_size, m->vision_width, m->vision_layers, m->vision_heads);
         printf("  shared space %d, logit scale exp(%.4f) = %.2f; %lld parameters\n", m->embed_dim, scale, expf(scale),

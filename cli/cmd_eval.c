@@ -39,17 +39,22 @@ static void json_string(FILE *f, const char *s) {
     fputc('"', f);
     for (; *s; s++) {
         unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\') fprintf(f, "\\%c", ch);
-        else if (ch < 0x20) fprintf(f, "\\u%04x", ch);
-        else fputc(ch, f);
+        if (ch == '"' || ch == '\\')
+            fprintf(f, "\\%c", ch);
+        else if (ch < 0x20)
+            fprintf(f, "\\u%04x", ch);
+        else
+            fputc(ch, f);
     }
     fputc('"', f);
 }
 
 // A finite number, or null (JSON has no NaN).
 static void json_number(FILE *f, double v) {
-    if (isfinite(v)) fprintf(f, "%.6g", v);
-    else fputs("null", f);
+    if (isfinite(v))
+        fprintf(f, "%.6g", v);
+    else
+        fputs("null", f);
 }
 
 // The same numbers as the table, written atomically.
@@ -126,12 +131,12 @@ static void print_table(const eval_result *r) {
     const nd_evaluator *ev = r->ev;
     const nd_eval_report *rep = &r->report;
     char name[32];
-    printf("classifier: CNN on %s at %dx%d in %s%s, test accuracy %.2f%% (%s)\n", r->data, r->img_size,
-           r->img_size, r->unit_range ? "[0, 1]" : "[-1, 1]",
+    printf("classifier: CNN on %s at %dx%d in %s%s, test accuracy %.2f%% (%s)\n", r->data, r->img_size, r->img_size,
+           r->unit_range ? "[0, 1]" : "[-1, 1]",
            ev->classifier.random_flip ? ", images mirrored at random as the model's" : "", 100.0 * ev->test_accuracy,
            ev->trained ? "trained now" : "from the cache");
-    if (r->prompted) printf("prompts: \"a photo of a {class}\", guidance scale %g (the empty prompt unconditional)\n",
-                            1.0 + r->w);
+    if (r->prompted)
+        printf("prompts: \"a photo of a {class}\", guidance scale %g (the empty prompt unconditional)\n", 1.0 + r->w);
     printf("samples: %d a class, %s with %d steps%s, w = %g, from %s, seed %llu%s\n\n", r->per_class, r->sampler,
            r->steps, sampler_text(r, sampler_buf, sizeof sampler_buf), r->w, r->start, (unsigned long long)r->seed,
            r->ema ? ", EMA weights" : "");
@@ -140,8 +145,8 @@ static void print_table(const eval_result *r) {
         printf("  %-12s %8.1f%% %11.3f\n", class_name(r, k, name, sizeof name), 100.0 * nd_eval_class_accuracy(rep, k),
                nd_eval_class_confidence(rep, k));
     printf("  %-12s %8.1f%% %11.3f\n\n", "overall", 100.0 * rep->accuracy, rep->confidence);
-    printf("FD, samples vs real test images:  %8.3f  (%lld samples vs %lld test images)\n", rep->fd,
-           (long long)rep->n, (long long)ev->n_reference);
+    printf("FD, samples vs real test images:  %8.3f  (%lld samples vs %lld test images)\n", rep->fd, (long long)rep->n,
+           (long long)ev->n_reference);
     printf("FD floor, real vs real:           %8.3f  (%lld other test images vs the same %lld; ", r->floor.mean,
            (long long)r->floor.images, (long long)ev->n_reference);
     if (r->floor.draws > 1)
@@ -153,8 +158,8 @@ static void print_table(const eval_result *r) {
 
 // Draws per_class guided samples of each of classes classes, class by class, in batches of at most batch
 // images; a text-to-image model (text not NULL) is asked for the prompt "a photo of a {class}".
-static void draw_samples(nd_cli_session *s, nd_text_encoder *text, int classes, int per_class, int batch,
-                         float *images, int32_t *labels) {
+static void draw_samples(nd_cli_session *s, nd_text_encoder *text, int classes, int per_class, int batch, float *images,
+                         int32_t *labels) {
     nd_ctx *ctx = &s->ctx;
     const nd_model *model = &s->model;
     const nd_sample_config *sc = &s->sc;
@@ -203,8 +208,9 @@ static int parse_flags(int argc, char **argv, eval_options *o) {
         {"--batch", ND_FLAG_INT, &o->batch, "samples drawn at once (memory grows with it)"},
         {"--data", ND_FLAG_STRING, &o->data,
          "real images: fashion-mnist or an IDX directory (default: the checkpoint's)"},
-        {"--cache", ND_FLAG_STRING, &o->cache, "directory of the trained classifiers (default $XDG_CACHE_HOME/nanodiff "
-                                               "or ~/.cache/nanodiff)"},
+        {"--cache", ND_FLAG_STRING, &o->cache,
+         "directory of the trained classifiers (default $XDG_CACHE_HOME/nanodiff "
+         "or ~/.cache/nanodiff)"},
         {"--json", ND_FLAG_STRING, &o->json, "also write the numbers to this JSON file"},
         {"--help", ND_FLAG_BOOL, &help, "show this help"},
     };
@@ -235,18 +241,28 @@ static bool run_eval(nd_cli_session *s, const eval_options *o, nd_evaluator *ev,
                      const char *data, double start) {
     const nd_model_config *mc = &s->model.config;
     const nd_sample_config *sc = &s->sc;
-    eval_result r = {.start = sc->start_mean ? "q(x_T)'s moments" : "N(0, I)", .ckpt = o->sampling.ckpt,
-                     .data = data, .sampler = nd_sampler_name(sc->sampler),
-                     .spacing = nd_spacing_name(sc->spacing), .clip_x0 = sc->clamp_x0,
-                     .steps = nd_sample_steps(sc, mc->T), .evaluations = nd_sample_evaluations(sc, mc->T),
-                     .per_class = (int)o->n, .classes = text ? 10 : mc->c_embed_dim, .prompted = text != NULL,
-                     .w = sc->w, .eta = sc->eta,
-                     .seed = sc->seed, .ema = s->ema, .unit_range = s->cfg.unit_range,
-                     .img_size = mc->img_size, .ev = ev};
+    eval_result r = {.start = sc->start_mean ? "q(x_T)'s moments" : "N(0, I)",
+                     .ckpt = o->sampling.ckpt,
+                     .data = data,
+                     .sampler = nd_sampler_name(sc->sampler),
+                     .spacing = nd_spacing_name(sc->spacing),
+                     .clip_x0 = sc->clamp_x0,
+                     .steps = nd_sample_steps(sc, mc->T),
+                     .evaluations = nd_sample_evaluations(sc, mc->T),
+                     .per_class = (int)o->n,
+                     .classes = text ? 10 : mc->c_embed_dim,
+                     .prompted = text != NULL,
+                     .w = sc->w,
+                     .eta = sc->eta,
+                     .seed = sc->seed,
+                     .ema = s->ema,
+                     .unit_range = s->cfg.unit_range,
+                     .img_size = mc->img_size,
+                     .ev = ev};
     int total = r.classes * r.per_class;
     int64_t image = (int64_t)mc->img_ch * mc->img_size * mc->img_size;
     float *images = nd_xmalloc((size_t)total * (size_t)image * sizeof(float)); // (total, C, S, S)
-    int32_t *labels = nd_xmalloc((size_t)total * sizeof(int32_t));            // (total)
+    int32_t *labels = nd_xmalloc((size_t)total * sizeof(int32_t));             // (total)
     double sample_start = nd_seconds();
     draw_samples(s, text, r.classes, r.per_class, (int)o->batch, images, labels);
     r.sample_seconds = nd_seconds() - sample_start;
@@ -254,8 +270,10 @@ static bool run_eval(nd_cli_session *s, const eval_options *o, nd_evaluator *ev,
     bool ok = nd_eval_images(ev, &s->ctx, images, labels, total, &r.report, &err) &&
               nd_eval_floor(ev, r.per_class, &r.floor, &err);
     r.total_seconds = nd_seconds() - start;
-    if (ok) print_table(&r);
-    else fprintf(stderr, "nanodiff eval: %s\n", err.msg);
+    if (ok)
+        print_table(&r);
+    else
+        fprintf(stderr, "nanodiff eval: %s\n", err.msg);
     if (ok && o->json) ok = write_json(o->json, &r);
     free(images);
     free(labels);
@@ -273,8 +291,7 @@ int nd_cmd_eval(int argc, char **argv) {
     const nd_model_config *mc = &s.model.config;
     const char *problem = model_problem(mc);
     if (problem) {
-        fprintf(stderr, "nanodiff eval: %s: the %s model %s\n", o.sampling.ckpt, nd_model_kind_name(mc->kind),
-                problem);
+        fprintf(stderr, "nanodiff eval: %s: the %s model %s\n", o.sampling.ckpt, nd_model_kind_name(mc->kind), problem);
         nd_cli_session_close(&s);
         return 1;
     }
@@ -287,10 +304,15 @@ int nd_cmd_eval(int argc, char **argv) {
         return 1;
     }
     // a prompt names one of Fashion-MNIST's ten classes
-    nd_eval_setup setup = {.data = o.data ? o.data : s.cfg.data, .img_ch = mc->img_ch, .img_size = mc->img_size,
-                           .unit_range = s.cfg.unit_range, .random_flip = s.cfg.random_flip,
-                           .classes = text ? 10 : mc->c_embed_dim, .cache_dir = o.cache,
-                           .train = nd_eval_train_defaults(), .log = stderr};
+    nd_eval_setup setup = {.data = o.data ? o.data : s.cfg.data,
+                           .img_ch = mc->img_ch,
+                           .img_size = mc->img_size,
+                           .unit_range = s.cfg.unit_range,
+                           .random_flip = s.cfg.random_flip,
+                           .classes = text ? 10 : mc->c_embed_dim,
+                           .cache_dir = o.cache,
+                           .train = nd_eval_train_defaults(),
+                           .log = stderr};
     nd_evaluator ev;
     if (!nd_evaluator_init(&ev, &setup, &s.ctx, &err)) {
         fprintf(stderr, "nanodiff eval: %s%s\n", err.msg, o.data ? "" : " (the checkpoint's data set; see --data)");

@@ -33,11 +33,11 @@ static void draw(nd_ctx *ctx, const nd_model *model, nd_text_encoder *text, cons
         int b = total - first < batch ? total - first : batch;
         nd_arena_mark mark = nd_arena_get_mark(&ctx->pool);
         nd_tensor *context = nd_text_encoder_context(text, ctx, rows + first, b, true); // (b, S, D)
-        nd_tensor *null_context = nd_t2i_empty_context(text, ctx, b);                 // (b, S, D)
+        nd_tensor *null_context = nd_t2i_empty_context(text, ctx, b);                   // (b, S, D)
         nd_sample_config chunk_cfg = *sc;
         chunk_cfg.seed = sc->seed + ((uint64_t)chunk << 32);
-        nd_sample_images(ctx, model, sched, &chunk_cfg, b, context, null_context, images + (int64_t)first * image,
-                         NULL, NULL);
+        nd_sample_images(ctx, model, sched, &chunk_cfg, b, context, null_context, images + (int64_t)first * image, NULL,
+                         NULL);
         nd_arena_release(&ctx->pool, mark);
         fprintf(stderr, "\rsampled %d/%d", first + b, total);
         fflush(stderr);
@@ -144,8 +144,7 @@ int nd_cmd_eval_attributes(int argc, char **argv) {
     for (int k = 0; k < CLASSES; k++) {
         bool ok = ink[2 * k] < ink[2 * k + 1];
         obeyed += ok;
-        printf("  %-12s %10.3f %10.3f  %s\n", nd_caption_class_names[k], ink[2 * k], ink[2 * k + 1],
-               ok ? "yes" : "NO");
+        printf("  %-12s %10.3f %10.3f  %s\n", nd_caption_class_names[k], ink[2 * k], ink[2 * k + 1], ok ? "yes" : "NO");
     }
     printf("\n  %-12s %12s %12s\n", "shoe", "left: left", "right: right");
     int64_t left = 0, right = 0;

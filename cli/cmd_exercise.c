@@ -175,9 +175,10 @@ int nd_cmd_exercise(int argc, char **argv) {
     if (argc >= 3 && strcmp(argv[2], "list") == 0) return list_exercises();
     if ((argc == 4 || argc == 5) && strcmp(argv[2], "check") == 0)
         return check_exercise(argv[3], argc == 5 ? argv[4] : NULL);
-    fprintf(stderr, "usage: nanodiff exercise list\n"
-                    "       nanodiff exercise check NAME [FILE]   (FILE: your copy of %s/NAME.c)\n"
-                    "  builds FILE with the exercise's checker and says PASS, or what is wrong\n",
+    fprintf(stderr,
+            "usage: nanodiff exercise list\n"
+            "       nanodiff exercise check NAME [FILE]   (FILE: your copy of %s/NAME.c)\n"
+            "  builds FILE with the exercise's checker and says PASS, or what is wrong\n",
             ND_EXERCISE_DIR);
     return argc >= 3 && strcmp(argv[2], "--help") == 0 ? 0 : 1;
 }

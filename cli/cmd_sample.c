@@ -52,7 +52,7 @@ static int parse_list(const char *text, float *ws, int max) {
 }
 
 typedef struct strip_state {
-    float *frames;  // (frames, n, C, H, W)
+    float *frames; // (frames, n, C, H, W)
     int every, stored, max, n;
     int64_t image;
 } strip_state;
@@ -107,7 +107,8 @@ static int parse_flags(int argc, char **argv, sample_options *o) {
         {"--strip", ND_FLAG_STRING, &o->strip, "also write a denoising strip (10 frames a class) to this PNG"},
         {"--h5", ND_FLAG_STRING, &o->h5, "also write the raw samples (in [0, 1]) and their labels to this HDF5 file"},
         {"-o", ND_FLAG_STRING, &o->out, "output PNG"},
-        {"--profile", ND_FLAG_BOOL, &o->profile, "print where the time went, op by op (calls, ms, GFLOP/s), at the end"},
+        {"--profile", ND_FLAG_BOOL, &o->profile,
+         "print where the time went, op by op (calls, ms, GFLOP/s), at the end"},
         {"--help", ND_FLAG_BOOL, &help, "show this help"},
     };
     for (int i = 0; i < ND_COUNT(own); i++) flags[n_flags++] = own[i];
@@ -154,8 +155,8 @@ static bool make_plan(const sample_options *o, const nd_cli_session *s, sample_p
 
 // Draws every image of the plan into images (n_w * total images, w-major), the strip's frames into st when
 // asked for (the first w's).
-static void draw(nd_cli_session *s, const sample_options *o, const sample_plan *p, const int32_t *labels,
-                 float *images, strip_state *st) {
+static void draw(nd_cli_session *s, const sample_options *o, const sample_plan *p, const int32_t *labels, float *images,
+                 strip_state *st) {
     const nd_model_config *mc = &s->model.config;
     nd_tensor *context = nd_class_context(&s->ctx, labels, p->total, mc->c_embed_dim, true);
     nd_sample_config sc = s->sc;
@@ -198,8 +199,7 @@ static bool write_h5(const char *path, float *images, const int32_t *labels, con
         images[i] = v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
     }
     nd_error err;
-    if (!nd_samples_write_hdf5(path, images, n, mc->img_ch, mc->img_size, mc->img_size, sweep ? NULL : labels,
-                               &err)) {
+    if (!nd_samples_write_hdf5(path, images, n, mc->img_ch, mc->img_size, mc->img_size, sweep ? NULL : labels, &err)) {
         fprintf(stderr, "nanodiff sample: %s\n", err.msg);
         return false;
     }
@@ -227,8 +227,10 @@ int nd_cmd_sample(int argc, char **argv) {
     draw(&s, &o, &p, labels, images, &st);
     int64_t values = (int64_t)(p.total * p.n_w) * p.image, bad = nd_first_nonfinite(images, values);
     if (bad >= 0) // nothing is written: an all-NaN grid would read as black images
-        fprintf(stderr, "nanodiff sample: sample %lld holds %g: the model or the guidance weight diverged; nothing "
-                        "was written\n", (long long)(bad / p.image), images[bad]);
+        fprintf(stderr,
+                "nanodiff sample: sample %lld holds %g: the model or the guidance weight diverged; nothing "
+                "was written\n",
+                (long long)(bad / p.image), images[bad]);
     // a sweep's grid: rows = w, columns = class, as the course's sample_w
     bool ok = bad < 0 && (o.sweep ? write_grid(o.out, images, p.total * p.n_w, mc, p.total, s.cfg.unit_range)
                                   : write_grid(o.out, images, p.total, mc, p.per_class, s.cfg.unit_range));

@@ -84,11 +84,13 @@ int nd_cmd_sample_prompt(int argc, char **argv) {
         {"--prompts-file", ND_FLAG_STRING, &prompts_file, "one prompt a line: a row of the grid each"},
         {"--negative-prompt", ND_FLAG_STRING, &negative, "what the unconditional half of guidance reads (\"\": none)"},
         {"--n", ND_FLAG_INT, &n, "samples per prompt (a row each)"},
-        {"--clip", ND_FLAG_STRING, &clip, "the CLIP checkpoint (default: clip.h5 beside --ckpt, else the one "
-                                          "training named; its hash must match)"},
+        {"--clip", ND_FLAG_STRING, &clip,
+         "the CLIP checkpoint (default: clip.h5 beside --ckpt, else the one "
+         "training named; its hash must match)"},
         {"--class", ND_FLAG_STRING, &class_spec, "(class models only: a text-to-image model takes --prompt)"},
-        {"--h5", ND_FLAG_STRING, &h5, "also write the raw samples (in [0, 1]) to this HDF5 file, labelled by prompt "
-                                      "number"},
+        {"--h5", ND_FLAG_STRING, &h5,
+         "also write the raw samples (in [0, 1]) to this HDF5 file, labelled by prompt "
+         "number"},
         {"-o", ND_FLAG_STRING, &out, "output PNG"},
         {"--help", ND_FLAG_BOOL, &help, "show this help"},
     };
@@ -107,19 +109,24 @@ int nd_cmd_sample_prompt(int argc, char **argv) {
         return 1;
     }
     if (cfg.model.kind != ND_MODEL_T2I_UNET) {
-        fprintf(stderr, "nanodiff sample: --prompt, --prompts-file, --negative-prompt and --clip need a text-to-image "
-                        "checkpoint; %s holds a %s model: ask for a class with --class\n", ckpt,
-                nd_model_kind_name(cfg.model.kind));
+        fprintf(stderr,
+                "nanodiff sample: --prompt, --prompts-file, --negative-prompt and --clip need a text-to-image "
+                "checkpoint; %s holds a %s model: ask for a class with --class\n",
+                ckpt, nd_model_kind_name(cfg.model.kind));
         return 1;
     }
     if (class_spec) {
-        fprintf(stderr, "nanodiff sample: --class %s: %s is a text-to-image model; ask for a class with --prompt, e.g. "
-                        "--prompt \"a photo of a sneaker\"\n", class_spec, ckpt);
+        fprintf(stderr,
+                "nanodiff sample: --class %s: %s is a text-to-image model; ask for a class with --prompt, e.g. "
+                "--prompt \"a photo of a sneaker\"\n",
+                class_spec, ckpt);
         return 1;
     }
     if (!prompt == !prompts_file) {
-        fprintf(stderr, "nanodiff sample: %s is a text-to-image model: give --prompt TEXT or --prompts-file FILE "
-                        "(one of them)\n", ckpt);
+        fprintf(stderr,
+                "nanodiff sample: %s is a text-to-image model: give --prompt TEXT or --prompts-file FILE "
+                "(one of them)\n",
+                ckpt);
         return 1;
     }
     if (n < 1 || n > 1024) {
@@ -149,9 +156,9 @@ int nd_cmd_sample_prompt(int argc, char **argv) {
     const char **negatives = nd_xmalloc((size_t)total * sizeof(char *));
     int32_t *labels = nd_xmalloc((size_t)total * sizeof(int32_t));
     for (int i = 0; i < total; i++) rows[i] = prompts[i / n], negatives[i] = negative, labels[i] = (int32_t)(i / n);
-    nd_tensor *context = nd_text_encoder_context(text, &s.ctx, rows, total, true);       // (total, S, D)
+    nd_tensor *context = nd_text_encoder_context(text, &s.ctx, rows, total, true);           // (total, S, D)
     nd_tensor *null_context = nd_text_encoder_context(text, &s.ctx, negatives, total, true); // (total, S, D)
-    float *images = nd_xmalloc((size_t)total * (size_t)image * sizeof(float)); // (total, C, S, S)
+    float *images = nd_xmalloc((size_t)total * (size_t)image * sizeof(float));               // (total, C, S, S)
     double start = nd_seconds();
     nd_sample_images(&s.ctx, &s.model, &s.sched, &s.sc, total, context, null_context, images, NULL, NULL);
     fprintf(stderr, "sampled %d images of %d prompt%s with %s, guidance scale %g, from %s in %.1f s\n", total,

@@ -69,14 +69,15 @@ static bool field_equal(field_kind kind, const void *a, const void *b) {
 
 // Before training into out: a folder that holds a run needs --resume (or --force to start over), and a
 // resumed run refuses flags that contradict its checkpoint (they were silently ignored), naming them.
-static bool check_out_dir(const char *out, bool resume, bool force, const nd_ddpm_config *cfg, int argc,
-                          char **argv) {
+static bool check_out_dir(const char *out, bool resume, bool force, const nd_ddpm_config *cfg, int argc, char **argv) {
     char ckpt[1100];
     snprintf(ckpt, sizeof ckpt, "%s/model.h5", out);
     if (!resume) {
         if (force || access(ckpt, F_OK) != 0) return true;
-        fprintf(stderr, "nanodiff train: %s holds a run: pass --resume to continue it, or --force to start over "
-                        "and overwrite it\n", ckpt);
+        fprintf(stderr,
+                "nanodiff train: %s holds a run: pass --resume to continue it, or --force to start over "
+                "and overwrite it\n",
+                ckpt);
         return false;
     }
     nd_ddpm_config stored;
@@ -85,21 +86,28 @@ static bool check_out_dir(const char *out, bool resume, bool force, const nd_ddp
     char conflicts[512] = "";
     size_t used = 0;
     for (size_t i = 0; i < sizeof resumed_flags / sizeof resumed_flags[0]; i++) {
-        const char *mine = (const char *)cfg + resumed_flags[i].offset, *theirs = (const char *)&stored + resumed_flags[i].offset;
+        const char *mine = (const char *)cfg + resumed_flags[i].offset,
+                   *theirs = (const char *)&stored + resumed_flags[i].offset;
         if (flag_given(argc, argv, 2, resumed_flags[i].flag) && !field_equal(resumed_flags[i].kind, mine, theirs) &&
             used < sizeof conflicts)
             used += (size_t)snprintf(conflicts + used, sizeof conflicts - used, " %s", resumed_flags[i].flag);
     }
     if (!conflicts[0]) return true;
-    fprintf(stderr, "nanodiff train: --resume continues %s with its own settings, and these flags contradict "
-                    "them:%s (drop them, or train into a new --out)\n", ckpt, conflicts);
+    fprintf(stderr,
+            "nanodiff train: --resume continues %s with its own settings, and these flags contradict "
+            "them:%s (drop them, or train into a new --out)\n",
+            ckpt, conflicts);
     return false;
 }
 
 int nd_cmd_train(int argc, char **argv) {
     nd_ddpm_config cfg = nd_ddpm_defaults();
-    nd_cli_training t = {.data = "fashion-mnist", .out = "runs/fm", .device = "auto", .epochs = cfg.epochs,
-                         .batch = cfg.batch_size, .lr = cfg.lr};
+    nd_cli_training t = {.data = "fashion-mnist",
+                         .out = "runs/fm",
+                         .device = "auto",
+                         .epochs = cfg.epochs,
+                         .batch = cfg.batch_size,
+                         .lr = cfg.lr};
     const char *model = "dli-unet", *schedule = "linear", *prediction = "eps";
     int64_t img_size = 16, classes = -1, T = cfg.model.T, preview_every = 0;
     double cfg_drop = cfg.cfg_drop, clip = 0, ema = 0, min_snr_gamma = 0;
@@ -108,20 +116,25 @@ int nd_cmd_train(int argc, char **argv) {
     bool check_numerics = false, force = false;
     nd_flag flags[ND_CLI_TRAINING_FLAGS + 19] = {
         {"--model", ND_FLAG_STRING, &model, "dli-unet, dli-unet-v1 or t2i-unet (text to image, needs --clip)"},
-        {"--clip", ND_FLAG_STRING, &clip_path, "t2i-unet: the CLIP checkpoint (nanodiff train-clip) whose frozen "
-                                               "text encoder reads the captions"},
-        {"--cond", ND_FLAG_STRING, &cond, "t2i-unet: sequence (attend to the caption's tokens; the default) or pooled "
-                                          "(the projected end-token vector alone)"},
+        {"--clip", ND_FLAG_STRING, &clip_path,
+         "t2i-unet: the CLIP checkpoint (nanodiff train-clip) whose frozen "
+         "text encoder reads the captions"},
+        {"--cond", ND_FLAG_STRING, &cond,
+         "t2i-unet: sequence (attend to the caption's tokens; the default) or pooled "
+         "(the projected end-token vector alone)"},
         {"--img-size", ND_FLAG_INT, &img_size, "images are resized to this (the course: 16; the assessment: 28)"},
         {"--classes", ND_FLAG_INT, &classes, "context classes; -1 takes the data set's, 0 trains unconditionally"},
         {"--T", ND_FLAG_INT, &T, "diffusion steps"},
-        {"--schedule", ND_FLAG_STRING, &schedule, "noise schedule: linear (betas 1e-4..0.02, the course's) or cosine "
-                                                  "(Nichol & Dhariwal)"},
-        {"--zero-snr", ND_FLAG_BOOL, &zero_snr, "rescale the schedule to zero terminal SNR (Lin et al.; x_T pure "
-                                                "noise; needs --prediction v or x0)"},
+        {"--schedule", ND_FLAG_STRING, &schedule,
+         "noise schedule: linear (betas 1e-4..0.02, the course's) or cosine "
+         "(Nichol & Dhariwal)"},
+        {"--zero-snr", ND_FLAG_BOOL, &zero_snr,
+         "rescale the schedule to zero terminal SNR (Lin et al.; x_T pure "
+         "noise; needs --prediction v or x0)"},
         {"--prediction", ND_FLAG_STRING, &prediction, "what the model predicts: eps (the course's), x0 or v"},
-        {"--min-snr-gamma", ND_FLAG_FLOAT, &min_snr_gamma, "min-SNR loss weights min(SNR, gamma) (Hang et al.; 5 is "
-                                                            "theirs; 0: plain MSE)"},
+        {"--min-snr-gamma", ND_FLAG_FLOAT, &min_snr_gamma,
+         "min-SNR loss weights min(SNR, gamma) (Hang et al.; 5 is "
+         "theirs; 0: plain MSE)"},
         {"--adamw", ND_FLAG_BOOL, &adamw, "AdamW instead of Adam"},
         {"--cfg-drop", ND_FLAG_FLOAT, &cfg_drop, "probability of dropping each context element"},
         {"--clip-grad", ND_FLAG_FLOAT, &clip, "clip the gradient's global norm to this (0: off)"},
@@ -130,11 +143,13 @@ int nd_cmd_train(int argc, char **argv) {
         {"--preview-every", ND_FLAG_INT, &preview_every, "steps between preview grids (0: none)"},
         {"--profile", ND_FLAG_BOOL, &profile, "print where the time went, op by op (calls, ms, GFLOP/s), at the end"},
         {"--force", ND_FLAG_BOOL, &force, "start over in an --out that holds a run (its checkpoint is replaced)"},
-        {"--check-numerics", ND_FLAG_BOOL, &check_numerics, "check every op's output for NaN/inf; a diverged run "
-                                                             "names the first op (slow)"},
+        {"--check-numerics", ND_FLAG_BOOL, &check_numerics,
+         "check every op's output for NaN/inf; a diverged run "
+         "names the first op (slow)"},
     };
-    int n_flags = 19 + nd_cli_training_flags(&t, "fashion-mnist, an IDX directory (MNIST...) or an HDF5 file "
-                                                 "(train + test, as the course)",
+    int n_flags = 19 + nd_cli_training_flags(&t,
+                                             "fashion-mnist, an IDX directory (MNIST...) or an HDF5 file "
+                                             "(train + test, as the course)",
                                              "output directory: model.h5, loss.csv, previews", flags + 19);
     const char *summary = "train a DDPM with classifier-free-guidance label dropout";
     if (!nd_flags_parse("train", argc, argv, 2, flags, n_flags) || t.help) {
@@ -147,7 +162,8 @@ int nd_cmd_train(int argc, char **argv) {
         return 1;
     }
     if (!nd_cli_t2i_train_flags(kind, clip_path, cond, t.resume, &cfg)) return 1;
-    if (img_size < 4 || img_size % 4 || T < 2 || !(cfg_drop >= 0 && cfg_drop < 1) || clip < 0 || !(ema >= 0 && ema < 1)) {
+    if (img_size < 4 || img_size % 4 || T < 2 || !(cfg_drop >= 0 && cfg_drop < 1) || clip < 0 ||
+        !(ema >= 0 && ema < 1)) {
         fprintf(stderr, "nanodiff train: need --img-size a positive multiple of 4, --T >= 2, --cfg-drop in [0, 1), "
                         "--clip-grad >= 0, --ema in [0, 1)\n");
         return 1;

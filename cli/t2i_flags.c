@@ -5,12 +5,13 @@
 
 #include "cli.h"
 
-bool nd_cli_t2i_train_flags(nd_model_kind kind, const char *clip, const char *cond, bool resume,
-                            nd_ddpm_config *cfg) {
+bool nd_cli_t2i_train_flags(nd_model_kind kind, const char *clip, const char *cond, bool resume, nd_ddpm_config *cfg) {
     if (kind != ND_MODEL_T2I_UNET) {
         if (clip || cond) {
-            fprintf(stderr, "nanodiff train: %s is for --model t2i-unet (text to image); --model %s is "
-                            "class-conditional\n", clip ? "--clip" : "--cond", nd_model_kind_name(kind));
+            fprintf(stderr,
+                    "nanodiff train: %s is for --model t2i-unet (text to image); --model %s is "
+                    "class-conditional\n",
+                    clip ? "--clip" : "--cond", nd_model_kind_name(kind));
             return false;
         }
         return true;
@@ -22,7 +23,9 @@ bool nd_cli_t2i_train_flags(nd_model_kind kind, const char *clip, const char *co
     if (resume) { // the checkpoint names its CLIP and conditioning
         if (clip || cond)
             fprintf(stderr, "nanodiff train: note: --resume keeps the run's own CLIP and --cond; %s ignored\n",
-                    clip && cond ? "--clip and --cond" : clip ? "--clip" : "--cond");
+                    clip && cond ? "--clip and --cond"
+                    : clip       ? "--clip"
+                                 : "--cond");
         return true;
     }
     if (!clip) {

@@ -27,18 +27,19 @@ int nd_cli_training_flags(nd_cli_training *t, const char *data_help, const char 
 }
 
 bool nd_cli_training_check(const char *command, const nd_cli_training *t, int64_t min_batch, int *device) {
-    const char *bad = t->epochs < 1 ? "--epochs must be positive"
-                      : t->batch < min_batch ? "--batch is below its minimum"
-                      : t->max_steps < 0 ? "--max-steps must be 0 or more"
-                      : !(t->lr > 0) ? "--lr must be positive"
+    const char *bad = t->epochs < 1             ? "--epochs must be positive"
+                      : t->batch < min_batch    ? "--batch is below its minimum"
+                      : t->max_steps < 0        ? "--max-steps must be 0 or more"
+                      : !(t->lr > 0)            ? "--lr must be positive"
                       : !(t->weight_decay >= 0) ? "--weight-decay must be 0 or more"
                       : t->checkpoint_every < 0 ? "--checkpoint-every must be 0 or more"
-                      : NULL;
+                                                : NULL;
     if (bad) {
-        fprintf(stderr, "nanodiff %s: %s (--epochs %lld, --batch %lld (at least %lld), --max-steps %lld, --lr %g, "
-                        "--weight-decay %g, --checkpoint-every %lld)\n", command, bad, (long long)t->epochs,
-                (long long)t->batch, (long long)min_batch, (long long)t->max_steps, t->lr, t->weight_decay,
-                (long long)t->checkpoint_every);
+        fprintf(stderr,
+                "nanodiff %s: %s (--epochs %lld, --batch %lld (at least %lld), --max-steps %lld, --lr %g, "
+                "--weight-decay %g, --checkpoint-every %lld)\n",
+                command, bad, (long long)t->epochs, (long long)t->batch, (long long)min_batch, (long long)t->max_steps,
+                t->lr, t->weight_decay, (long long)t->checkpoint_every);
         return false;
     }
     if (!nd_cli_device(command, t->device, device)) return false;

@@ -62,8 +62,10 @@ static int cmp_float(const void *a, const void *b) {
 
 bool nd_captioner_init(nd_captioner *c, const nd_dataset *ds, uint64_t seed, nd_error *err) {
     if (!ds->labels || ds->num_classes != 10 || ds->c != 1)
-        return nd_error_set(err, "captions need Fashion-MNIST-like data: 10 labelled classes of 1-channel images, "
-                                 "found %d classes of %d-channel images", ds->num_classes, ds->c);
+        return nd_error_set(err,
+                            "captions need Fashion-MNIST-like data: 10 labelled classes of 1-channel images, "
+                            "found %d classes of %d-channel images",
+                            ds->num_classes, ds->c);
     memset(c, 0, sizeof *c);
     c->seed = seed;
     int64_t hw = (int64_t)ds->h * ds->w;
@@ -121,7 +123,7 @@ void nd_caption_make(const nd_captioner *c, const nd_dataset *ds, int64_t index,
     // Each choice uses its own bits of r: the prefix, whether to state the tone, the size, the facing.
     const char *prefix = prefixes[(r & 0xffff) % (sizeof prefixes / sizeof prefixes[0])];
     bool say_tone = ((r >> 16) & 0xff) < 90, say_size = ((r >> 24) & 0xff) < 90; // ~35% each
-    bool say_facing = a.facing != ND_FACING_NONE && ((r >> 32) & 0xff) < 160;   // ~60% of shoe captions
+    bool say_facing = a.facing != ND_FACING_NONE && ((r >> 32) & 0xff) < 160;    // ~60% of shoe captions
     const char *words[3];
     int n = 0;
     if (say_size) words[n++] = a.small ? "small" : "large";

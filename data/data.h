@@ -40,12 +40,12 @@ extern const char *const nd_fashion_mnist_classes[10];
 typedef enum { ND_SPLIT_TRAIN, ND_SPLIT_TEST, ND_SPLIT_ALL } nd_split; // ALL: train then test, as the course
 
 typedef struct nd_dataset {
-    int64_t n;          // number of images
-    int c, h, w;        // channels, height, width of every image
-    uint8_t *images;    // (N, C, H, W) grey levels 0..255, or NULL when the set holds float images
-    float *images_f32;  // (N, C, H, W) values in [0, 1], or NULL when the set holds uint8 images
-    int32_t *labels;    // (N) class indices, or NULL for an unlabelled set
-    int num_classes;    // 0 for an unlabelled set
+    int64_t n;         // number of images
+    int c, h, w;       // channels, height, width of every image
+    uint8_t *images;   // (N, C, H, W) grey levels 0..255, or NULL when the set holds float images
+    float *images_f32; // (N, C, H, W) values in [0, 1], or NULL when the set holds uint8 images
+    int32_t *labels;   // (N) class indices, or NULL for an unlabelled set
+    int num_classes;   // 0 for an unlabelled set
 } nd_dataset;
 
 // Images (rank-3 IDX: N x H x W) and labels (rank-1 IDX: N) as one set; labels must be < num_classes, or
@@ -62,8 +62,8 @@ bool nd_dataset_load(nd_dataset *ds, const char *spec, nd_split split, nd_error 
 void nd_dataset_free(nd_dataset *ds);
 // Writes float images (N x C x H x W, values in [0, 1]) and optional labels (N) to an HDF5 file that
 // nd_dataset_load_hdf5 reads back; through a temporary file renamed into place.
-bool nd_samples_write_hdf5(const char *path, const float *images, int64_t n, int c, int h, int w,
-                           const int32_t *labels, nd_error *err);
+bool nd_samples_write_hdf5(const char *path, const float *images, int64_t n, int c, int h, int w, const int32_t *labels,
+                           nd_error *err);
 
 // ---------------------------------------------------------------------------------------------------
 // transforms (torchvision's, as the course composes them)
@@ -119,8 +119,8 @@ typedef struct nd_loader nd_loader;
 
 // Starts a thread that prepares batches from (start_epoch, start_index) on, one ahead of the consumer, running
 // on into the next epochs. ds must outlive the loader.
-nd_loader *nd_loader_create(const nd_dataset *ds, const nd_loader_config *cfg, int64_t start_epoch,
-                            int64_t start_index, nd_error *err);
+nd_loader *nd_loader_create(const nd_dataset *ds, const nd_loader_config *cfg, int64_t start_epoch, int64_t start_index,
+                            nd_error *err);
 // The next batch, valid until the following call or nd_loader_free.
 const nd_batch *nd_loader_next(nd_loader *loader);
 int64_t nd_loader_batches_per_epoch(const nd_loader *loader);
@@ -133,7 +133,7 @@ void nd_loader_free(nd_loader *loader);
 typedef struct nd_image8 {
     uint8_t *pixels; // (H, W, C), rows top to bottom, channels interleaved as PNG stores them
     int height, width;
-    int channels;    // 1 (grey) or 3 (RGB)
+    int channels; // 1 (grey) or 3 (RGB)
 } nd_image8;
 
 // torchvision.utils.make_grid(images, nrow, padding, pad_value=0) then save_image's rounding to bytes:

@@ -44,8 +44,8 @@ bool nd_dataset_load_idx_pair(nd_dataset *ds, const char *images_path, const cha
         goto done;
     }
     if (labels.dims[0] != images.dims[0]) {
-        nd_error_set(err, "%s holds %lld labels but %s holds %lld images: expected one label per image",
-                     labels_path, (long long)labels.dims[0], images_path, (long long)images.dims[0]);
+        nd_error_set(err, "%s holds %lld labels but %s holds %lld images: expected one label per image", labels_path,
+                     (long long)labels.dims[0], images_path, (long long)images.dims[0]);
         goto done;
     }
     label_values = malloc((size_t)labels.numel * sizeof *label_values);
@@ -56,8 +56,8 @@ bool nd_dataset_load_idx_pair(nd_dataset *ds, const char *images_path, const cha
     for (int64_t i = 0; i < labels.numel; i++) {
         int label = labels.data[i];
         if (num_classes > 0 && label >= num_classes) {
-            nd_error_set(err, "%s: label %d at index %lld is out of range: expected 0..%d (%d classes)",
-                         labels_path, label, (long long)i, num_classes - 1, num_classes);
+            nd_error_set(err, "%s: label %d at index %lld is out of range: expected 0..%d (%d classes)", labels_path,
+                         label, (long long)i, num_classes - 1, num_classes);
             goto done;
         }
         label_values[i] = label;
@@ -86,7 +86,8 @@ static bool idx_find(char *out, size_t size, const char *dir, const char *stem, 
     if (access(out, F_OK) == 0) return true;
     snprintf(out, size, "%s/%s", dir, stem);
     if (access(out, F_OK) == 0) return true;
-    return nd_error_set(err, "%s: found neither %s.gz nor %s: expected the IDX files of an MNIST-style data set "
+    return nd_error_set(err,
+                        "%s: found neither %s.gz nor %s: expected the IDX files of an MNIST-style data set "
                         "({train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]); %s",
                         dir, stem, stem, DATA_HINT);
 }
@@ -105,8 +106,8 @@ static bool load_split(nd_dataset *ds, const char *dir, const char *prefix, int 
 static bool concat_into(nd_dataset *a, nd_dataset *b, const char *dir, nd_error *err) {
     bool ok = false;
     if (a->c != b->c || a->h != b->h || a->w != b->w) {
-        nd_error_set(err, "%s: train images are %dx%dx%d but test images are %dx%dx%d: expected one size", dir,
-                     a->c, a->h, a->w, b->c, b->h, b->w);
+        nd_error_set(err, "%s: train images are %dx%dx%d but test images are %dx%dx%d: expected one size", dir, a->c,
+                     a->h, a->w, b->c, b->h, b->w);
         goto done;
     }
     size_t image_bytes = (size_t)a->c * a->h * a->w;
@@ -136,10 +137,8 @@ done:
 bool nd_dataset_load_idx_dir(nd_dataset *ds, const char *dir, nd_split split, int num_classes, nd_error *err) {
     memset(ds, 0, sizeof *ds);
     struct stat st;
-    if (stat(dir, &st) != 0)
-        return nd_error_set(err, "data directory %s: %s: %s", dir, strerror(errno), DATA_HINT);
-    if (!S_ISDIR(st.st_mode))
-        return nd_error_set(err, "data directory %s: not a directory: %s", dir, DATA_HINT);
+    if (stat(dir, &st) != 0) return nd_error_set(err, "data directory %s: %s: %s", dir, strerror(errno), DATA_HINT);
+    if (!S_ISDIR(st.st_mode)) return nd_error_set(err, "data directory %s: not a directory: %s", dir, DATA_HINT);
     if (!load_split(ds, dir, split == ND_SPLIT_TEST ? "t10k" : "train", num_classes, err)) return false;
     if (split != ND_SPLIT_ALL) return true;
     nd_dataset test;

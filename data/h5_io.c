@@ -11,7 +11,8 @@
 // The stored type (little endian, fixed width) and the native type in memory of each kind.
 static hid_t h5_file_type(nd_h5_kind k) {
     switch (k) {
-    case ND_H5_INT: case ND_H5_INT3: return H5T_STD_I32LE;
+    case ND_H5_INT:
+    case ND_H5_INT3: return H5T_STD_I32LE;
     case ND_H5_INT64: return H5T_STD_I64LE;
     case ND_H5_UINT64: return H5T_STD_U64LE;
     case ND_H5_FLOAT: return H5T_IEEE_F32LE;
@@ -23,7 +24,8 @@ static hid_t h5_file_type(nd_h5_kind k) {
 
 static hid_t h5_mem_type(nd_h5_kind k) {
     switch (k) {
-    case ND_H5_INT: case ND_H5_INT3: return H5T_NATIVE_INT;
+    case ND_H5_INT:
+    case ND_H5_INT3: return H5T_NATIVE_INT;
     case ND_H5_INT64: return H5T_NATIVE_INT64;
     case ND_H5_UINT64: return H5T_NATIVE_UINT64;
     case ND_H5_FLOAT: return H5T_NATIVE_FLOAT;
@@ -76,12 +78,11 @@ bool nd_h5_field_write(hid_t obj, const nd_h5_field *f, const void *base) {
     const char *p = (const char *)base + f->offset;
     uint8_t flag = f->kind == ND_H5_BOOL && *(const bool *)p;
     return nd_h5_attr_write(obj, f->name, h5_file_type(f->kind), h5_mem_type(f->kind), f->kind == ND_H5_INT3 ? 3 : 1,
-                      f->kind == ND_H5_BOOL ? (const void *)&flag : p);
+                            f->kind == ND_H5_BOOL ? (const void *)&flag : p);
 }
 
 // Reads a field stored as a number of the right class (integer or float) and count; where names the object.
-bool nd_h5_field_read(hid_t obj, const char *path, const char *where, const nd_h5_field *f, void *base,
-                       nd_error *err) {
+bool nd_h5_field_read(hid_t obj, const char *path, const char *where, const nd_h5_field *f, void *base, nd_error *err) {
     if (H5Aexists(obj, f->name) <= 0)
         return nd_error_set(err, "%s: the file lacks the attribute '%s%s'", path, where, f->name);
     hid_t attr = H5Aopen(obj, f->name, H5P_DEFAULT);
@@ -91,8 +92,7 @@ bool nd_h5_field_read(hid_t obj, const char *path, const char *where, const nd_h
     int count = f->kind == ND_H5_INT3 ? 3 : 1;
     char *p = (char *)base + f->offset;
     uint8_t flag = 0;
-    bool ok = type >= 0 && space >= 0 && H5Tget_class(type) == want &&
-              H5Sget_simple_extent_npoints(space) == count &&
+    bool ok = type >= 0 && space >= 0 && H5Tget_class(type) == want && H5Sget_simple_extent_npoints(space) == count &&
               H5Aread(attr, h5_mem_type(f->kind), f->kind == ND_H5_BOOL ? (void *)&flag : p) >= 0;
     if (f->kind == ND_H5_BOOL) *(bool *)p = flag != 0;
     if (space >= 0) H5Sclose(space);
@@ -192,8 +192,8 @@ bool nd_h5_write_params(hid_t file, const char *group, const nd_params *p, const
     return ok;
 }
 
-bool nd_h5_write_device_params(hid_t file, const char *group, const nd_params *p, const float *flat,
-                               nd_device device, char *failed, size_t size) {
+bool nd_h5_write_device_params(hid_t file, const char *group, const nd_params *p, const float *flat, nd_device device,
+                               char *failed, size_t size) {
     float *host = nd_xmalloc((size_t)(p->total ? p->total : 1) * sizeof(float)); // (p->total,)
     nd_buffer_download(device, host, flat, p->total);
     // a diverged run is never saved: the previous file stays the last good one
@@ -207,7 +207,7 @@ bool nd_h5_write_device_params(hid_t file, const char *group, const nd_params *p
 
 // Checks that group holds exactly p's tensors, each float with p's shape; what says what the group is for.
 static bool check_group(hid_t file, const char *path, const char *group, const char *what, const nd_params *p,
-                          nd_error *err) {
+                        nd_error *err) {
     if (!nd_h5_link_exists(file, group))
         return nd_error_set(err, "%s: the checkpoint has no '%s' group (%s)", path, group, what);
     hid_t g = H5Gopen2(file, group, H5P_DEFAULT);
@@ -221,8 +221,8 @@ static bool check_group(hid_t file, const char *path, const char *group, const c
         char want_str[96], found_str[96];
         nd_h5_dims_str(want, s.ndim, want_str, sizeof want_str);
         if (H5Lexists(g, item->name, H5P_DEFAULT) <= 0) {
-            ok = nd_error_set(err, "%s: the checkpoint lacks '%s/%s' (shape %s in the model)", path, group,
-                              item->name, want_str);
+            ok = nd_error_set(err, "%s: the checkpoint lacks '%s/%s' (shape %s in the model)", path, group, item->name,
+                              want_str);
             break;
         }
         hid_t dset = H5Dopen2(g, item->name, H5P_DEFAULT);
@@ -256,7 +256,7 @@ static bool check_group(hid_t file, const char *path, const char *group, const c
 
 // Reads group's datasets (already checked) into host, laid out as p's flat buffer.
 static bool read_group(hid_t file, const char *path, const char *group, const nd_params *p, float *host,
-                         nd_error *err) {
+                       nd_error *err) {
     hid_t g = H5Gopen2(file, group, H5P_DEFAULT);
     bool ok = g >= 0;
     for (int i = 0; ok && i < p->n; i++) {
@@ -268,8 +268,10 @@ static bool read_group(hid_t file, const char *path, const char *group, const nd
             nd_error_set(err, "%s: '%s/%s' cannot be read: the file is damaged (checksum or I/O error)", path, group,
                          item->name);
     }
-    if (g >= 0) H5Gclose(g);
-    else nd_error_set(err, "%s: the group '%s' cannot be opened (the file is damaged)", path, group);
+    if (g >= 0)
+        H5Gclose(g);
+    else
+        nd_error_set(err, "%s: the group '%s' cannot be opened (the file is damaged)", path, group);
     return ok;
 }
 
@@ -293,7 +295,8 @@ bool nd_h5_groups_read(hid_t file, const char *path, nd_h5_group *groups, int n,
 }
 
 void nd_h5_groups_upload(const nd_h5_group *groups, int n) {
-    for (int i = 0; i < n; i++) nd_buffer_upload(groups[i].device, groups[i].dst, groups[i].staged, groups[i].like->total);
+    for (int i = 0; i < n; i++)
+        nd_buffer_upload(groups[i].device, groups[i].dst, groups[i].staged, groups[i].like->total);
 }
 
 void nd_h5_groups_free(nd_h5_group *groups, int n) {
@@ -322,8 +325,7 @@ bool nd_h5_memory_save(hid_t file, const char *path, nd_error *err) {
     H5Fclose(file);
     if (!ok) {
         free(image);
-        return nd_error_set(err, "%s: cannot write: building the HDF5 file in memory failed (out of memory?)",
-                            path);
+        return nd_error_set(err, "%s: cannot write: building the HDF5 file in memory failed (out of memory?)", path);
     }
     ok = nd_atomic_write(path, image, (size_t)size, err);
     free(image);

@@ -31,8 +31,7 @@ bool nd_h5_attr_write_str(hid_t obj, const char *name, const char *value);
 bool nd_h5_field_write(hid_t obj, const nd_h5_field *f, const void *base);
 // Reads a field stored as a number of the right class (integer or float) and count; path names the file and
 // where the object ("" for the root, "adam/" for a group) in the message.
-bool nd_h5_field_read(hid_t obj, const char *path, const char *where, const nd_h5_field *f, void *base,
-                      nd_error *err);
+bool nd_h5_field_read(hid_t obj, const char *path, const char *where, const nd_h5_field *f, void *base, nd_error *err);
 // Reads a string attribute, fixed or variable length (h5py writes either), into buf.
 bool nd_h5_attr_read_str(hid_t obj, const char *path, const char *name, char *buf, size_t size, nd_error *err);
 // Opens path read-only after checking it can be read and is HDF5; -1 with err ("cannot open the <what>",
@@ -50,8 +49,8 @@ bool nd_h5_write_params(hid_t file, const char *group, const nd_params *p, const
                         size_t size);
 
 // nd_h5_write_params from a flat device buffer of p->total floats (laid out as p), downloaded first.
-bool nd_h5_write_device_params(hid_t file, const char *group, const nd_params *p, const float *flat,
-                               nd_device device, char *failed, size_t size);
+bool nd_h5_write_device_params(hid_t file, const char *group, const nd_params *p, const float *flat, nd_device device,
+                               char *failed, size_t size);
 
 // A group of tensors a load reads: the tensors it must match, where they go, and the values read.
 typedef struct nd_h5_group {
@@ -59,7 +58,7 @@ typedef struct nd_h5_group {
     const nd_params *like;   // names and shapes; the values are laid out as its flat buffer
     float *dst;              // (like->total,) device buffer
     nd_device device;
-    float *staged;           // (like->total,) host copy from the file, set by nd_h5_groups_read
+    float *staged; // (like->total,) host copy from the file, set by nd_h5_groups_read
 } nd_h5_group;
 
 // Checks that each group holds exactly its tensors, each float with the model's shape; the message names the

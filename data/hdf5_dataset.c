@@ -46,8 +46,8 @@ static bool h5_open(hid_t file, const char *path, const char *name, int rank, hi
         for (int i = 0, used = 0; i < found && used < (int)sizeof shape; i++)
             used += snprintf(shape + used, sizeof shape - (size_t)used, i ? "x%llu" : "%llu",
                              (unsigned long long)all[i]);
-        return nd_error_set(err, "%s: dataset '%s' has rank %d (%s): expected rank %d; %s", path, name, found,
-                            shape, rank, expected);
+        return nd_error_set(err, "%s: dataset '%s' has rank %d (%s): expected rank %d; %s", path, name, found, shape,
+                            rank, expected);
     }
     for (int i = 0; i < rank; i++) {
         if (all[i] == 0 || all[i] > (1u << 31))
@@ -63,8 +63,7 @@ static bool h5_open(hid_t file, const char *path, const char *name, int rank, hi
 // storage is checked against the declared shape and element size before anything is read (or allocated): it
 // must be all there (contiguous: inside the file; compact: exactly the bytes), or chunked with filters this
 // build has, holding enough stored bytes to inflate to the declared shape.
-static bool h5_check_storage(hid_t file, hid_t dset, const char *path, const char *name, hsize_t numel,
-                             nd_error *err) {
+static bool h5_check_storage(hid_t file, hid_t dset, const char *path, const char *name, hsize_t numel, nd_error *err) {
     hid_t dcpl = H5Dget_create_plist(dset), type = H5Dget_type(dset);
     H5D_layout_t layout = dcpl < 0 ? H5D_LAYOUT_ERROR : H5Pget_layout(dcpl);
     hsize_t need = numel * (hsize_t)(type < 0 ? 0 : H5Tget_size(type)), stored = H5Dget_storage_size(dset);
@@ -98,9 +97,11 @@ static bool h5_check_storage(hid_t file, hid_t dset, const char *path, const cha
     if (type >= 0) H5Tclose(type);
     if (dcpl >= 0) H5Pclose(dcpl);
     if (!ok)
-        return nd_error_set(err, "%s: dataset '%s' cannot be read: %s (%llu values of %llu bytes declared, %llu "
-                            "stored; the file is damaged)", path, name, why, (unsigned long long)numel,
-                            (unsigned long long)(numel ? need / numel : 0), (unsigned long long)stored);
+        return nd_error_set(err,
+                            "%s: dataset '%s' cannot be read: %s (%llu values of %llu bytes declared, %llu "
+                            "stored; the file is damaged)",
+                            path, name, why, (unsigned long long)numel, (unsigned long long)(numel ? need / numel : 0),
+                            (unsigned long long)stored);
     return true;
 }
 
@@ -142,8 +143,8 @@ static bool h5_read_images(nd_dataset *ds, hid_t file, const char *path, nd_erro
     for (size_t i = 0; !is_u8 && i < numel; i++) {
         float v = ds->images_f32[i];
         if (!(v >= 0.0f && v <= 1.0f)) {
-            nd_error_set(err, "%s: dataset 'images' holds %g at flat index %zu: expected float values in [0, 1]",
-                         path, v, i);
+            nd_error_set(err, "%s: dataset 'images' holds %g at flat index %zu: expected float values in [0, 1]", path,
+                         v, i);
             goto done;
         }
     }
@@ -194,8 +195,10 @@ static bool h5_read_labels(nd_dataset *ds, hid_t file, const char *path, nd_erro
     int32_t max_label = 0;
     for (hsize_t i = 0; i < n; i++) {
         if (wide[i] < 0 || wide[i] >= ND_MAX_CLASSES) {
-            nd_error_set(err, "%s: dataset 'labels' holds %lld at index %llu: expected class indices >= 0 and "
-                         "below %d", path, (long long)wide[i], (unsigned long long)i, ND_MAX_CLASSES);
+            nd_error_set(err,
+                         "%s: dataset 'labels' holds %lld at index %llu: expected class indices >= 0 and "
+                         "below %d",
+                         path, (long long)wide[i], (unsigned long long)i, ND_MAX_CLASSES);
             free(wide);
             goto done;
         }
@@ -244,8 +247,8 @@ static bool h5_write(hid_t file, const char *name, hid_t type, int rank, const h
     return ok;
 }
 
-bool nd_samples_write_hdf5(const char *path, const float *images, int64_t n, int c, int h, int w,
-                           const int32_t *labels, nd_error *err) {
+bool nd_samples_write_hdf5(const char *path, const float *images, int64_t n, int c, int h, int w, const int32_t *labels,
+                           nd_error *err) {
     // built whole in memory, then written atomically: HDF5 never writes to the disk itself (data/h5_io.h)
     nd_h5_quiet quiet = nd_h5_silence();
     size_t bytes = (size_t)n * (size_t)c * (size_t)h * (size_t)w * sizeof(float);

@@ -9,8 +9,8 @@
 #include "data.h"
 
 #define IDX_TYPE_UBYTE 0x08
-#define IDX_READ_CHUNK (1 << 20)             // bytes per gzread call
-#define IDX_MAX_BYTES ((int64_t)1 << 40)     // larger promises are corrupt headers, not data sets
+#define IDX_READ_CHUNK (1 << 20)         // bytes per gzread call
+#define IDX_MAX_BYTES ((int64_t)1 << 40) // larger promises are corrupt headers, not data sets
 
 static const char *idx_type_name(int type) {
     switch (type) {
@@ -56,8 +56,7 @@ static int64_t idx_read_bytes(gzFile f, const char *path, uint8_t *buf, int64_t 
             // zlib prefixes its message with the path, which ours already leads with.
             size_t path_len = strlen(path);
             if (strncmp(msg, path, path_len) == 0 && strncmp(msg + path_len, ": ", 2) == 0) msg += path_len + 2;
-            nd_error_set(err, "%s: corrupt gzip data: %s (the file is damaged: download or reinstall it)", path,
-                         msg);
+            nd_error_set(err, "%s: corrupt gzip data: %s (the file is damaged: download or reinstall it)", path, msg);
             return -1;
         }
         return got;
@@ -72,8 +71,8 @@ static bool idx_read_header(gzFile f, const char *path, nd_idx *out, nd_error *e
     int64_t got = idx_read_bytes(f, path, magic, 4, &cut, err);
     if (got < 0) return false;
     if (got < 4)
-        return nd_error_set(err, "%s: truncated header: file holds %lld bytes, an IDX header needs at least 4%s",
-                            path, (long long)got, cut ? " (the gzip stream ends early)" : "");
+        return nd_error_set(err, "%s: truncated header: file holds %lld bytes, an IDX header needs at least 4%s", path,
+                            (long long)got, cut ? " (the gzip stream ends early)" : "");
     if (magic[0] != 0 || magic[1] != 0)
         return nd_error_set(err,
                             "%s: bad magic 0x%02X%02X%02X%02X: expected 0x0000 followed by type and rank "
@@ -90,8 +89,8 @@ static bool idx_read_header(gzFile f, const char *path, nd_idx *out, nd_error *e
     got = idx_read_bytes(f, path, raw, 4 * ndim, &cut, err);
     if (got < 0) return false;
     if (got < 4 * ndim)
-        return nd_error_set(err, "%s: truncated header: rank %d needs %d bytes of dimensions, file holds %lld%s",
-                            path, ndim, 4 * ndim, (long long)got, cut ? " (the gzip stream ends early)" : "");
+        return nd_error_set(err, "%s: truncated header: rank %d needs %d bytes of dimensions, file holds %lld%s", path,
+                            ndim, 4 * ndim, (long long)got, cut ? " (the gzip stream ends early)" : "");
     out->ndim = ndim;
     out->numel = 1;
     for (int i = 0; i < ndim; i++) {
@@ -100,8 +99,10 @@ static bool idx_read_header(gzFile f, const char *path, nd_idx *out, nd_error *e
         if (out->dims[i] == 0)
             return nd_error_set(err, "%s: dimension %d of %d is 0: expected a positive size", path, i, ndim);
         if (out->numel > IDX_MAX_BYTES / out->dims[i])
-            return nd_error_set(err, "%s: header promises more than %lld bytes: expected a plausible size "
-                                "(the header is corrupt)", path, (long long)IDX_MAX_BYTES);
+            return nd_error_set(err,
+                                "%s: header promises more than %lld bytes: expected a plausible size "
+                                "(the header is corrupt)",
+                                path, (long long)IDX_MAX_BYTES);
         out->numel *= out->dims[i];
     }
     return true;
@@ -147,7 +148,8 @@ static bool idx_check_trailer(const char *path, const idx_extent *ext, nd_error 
     uint32_t crc = (uint32_t)t[0] | (uint32_t)t[1] << 8 | (uint32_t)t[2] << 16 | (uint32_t)t[3] << 24;
     uint32_t isize = (uint32_t)t[4] | (uint32_t)t[5] << 8 | (uint32_t)t[6] << 16 | (uint32_t)t[7] << 24;
     if (crc != ext->crc || isize != (uint32_t)ext->bytes)
-        return nd_error_set(err, "%s: the gzip trailer (CRC 0x%08X, length %u) does not match the data read "
+        return nd_error_set(err,
+                            "%s: the gzip trailer (CRC 0x%08X, length %u) does not match the data read "
                             "(CRC 0x%08X, length %u): trailing garbage after the gzip stream, or a damaged file",
                             path, crc, isize, ext->crc, (uint32_t)ext->bytes);
     return true;
@@ -164,16 +166,17 @@ static bool idx_read_data(gzFile f, const char *path, nd_idx *out, nd_error *err
     if (!idx_scan(f, path, &ext, err)) return false;
     int64_t held = ext.bytes - header_bytes;
     if (held < out->numel)
-        return nd_error_set(err, "%s: truncated: header promises %s (%lld bytes) after the %lld-byte header, "
+        return nd_error_set(err,
+                            "%s: truncated: header promises %s (%lld bytes) after the %lld-byte header, "
                             "file holds %lld%s",
                             path, dims, (long long)out->numel, (long long)header_bytes, (long long)held,
                             ext.cut ? " (the gzip stream ends early)" : "");
     if (ext.cut) return nd_error_set(err, "%s: truncated: the gzip stream ends before its trailer", path);
     if (held > out->numel)
-        return nd_error_set(err, "%s: %lld trailing bytes: header promises %s (%lld bytes) after the "
+        return nd_error_set(err,
+                            "%s: %lld trailing bytes: header promises %s (%lld bytes) after the "
                             "%lld-byte header, the file holds more",
-                            path, (long long)(held - out->numel), dims, (long long)out->numel,
-                            (long long)header_bytes);
+                            path, (long long)(held - out->numel), dims, (long long)out->numel, (long long)header_bytes);
     if (gzip && !idx_check_trailer(path, &ext, err)) return false;
     out->data = malloc((size_t)out->numel);
     if (!out->data) return nd_error_set(err, "%s: out of memory for %lld bytes", path, (long long)out->numel);
@@ -192,8 +195,7 @@ bool nd_idx_read(nd_idx *out, const char *path, nd_error *err) {
     memset(out, 0, sizeof *out);
     errno = 0;
     gzFile f = gzopen(path, "rb");
-    if (!f)
-        return nd_error_set(err, "%s: cannot open: %s", path, errno ? strerror(errno) : "out of memory");
+    if (!f) return nd_error_set(err, "%s: cannot open: %s", path, errno ? strerror(errno) : "out of memory");
     bool ok = idx_read_header(f, path, out, err) && idx_read_data(f, path, out, err);
     gzclose(f);
     if (!ok) nd_idx_free(out);

@@ -16,11 +16,11 @@ struct nd_loader {
     int64_t per_epoch, start; // batches per epoch; stream number of the first batch
     int64_t *order;           // (N) the order of order_epoch, touched only by the thread
     int64_t order_epoch;
-    nd_batch slots[2];        // batch g lives in slots[g % 2]
+    nd_batch slots[2]; // batch g lives in slots[g % 2]
     pthread_t thread;
     pthread_mutex_t mutex;
-    pthread_cond_t changed;   // signalled on every change of produced, taken or stop
-    int64_t produced, taken;  // batches of the stream filled by the thread, handed to the consumer
+    pthread_cond_t changed;  // signalled on every change of produced, taken or stop
+    int64_t produced, taken; // batches of the stream filled by the thread, handed to the consumer
     bool stop;
 };
 
@@ -93,8 +93,8 @@ static void loader_free_memory(nd_loader *l) {
 }
 
 // torch.utils.data.DataLoader(ds, batch_size, shuffle, drop_last) with one worker prefetching one batch.
-nd_loader *nd_loader_create(const nd_dataset *ds, const nd_loader_config *cfg, int64_t start_epoch,
-                            int64_t start_index, nd_error *err) {
+nd_loader *nd_loader_create(const nd_dataset *ds, const nd_loader_config *cfg, int64_t start_epoch, int64_t start_index,
+                            nd_error *err) {
     if (cfg->batch_size < 1) {
         nd_error_set(err, "batch size %d: expected at least 1", cfg->batch_size);
         return NULL;
@@ -106,8 +106,10 @@ nd_loader *nd_loader_create(const nd_dataset *ds, const nd_loader_config *cfg, i
     }
     int64_t per_epoch = nd_batches_per_epoch(ds->n, cfg->batch_size, cfg->drop_last);
     if (per_epoch < 1) {
-        nd_error_set(err, "the data set holds %lld images, fewer than one batch of %d with drop_last: "
-                     "expected a smaller batch size", (long long)ds->n, cfg->batch_size);
+        nd_error_set(err,
+                     "the data set holds %lld images, fewer than one batch of %d with drop_last: "
+                     "expected a smaller batch size",
+                     (long long)ds->n, cfg->batch_size);
         return NULL;
     }
     if (start_epoch < 0 || start_epoch >= (1 << 30) || start_index < 0 || start_index >= per_epoch) {

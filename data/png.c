@@ -15,7 +15,8 @@ bool nd_image_grid(nd_image8 *out, const float *images, int n, int c, int h, int
                    bool unit_range, nd_error *err) {
     memset(out, 0, sizeof *out);
     if (n < 1 || (c != 1 && c != 3) || h < 1 || w < 1 || nrow < 1 || padding < 0)
-        return nd_error_set(err, "image grid of %d images of %dx%dx%d, %d per row, padding %d: expected at "
+        return nd_error_set(err,
+                            "image grid of %d images of %dx%dx%d, %d per row, padding %d: expected at "
                             "least one image of 1 or 3 channels, nrow >= 1, padding >= 0",
                             n, c, h, w, nrow, padding);
     // make_grid returns a single image as it is, without padding.
@@ -23,11 +24,11 @@ bool nd_image_grid(nd_image8 *out, const float *images, int n, int c, int h, int
     int cols = n < nrow ? n : nrow, rows = (n + cols - 1) / cols;
     int64_t grid_h = (int64_t)rows * (h + padding) + padding, grid_w = (int64_t)cols * (w + padding) + padding;
     if (grid_h > PNG_MAX_SIDE || grid_w > PNG_MAX_SIDE)
-        return nd_error_set(err, "image grid of %lldx%lld pixels: expected at most %d on a side",
-                            (long long)grid_h, (long long)grid_w, PNG_MAX_SIDE);
+        return nd_error_set(err, "image grid of %lldx%lld pixels: expected at most %d on a side", (long long)grid_h,
+                            (long long)grid_w, PNG_MAX_SIDE);
     out->pixels = calloc((size_t)(grid_h * grid_w * c), 1); // (grid_h, grid_w, C)
-    if (!out->pixels) return nd_error_set(err, "out of memory for a %lldx%lld grid", (long long)grid_h,
-                                          (long long)grid_w);
+    if (!out->pixels)
+        return nd_error_set(err, "out of memory for a %lldx%lld grid", (long long)grid_h, (long long)grid_w);
     out->height = (int)grid_h;
     out->width = (int)grid_w;
     out->channels = c;
@@ -93,9 +94,9 @@ static bool png_encode(FILE *f, const nd_image8 *img) {
     uint8_t ihdr[13];
     put_u32(ihdr, (uint32_t)img->width);
     put_u32(ihdr + 4, (uint32_t)img->height);
-    ihdr[8] = 8;                              // bit depth
-    ihdr[9] = img->channels == 3 ? 2 : 0;     // colour type: RGB or grey
-    ihdr[10] = ihdr[11] = ihdr[12] = 0;       // deflate, adaptive filtering, no interlace
+    ihdr[8] = 8;                          // bit depth
+    ihdr[9] = img->channels == 3 ? 2 : 0; // colour type: RGB or grey
+    ihdr[10] = ihdr[11] = ihdr[12] = 0;   // deflate, adaptive filtering, no interlace
     ok = ok && fwrite(signature, 1, 8, f) == 8 && png_chunk(f, "IHDR", ihdr, 13) &&
          png_chunk(f, "IDAT", packed, (uint32_t)packed_len) && png_chunk(f, "IEND", NULL, 0);
     free(raw);
@@ -105,10 +106,12 @@ static bool png_encode(FILE *f, const nd_image8 *img) {
 
 // PIL Image.save(path, "PNG") for mode "L" or "RGB", made atomic (nd_atomic_open).
 bool nd_png_write(const char *path, const nd_image8 *img, nd_error *err) {
-    if ((img->channels != 1 && img->channels != 3) || img->width < 1 || img->height < 1 ||
-        img->width > PNG_MAX_SIDE || img->height > PNG_MAX_SIDE)
-        return nd_error_set(err, "%s: image of %dx%d with %d channels: expected 1 to %d pixels a side, 1 (grey) "
-                            "or 3 (RGB) channels", path, img->height, img->width, img->channels, PNG_MAX_SIDE);
+    if ((img->channels != 1 && img->channels != 3) || img->width < 1 || img->height < 1 || img->width > PNG_MAX_SIDE ||
+        img->height > PNG_MAX_SIDE)
+        return nd_error_set(err,
+                            "%s: image of %dx%d with %d channels: expected 1 to %d pixels a side, 1 (grey) "
+                            "or 3 (RGB) channels",
+                            path, img->height, img->width, img->channels, PNG_MAX_SIDE);
     nd_atomic_file af;
     if (!nd_atomic_open(&af, path, err)) return false;
     errno = 0;

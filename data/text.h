@@ -20,12 +20,12 @@ typedef enum { ND_FACING_NONE = -1, ND_FACING_LEFT = 0, ND_FACING_RIGHT = 1 } nd
 
 // What a caption may say about one image, measured on the image as the model sees it (flipped or not).
 typedef struct nd_caption_attrs {
-    int label;          // class index
-    float ink;          // mean grey level of the inked pixels, in [0, 1]
-    float fill;         // fraction of pixels inked (grey level > ND_CAPTION_INK_LEVEL)
-    bool dark;          // ink below the class's median: "dark", else "light"
-    bool small;         // fill below the class's median: "small", else "large"
-    nd_facing facing;   // shoes only (sandal, sneaker, ankle boot): where the toe points; NONE otherwise
+    int label;        // class index
+    float ink;        // mean grey level of the inked pixels, in [0, 1]
+    float fill;       // fraction of pixels inked (grey level > ND_CAPTION_INK_LEVEL)
+    bool dark;        // ink below the class's median: "dark", else "light"
+    bool small;       // fill below the class's median: "small", else "large"
+    nd_facing facing; // shoes only (sandal, sneaker, ankle boot): where the toe points; NONE otherwise
 } nd_caption_attrs;
 
 #define ND_CAPTION_INK_LEVEL 0.1f // a pixel counts as inked above this grey level (in [0, 1])
@@ -33,9 +33,9 @@ typedef struct nd_caption_attrs {
 // Per-class thresholds of the attributes (medians over a data set), so "dark" and "small" mean dark or small
 // for that kind of garment. Labels must be Fashion-MNIST's ten (nd_fashion_mnist_classes).
 typedef struct nd_captioner {
-    uint64_t seed;          // template choices are Philox draws of (seed, image index, variant)
-    float ink_median[10];   // by class
-    float fill_median[10];  // by class
+    uint64_t seed;         // template choices are Philox draws of (seed, image index, variant)
+    float ink_median[10];  // by class
+    float fill_median[10]; // by class
 } nd_captioner;
 
 // True for sandal (5), sneaker (7) and ankle boot (9): the classes whose facing a caption states.
@@ -71,15 +71,15 @@ void nd_caption_class_prompt(int label, char *caption, size_t size);
 // OpenAI's clip.tokenize; the end token's position marks where a prompt stops.
 typedef struct nd_tokenizer {
     int n_merges;
-    int32_t *merges;     // (n_merges, 2): token 256 + i is merges[2i] followed by merges[2i+1]
-    int vocab_size;      // 256 + n_merges + 2
-    int sot, eot;        // vocab_size - 2, vocab_size - 1
-    int context;         // tokens per encoded prompt, start and end included
-    uint8_t **bytes;     // (vocab_size) the bytes each token stands for (none for sot/eot)
-    int *n_bytes;        // (vocab_size)
+    int32_t *merges; // (n_merges, 2): token 256 + i is merges[2i] followed by merges[2i+1]
+    int vocab_size;  // 256 + n_merges + 2
+    int sot, eot;    // vocab_size - 2, vocab_size - 1
+    int context;     // tokens per encoded prompt, start and end included
+    uint8_t **bytes; // (vocab_size) the bytes each token stands for (none for sot/eot)
+    int *n_bytes;    // (vocab_size)
     // the merge rank of a pair, as an open-addressing hash table (encoding's lookup)
-    int64_t *pair_keys;  // (table_size) a * 2^32 + b, or -1 for an empty slot
-    int32_t *pair_rank;  // (table_size)
+    int64_t *pair_keys; // (table_size) a * 2^32 + b, or -1 for an empty slot
+    int32_t *pair_rank; // (table_size)
     int64_t table_size;
 } nd_tokenizer;
 
@@ -97,8 +97,7 @@ void nd_tokenizer_free(nd_tokenizer *tok);
 // the lower-cased text, eot, then 0s. A prompt longer than the context is cut so that eot still fits, and
 // *truncated (when not NULL) says so. Returns the number of ids written before the padding (sot and eot
 // included), so the end token sits at the return value minus one.
-int nd_tokenizer_encode_bytes(const nd_tokenizer *tok, const uint8_t *text, size_t len, int32_t *ids,
-                              bool *truncated);
+int nd_tokenizer_encode_bytes(const nd_tokenizer *tok, const uint8_t *text, size_t len, int32_t *ids, bool *truncated);
 // The same for a C string; prints "warning: prompt ... truncated to N tokens" to stderr when cut.
 int nd_tokenizer_encode(const nd_tokenizer *tok, const char *text, int32_t *ids);
 // Encodes n prompts into ids (n, context); warns once per truncated prompt.

@@ -33,7 +33,8 @@ static uint64_t pair_hash(int64_t key) {
 
 static int32_t pair_lookup(const nd_tokenizer *tok, int32_t a, int32_t b) {
     int64_t key = ((int64_t)a << 32) | (uint32_t)b;
-    for (uint64_t i = pair_hash(key) & (uint64_t)(tok->table_size - 1);; i = (i + 1) & (uint64_t)(tok->table_size - 1)) {
+    for (uint64_t i = pair_hash(key) & (uint64_t)(tok->table_size - 1);;
+         i = (i + 1) & (uint64_t)(tok->table_size - 1)) {
         if (tok->pair_keys[i] == key) return tok->pair_rank[i];
         if (tok->pair_keys[i] < 0) return -1;
     }
@@ -75,8 +76,9 @@ bool nd_tokenizer_from_merges(nd_tokenizer *tok, const int32_t *merges, int n_me
         int32_t a = merges[2 * i], b = merges[2 * i + 1], id = 256 + i;
         if (a < 0 || b < 0 || a >= id || b >= id) {
             nd_tokenizer_free(tok);
-            return nd_error_set(err, "tokenizer: merge %d joins tokens %d and %d, but only tokens 0..%d exist before it",
-                                i, a, b, id - 1);
+            return nd_error_set(err,
+                                "tokenizer: merge %d joins tokens %d and %d, but only tokens 0..%d exist before it", i,
+                                a, b, id - 1);
         }
         tok->merges[2 * i] = a, tok->merges[2 * i + 1] = b;
         tok->n_bytes[id] = tok->n_bytes[a] + tok->n_bytes[b];
@@ -104,8 +106,10 @@ static int bpe_word(const nd_tokenizer *tok, int32_t *t, int n) {
         if (best < 0) return n;
         int32_t a = tok->merges[2 * best], b = tok->merges[2 * best + 1], m = 0;
         for (int i = 0; i < n; i++) {
-            if (i + 1 < n && t[i] == a && t[i + 1] == b) t[m++] = 256 + best, i++;
-            else t[m++] = t[i];
+            if (i + 1 < n && t[i] == a && t[i + 1] == b)
+                t[m++] = 256 + best, i++;
+            else
+                t[m++] = t[i];
         }
         n = m;
     }
@@ -190,8 +194,10 @@ bool nd_tokenizer_train(nd_tokenizer *tok, const char *const *texts, int64_t n_t
             word_entry *e = &words.items[i];
             int m = 0;
             for (int j = 0; j < e->n; j++) {
-                if (j + 1 < e->n && e->tokens[j] == best_a && e->tokens[j + 1] == best_b) e->tokens[m++] = id, j++;
-                else e->tokens[m++] = e->tokens[j];
+                if (j + 1 < e->n && e->tokens[j] == best_a && e->tokens[j + 1] == best_b)
+                    e->tokens[m++] = id, j++;
+                else
+                    e->tokens[m++] = e->tokens[j];
             }
             e->n = m;
         }

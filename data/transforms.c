@@ -88,8 +88,8 @@ static uint8_t pil_clip8(int32_t v) {
 
 // PIL's ImagingResample{Horizontal,Vertical}_8bpc: `lines` independent lines; a line starts `line_step` after the
 // previous one and its samples lie `step` apart (horizontal: step 1; vertical: step = the row width).
-static void resample_pass_u8(uint8_t *dst, const uint8_t *src, const resample_axis *a, int lines,
-                             int64_t line_step_in, int64_t line_step_out, int64_t step_in, int64_t step_out) {
+static void resample_pass_u8(uint8_t *dst, const uint8_t *src, const resample_axis *a, int lines, int64_t line_step_in,
+                             int64_t line_step_out, int64_t step_in, int64_t step_out) {
     for (int line = 0; line < lines; line++) {
         const uint8_t *in = src + line * line_step_in;
         uint8_t *out = dst + line * line_step_out;
@@ -104,8 +104,8 @@ static void resample_pass_u8(uint8_t *dst, const uint8_t *src, const resample_ax
 }
 
 // The same pass on float planes, accumulated in double as PIL's 32bpc path.
-static void resample_pass_f32(float *dst, const float *src, const resample_axis *a, int lines,
-                              int64_t line_step_in, int64_t line_step_out, int64_t step_in, int64_t step_out) {
+static void resample_pass_f32(float *dst, const float *src, const resample_axis *a, int lines, int64_t line_step_in,
+                              int64_t line_step_out, int64_t step_in, int64_t step_out) {
     for (int line = 0; line < lines; line++) {
         const float *in = src + line * line_step_in;
         float *out = dst + line * line_step_out;

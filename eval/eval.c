@@ -56,26 +56,26 @@ static bool get_classifier(nd_evaluator *ev, const nd_eval_setup *setup, nd_ctx 
         if (setup->log)
             fprintf(setup->log, "note: neither XDG_CACHE_HOME nor HOME is set: the classifier is not cached\n");
     }
-    if (*dir) nd_eval_cache_path(ev->cache_path, sizeof ev->cache_path, dir, setup->data, setup->img_size,
-                                 setup->unit_range, setup->random_flip);
+    if (*dir)
+        nd_eval_cache_path(ev->cache_path, sizeof ev->cache_path, dir, setup->data, setup->img_size, setup->unit_range,
+                           setup->random_flip);
     nd_error why;
     if (*ev->cache_path && access(ev->cache_path, F_OK) == 0) {
         if (nd_eval_classifier_load(ev->cache_path, c, ctx, &why)) return true;
-        if (setup->log) fprintf(setup->log, "note: the cached classifier cannot be used (%s): training a new one\n",
-                                why.msg);
+        if (setup->log)
+            fprintf(setup->log, "note: the cached classifier cannot be used (%s): training a new one\n", why.msg);
     }
     nd_dataset train = {0};
     if (!load_split(&train, setup, ND_SPLIT_TRAIN, err)) return false;
     if (setup->log)
         fprintf(setup->log, "training the evaluation classifier on %s (%dx%d, %s%s)%s%s\n", setup->data,
                 setup->img_size, setup->img_size, setup->unit_range ? "[0, 1]" : "[-1, 1]",
-                setup->random_flip ? ", random flips" : "",
-                *ev->cache_path ? "; it is cached in " : "", ev->cache_path);
+                setup->random_flip ? ", random flips" : "", *ev->cache_path ? "; it is cached in " : "",
+                ev->cache_path);
     bool ok = nd_eval_classifier_train(c, &train, &setup->train, ctx, &ev->train_seconds, err);
     nd_dataset_free(&train);
     ev->trained = ok;
-    if (ok && *ev->cache_path &&
-        (!make_dirs(dir, &why) || !nd_eval_classifier_save(ev->cache_path, c, ctx, &why))) {
+    if (ok && *ev->cache_path && (!make_dirs(dir, &why) || !nd_eval_classifier_save(ev->cache_path, c, ctx, &why))) {
         if (setup->log) fprintf(setup->log, "note: the classifier is not cached: %s\n", why.msg);
         ev->cache_path[0] = '\0';
     }
@@ -88,12 +88,12 @@ static bool score_test_split(nd_evaluator *ev, const nd_eval_setup *setup, nd_ct
     if (!load_split(&test, setup, ND_SPLIT_TEST, err)) return false;
     const nd_eval_classifier *c = &ev->classifier;
     int64_t n = test.n, image = (int64_t)c->img_ch * c->img_size * c->img_size;
-    float *images = nd_xmalloc((size_t)(n * image) * sizeof(float));         // (n, C, S, S)
-    float *logits = nd_xmalloc((size_t)(n * c->classes) * sizeof(float));    // (n, classes)
+    float *images = nd_xmalloc((size_t)(n * image) * sizeof(float));              // (n, C, S, S)
+    float *logits = nd_xmalloc((size_t)(n * c->classes) * sizeof(float));         // (n, classes)
     float *features = nd_xmalloc((size_t)(n * ND_EVAL_FEATURES) * sizeof(float)); // (n, 128)
     for (int64_t i = 0; i < n; i++) // mirrored by a fixed coin when the model learned from mirrored images
-        nd_dataset_sample(images + i * image, &test, i,
-                          c->random_flip && nd_flip_coin(ND_EVAL_CLASSIFIER_SEED, 0, i), c->unit_range);
+        nd_dataset_sample(images + i * image, &test, i, c->random_flip && nd_flip_coin(ND_EVAL_CLASSIFIER_SEED, 0, i),
+                          c->unit_range);
     nd_eval_classifier_run(ctx, c, images, n, logits, features);
     nd_eval_report report;
     nd_eval_report_init(&report, c->classes);
@@ -126,8 +126,10 @@ bool nd_evaluator_init(nd_evaluator *ev, const nd_eval_setup *setup, nd_ctx *ctx
     *ev = (nd_evaluator){0};
     struct stat st;
     if (strcmp(setup->data, "fashion-mnist") != 0 && (stat(setup->data, &st) != 0 || !S_ISDIR(st.st_mode)))
-        return nd_error_set(err, "%s: evaluation needs a data set with train and test splits: fashion-mnist or a "
-                            "directory of IDX files", setup->data);
+        return nd_error_set(err,
+                            "%s: evaluation needs a data set with train and test splits: fashion-mnist or a "
+                            "directory of IDX files",
+                            setup->data);
     if (setup->img_size < 4 || setup->classes < 2 || setup->classes > ND_EVAL_MAX_CLASSES)
         return nd_error_set(err, "images of %dx%d with %d classes: evaluation needs at least 4x4 and 2..%d classes",
                             setup->img_size, setup->img_size, setup->classes, ND_EVAL_MAX_CLASSES);
@@ -155,16 +157,17 @@ bool nd_eval_images(const nd_evaluator *ev, nd_ctx *ctx, const float *images, co
     const nd_eval_classifier *c = &ev->classifier;
     for (int64_t i = 0; i < n; i++)
         if (labels[i] < 0 || labels[i] >= c->classes)
-            return nd_error_set(err, "label %d of image %lld: expected 0..%d", labels[i], (long long)i,
-                                c->classes - 1);
+            return nd_error_set(err, "label %d of image %lld: expected 0..%d", labels[i], (long long)i, c->classes - 1);
     int64_t values = n * c->img_ch * c->img_size * c->img_size;
     int64_t bad = nd_first_nonfinite(images, values);
     if (bad >= 0) // a diverged model's samples are not graded as black images
-        return nd_error_set(err, "sample %lld holds %g: refusing to grade non-finite samples (the model or the "
-                            "guidance weight diverged)", (long long)(bad / (values / n)), images[bad]);
+        return nd_error_set(err,
+                            "sample %lld holds %g: refusing to grade non-finite samples (the model or the "
+                            "guidance weight diverged)",
+                            (long long)(bad / (values / n)), images[bad]);
     float lo = c->unit_range ? 0.0f : -1.0f;
-    float *clamped = nd_xmalloc((size_t)values * sizeof(float));                // (n, C, S, S)
-    float *logits = nd_xmalloc((size_t)(n * c->classes) * sizeof(float));       // (n, classes)
+    float *clamped = nd_xmalloc((size_t)values * sizeof(float));                  // (n, C, S, S)
+    float *logits = nd_xmalloc((size_t)(n * c->classes) * sizeof(float));         // (n, classes)
     float *features = nd_xmalloc((size_t)(n * ND_EVAL_FEATURES) * sizeof(float)); // (n, 128)
     for (int64_t i = 0; i < values; i++) clamped[i] = fminf(fmaxf(images[i], lo), 1.0f);
     nd_eval_classifier_run(ctx, c, clamped, n, logits, features);

@@ -11,21 +11,21 @@
 // image size and value range; its accuracy and confidence on guided samples, and the Fréchet distance
 // between its penultimate features of samples and of real test images (a classifier-feature FID)
 
-#define ND_EVAL_FEATURES 128   // penultimate width: the features the Fréchet distance compares
+#define ND_EVAL_FEATURES 128 // penultimate width: the features the Fréchet distance compares
 #define ND_EVAL_MAX_CLASSES 64
 
 // Conv(C,32,3,p1)-BN-ReLU-MaxPool2 - Conv(32,64,3,p1)-BN-ReLU-MaxPool2 - Conv(64,128,3,p1)-BN-ReLU -
 // Linear(128 (S/4)^2, 128)-ReLU - Linear(128, classes); parameters named conv1, bn1, ..., fc1, fc2 as a PyTorch
 // twin would name them.
 typedef struct nd_eval_classifier {
-    char data[512];        // the data set it was trained on
-    int img_ch, img_size;  // square images
-    bool unit_range;       // trained on [0, 1] images instead of [-1, 1]
-    bool random_flip;      // trained on images mirrored at random, as the evaluated model's data (false after
-                           // nd_eval_classifier_create; set it before training)
+    char data[512];       // the data set it was trained on
+    int img_ch, img_size; // square images
+    bool unit_range;      // trained on [0, 1] images instead of [-1, 1]
+    bool random_flip;     // trained on images mirrored at random, as the evaluated model's data (false after
+                          // nd_eval_classifier_create; set it before training)
     int classes;
     nd_params params;
-    nd_params buffers;     // BatchNorm running statistics
+    nd_params buffers; // BatchNorm running statistics
     nd_conv2d_layer conv1, conv2, conv3;
     nd_batch_norm2d_layer bn1, bn2, bn3;
     nd_linear_layer fc1, fc2;
@@ -33,10 +33,10 @@ typedef struct nd_eval_classifier {
 
 typedef struct nd_eval_train_config {
     int epochs, batch_size;
-    float lr;              // Adam's, decayed to zero along a cosine
-    uint64_t seed;         // shuffling (the weights come from the context's RNG)
-    int64_t max_steps;     // 0: epochs * batches per epoch; else stop early (tests)
-    bool progress;         // print the progress line
+    float lr;          // Adam's, decayed to zero along a cosine
+    uint64_t seed;     // shuffling (the weights come from the context's RNG)
+    int64_t max_steps; // 0: epochs * batches per epoch; else stop early (tests)
+    bool progress;     // print the progress line
 } nd_eval_train_config;
 
 nd_eval_train_config nd_eval_train_defaults(void); // 3 epochs of batch 64, Adam lr 3e-3
@@ -62,18 +62,18 @@ bool nd_eval_classifier_load(const char *path, nd_eval_classifier *c, nd_ctx *ct
 bool nd_eval_default_cache_dir(char *buf, size_t size);
 // <cache_dir>/eval-classifier-<data>-<size>px-<01|pm1>[-flip].h5, the data set's name made safe for a file
 // name.
-void nd_eval_cache_path(char *buf, size_t size, const char *cache_dir, const char *data, int img_size,
-                        bool unit_range, bool random_flip);
+void nd_eval_cache_path(char *buf, size_t size, const char *cache_dir, const char *data, int img_size, bool unit_range,
+                        bool random_flip);
 
 // Per-class and overall scores of images requested as given classes.
 typedef struct nd_eval_report {
     int classes;
-    int64_t n;                                 // images scored
-    int64_t count[ND_EVAL_MAX_CLASSES];        // images requested of each class
-    int64_t correct[ND_EVAL_MAX_CLASSES];      // of those, classified as requested (argmax)
+    int64_t n;                                  // images scored
+    int64_t count[ND_EVAL_MAX_CLASSES];         // images requested of each class
+    int64_t correct[ND_EVAL_MAX_CLASSES];       // of those, classified as requested (argmax)
     double confidence_sum[ND_EVAL_MAX_CLASSES]; // softmax probability of the requested class, summed
-    double accuracy, confidence;               // over all images
-    double fd;                                 // Fréchet distance to the real reference features (NAN: none)
+    double accuracy, confidence;                // over all images
+    double fd;                                  // Fréchet distance to the real reference features (NAN: none)
 } nd_eval_report;
 
 void nd_eval_report_init(nd_eval_report *r, int classes);
@@ -88,15 +88,14 @@ double nd_eval_class_confidence(const nd_eval_report *r, int k); // NAN likewise
 int nd_eigen_symmetric(double *a, int n, double *values, double *vectors);
 // |mu_a - mu_b|^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2)) of feature sets a (na, dim) and b (nb, dim), with
 // unbiased covariances (numpy.cov) and Tr (S_a S_b)^(1/2) = sum sqrt(eig(S_a^(1/2) S_b S_a^(1/2))).
-bool nd_frechet_distance(const float *a, int64_t na, const float *b, int64_t nb, int dim, double *fd,
-                         nd_error *err);
+bool nd_frechet_distance(const float *a, int64_t na, const float *b, int64_t nb, int dim, double *fd, nd_error *err);
 
 // Everything an evaluation compares with: the classifier (from the cache, else trained and cached) and its
 // features of the data set's test split, cut class by class into two halves by the parity of each image's
 // rank within its class: the odd ranks are the reference that samples are compared with, the even ranks the
 // held-out real images of the floor.
 typedef struct nd_eval_setup {
-    const char *data;      // "fashion-mnist" or an IDX directory: a set with train and test splits
+    const char *data; // "fashion-mnist" or an IDX directory: a set with train and test splits
     int img_ch, img_size;
     bool unit_range;
     int classes;           // the model's; must equal the data set's
@@ -106,19 +105,19 @@ typedef struct nd_eval_setup {
                            // points one way.
     const char *cache_dir; // NULL: nd_eval_default_cache_dir (no cache when that is unknown); "": no cache
     nd_eval_train_config train;
-    FILE *log;             // notes (training, a cache that cannot be used), or NULL
+    FILE *log; // notes (training, a cache that cannot be used), or NULL
 } nd_eval_setup;
 
 typedef struct nd_evaluator {
     nd_eval_classifier classifier;
-    char cache_path[1100];    // "" when uncached
-    bool trained;             // trained in this run, not loaded
+    char cache_path[1100]; // "" when uncached
+    bool trained;          // trained in this run, not loaded
     double train_seconds;
-    double test_accuracy;     // of the classifier on the whole test split
-    float *reference;         // (n_reference, 128) features of the odd-rank half
+    double test_accuracy; // of the classifier on the whole test split
+    float *reference;     // (n_reference, 128) features of the odd-rank half
     int64_t n_reference;
-    float *held;              // (n_held, 128) features of the even-rank half
-    int32_t *held_labels;     // (n_held)
+    float *held;          // (n_held, 128) features of the even-rank half
+    int32_t *held_labels; // (n_held)
     int64_t n_held;
 } nd_evaluator;
 
@@ -134,7 +133,7 @@ bool nd_eval_images(const nd_evaluator *ev, nd_ctx *ctx, const float *images, co
 typedef struct nd_eval_floor_stats {
     double mean, min, max; // over the draws
     int draws;
-    int64_t images;        // in each draw
+    int64_t images; // in each draw
 } nd_eval_floor_stats;
 
 bool nd_eval_floor(const nd_evaluator *ev, int per_class, nd_eval_floor_stats *floor, nd_error *err);

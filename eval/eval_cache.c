@@ -22,8 +22,8 @@ bool nd_eval_default_cache_dir(char *buf, size_t size) {
     return false;
 }
 
-void nd_eval_cache_path(char *buf, size_t size, const char *cache_dir, const char *data, int img_size,
-                        bool unit_range, bool random_flip) {
+void nd_eval_cache_path(char *buf, size_t size, const char *cache_dir, const char *data, int img_size, bool unit_range,
+                        bool random_flip) {
     // the data set's last path component, with anything unsafe in a file name replaced; a hash of the whole
     // spec keeps two directories of the same name apart
     const char *base = data;
@@ -110,8 +110,9 @@ static bool read_group(hid_t file, const char *path, const char *group, const nd
     if (g < 0) return nd_error_set(err, "%s: no '%s' group", path, group);
     H5G_info_t info = {0};
     bool ok = H5Gget_info(g, &info) >= 0 && info.nlinks == (hsize_t)p->n;
-    if (!ok) nd_error_set(err, "%s: '%s' holds %llu tensors, the classifier %d", path, group,
-                          (unsigned long long)info.nlinks, p->n);
+    if (!ok)
+        nd_error_set(err, "%s: '%s' holds %llu tensors, the classifier %d", path, group,
+                     (unsigned long long)info.nlinks, p->n);
     for (int i = 0; ok && i < p->n; i++) {
         const nd_param *item = &p->items[i];
         nd_shape s = item->tensor->shape;
@@ -152,8 +153,10 @@ static bool stage(hid_t file, const char *path, const nd_eval_classifier *c, flo
         return false;
     if (strcmp(data, c->data) != 0 || img_ch != c->img_ch || img_size != c->img_size ||
         (unit_range != 0) != c->unit_range || (random_flip != 0) != c->random_flip || classes != c->classes)
-        return nd_error_set(err, "%s: trained for %s, %dx%dx%d in %s%s, %d classes; wanted %s, %dx%dx%d in %s%s, "
-                            "%d classes", path, data, img_ch, img_size, img_size, unit_range ? "[0, 1]" : "[-1, 1]",
+        return nd_error_set(err,
+                            "%s: trained for %s, %dx%dx%d in %s%s, %d classes; wanted %s, %dx%dx%d in %s%s, "
+                            "%d classes",
+                            path, data, img_ch, img_size, img_size, unit_range ? "[0, 1]" : "[-1, 1]",
                             random_flip ? " with flips" : "", classes, c->data, c->img_ch, c->img_size, c->img_size,
                             c->unit_range ? "[0, 1]" : "[-1, 1]", c->random_flip ? " with flips" : "", c->classes);
     return read_group(file, path, "params", &c->params, params, err) &&

@@ -113,8 +113,7 @@ static void matmul_square(double *c, const double *a, const double *b, int n) {
         }
 }
 
-bool nd_frechet_distance(const float *a, int64_t na, const float *b, int64_t nb, int dim, double *fd,
-                         nd_error *err) {
+bool nd_frechet_distance(const float *a, int64_t na, const float *b, int64_t nb, int dim, double *fd, nd_error *err) {
     if (na < 2 || nb < 2 || dim < 1)
         return nd_error_set(err, "a Fréchet distance needs two sets of at least 2 vectors (got %lld and %lld)",
                             (long long)na, (long long)nb);
@@ -143,8 +142,8 @@ bool nd_frechet_distance(const float *a, int64_t na, const float *b, int64_t nb,
                 for (int k = 0; k < dim; k++) sum += tmp[i * dim + k] * vec[j * dim + k];
                 root[i * dim + j] = sum;
             }
-        matmul_square(tmp, root, cov_b, dim);  // S_a^(1/2) S_b
-        matmul_square(vec, tmp, root, dim);    // S_a^(1/2) S_b S_a^(1/2), symmetric up to rounding
+        matmul_square(tmp, root, cov_b, dim); // S_a^(1/2) S_b
+        matmul_square(vec, tmp, root, dim);   // S_a^(1/2) S_b S_a^(1/2), symmetric up to rounding
         for (int i = 0; i < dim; i++)
             for (int j = i + 1; j < dim; j++)
                 vec[i * dim + j] = vec[j * dim + i] = 0.5 * (vec[i * dim + j] + vec[j * dim + i]);

@@ -4,8 +4,8 @@
 
 #include "nn.h"
 
-void nd_gelu_conv_block_init(nd_gelu_conv_block *b, nd_params *params, const char *name, int64_t in_ch,
-                             int64_t out_ch, int groups) {
+void nd_gelu_conv_block_init(nd_gelu_conv_block *b, nd_params *params, const char *name, int64_t in_ch, int64_t out_ch,
+                             int groups) {
     char key[ND_NAME_MAX];
     nd_conv2d_layer_init(&b->conv, params, nd_module_name(key, "%s.model.0", name), in_ch, out_ch, 3, 1, 1, true);
     nd_group_norm_layer_init(&b->norm, params, nd_module_name(key, "%s.model.1", name), groups, out_ch);
@@ -21,7 +21,8 @@ void nd_down_block_init(nd_down_block *b, nd_params *params, const char *name, i
     char key[ND_NAME_MAX];
     nd_gelu_conv_block_init(&b->conv0, params, nd_module_name(key, "%s.model.0", name), in_ch, out_ch, groups);
     nd_gelu_conv_block_init(&b->conv1, params, nd_module_name(key, "%s.model.1", name), out_ch, out_ch, groups);
-    nd_gelu_conv_block_init(&b->pool.conv, params, nd_module_name(key, "%s.model.2.conv", name), 4 * out_ch, out_ch, groups);
+    nd_gelu_conv_block_init(&b->pool.conv, params, nd_module_name(key, "%s.model.2.conv", name), 4 * out_ch, out_ch,
+                            groups);
 }
 
 // DownBlock.forward: two GELUConvBlocks, then RearrangePoolBlock (space-to-depth, then GELUConvBlock 4C -> C)
@@ -30,12 +31,13 @@ nd_tensor *nd_down_block_forward(nd_ctx *ctx, const nd_down_block *b, nd_tensor 
     return nd_gelu_conv_block_forward(ctx, &b->pool.conv, nd_pixel_unshuffle(ctx, h, 2));
 }
 
-void nd_up_block_init(nd_up_block *b, nd_params *params, const char *name, int64_t in_ch, int64_t out_ch,
-                      int groups) {
+void nd_up_block_init(nd_up_block *b, nd_params *params, const char *name, int64_t in_ch, int64_t out_ch, int groups) {
     char key[ND_NAME_MAX];
-    nd_conv_transpose2d_layer_init(&b->up, params, nd_module_name(key, "%s.model.0", name), 2 * in_ch, out_ch, 2, 2, 0, 0);
+    nd_conv_transpose2d_layer_init(&b->up, params, nd_module_name(key, "%s.model.0", name), 2 * in_ch, out_ch, 2, 2, 0,
+                                   0);
     for (int i = 0; i < 4; i++)
-        nd_gelu_conv_block_init(&b->convs[i], params, nd_module_name(key, "%s.model.%d", name, i + 1), out_ch, out_ch, groups);
+        nd_gelu_conv_block_init(&b->convs[i], params, nd_module_name(key, "%s.model.%d", name, i + 1), out_ch, out_ch,
+                                groups);
 }
 
 // UpBlock.forward(x, skip)
@@ -95,11 +97,13 @@ void nd_res_block_init(nd_res_block *b, nd_params *params, const char *name, int
     nd_group_norm_layer_init(&b->norm2, params, nd_module_name(key, "%s.norm2", name), groups, out_ch);
     nd_conv2d_layer_init(&b->conv2, params, nd_module_name(key, "%s.conv2", name), out_ch, out_ch, 3, 1, 1, true);
     b->has_skip = in_ch != out_ch;
-    if (b->has_skip) nd_conv2d_layer_init(&b->skip, params, nd_module_name(key, "%s.skip", name), in_ch, out_ch, 1, 1, 0, true);
+    if (b->has_skip)
+        nd_conv2d_layer_init(&b->skip, params, nd_module_name(key, "%s.skip", name), in_ch, out_ch, 1, 1, 0, true);
 }
 
 nd_tensor *nd_res_block_forward(nd_ctx *ctx, const nd_res_block *b, nd_tensor *x, nd_tensor *temb) {
-    nd_tensor *h = nd_conv2d_layer_forward(ctx, &b->conv1, nd_silu(ctx, nd_group_norm_layer_forward(ctx, &b->norm1, x)));
+    nd_tensor *h = nd_conv2d_layer_forward(ctx, &b->conv1,
+                                           nd_silu(ctx, nd_group_norm_layer_forward(ctx, &b->norm1, x)));
     nd_tensor *shift = nd_linear_layer_forward(ctx, &b->temb_proj, nd_silu(ctx, temb)); // (B, out)
     h = nd_add(ctx, h, nd_reshape(ctx, shift, ND_SHAPE(shift->shape.d[0], shift->shape.d[1], 1, 1)));
     h = nd_conv2d_layer_forward(ctx, &b->conv2, nd_silu(ctx, nd_group_norm_layer_forward(ctx, &b->norm2, h)));

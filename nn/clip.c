@@ -8,10 +8,17 @@
 #define ND_CLIP_NORMALIZE_EPS 1e-12f // F.normalize's floor on the norm
 
 nd_clip_config nd_clip_config_default(int vocab_size) {
-    return (nd_clip_config){.vocab_size = vocab_size, .context_length = 77,
-                            .text_width = 64, .text_layers = 2, .text_heads = 4,
-                            .img_ch = 1, .img_size = 16, .patch_size = 4,
-                            .vision_width = 64, .vision_layers = 3, .vision_heads = 4,
+    return (nd_clip_config){.vocab_size = vocab_size,
+                            .context_length = 77,
+                            .text_width = 64,
+                            .text_layers = 2,
+                            .text_heads = 4,
+                            .img_ch = 1,
+                            .img_size = 16,
+                            .patch_size = 4,
+                            .vision_width = 64,
+                            .vision_layers = 3,
+                            .vision_heads = 4,
                             .embed_dim = 64};
 }
 
@@ -48,7 +55,8 @@ static void resblock_init(nd_clip_resblock *b, nd_params *p, const char *name, i
 static nd_tensor *resblock_forward(nd_ctx *ctx, const nd_clip_resblock *b, nd_tensor *x, bool causal) {
     nd_tensor *h = nd_layer_norm_layer_forward(ctx, &b->ln_1, x); // (B, L, W)
     x = nd_add(ctx, x, nd_attention_layer_forward(ctx, &b->attn, h, NULL, causal));
-    h = nd_gelu(ctx, nd_linear_layer_forward(ctx, &b->c_fc, nd_layer_norm_layer_forward(ctx, &b->ln_2, x))); // (B, L, 4W)
+    h = nd_gelu(ctx,
+                nd_linear_layer_forward(ctx, &b->c_fc, nd_layer_norm_layer_forward(ctx, &b->ln_2, x))); // (B, L, 4W)
     return nd_add(ctx, x, nd_linear_layer_forward(ctx, &b->c_proj, h));
 }
 
@@ -60,8 +68,10 @@ void nd_clip_init(nd_clip *clip, nd_clip_config cfg) {
     nd_params_init(p);
     int tw = cfg.text_width, vw = cfg.vision_width, grid = cfg.img_size / cfg.patch_size;
     if (cfg.img_size % cfg.patch_size || tw % cfg.text_heads || vw % cfg.vision_heads)
-        nd_abort_at(ND_HERE, "nd_clip_init", "img_size %d must be a multiple of patch_size %d and widths (%d, %d) of "
-                    "their heads (%d, %d)", cfg.img_size, cfg.patch_size, tw, vw, cfg.text_heads, cfg.vision_heads);
+        nd_abort_at(ND_HERE, "nd_clip_init",
+                    "img_size %d must be a multiple of patch_size %d and widths (%d, %d) of "
+                    "their heads (%d, %d)",
+                    cfg.img_size, cfg.patch_size, tw, vw, cfg.text_heads, cfg.vision_heads);
 
     nd_embedding_layer_init(&clip->token_embedding, p, "token_embedding", cfg.vocab_size, tw);
     set_init(p, clip->token_embedding.weight, ND_INIT_NORMAL, 0.02f);
@@ -113,7 +123,8 @@ nd_tensor *nd_clip_encode_text(nd_ctx *ctx, const nd_clip *clip, const int32_t *
         for (int64_t i = 0; i < s; i++) {
             int32_t id = ids[b * s + i];
             if (id < 0 || id >= c->vocab_size)
-                nd_abort_at(ND_HERE, "nd_clip_encode_text", "token id %d outside the vocabulary (%d)", id, c->vocab_size);
+                nd_abort_at(ND_HERE, "nd_clip_encode_text", "token id %d outside the vocabulary (%d)", id,
+                            c->vocab_size);
             if (id > ids[b * s + eot[b]]) eot[b] = (int32_t)i;
         }
         if (eot[b] + 1 > len) len = eot[b] + 1;
@@ -126,8 +137,8 @@ nd_tensor *nd_clip_encode_text(nd_ctx *ctx, const nd_clip *clip, const int32_t *
         for (int64_t i = 0; i < len; i++) host[b * len + i] = (float)ids[b * s + i];
         rows[b] = (float)(b * len + eot[b]);
     }
-    nd_tensor *idx = nd_from_host(ctx, ND_SHAPE(batch, len), host);   // (B, L)
-    nd_tensor *eot_rows = nd_from_host(ctx, ND_SHAPE(batch), rows);   // (B)
+    nd_tensor *idx = nd_from_host(ctx, ND_SHAPE(batch, len), host); // (B, L)
+    nd_tensor *eot_rows = nd_from_host(ctx, ND_SHAPE(batch), rows); // (B)
     free(host), free(rows), free(eot);
     nd_tensor *x = nd_embedding_layer_forward(ctx, &clip->token_embedding, idx); // (B, L, W)
     nd_tensor *pos = len == s ? clip->positional_embedding : nd_slice(ctx, clip->positional_embedding, 0, 0, len);
@@ -137,16 +148,16 @@ nd_tensor *nd_clip_encode_text(nd_ctx *ctx, const nd_clip *clip, const int32_t *
     nd_trace(ctx, "ln_final", x);
     if (tokens) *tokens = x;
     nd_tensor *pooled = nd_embedding(ctx, nd_reshape(ctx, x, ND_SHAPE(batch * len, w)), eot_rows); // (B, W)
-    return nd_matmul(ctx, pooled, clip->text_projection, false, false);                           // (B, E)
+    return nd_matmul(ctx, pooled, clip->text_projection, false, false);                            // (B, E)
 }
 
 nd_tensor *nd_clip_encode_image(nd_ctx *ctx, const nd_clip *clip, nd_tensor *images) {
     const nd_clip_config *c = &clip->config;
     int64_t b = images->shape.d[0], w = c->vision_width, grid = c->img_size / c->patch_size;
-    nd_tensor *x = nd_conv2d_layer_forward(ctx, &clip->conv1, images); // (B, W, g, g)
+    nd_tensor *x = nd_conv2d_layer_forward(ctx, &clip->conv1, images);                        // (B, W, g, g)
     x = nd_permute(ctx, nd_reshape(ctx, x, ND_SHAPE(b, w, grid * grid)), ((int[]){0, 2, 1})); // (B, g*g, W)
-    nd_tensor *cls = nd_add(ctx, nd_zeros(ctx, ND_SHAPE(b, 1, w)), clip->class_embedding);     // (B, 1, W)
-    x = nd_concat(ctx, ((nd_tensor *[]){cls, x}), 2, 1);                                        // (B, 1+g*g, W)
+    nd_tensor *cls = nd_add(ctx, nd_zeros(ctx, ND_SHAPE(b, 1, w)), clip->class_embedding);    // (B, 1, W)
+    x = nd_concat(ctx, ((nd_tensor *[]){cls, x}), 2, 1);                                      // (B, 1+g*g, W)
     x = nd_add(ctx, x, clip->vis_positional_embedding);
     x = nd_layer_norm_layer_forward(ctx, &clip->ln_pre, x);
     for (int i = 0; i < c->vision_layers; i++) x = resblock_forward(ctx, &clip->vision_blocks[i], x, false);
@@ -182,7 +193,7 @@ nd_tensor *nd_clip_contrastive_loss(nd_ctx *ctx, nd_tensor *image_emb, nd_tensor
 
 nd_tensor *nd_clip_loss(nd_ctx *ctx, const nd_clip *clip, nd_tensor *images, const int32_t *ids) {
     int batch = (int)images->shape.d[0];
-    nd_tensor *image_emb = nd_l2_normalize(ctx, nd_clip_encode_image(ctx, clip, images)); // (B, E)
+    nd_tensor *image_emb = nd_l2_normalize(ctx, nd_clip_encode_image(ctx, clip, images));         // (B, E)
     nd_tensor *text_emb = nd_l2_normalize(ctx, nd_clip_encode_text(ctx, clip, ids, batch, NULL)); // (B, E)
     return nd_clip_contrastive_loss(ctx, image_emb, text_emb, clip->logit_scale);
 }

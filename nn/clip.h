@@ -14,13 +14,13 @@ struct nd_params;
 #define ND_CLIP_LOGIT_SCALE_MAX 4.6051702f // ln(100): CLIP clamps the learnt logit scale at 100
 
 typedef struct nd_clip_config {
-    int vocab_size;       // the tokenizer's (bytes + merges + start + end)
-    int context_length;   // tokens per prompt (77)
+    int vocab_size;     // the tokenizer's (bytes + merges + start + end)
+    int context_length; // tokens per prompt (77)
     int text_width, text_layers, text_heads;
     int img_ch, img_size; // square images
     int patch_size;       // ViT patch (img_size must be a multiple)
     int vision_width, vision_layers, vision_heads;
-    int embed_dim;        // the shared space both projections map into
+    int embed_dim; // the shared space both projections map into
 } nd_clip_config;
 
 // A small CLIP for 16x16 Fashion-MNIST: text 64 wide, 2 layers, 4 heads, context 77; ViT patch 4, 64 wide,
@@ -38,19 +38,19 @@ typedef struct nd_clip {
     nd_clip_config config;
     nd_params params;
     // text tower
-    nd_embedding_layer token_embedding;   // (vocab, W)
-    nd_tensor *positional_embedding;      // (S, W)
-    nd_clip_resblock *text_blocks;        // (text_layers)
+    nd_embedding_layer token_embedding; // (vocab, W)
+    nd_tensor *positional_embedding;    // (S, W)
+    nd_clip_resblock *text_blocks;      // (text_layers)
     nd_norm_layer ln_final;
-    nd_tensor *text_projection;           // (W, E): features @ text_projection, as open_clip
+    nd_tensor *text_projection; // (W, E): features @ text_projection, as open_clip
     // image tower (ViT)
-    nd_conv2d_layer conv1;                // patch embedding: (Wv, C, p, p), stride p, no bias
-    nd_tensor *class_embedding;           // (Wv)
-    nd_tensor *vis_positional_embedding;  // (1 + patches, Wv), "visual.positional_embedding"
+    nd_conv2d_layer conv1;               // patch embedding: (Wv, C, p, p), stride p, no bias
+    nd_tensor *class_embedding;          // (Wv)
+    nd_tensor *vis_positional_embedding; // (1 + patches, Wv), "visual.positional_embedding"
     nd_norm_layer ln_pre, ln_post;
-    nd_clip_resblock *vision_blocks;      // (vision_layers)
-    nd_tensor *vis_proj;                  // (Wv, E), "visual.proj"
-    nd_tensor *logit_scale;               // (1): ln of the similarity scale, initialised to ln(1/0.07)
+    nd_clip_resblock *vision_blocks; // (vision_layers)
+    nd_tensor *vis_proj;             // (Wv, E), "visual.proj"
+    nd_tensor *logit_scale;          // (1): ln of the similarity scale, initialised to ln(1/0.07)
 } nd_clip;
 
 // Registers every parameter (not yet allocated).

@@ -36,9 +36,9 @@ nd_tensor *nd_dli_unet_forward(nd_ctx *ctx, const nd_dli_unet *u, const nd_model
     int64_t batch = x->shape.d[0], latent = cfg->img_size / 4, c2 = cfg->down_chs[2];
     nd_tensor *down0 = nd_residual_conv_block_forward(ctx, &u->down0, x); // (B, c0, S, S)
     nd_trace(ctx, "down0", down0);
-    nd_tensor *down1 = nd_down_block_forward(ctx, &u->down1, down0);      // (B, c1, S/2, S/2)
+    nd_tensor *down1 = nd_down_block_forward(ctx, &u->down1, down0); // (B, c1, S/2, S/2)
     nd_trace(ctx, "down1", down1);
-    nd_tensor *down2 = nd_down_block_forward(ctx, &u->down2, down1);      // (B, c2, S/4, S/4)
+    nd_tensor *down2 = nd_down_block_forward(ctx, &u->down2, down1); // (B, c2, S/4, S/4)
     nd_trace(ctx, "down2", down2);
     nd_tensor *latent_vec = nd_gelu(ctx, nd_reshape(ctx, down2, ND_SHAPE(batch, -1))); // to_vec
     for (int i = 0; i < 3; i++) latent_vec = nd_relu(ctx, nd_linear_layer_forward(ctx, &u->dense[i], latent_vec));
@@ -50,17 +50,18 @@ nd_tensor *nd_dli_unet_forward(nd_ctx *ctx, const nd_dli_unet *u, const nd_model
     nd_trace(ctx, "temb_1", temb_1);
     nd_trace(ctx, "temb_2", temb_2);
 
-    nd_tensor *up0 = nd_gelu_conv_block_forward(ctx, &u->up0, nd_reshape(ctx, latent_vec, ND_SHAPE(batch, c2, latent, latent)));
+    nd_tensor *up0 = nd_gelu_conv_block_forward(ctx, &u->up0,
+                                                nd_reshape(ctx, latent_vec, ND_SHAPE(batch, c2, latent, latent)));
     nd_trace(ctx, "up0", up0);
     nd_tensor *in1 = up0, *in2;
     if (cfg->c_embed_dim > 0) {
         if (!context) context = nd_zeros(ctx, ND_SHAPE(batch, cfg->c_embed_dim)); // the null context
-        nd_tensor *c_emb1 = nd_embed_block_forward(ctx, &u->c_embed1, context);  // (B, c2, 1, 1)
+        nd_tensor *c_emb1 = nd_embed_block_forward(ctx, &u->c_embed1, context);   // (B, c2, 1, 1)
         nd_trace(ctx, "c_embed1", c_emb1);
         in1 = nd_mul(ctx, c_emb1, up0);
         nd_tensor *up1 = nd_up_block_forward(ctx, &u->up1, nd_add(ctx, in1, temb_1), down2);
         nd_trace(ctx, "up1", up1);
-        nd_tensor *c_emb2 = nd_embed_block_forward(ctx, &u->c_embed2, context);  // (B, c1, 1, 1)
+        nd_tensor *c_emb2 = nd_embed_block_forward(ctx, &u->c_embed2, context); // (B, c1, 1, 1)
         nd_trace(ctx, "c_embed2", c_emb2);
         in2 = nd_mul(ctx, c_emb2, up1);
     } else {

@@ -5,29 +5,34 @@
 
 #include "dli_models.h"
 
-static void conv_init(nd_v1_conv *c, nd_params *params, nd_params *buffers, const char *conv_name,
-                      const char *bn_name, int64_t in_ch, int64_t out_ch) {
+static void conv_init(nd_v1_conv *c, nd_params *params, nd_params *buffers, const char *conv_name, const char *bn_name,
+                      int64_t in_ch, int64_t out_ch) {
     nd_conv2d_layer_init(&c->conv, params, conv_name, in_ch, out_ch, 3, 1, 1, true);
     nd_batch_norm2d_layer_init(&c->bn, params, buffers, bn_name, out_ch);
 }
 
 static nd_tensor *conv_forward(nd_ctx *ctx, const nd_v1_conv *c, nd_tensor *x, bool training) {
-    return nd_relu(ctx, nd_batch_norm2d_layer_forward(ctx, &c->bn, nd_conv2d_layer_forward(ctx, &c->conv, x), training));
+    return nd_relu(ctx,
+                   nd_batch_norm2d_layer_forward(ctx, &c->bn, nd_conv2d_layer_forward(ctx, &c->conv, x), training));
 }
 
 static void down_init(nd_v1_conv c[2], nd_params *params, nd_params *buffers, const char *name, int64_t in_ch,
                       int64_t out_ch) {
     char a[ND_NAME_MAX], b[ND_NAME_MAX];
-    conv_init(&c[0], params, buffers, nd_module_name(a, "%s.model.0", name), nd_module_name(b, "%s.model.1", name), in_ch, out_ch);
-    conv_init(&c[1], params, buffers, nd_module_name(a, "%s.model.3", name), nd_module_name(b, "%s.model.4", name), out_ch, out_ch);
+    conv_init(&c[0], params, buffers, nd_module_name(a, "%s.model.0", name), nd_module_name(b, "%s.model.1", name),
+              in_ch, out_ch);
+    conv_init(&c[1], params, buffers, nd_module_name(a, "%s.model.3", name), nd_module_name(b, "%s.model.4", name),
+              out_ch, out_ch);
 }
 
 static void up_init(nd_v1_up *u, nd_params *params, nd_params *buffers, const char *name, int64_t in_ch,
                     int64_t out_ch) {
     char a[ND_NAME_MAX], b[ND_NAME_MAX];
-    nd_conv_transpose2d_layer_init(&u->up, params, nd_module_name(a, "%s.model.0", name), 2 * in_ch, out_ch, 3, 2, 1, 1);
+    nd_conv_transpose2d_layer_init(&u->up, params, nd_module_name(a, "%s.model.0", name), 2 * in_ch, out_ch, 3, 2, 1,
+                                   1);
     nd_batch_norm2d_layer_init(&u->up_bn, params, buffers, nd_module_name(a, "%s.model.1", name), out_ch);
-    conv_init(&u->conv, params, buffers, nd_module_name(a, "%s.model.3", name), nd_module_name(b, "%s.model.4", name), out_ch, out_ch);
+    conv_init(&u->conv, params, buffers, nd_module_name(a, "%s.model.3", name), nd_module_name(b, "%s.model.4", name),
+              out_ch, out_ch);
 }
 
 static nd_tensor *up_forward(nd_ctx *ctx, const nd_v1_up *u, nd_tensor *x, nd_tensor *skip, bool training) {

@@ -7,7 +7,7 @@
 
 #include "nn.h"
 
-#define ND_NORM_EPS 1e-5f        // PyTorch's default eps for every norm layer
+#define ND_NORM_EPS 1e-5f // PyTorch's default eps for every norm layer
 #define ND_BATCH_NORM_MOMENTUM 0.1f
 
 const char *nd_module_name(char *buf, const char *fmt, ...) {
@@ -22,8 +22,8 @@ const char *nd_module_name(char *buf, const char *fmt, ...) {
     return buf;
 }
 
-static nd_tensor *add_param(nd_params *params, const char *name, const char *leaf, nd_shape shape,
-                            nd_init_kind init, float bound) {
+static nd_tensor *add_param(nd_params *params, const char *name, const char *leaf, nd_shape shape, nd_init_kind init,
+                            float bound) {
     char key[ND_NAME_MAX];
     return nd_params_add(params, nd_module_name(key, "%s.%s", name, leaf), shape, init, bound);
 }
@@ -100,8 +100,8 @@ nd_tensor *nd_layer_norm_layer_forward(nd_ctx *ctx, const nd_norm_layer *layer, 
     return nd_layer_norm(ctx, x, layer->weight, layer->bias, ND_NORM_EPS);
 }
 
-void nd_batch_norm2d_layer_init(nd_batch_norm2d_layer *layer, nd_params *params, nd_params *buffers,
-                                const char *name, int64_t channels) {
+void nd_batch_norm2d_layer_init(nd_batch_norm2d_layer *layer, nd_params *params, nd_params *buffers, const char *name,
+                                int64_t channels) {
     layer->weight = add_param(params, name, "weight", ND_SHAPE(channels), ND_INIT_ONES, 0.0f);
     layer->bias = add_param(params, name, "bias", ND_SHAPE(channels), ND_INIT_ZEROS, 0.0f);
     layer->running_mean = add_param(buffers, name, "running_mean", ND_SHAPE(channels), ND_INIT_ZEROS, 0.0f);
@@ -110,14 +110,12 @@ void nd_batch_norm2d_layer_init(nd_batch_norm2d_layer *layer, nd_params *params,
     layer->running_var->requires_grad = false;
 }
 
-nd_tensor *nd_batch_norm2d_layer_forward(nd_ctx *ctx, const nd_batch_norm2d_layer *layer, nd_tensor *x,
-                                         bool training) {
+nd_tensor *nd_batch_norm2d_layer_forward(nd_ctx *ctx, const nd_batch_norm2d_layer *layer, nd_tensor *x, bool training) {
     return nd_batch_norm2d(ctx, x, layer->weight, layer->bias, layer->running_mean, layer->running_var, training,
                            ND_BATCH_NORM_MOMENTUM, ND_NORM_EPS);
 }
 
-void nd_embedding_layer_init(nd_embedding_layer *layer, nd_params *params, const char *name, int64_t num,
-                             int64_t dim) {
+void nd_embedding_layer_init(nd_embedding_layer *layer, nd_params *params, const char *name, int64_t num, int64_t dim) {
     layer->weight = add_param(params, name, "weight", ND_SHAPE(num, dim), ND_INIT_NORMAL, 1.0f);
 }
 

@@ -19,8 +19,14 @@ bool nd_model_kind_parse(const char *name, nd_model_kind *kind) {
 }
 
 nd_model_config nd_model_config_default(nd_model_kind kind, int img_ch, int img_size, int c_embed_dim) {
-    nd_model_config c = {.kind = kind, .img_ch = img_ch, .img_size = img_size, .T = 150,
-                         .c_embed_dim = c_embed_dim, .small_groups = 8, .big_groups = 32, .heads = 4};
+    nd_model_config c = {.kind = kind,
+                         .img_ch = img_ch,
+                         .img_size = img_size,
+                         .T = 150,
+                         .c_embed_dim = c_embed_dim,
+                         .small_groups = 8,
+                         .big_groups = 32,
+                         .heads = 4};
     switch (kind) {
     case ND_MODEL_DLI_UNET:
         c.down_chs[0] = 64, c.down_chs[1] = 64, c.down_chs[2] = 128;
@@ -43,8 +49,10 @@ nd_model_config nd_model_config_default(nd_model_kind kind, int img_ch, int img_
 static bool groups_divide(int groups, const char *name, const int *chs, char *why, size_t size) {
     for (int i = 0; i < 3; i++)
         if (chs[i] % groups != 0) {
-            snprintf(why, size, "%s %d does not divide down_chs[%d] = %d (GroupNorm splits the channels into "
-                     "equal groups)", name, groups, i, chs[i]);
+            snprintf(why, size,
+                     "%s %d does not divide down_chs[%d] = %d (GroupNorm splits the channels into "
+                     "equal groups)",
+                     name, groups, i, chs[i]);
             return false;
         }
     return true;
@@ -66,8 +74,8 @@ bool nd_model_config_check(const nd_model_config *c, int64_t max_params, char *w
     case ND_MODEL_DLI_UNET:
         if (!sinusoid_ok(c->t_embed_dim, "t_embed_dim", why, size) ||
             !groups_divide(c->big_groups, "big_groups", c->down_chs, why, size) ||
-            !groups_divide(c->small_groups, "small_groups", (const int[]){c->down_chs[0], c->down_chs[0], c->down_chs[0]},
-                           why, size))
+            !groups_divide(c->small_groups, "small_groups",
+                           (const int[]){c->down_chs[0], c->down_chs[0], c->down_chs[0]}, why, size))
             return false;
         break;
     case ND_MODEL_DLI_UNET_V1: break;
@@ -168,8 +176,8 @@ static void summary_line(void *user, const char *module, const nd_tensor *out) {
 
 void nd_model_summary(nd_ctx *ctx, const nd_model *m, FILE *out) {
     const nd_model_config *c = &m->config;
-    fprintf(out, "%s: %d x %d x %d images, T = %d, context %d\n", nd_model_kind_name(c->kind), c->img_ch,
-            c->img_size, c->img_size, c->T, c->c_embed_dim);
+    fprintf(out, "%s: %d x %d x %d images, T = %d, context %d\n", nd_model_kind_name(c->kind), c->img_ch, c->img_size,
+            c->img_size, c->T, c->c_embed_dim);
     fprintf(out, "  %-12s %-22s %12s\n", "block", "output shape", "parameters");
     summary_state state = {out, &m->params};
     bool grad = nd_ctx_set_grad(ctx, false);

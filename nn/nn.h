@@ -67,22 +67,20 @@ nd_tensor *nd_layer_norm_layer_forward(nd_ctx *ctx, const nd_norm_layer *layer, 
 
 // nn.BatchNorm2d(channels): affine, eps 1e-5, momentum 0.1; running statistics are buffers.
 typedef struct nd_batch_norm2d_layer {
-    nd_tensor *weight, *bias;             // (C,) parameters
+    nd_tensor *weight, *bias;              // (C,) parameters
     nd_tensor *running_mean, *running_var; // (C,) buffers
 } nd_batch_norm2d_layer;
 
-void nd_batch_norm2d_layer_init(nd_batch_norm2d_layer *layer, nd_params *params, nd_params *buffers,
-                                const char *name, int64_t channels);
-nd_tensor *nd_batch_norm2d_layer_forward(nd_ctx *ctx, const nd_batch_norm2d_layer *layer, nd_tensor *x,
-                                         bool training);
+void nd_batch_norm2d_layer_init(nd_batch_norm2d_layer *layer, nd_params *params, nd_params *buffers, const char *name,
+                                int64_t channels);
+nd_tensor *nd_batch_norm2d_layer_forward(nd_ctx *ctx, const nd_batch_norm2d_layer *layer, nd_tensor *x, bool training);
 
 // nn.Embedding(num, dim): weight (num, dim) ~ N(0, 1).
 typedef struct nd_embedding_layer {
     nd_tensor *weight; // (num, dim)
 } nd_embedding_layer;
 
-void nd_embedding_layer_init(nd_embedding_layer *layer, nd_params *params, const char *name, int64_t num,
-                             int64_t dim);
+void nd_embedding_layer_init(nd_embedding_layer *layer, nd_params *params, const char *name, int64_t num, int64_t dim);
 nd_tensor *nd_embedding_layer_forward(nd_ctx *ctx, const nd_embedding_layer *layer, nd_tensor *indices);
 
 // ---------------------------------------------------------------------------------------------------
@@ -100,8 +98,8 @@ typedef struct nd_attention_layer {
 void nd_attention_layer_init(nd_attention_layer *layer, nd_params *params, const char *name, int64_t dim,
                              int64_t context_dim, int heads);
 // x (B, L, dim), context (B, S, context_dim) or NULL -> the attention update (B, L, dim)
-nd_tensor *nd_attention_layer_forward(nd_ctx *ctx, const nd_attention_layer *layer, nd_tensor *x,
-                                      nd_tensor *context, bool causal);
+nd_tensor *nd_attention_layer_forward(nd_ctx *ctx, const nd_attention_layer *layer, nd_tensor *x, nd_tensor *context,
+                                      bool causal);
 
 // The lesson's TransformerBlock on image features: pre-LayerNorm self-attention, pre-LayerNorm
 // cross-attention to the context, pre-LayerNorm GELU feed-forward (dim -> 4 dim -> dim), each residual.
@@ -126,8 +124,8 @@ typedef struct nd_gelu_conv_block {
     nd_norm_layer norm;
 } nd_gelu_conv_block;
 
-void nd_gelu_conv_block_init(nd_gelu_conv_block *b, nd_params *params, const char *name, int64_t in_ch,
-                             int64_t out_ch, int groups);
+void nd_gelu_conv_block_init(nd_gelu_conv_block *b, nd_params *params, const char *name, int64_t in_ch, int64_t out_ch,
+                             int groups);
 nd_tensor *nd_gelu_conv_block_forward(nd_ctx *ctx, const nd_gelu_conv_block *b, nd_tensor *x);
 
 // RearrangePoolBlock: pixel_unshuffle(2) then GELUConvBlock(4C -> C); names "<name>.conv.model.*".
@@ -151,8 +149,7 @@ typedef struct nd_up_block {
     nd_gelu_conv_block convs[4];
 } nd_up_block;
 
-void nd_up_block_init(nd_up_block *b, nd_params *params, const char *name, int64_t in_ch, int64_t out_ch,
-                      int groups);
+void nd_up_block_init(nd_up_block *b, nd_params *params, const char *name, int64_t in_ch, int64_t out_ch, int groups);
 nd_tensor *nd_up_block_forward(nd_ctx *ctx, const nd_up_block *b, nd_tensor *x, nd_tensor *skip);
 
 // ResidualConvBlock: x1 = GELUConv(in, out)(x); return x1 + GELUConv(out, out)(x1).
@@ -201,13 +198,13 @@ typedef enum nd_model_kind {
 
 typedef struct nd_model_config {
     nd_model_kind kind;
-    int img_ch, img_size; // square images
-    int T;                // diffusion steps; the models see t / T
-    int down_chs[3];      // dli-unet: (64, 64, 128); v1: (16, 32, 64); t2i: base widths of the three levels
-    int t_embed_dim;      // dli-unet: 8; v1: 1 with a time embedding (02), 0 without (01)
-    int c_embed_dim;      // dli-unet: classes (10) or 0 for unconditional; t2i: context width D
+    int img_ch, img_size;         // square images
+    int T;                        // diffusion steps; the models see t / T
+    int down_chs[3];              // dli-unet: (64, 64, 128); v1: (16, 32, 64); t2i: base widths of the three levels
+    int t_embed_dim;              // dli-unet: 8; v1: 1 with a time embedding (02), 0 without (01)
+    int c_embed_dim;              // dli-unet: classes (10) or 0 for unconditional; t2i: context width D
     int small_groups, big_groups; // GroupNorm group counts (course: 8 and 32)
-    int heads;            // t2i attention heads
+    int heads;                    // t2i attention heads
 } nd_model_config;
 
 // The course's configurations: notebook 03 (16x16, unconditional), 04 (16x16, 10 classes), 06 (28x28 MNIST).

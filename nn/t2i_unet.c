@@ -15,24 +15,26 @@ void nd_t2i_unet_init(nd_t2i_unet *u, nd_params *params, const nd_model_config *
     nd_linear_layer_init(&u->time_fc2, params, "time_mlp.2", temb_dim, temb_dim, true);
     for (int level = 0; level < 3; level++) {
         int64_t in = level == 0 ? ch[0] : ch[level - 1];
-        nd_res_block_init(&u->down_res[level], params, nd_module_name(key, "down.%d.res", level), in, ch[level], temb_dim, groups);
+        nd_res_block_init(&u->down_res[level], params, nd_module_name(key, "down.%d.res", level), in, ch[level],
+                          temb_dim, groups);
         if (level > 0)
-            nd_transformer_block_init(&u->down_attn[level - 1], params, nd_module_name(key, "down.%d.attn", level), ch[level],
-                                      context, cfg->heads);
+            nd_transformer_block_init(&u->down_attn[level - 1], params, nd_module_name(key, "down.%d.attn", level),
+                                      ch[level], context, cfg->heads);
         if (level < 2)
-            nd_conv2d_layer_init(&u->down_sample[level], params, nd_module_name(key, "down.%d.downsample", level), ch[level],
-                                 ch[level], 3, 2, 1, true);
+            nd_conv2d_layer_init(&u->down_sample[level], params, nd_module_name(key, "down.%d.downsample", level),
+                                 ch[level], ch[level], 3, 2, 1, true);
     }
     nd_res_block_init(&u->mid_res, params, "mid.res", ch[2], ch[2], temb_dim, groups);
     nd_transformer_block_init(&u->mid_attn, params, "mid.attn", ch[2], context, cfg->heads);
     for (int level = 2; level >= 0; level--) {
         int64_t in = (level == 2 ? ch[2] : ch[level + 1]) + ch[level];
-        nd_res_block_init(&u->up_res[level], params, nd_module_name(key, "up.%d.res", level), in, ch[level], temb_dim, groups);
+        nd_res_block_init(&u->up_res[level], params, nd_module_name(key, "up.%d.res", level), in, ch[level], temb_dim,
+                          groups);
         if (level > 0) {
-            nd_transformer_block_init(&u->up_attn[level - 1], params, nd_module_name(key, "up.%d.attn", level), ch[level],
-                                      context, cfg->heads);
-            nd_conv2d_layer_init(&u->up_conv[level - 1], params, nd_module_name(key, "up.%d.upsample", level), ch[level],
-                                 ch[level], 3, 1, 1, true);
+            nd_transformer_block_init(&u->up_attn[level - 1], params, nd_module_name(key, "up.%d.attn", level),
+                                      ch[level], context, cfg->heads);
+            nd_conv2d_layer_init(&u->up_conv[level - 1], params, nd_module_name(key, "up.%d.upsample", level),
+                                 ch[level], ch[level], 3, 1, 1, true);
         }
     }
     nd_group_norm_layer_init(&u->norm_out, params, "norm_out", groups, ch[0]);

@@ -10,13 +10,13 @@
 // host arrays of length T indexed by the integer timestep t in [0, T).
 typedef struct nd_schedule {
     int T;
-    float *beta;                 // linspace(beta_start, beta_end, T)
-    float *alpha;                // 1 - beta
-    float *alpha_bar;            // cumprod(alpha)
-    float *sqrt_alpha_bar;       // sqrt(alpha_bar)
+    float *beta;           // linspace(beta_start, beta_end, T)
+    float *alpha;          // 1 - beta
+    float *alpha_bar;      // cumprod(alpha)
+    float *sqrt_alpha_bar; // sqrt(alpha_bar)
     float *sqrt_one_minus_alpha_bar;
-    float *sqrt_alpha_inv;       // sqrt(1 / alpha)
-    float *pred_noise_coeff;     // (1 - alpha) / sqrt(1 - alpha_bar)
+    float *sqrt_alpha_inv;   // sqrt(1 / alpha)
+    float *pred_noise_coeff; // (1 - alpha) / sqrt(1 - alpha_bar)
 } nd_schedule;
 
 // torch.linspace(beta_start, beta_end, T) and the course's derived terms, in float32 as torch computes them.
@@ -75,11 +75,11 @@ const char *nd_prediction_name(nd_prediction prediction);
 
 typedef struct nd_sample_config {
     nd_sampler_kind sampler;
-    int steps;    // steps of the few-step samplers (1..T); the DDPM samplers always take T
+    int steps;          // steps of the few-step samplers (1..T); the DDPM samplers always take T
     nd_spacing spacing; // the few-step samplers' timesteps
-    float eta;    // DDIM only
-    bool guided;  // classifier-free guidance with a doubled batch; false: one pass with the context as given
-    float w;      // guidance weight, course form (1 + w) e_cond - w e_uncond; the scale form s = 1 + w
+    float eta;          // DDIM only
+    bool guided;        // classifier-free guidance with a doubled batch; false: one pass with the context as given
+    float w;            // guidance weight, course form (1 + w) e_cond - w e_uncond; the scale form s = 1 + w
     nd_prediction prediction; // what the model outputs (the checkpoint's choice)
     // Clip every step's x0 estimate to [x0_min, x0_max] (the data's range) and take the eps it implies, so
     // each sampler's update sees a prediction inside the data's range (the lesson's clamp, for every sampler:
@@ -104,8 +104,8 @@ bool nd_start_parse(const char *name, nd_start_kind *kind); // "auto", "noise", 
 nd_start_kind nd_start_resolve(nd_start_kind kind, nd_sampler_kind sampler);
 // mean = sqrt(abar_T) data_mean, std = sqrt(abar_T data_var + 1 - abar_T): the per-pixel mean and standard
 // deviation of q(x_T) = sqrt(abar_T) x0 + sqrt(1 - abar_T) noise over the data (n pixels).
-void nd_start_moments(const nd_schedule *s, const double *data_mean, const double *data_var, int64_t n,
-                      float *mean, float *std);
+void nd_start_moments(const nd_schedule *s, const double *data_mean, const double *data_var, int64_t n, float *mean,
+                      float *std);
 
 // Steps the sampler takes with a schedule of T timesteps, and the model evaluations they cost (Heun's
 // 2 steps - 1; one evaluation is one forward pass of the whole, doubled when guided, batch).
@@ -119,8 +119,8 @@ nd_sample_config nd_sample_defaults(void); // DDPM, w = 2, guided, eps, linspace
 // One reverse step from x (B, C, H, W) at timestep t to t_next (-1: the clean image) given the guided model
 // output out (B, C, H, W), read as cfg->prediction; noise, where the step draws any, comes from ctx's RNG.
 // Every sampler but heun (which evaluates the model again) and dpm-solver++ (which remembers the previous step).
-nd_tensor *nd_sample_step(nd_ctx *ctx, const nd_schedule *s, const nd_sample_config *cfg, nd_tensor *x,
-                          nd_tensor *out, int t, int t_next);
+nd_tensor *nd_sample_step(nd_ctx *ctx, const nd_schedule *s, const nd_sample_config *cfg, nd_tensor *x, nd_tensor *out,
+                          int t, int t_next);
 
 // Called with x_T before the first step (step_index -1, t = T), then after every step with the new x (for
 // denoising-progression strips); t is the step just taken.

@@ -7,8 +7,8 @@
 #include "sample.h"
 #include "private/solvers.h"
 
-static const char *sampler_names[ND_SAMPLER_COUNT] = {"ddpm", "ddpm-posterior", "ddim",
-                                                       "euler", "heun", "dpm-solver++", "ddpm-clamped"};
+static const char *sampler_names[ND_SAMPLER_COUNT] = {"ddpm", "ddpm-posterior", "ddim",        "euler",
+                                                      "heun", "dpm-solver++",   "ddpm-clamped"};
 static const char *spacing_names[] = {"linspace", "leading", "trailing"};
 static const char *prediction_names[] = {"eps", "x0", "v"};
 
@@ -58,8 +58,8 @@ nd_start_kind nd_start_resolve(nd_start_kind kind, nd_sampler_kind sampler) {
     return takes_every_step(sampler) ? ND_START_NOISE : ND_START_MATCHED;
 }
 
-void nd_start_moments(const nd_schedule *s, const double *data_mean, const double *data_var, int64_t n,
-                      float *mean, float *std) {
+void nd_start_moments(const nd_schedule *s, const double *data_mean, const double *data_var, int64_t n, float *mean,
+                      float *std) {
     double abar = s->alpha_bar[s->T - 1];
     for (int64_t i = 0; i < n; i++) {
         mean[i] = (float)(sqrt(abar) * data_mean[i]);
@@ -68,8 +68,15 @@ void nd_start_moments(const nd_schedule *s, const double *data_mean, const doubl
 }
 
 nd_sample_config nd_sample_defaults(void) {
-    return (nd_sample_config){.sampler = ND_SAMPLER_DDPM, .steps = 0, .spacing = ND_SPACING_LINSPACE, .eta = 0.0f,
-                              .guided = true, .w = 2.0f, .prediction = ND_PREDICT_EPS, .x0_min = -1.0f, .x0_max = 1.0f};
+    return (nd_sample_config){.sampler = ND_SAMPLER_DDPM,
+                              .steps = 0,
+                              .spacing = ND_SPACING_LINSPACE,
+                              .eta = 0.0f,
+                              .guided = true,
+                              .w = 2.0f,
+                              .prediction = ND_PREDICT_EPS,
+                              .x0_min = -1.0f,
+                              .x0_max = 1.0f};
 }
 
 nd_tensor *nd_schedule_q(nd_ctx *ctx, const nd_schedule *s, nd_tensor *x0, nd_tensor *noise, const int *t_host) {
@@ -79,8 +86,8 @@ nd_tensor *nd_schedule_q(nd_ctx *ctx, const nd_schedule *s, nd_tensor *x0, nd_te
         coef[i] = s->sqrt_alpha_bar[t_host[i]];
         coef[b + i] = s->sqrt_one_minus_alpha_bar[t_host[i]];
     }
-    nd_tensor *a = nd_from_host(ctx, ND_SHAPE(b, 1, 1, 1), coef);       // sqrt_a_bar[t, None, None, None]
-    nd_tensor *c = nd_from_host(ctx, ND_SHAPE(b, 1, 1, 1), coef + b);   // sqrt_one_minus_a_bar[t, ...]
+    nd_tensor *a = nd_from_host(ctx, ND_SHAPE(b, 1, 1, 1), coef);     // sqrt_a_bar[t, None, None, None]
+    nd_tensor *c = nd_from_host(ctx, ND_SHAPE(b, 1, 1, 1), coef + b); // sqrt_one_minus_a_bar[t, ...]
     free(coef);
     return nd_add(ctx, nd_mul(ctx, a, x0), nd_mul(ctx, c, noise));
 }
@@ -121,8 +128,8 @@ static nd_tensor *given_output(void *user, nd_ctx *ctx, nd_tensor *x, int t) {
     return user;
 }
 
-nd_tensor *nd_sample_step(nd_ctx *ctx, const nd_schedule *s, const nd_sample_config *cfg, nd_tensor *x,
-                          nd_tensor *out, int t, int t_next) {
+nd_tensor *nd_sample_step(nd_ctx *ctx, const nd_schedule *s, const nd_sample_config *cfg, nd_tensor *x, nd_tensor *out,
+                          int t, int t_next) {
     nd_denoiser den = {.ctx = ctx, .s = s, .cfg = cfg, .predict = given_output, .user = out};
     nd_denoised p = nd_denoise(&den, x, t);
     switch (cfg->sampler) {
@@ -135,8 +142,10 @@ nd_tensor *nd_sample_step(nd_ctx *ctx, const nd_schedule *s, const nd_sample_con
     case ND_SAMPLER_DPM_SOLVER_PP:
     case ND_SAMPLER_COUNT: break;
     }
-    nd_abort_at(ND_HERE, "nd_sample_step", "sampler %s needs nd_sample_run (it evaluates the model again or "
-                "remembers steps)", nd_sampler_name(cfg->sampler));
+    nd_abort_at(ND_HERE, "nd_sample_step",
+                "sampler %s needs nd_sample_run (it evaluates the model again or "
+                "remembers steps)",
+                nd_sampler_name(cfg->sampler));
 }
 
 // The guided batch's context: [context; null] with zeros for a missing null context.
@@ -244,8 +253,8 @@ nd_tensor *nd_class_context(nd_ctx *ctx, const int32_t *labels, int64_t n, int c
     float *onehot = nd_xcalloc((size_t)n * (size_t)classes, sizeof(float)); // (n, classes)
     for (int64_t i = 0; i < n; i++) {
         if (labels[i] < 0 || labels[i] >= classes)
-            nd_abort_at(ND_HERE, "nd_class_context", "label %d of image %lld: expected 0..%d", labels[i],
-                        (long long)i, classes - 1);
+            nd_abort_at(ND_HERE, "nd_class_context", "label %d of image %lld: expected 0..%d", labels[i], (long long)i,
+                        classes - 1);
         onehot[i * classes + labels[i]] = 1.0f;
     }
     nd_shape shape = ND_SHAPE(n, classes);

@@ -10,8 +10,9 @@
 // cumprod of float32 alphas, and the course's derived coefficients.
 static void schedule_from_betas(nd_schedule *s, int T, const float *betas) {
     s->T = T;
-    float **arrays[] = {&s->beta, &s->alpha, &s->alpha_bar, &s->sqrt_alpha_bar, &s->sqrt_one_minus_alpha_bar,
-                        &s->sqrt_alpha_inv, &s->pred_noise_coeff};
+    float **arrays[] = {
+        &s->beta,           &s->alpha,           &s->alpha_bar, &s->sqrt_alpha_bar, &s->sqrt_one_minus_alpha_bar,
+        &s->sqrt_alpha_inv, &s->pred_noise_coeff};
     for (size_t i = 0; i < sizeof arrays / sizeof arrays[0]; i++) *arrays[i] = nd_xcalloc((size_t)T, sizeof(float));
     float alpha_bar = 1.0f;
     for (int t = 0; t < T; t++) {
@@ -96,7 +97,9 @@ bool nd_schedule_kind_parse(const char *name, nd_schedule_kind *kind) {
 const char *nd_schedule_kind_name(nd_schedule_kind kind) { return schedule_names[kind]; }
 
 void nd_schedule_make(nd_schedule *s, nd_schedule_kind kind, int T, double beta_start, double beta_end, bool zero_snr) {
-    if (kind == ND_SCHEDULE_COSINE) nd_schedule_cosine(s, T);
-    else nd_schedule_linear(s, T, beta_start, beta_end);
+    if (kind == ND_SCHEDULE_COSINE)
+        nd_schedule_cosine(s, T);
+    else
+        nd_schedule_linear(s, T, beta_start, beta_end);
     if (zero_snr) nd_schedule_rescale_zero_snr(s);
 }

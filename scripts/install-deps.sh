@@ -10,7 +10,7 @@ set -euo pipefail
 # Open MPI: data-parallel training (optional: without it nanodiff trains in one process)
 packages=(cmake make gcc pkg-config libopenblas-openmp-dev libdnnl-dev libhdf5-dev zlib1g-dev dataset-fashion-mnist
           libopenmpi-dev openmpi-bin
-          clang libclang-rt-dev libomp-dev) # clang: the libFuzzer runs of scripts/test.sh
+          clang clang-format libclang-rt-dev libomp-dev) # clang: the libFuzzer runs of scripts/test.sh
 case "${1:-}" in
 --test) packages+=(python3-torch python3-h5py) ;;
 --dev) packages+=(python3-torch python3-h5py python3-pil python3-numpy) ;;

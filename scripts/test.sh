@@ -15,6 +15,8 @@ if [ "${CI:-}" = "true" ]; then
     export ND_REQUIRE_TORCH=1
 else
     scripts/install-deps.sh
+# the layout .clang-format describes (notebooks/exercises keeps its own: see its .clang-format)
+git ls-files '*.c' '*.h' '*.cu' | xargs clang-format --dry-run --Werror
 fi
 jobs=$(nproc)
 # ctest -j runs suites side by side: OpenMP threads that spin at barriers while a teammate waits for a core

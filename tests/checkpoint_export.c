@@ -41,8 +41,15 @@ static bool export_model(const char *dir, const char *name, nd_ctx *ctx, nd_mode
     const nd_model_config *c = &m->config;
     char path[1024];
     nd_error err = {{0}};
-    nd_ddpm_config cfg = {.model = *c, .data = "fashion-mnist", .beta_start = 1e-4, .beta_end = 0.02, .epochs = 3,
-                          .batch_size = 128, .lr = 1e-3f, .cfg_drop = 0.1f, .seed = 2024};
+    nd_ddpm_config cfg = {.model = *c,
+                          .data = "fashion-mnist",
+                          .beta_start = 1e-4,
+                          .beta_end = 0.02,
+                          .epochs = 3,
+                          .batch_size = 128,
+                          .lr = 1e-3f,
+                          .cfg_drop = 0.1f,
+                          .seed = 2024};
     nd_train_state state = {.step = opt ? opt->step : 0, .rng = ctx->rng};
     snprintf(path, sizeof path, "%s/%s.h5", dir, name);
     if (!nd_checkpoint_save(path, m, &cfg, &state, opt, ema, ctx, &err)) {

@@ -15,14 +15,14 @@ enum { CLASSES = 4, SIZE = 8 };
 // Class k is a bright horizontal bar at rows 2k..2k+1 on a dark ground, with a little texture per image.
 static int write_data(const char *path, int n) {
     float *images = nd_xmalloc((size_t)n * SIZE * SIZE * sizeof(float)); // (n, 1, 8, 8)
-    int32_t *labels = nd_xmalloc((size_t)n * sizeof(int32_t));          // (n)
+    int32_t *labels = nd_xmalloc((size_t)n * sizeof(int32_t));           // (n)
     for (int i = 0; i < n; i++) {
         int k = i % CLASSES;
         labels[i] = k;
         for (int y = 0; y < SIZE; y++)
             for (int x = 0; x < SIZE; x++)
-                images[(i * SIZE + y) * SIZE + x] =
-                    (y / 2 == k ? 0.9f : 0.1f) + 0.05f * (float)((i * 7 + x * 3 + y) % 3);
+                images[(i * SIZE + y) * SIZE + x] = (y / 2 == k ? 0.9f : 0.1f) +
+                                                    0.05f * (float)((i * 7 + x * 3 + y) % 3);
     }
     nd_error err;
     bool ok = nd_samples_write_hdf5(path, images, n, 1, SIZE, SIZE, labels, &err);
@@ -66,8 +66,8 @@ static int compare(const char *a_path, const char *b_path, double tolerance) {
     int rc = 1;
     const nd_params *pa = &la.model.params, *pb = &lb.model.params;
     if (la.ok && lb.ok && pa->total != pb->total) {
-        fprintf(stderr, "dist_tool compare: %s holds %lld weights, %s %lld\n", a_path, (long long)pa->total,
-                b_path, (long long)pb->total);
+        fprintf(stderr, "dist_tool compare: %s holds %lld weights, %s %lld\n", a_path, (long long)pa->total, b_path,
+                (long long)pb->total);
     } else if (la.ok && lb.ok) {
         const float *a = pa->data, *b = pb->data; // (total,)
         double max_diff = 0, max_abs = 0, diff2 = 0, norm2 = 0;

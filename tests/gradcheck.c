@@ -43,9 +43,12 @@ static void distinct_ramp(float *host, int64_t n, double step) {
 static void fill_input(nd_ctx *ctx, nd_tensor *t, const gc_input *in, double eps) {
     float *host = malloc((size_t)t->numel * sizeof(float));
     nd_tensor *tmp = nd_empty(ctx, t->shape);
-    if (in->fill == GC_FILL_POSITIVE) nd_rand_uniform(ctx, tmp, 0.5f, 2.0f);
-    else if (in->fill == GC_FILL_CLASSES) nd_rand_uniform(ctx, tmp, 0.0f, (float)in->classes);
-    else nd_rand_normal(ctx, tmp, 0.0f, 1.0f);
+    if (in->fill == GC_FILL_POSITIVE)
+        nd_rand_uniform(ctx, tmp, 0.5f, 2.0f);
+    else if (in->fill == GC_FILL_CLASSES)
+        nd_rand_uniform(ctx, tmp, 0.0f, (float)in->classes);
+    else
+        nd_rand_normal(ctx, tmp, 0.0f, 1.0f);
     nd_copy_to_host(ctx, tmp, host);
     for (int64_t i = 0; i < t->numel; i++) {
         if (in->fill == GC_FILL_CLASSES) host[i] = fminf(floorf(host[i]), (float)(in->classes - 1));
@@ -103,8 +106,8 @@ int gc_run(const gc_case *c) {
         long long worst;
         double v = test_max_violation(analytic, numeric, n, atol, rtol, &worst);
         printf("gradcheck %s input %d (%lld values): worst at %lld analytic %.6g numeric %.6g (%.2f of tolerance)\n",
-               c->name, i, (long long)n, worst, worst >= 0 ? analytic[worst] : 0.0,
-               worst >= 0 ? numeric[worst] : 0.0, v);
+               c->name, i, (long long)n, worst, worst >= 0 ? analytic[worst] : 0.0, worst >= 0 ? numeric[worst] : 0.0,
+               v);
         CHECK(v <= 1.0, "%s: gradient of input %d differs from central differences", c->name, i);
         if (v > 1.0) failures++;
         free(value);

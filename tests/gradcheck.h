@@ -6,16 +6,19 @@
 #include "autograd.h"
 
 // A shape usable in static initializers (ND_SHAPE is a function call).
-#define GC_SHAPE(...) {.ndim = (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), .d = {__VA_ARGS__}}
+#define GC_SHAPE(...)                                                                                                  \
+    {                                                                                                                  \
+        .ndim = (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), .d = { __VA_ARGS__ }                        \
+    }
 
 typedef nd_tensor *(*gc_build_fn)(nd_ctx *ctx, nd_tensor **inputs);
 
 typedef enum gc_fill {
-    GC_FILL_NORMAL,      // N(0, 1)
-    GC_FILL_POSITIVE,    // U(0.5, 2): log, sqrt, division
-    GC_FILL_AWAY_ZERO,   // N(0, 1) pushed away from 0 by more than eps: relu's kink
-    GC_FILL_CLASSES,     // integers in [0, classes): labels and indices, no gradient
-    GC_FILL_DISTINCT,    // a shuffled ramp of values 4*eps apart around 0: maxima without (near) ties
+    GC_FILL_NORMAL,    // N(0, 1)
+    GC_FILL_POSITIVE,  // U(0.5, 2): log, sqrt, division
+    GC_FILL_AWAY_ZERO, // N(0, 1) pushed away from 0 by more than eps: relu's kink
+    GC_FILL_CLASSES,   // integers in [0, classes): labels and indices, no gradient
+    GC_FILL_DISTINCT,  // a shuffled ramp of values 4*eps apart around 0: maxima without (near) ties
 } gc_fill;
 
 typedef struct gc_input {

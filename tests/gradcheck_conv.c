@@ -3,8 +3,10 @@
 // rounding and the default tolerances hold.
 #include "gradcheck.h"
 
-#define IN(...) {.shape = GC_SHAPE(__VA_ARGS__)}
-#define IN_DISTINCT(...) {.shape = GC_SHAPE(__VA_ARGS__), .fill = GC_FILL_DISTINCT}
+#define IN(...)                                                                                                        \
+    { .shape = GC_SHAPE(__VA_ARGS__) }
+#define IN_DISTINCT(...)                                                                                               \
+    { .shape = GC_SHAPE(__VA_ARGS__), .fill = GC_FILL_DISTINCT }
 
 // Chunk budgets of two column matrices (rows x positions floats per image) for the chunked cases: a batch
 // of 5 then runs as chunks of 2, 2 and 1 images, so the scratch reuse across chunks and the ragged last
@@ -40,19 +42,28 @@ static nd_tensor *upsample3(nd_ctx *c, nd_tensor **x) { return nd_upsample_neare
 
 const gc_case gc_cases_conv[] = {
     {.name = "conv2d", .n_inputs = 3, .inputs = {IN(2, 3, 6, 6), IN(4, 3, 3, 3), IN(4)}, .build = conv2d_s1p1},
-    {.name = "conv2d_stride2", .n_inputs = 3, .inputs = {IN(2, 3, 5, 5), IN(4, 3, 3, 3), IN(4)},
-     .build = conv2d_s2p1},
+    {.name = "conv2d_stride2", .n_inputs = 3, .inputs = {IN(2, 3, 5, 5), IN(4, 3, 3, 3), IN(4)}, .build = conv2d_s2p1},
     {.name = "conv2d_nobias", .n_inputs = 2, .inputs = {IN(2, 3, 5, 6), IN(4, 3, 2, 3)}, .build = conv2d_nobias},
     {.name = "conv2d_1x1", .n_inputs = 3, .inputs = {IN(2, 3, 4, 5), IN(4, 3, 1, 1), IN(4)}, .build = conv2d_1x1},
-    {.name = "conv2d_chunked", .n_inputs = 3, .inputs = {IN(5, 3, 5, 5), IN(4, 3, 3, 3), IN(4)},
+    {.name = "conv2d_chunked",
+     .n_inputs = 3,
+     .inputs = {IN(5, 3, 5, 5), IN(4, 3, 3, 3), IN(4)},
      .build = conv2d_chunked},
-    {.name = "conv_transpose2d_k2s2", .n_inputs = 3, .inputs = {IN(2, 3, 4, 4), IN(3, 4, 2, 2), IN(4)},
+    {.name = "conv_transpose2d_k2s2",
+     .n_inputs = 3,
+     .inputs = {IN(2, 3, 4, 4), IN(3, 4, 2, 2), IN(4)},
      .build = convt_k2s2},
-    {.name = "conv_transpose2d_k3s2_outpad", .n_inputs = 3, .inputs = {IN(2, 3, 4, 4), IN(3, 4, 3, 3), IN(4)},
+    {.name = "conv_transpose2d_k3s2_outpad",
+     .n_inputs = 3,
+     .inputs = {IN(2, 3, 4, 4), IN(3, 4, 3, 3), IN(4)},
      .build = convt_k3s2},
-    {.name = "conv_transpose2d_nobias", .n_inputs = 2, .inputs = {IN(2, 3, 4, 5), IN(3, 4, 3, 3)},
+    {.name = "conv_transpose2d_nobias",
+     .n_inputs = 2,
+     .inputs = {IN(2, 3, 4, 5), IN(3, 4, 3, 3)},
      .build = convt_nobias},
-    {.name = "conv_transpose2d_chunked", .n_inputs = 3, .inputs = {IN(5, 3, 3, 3), IN(3, 4, 3, 3), IN(4)},
+    {.name = "conv_transpose2d_chunked",
+     .n_inputs = 3,
+     .inputs = {IN(5, 3, 3, 3), IN(3, 4, 3, 3), IN(4)},
      .build = convt_chunked},
     {.name = "max_pool2d", .n_inputs = 1, .inputs = {IN_DISTINCT(2, 3, 6, 6)}, .build = max_pool_k2s2},
     {.name = "max_pool2d_overlap", .n_inputs = 1, .inputs = {IN_DISTINCT(2, 3, 7, 7)}, .build = max_pool_k3s2},

@@ -1,9 +1,12 @@
 // Gradient-check cases for the core ops (elementwise, reductions, products, shape ops, softmax, losses).
 #include "gradcheck.h"
 
-#define IN(...) {.shape = GC_SHAPE(__VA_ARGS__)}
-#define IN_POS(...) {.shape = GC_SHAPE(__VA_ARGS__), .fill = GC_FILL_POSITIVE}
-#define IN_AWAY(...) {.shape = GC_SHAPE(__VA_ARGS__), .fill = GC_FILL_AWAY_ZERO}
+#define IN(...)                                                                                                        \
+    { .shape = GC_SHAPE(__VA_ARGS__) }
+#define IN_POS(...)                                                                                                    \
+    { .shape = GC_SHAPE(__VA_ARGS__), .fill = GC_FILL_POSITIVE }
+#define IN_AWAY(...)                                                                                                   \
+    { .shape = GC_SHAPE(__VA_ARGS__), .fill = GC_FILL_AWAY_ZERO }
 
 static nd_tensor *add(nd_ctx *c, nd_tensor **x) { return nd_add(c, x[0], x[1]); }
 static nd_tensor *sub(nd_ctx *c, nd_tensor **x) { return nd_sub(c, x[0], x[1]); }
@@ -108,10 +111,14 @@ const gc_case gc_cases_core[] = {
     {.name = "softmax_axis1", .n_inputs = 1, .inputs = {IN(2, 4, 3)}, .build = softmax_mid},
     {.name = "log_softmax", .n_inputs = 1, .inputs = {IN(3, 6)}, .build = log_softmax},
     {.name = "log_softmax_axis1", .n_inputs = 1, .inputs = {IN(2, 4, 3)}, .build = log_softmax_mid},
-    {.name = "cross_entropy", .n_inputs = 2,
-     .inputs = {IN(5, 4), {.shape = GC_SHAPE(5), .fill = GC_FILL_CLASSES, .classes = 4}}, .build = cross_entropy},
+    {.name = "cross_entropy",
+     .n_inputs = 2,
+     .inputs = {IN(5, 4), {.shape = GC_SHAPE(5), .fill = GC_FILL_CLASSES, .classes = 4}},
+     .build = cross_entropy},
     {.name = "mse_loss", .n_inputs = 2, .inputs = {IN(3, 4), IN(3, 4)}, .build = mse_loss},
-    {.name = "embedding", .n_inputs = 2,
-     .inputs = {IN(6, 3), {.shape = GC_SHAPE(2, 4), .fill = GC_FILL_CLASSES, .classes = 6}}, .build = embedding},
+    {.name = "embedding",
+     .n_inputs = 2,
+     .inputs = {IN(6, 3), {.shape = GC_SHAPE(2, 4), .fill = GC_FILL_CLASSES, .classes = 6}},
+     .build = embedding},
 };
 const int gc_cases_core_count = (int)(sizeof gc_cases_core / sizeof gc_cases_core[0]);

@@ -2,12 +2,14 @@
 // scaled dot-product attention). Their PyTorch references are in fixtures/norm.ndfx.
 #include "gradcheck.h"
 
-#define IN(...) {.shape = GC_SHAPE(__VA_ARGS__)}
-#define MASK(...) {.shape = GC_SHAPE(__VA_ARGS__), .fill = GC_FILL_CLASSES, .classes = 2}
+#define IN(...)                                                                                                        \
+    { .shape = GC_SHAPE(__VA_ARGS__) }
+#define MASK(...)                                                                                                      \
+    { .shape = GC_SHAPE(__VA_ARGS__), .fill = GC_FILL_CLASSES, .classes = 2 }
 
-#define NORM_EPS 1e-5f        // PyTorch's default for every norm
-#define BN_MOMENTUM 0.1f      // nn.BatchNorm2d's default
-#define MASKED_VALUE -2.5f    // finite, so the check's projected loss stays finite
+#define NORM_EPS 1e-5f     // PyTorch's default for every norm
+#define BN_MOMENTUM 0.1f   // nn.BatchNorm2d's default
+#define MASKED_VALUE -2.5f // finite, so the check's projected loss stays finite
 // Eval-mode running statistics, exact in float32; make_fixtures.py uses the same values.
 static const float bn_eval_mean[3] = {0.5f, -0.25f, 1.0f};
 static const float bn_eval_var[3] = {0.75f, 1.5f, 0.25f};
@@ -17,9 +19,7 @@ static nd_tensor *group_norm_noaffine(nd_ctx *c, nd_tensor **x) {
     return nd_group_norm(c, x[0], 3, NULL, NULL, NORM_EPS);
 }
 static nd_tensor *layer_norm(nd_ctx *c, nd_tensor **x) { return nd_layer_norm(c, x[0], x[1], x[2], NORM_EPS); }
-static nd_tensor *layer_norm_noaffine(nd_ctx *c, nd_tensor **x) {
-    return nd_layer_norm(c, x[0], NULL, NULL, NORM_EPS);
-}
+static nd_tensor *layer_norm_noaffine(nd_ctx *c, nd_tensor **x) { return nd_layer_norm(c, x[0], NULL, NULL, NORM_EPS); }
 
 // Training updates the running statistics on every forward. The check evaluates the op many times, so each
 // call starts from fresh statistics in the step arena; the output reads only the batch's statistics, so the
@@ -50,20 +50,29 @@ const gc_case gc_cases_norm[] = {
     // small (worst seen 0.05 of the tolerance).
     {.name = "layer_norm", .n_inputs = 3, .inputs = {IN(2, 3, 5), IN(5), IN(5)}, .build = layer_norm, .eps = 5e-3},
     {.name = "layer_norm_noaffine", .n_inputs = 1, .inputs = {IN(2, 3, 5)}, .build = layer_norm_noaffine},
-    {.name = "batch_norm2d_train", .n_inputs = 3, .inputs = {IN(2, 3, 3, 3), IN(3), IN(3)},
+    {.name = "batch_norm2d_train",
+     .n_inputs = 3,
+     .inputs = {IN(2, 3, 3, 3), IN(3), IN(3)},
      .build = batch_norm2d_train},
-    {.name = "batch_norm2d_eval", .n_inputs = 3, .inputs = {IN(2, 3, 3, 3), IN(3), IN(3)},
-     .build = batch_norm2d_eval},
-    {.name = "batch_norm2d_train_noaffine", .n_inputs = 1, .inputs = {IN(2, 3, 2, 2)},
+    {.name = "batch_norm2d_eval", .n_inputs = 3, .inputs = {IN(2, 3, 3, 3), IN(3), IN(3)}, .build = batch_norm2d_eval},
+    {.name = "batch_norm2d_train_noaffine",
+     .n_inputs = 1,
+     .inputs = {IN(2, 3, 2, 2)},
      .build = batch_norm2d_train_noaffine},
     {.name = "masked_fill", .n_inputs = 2, .inputs = {IN(2, 3, 4), MASK(3, 4)}, .build = masked_fill},
     // cross-attention shapes: 3 queries over 5 keys
-    {.name = "attention", .n_inputs = 3, .inputs = {IN(2, 2, 3, 4), IN(2, 2, 5, 4), IN(2, 2, 5, 3)},
+    {.name = "attention",
+     .n_inputs = 3,
+     .inputs = {IN(2, 2, 3, 4), IN(2, 2, 5, 4), IN(2, 2, 5, 3)},
      .build = attention},
-    {.name = "attention_causal", .n_inputs = 3, .inputs = {IN(1, 2, 4, 4), IN(1, 2, 4, 4), IN(1, 2, 4, 3)},
+    {.name = "attention_causal",
+     .n_inputs = 3,
+     .inputs = {IN(1, 2, 4, 4), IN(1, 2, 4, 4), IN(1, 2, 4, 3)},
      .build = attention_causal},
     // Lq != Lk: the mask is aligned to the top left, as PyTorch's is_causal
-    {.name = "attention_causal_cross", .n_inputs = 3, .inputs = {IN(1, 2, 3, 4), IN(1, 2, 5, 4), IN(1, 2, 5, 3)},
+    {.name = "attention_causal_cross",
+     .n_inputs = 3,
+     .inputs = {IN(1, 2, 3, 4), IN(1, 2, 5, 4), IN(1, 2, 5, 3)},
      .build = attention_causal},
 };
 const int gc_cases_norm_count = (int)(sizeof gc_cases_norm / sizeof gc_cases_norm[0]);

@@ -3,7 +3,8 @@
 // statistics of the mask instead.
 #include "gradcheck.h"
 
-#define IN(...) {.shape = GC_SHAPE(__VA_ARGS__)}
+#define IN(...)                                                                                                        \
+    { .shape = GC_SHAPE(__VA_ARGS__) }
 
 // Far from the counters the harness draws inputs and projections from.
 #define DROPOUT_CASE_OFFSET (1ull << 40)

@@ -29,8 +29,8 @@ static void test_shape_errors(void) {
     CHECK(strstr(err, "nd_add") && strstr(err, "(2,3)") && strstr(err, "(4,3)"), "message lacks op/shapes: %s", err);
     CHECK(strstr(err, "test_autograd_unit.c:"), "message lacks the caller's location: %s", err);
     aborted = test_aborts_with(matmul_mismatch, err, sizeof err);
-    CHECK(aborted && strstr(err, "nd_matmul") && strstr(err, "(2,3)") && strstr(err, "(4,5)"),
-          "nd_matmul mismatch: %s", err);
+    CHECK(aborted && strstr(err, "nd_matmul") && strstr(err, "(2,3)") && strstr(err, "(4,5)"), "nd_matmul mismatch: %s",
+          err);
 }
 
 static void test_arena(void) {
@@ -178,8 +178,8 @@ static void test_profile(void) {
     double fwd_ms, bwd_ms;
     char fwd_rate[32] = "-";
     if (conv) sscanf(conv, "nd_conv2d %lld %lf %31s %lld %lf", &fwd_calls, &fwd_ms, fwd_rate, &bwd_calls, &bwd_ms);
-    CHECK(fwd_calls == 2 && bwd_calls == 2, "conv2d ran twice each way, the profile says %lld and %lld:\n%s",
-          fwd_calls, bwd_calls, text);
+    CHECK(fwd_calls == 2 && bwd_calls == 2, "conv2d ran twice each way, the profile says %lld and %lld:\n%s", fwd_calls,
+          bwd_calls, text);
     CHECK(strcmp(fwd_rate, "-") != 0, "conv2d states its work, so its forward has a GFLOP/s figure:\n%s", text);
     free(text);
     nd_ctx_free(&ctx);

@@ -49,13 +49,12 @@ static bool same_config(const nd_ddpm_config *a, const nd_ddpm_config *b) {
     const nd_model_config *x = &a->model, *y = &b->model;
     return x->kind == y->kind && x->img_ch == y->img_ch && x->img_size == y->img_size && x->T == y->T &&
            memcmp(x->down_chs, y->down_chs, sizeof x->down_chs) == 0 && x->t_embed_dim == y->t_embed_dim &&
-           x->c_embed_dim == y->c_embed_dim && x->small_groups == y->small_groups &&
-           x->big_groups == y->big_groups && x->heads == y->heads && strcmp(a->data, b->data) == 0 &&
-           a->unit_range == b->unit_range && a->random_flip == b->random_flip && a->beta_start == b->beta_start &&
-           a->beta_end == b->beta_end && a->epochs == b->epochs && a->batch_size == b->batch_size &&
-           a->lr == b->lr && a->adamw == b->adamw && a->weight_decay == b->weight_decay &&
-           a->cfg_drop == b->cfg_drop && a->clip_grad == b->clip_grad && a->ema_decay == b->ema_decay &&
-           a->seed == b->seed && a->checkpoint_every == b->checkpoint_every &&
+           x->c_embed_dim == y->c_embed_dim && x->small_groups == y->small_groups && x->big_groups == y->big_groups &&
+           x->heads == y->heads && strcmp(a->data, b->data) == 0 && a->unit_range == b->unit_range &&
+           a->random_flip == b->random_flip && a->beta_start == b->beta_start && a->beta_end == b->beta_end &&
+           a->epochs == b->epochs && a->batch_size == b->batch_size && a->lr == b->lr && a->adamw == b->adamw &&
+           a->weight_decay == b->weight_decay && a->cfg_drop == b->cfg_drop && a->clip_grad == b->clip_grad &&
+           a->ema_decay == b->ema_decay && a->seed == b->seed && a->checkpoint_every == b->checkpoint_every &&
            a->preview_every == b->preview_every && a->max_steps == b->max_steps;
 }
 
@@ -83,8 +82,7 @@ static float *snapshot(nd_ctx *ctx, const nd_model *m, const nd_adam *opt, const
     int64_t sizes[5] = {m->params.total, m->buffers.total, opt ? opt->n : 0, opt ? opt->n : 0, ema ? ema->n : 0};
     *n = sizes[0] + sizes[1] + sizes[2] + sizes[3] + sizes[4];
     float *h = malloc((size_t)(*n + 1) * sizeof(float)), *at = h;
-    for (int i = 0; i < 5; at += sizes[i], i++)
-        nd_buffer_download(ctx->device, at, parts[i], sizes[i]);
+    for (int i = 0; i < 5; at += sizes[i], i++) nd_buffer_download(ctx->device, at, parts[i], sizes[i]);
     return h;
 }
 
@@ -134,8 +132,7 @@ static void test_round_trip(const char *path) {
     CHECK(same_bits(&ctx, opt.m, opt2.m, opt.n) && same_bits(&ctx, opt.v, opt2.v, opt.n), "Adam moments differ");
     CHECK(opt2.step == 2 && memcmp(&opt.config, &opt2.config, sizeof opt.config) == 0, "Adam step %lld or config",
           (long long)opt2.step);
-    CHECK(same_bits(&ctx, ema.shadow, ema2.shadow, ema.n) && ema2.decay == 0.9f, "EMA differs (decay %g)",
-          ema2.decay);
+    CHECK(same_bits(&ctx, ema.shadow, ema2.shadow, ema.n) && ema2.decay == 0.9f, "EMA differs (decay %g)", ema2.decay);
     CHECK(state2.step == 2 && state2.rng.seed == ctx.rng.seed && state2.rng.offset == ctx.rng.offset,
           "state: step %lld, rng (%llu, %llu)", (long long)state2.step, (unsigned long long)state2.rng.seed,
           (unsigned long long)state2.rng.offset);
@@ -230,8 +227,7 @@ static void test_cross_device(const char *path) {
 }
 
 // Loading path into m fails with a message naming the file and holding every word, and changes nothing.
-static void check_load_fails(nd_ctx *ctx, nd_model *m, nd_adam *opt, nd_ema *ema, const char *path, int n_words,
-                             ...) {
+static void check_load_fails(nd_ctx *ctx, nd_model *m, nd_adam *opt, nd_ema *ema, const char *path, int n_words, ...) {
     int64_t n;
     float *before = snapshot(ctx, m, opt, ema, &n);
     int64_t opt_step = opt ? opt->step : 0;

@@ -16,9 +16,18 @@
 #define GRAD_TOL 1e-4
 
 static nd_clip_config tiny_config(void) {
-    return (nd_clip_config){.vocab_size = 262, .context_length = 8, .text_width = 8, .text_layers = 2,
-                            .text_heads = 2, .img_ch = 1, .img_size = 8, .patch_size = 4, .vision_width = 8,
-                            .vision_layers = 2, .vision_heads = 2, .embed_dim = 6};
+    return (nd_clip_config){.vocab_size = 262,
+                            .context_length = 8,
+                            .text_width = 8,
+                            .text_layers = 2,
+                            .text_heads = 2,
+                            .img_ch = 1,
+                            .img_size = 8,
+                            .patch_size = 4,
+                            .vision_width = 8,
+                            .vision_layers = 2,
+                            .vision_heads = 2,
+                            .embed_dim = 6};
 }
 
 // max |a - b| / max |b|
@@ -226,8 +235,8 @@ static void check_finite_differences(const fx_file *f) {
         nd_copy_from_host(&ctx, &flat, moved);
         double minus = loss_value(&ctx, &clip, img, ids);
         double fd = (plus - minus) / (2 * eps);
-        CHECK(fabs(fd - gd) <= 1e-3 + 1e-2 * fabs(gd), "direction %d: finite difference %.6g, gradient %.6g", trial,
-              fd, gd);
+        CHECK(fabs(fd - gd) <= 1e-3 + 1e-2 * fabs(gd), "direction %d: finite difference %.6g, gradient %.6g", trial, fd,
+              gd);
     }
     nd_copy_from_host(&ctx, &flat, p0);
     free(p0), free(g), free(d), free(moved), free(ids);
@@ -241,13 +250,15 @@ static void check_contrastive_finite_differences(const fx_file *f) {
     nd_ctx_init(&ctx, ND_CPU, 1 << 20, 0);
     const fx_tensor *fx[3] = {need(f, "contrastive/in0"), need(f, "contrastive/in1"), need(f, "contrastive/in2")};
     float *vals[3];
-    for (int k = 0; k < 3; k++) vals[k] = malloc((size_t)fx[k]->numel * sizeof(float)),
-                                memcpy(vals[k], fx[k]->data, (size_t)fx[k]->numel * sizeof(float));
+    for (int k = 0; k < 3; k++)
+        vals[k] = malloc((size_t)fx[k]->numel * sizeof(float)),
+        memcpy(vals[k], fx[k]->data, (size_t)fx[k]->numel * sizeof(float));
     nd_tensor *in[3];
     for (int k = 0; k < 3; k++) in[k] = nd_from_host(&ctx, fx[k]->shape, vals[k]), nd_requires_grad(&ctx, in[k], false);
     nd_backward(&ctx, nd_clip_contrastive_loss(&ctx, in[0], in[1], in[2]));
     float *grads[3];
-    for (int k = 0; k < 3; k++) grads[k] = malloc((size_t)fx[k]->numel * sizeof(float)), nd_grad_to_host(&ctx, in[k], grads[k]);
+    for (int k = 0; k < 3; k++)
+        grads[k] = malloc((size_t)fx[k]->numel * sizeof(float)), nd_grad_to_host(&ctx, in[k], grads[k]);
     nd_ctx_step_end(&ctx);
     nd_ctx_set_grad(&ctx, false);
     int bad = 0;
@@ -300,7 +311,10 @@ static void check_init(void) {
     nd_clip_config c = nd_clip_config_default(300);
     nd_clip clip;
     nd_clip_create(&clip, c, &ctx);
-    struct { const char *name; double std; } want[] = {
+    struct {
+        const char *name;
+        double std;
+    } want[] = {
         {"token_embedding.weight", 0.02},
         {"positional_embedding", 0.01},
         {"transformer.resblocks.0.attn.to_q.weight", 1 / sqrt(64.0)},

@@ -11,9 +11,18 @@
 #include "train.h"
 
 static nd_clip_config tiny_config(int vocab_size) {
-    return (nd_clip_config){.vocab_size = vocab_size, .context_length = 8, .text_width = 8, .text_layers = 1,
-                            .text_heads = 2, .img_ch = 1, .img_size = 8, .patch_size = 4, .vision_width = 8,
-                            .vision_layers = 1, .vision_heads = 2, .embed_dim = 6};
+    return (nd_clip_config){.vocab_size = vocab_size,
+                            .context_length = 8,
+                            .text_width = 8,
+                            .text_layers = 1,
+                            .text_heads = 2,
+                            .img_ch = 1,
+                            .img_size = 8,
+                            .patch_size = 4,
+                            .vision_width = 8,
+                            .vision_layers = 1,
+                            .vision_heads = 2,
+                            .embed_dim = 6};
 }
 
 // Loading path into clip must fail with a message holding want1 and want2, leaving clip's weights as they were.
@@ -38,8 +47,8 @@ static bool reshape_logit_scale(const char *path) {
     float values[2] = {1, 2};
     hid_t space = H5Screate_simple(1, dims, NULL);
     bool ok = file >= 0 && H5Ldelete(file, "params/logit_scale", H5P_DEFAULT) >= 0;
-    hid_t d = ok ? H5Dcreate2(file, "params/logit_scale", H5T_IEEE_F32LE, space, H5P_DEFAULT, H5P_DEFAULT,
-                              H5P_DEFAULT) : -1;
+    hid_t d = ok ? H5Dcreate2(file, "params/logit_scale", H5T_IEEE_F32LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)
+                 : -1;
     ok = d >= 0 && H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, values) >= 0;
     if (d >= 0) H5Dclose(d);
     H5Sclose(space);
@@ -83,7 +92,8 @@ int main(void) {
     nd_clip_train_config stored;
     CHECK(nd_clip_checkpoint_read_config(path, &stored, &err), "%s", err.msg);
     CHECK(memcmp(&stored.model, &a.config, sizeof a.config) == 0 && strcmp(stored.data, "unit") == 0 &&
-          stored.lr == cfg.lr && stored.warmup_steps == cfg.warmup_steps, "the stored configuration differs");
+              stored.lr == cfg.lr && stored.warmup_steps == cfg.warmup_steps,
+          "the stored configuration differs");
     nd_clip_create(&b, stored.model, &ctx);
     nd_adam_init(&opt_b, &b.params, &ctx, nd_adamw_defaults());
     size_t bytes = (size_t)a.params.total * sizeof(float);
@@ -97,7 +107,7 @@ int main(void) {
           "Adam step %lld, state step %lld, rng (%llu, %llu)", (long long)opt_b.step, (long long)st.step,
           (unsigned long long)st.rng.seed, (unsigned long long)st.rng.offset);
     CHECK(loaded.n_merges == tok.n_merges && loaded.context == tok.context &&
-          memcmp(loaded.merges, tok.merges, (size_t)tok.n_merges * 2 * sizeof(int32_t)) == 0,
+              memcmp(loaded.merges, tok.merges, (size_t)tok.n_merges * 2 * sizeof(int32_t)) == 0,
           "loaded tokenizer differs");
     nd_tokenizer_free(&loaded);
 

@@ -15,9 +15,7 @@ static nd_tensor *zeros(int64_t n, int64_t c, int64_t h, int64_t w) {
     return nd_zeros(&error_ctx, ND_SHAPE(n, c, h, w));
 }
 
-static void conv2d_channels(void) {
-    nd_conv2d(&error_ctx, zeros(2, 3, 8, 8), zeros(4, 5, 3, 3), NULL, 1, 1);
-}
+static void conv2d_channels(void) { nd_conv2d(&error_ctx, zeros(2, 3, 8, 8), zeros(4, 5, 3, 3), NULL, 1, 1); }
 static void conv2d_bias(void) {
     nd_conv2d(&error_ctx, zeros(2, 3, 8, 8), zeros(4, 3, 3, 3), nd_zeros(&error_ctx, ND_SHAPE(5)), 1, 1);
 }
@@ -159,8 +157,10 @@ static void run_path(const path_case *pc, bool gemm, float **results, int64_t *s
         sizes[i] = values[i] ? values[i]->numel : 0;
         results[i] = malloc((size_t)(sizes[i] ? sizes[i] : 1) * sizeof(float));
         if (!values[i]) continue;
-        if (i == 0) nd_copy_to_host(&ctx, values[i], results[i]);
-        else nd_grad_to_host(&ctx, values[i], results[i]);
+        if (i == 0)
+            nd_copy_to_host(&ctx, values[i], results[i]);
+        else
+            nd_grad_to_host(&ctx, values[i], results[i]);
     }
     nd_ctx_free(&ctx);
 }

@@ -58,21 +58,26 @@ static void check_model(const char *name, nd_model_config config, nd_shape c_sha
     nd_model init;
     nd_model_create(&init, config, &host); // PyTorch-default initialization, shared by both sides
     int64_t image = (int64_t)config.img_ch * config.img_size * config.img_size;
-    float *x = malloc((size_t)(BATCH * image) * sizeof(float)), *noise = malloc((size_t)(BATCH * image) * sizeof(float));
+    float *x = malloc((size_t)(BATCH * image) * sizeof(float)),
+          *noise = malloc((size_t)(BATCH * image) * sizeof(float));
     float t[BATCH] = {3, 40, 90, 149};
     float *c = c_shape.ndim ? calloc((size_t)nd_shape_numel(c_shape), sizeof(float)) : NULL;
     for (int64_t i = 0; i < BATCH * image; i++) x[i] = sinf(0.3f * (float)i), noise[i] = cosf(0.7f * (float)i);
-    for (int64_t i = 0; c && i < nd_shape_numel(c_shape); i++) c[i] = config.kind == ND_MODEL_DLI_UNET ? (i % 11 == 0) : sinf((float)i);
+    for (int64_t i = 0; c && i < nd_shape_numel(c_shape); i++)
+        c[i] = config.kind == ND_MODEL_DLI_UNET ? (i % 11 == 0) : sinf((float)i);
     side cpu, gpu;
     side_init(&cpu, ND_CPU, config, init.params.data);
     side_init(&gpu, ND_CUDA, config, init.params.data);
-    float l_cpu = step(&cpu, x, t, c, c_shape, noise, BATCH, false), l_gpu = step(&gpu, x, t, c, c_shape, noise, BATCH, false);
-    CHECK(fabsf(l_cpu - l_gpu) <= LOSS_REL * fabsf(l_cpu), "%s: loss %.8g on the CPU, %.8g on the GPU", name, l_cpu, l_gpu);
+    float l_cpu = step(&cpu, x, t, c, c_shape, noise, BATCH, false),
+          l_gpu = step(&gpu, x, t, c, c_shape, noise, BATCH, false);
+    CHECK(fabsf(l_cpu - l_gpu) <= LOSS_REL * fabsf(l_cpu), "%s: loss %.8g on the CPU, %.8g on the GPU", name, l_cpu,
+          l_gpu);
     int64_t n = cpu.model.params.total;
     float *g = malloc((size_t)n * sizeof(float));
     nd_buffer_download(gpu.ctx.device, g, gpu.model.params.grad, n);
     double err = 0, ref = 0;
-    for (int64_t i = 0; i < n; i++) err += pow(g[i] - cpu.model.params.grad[i], 2), ref += pow(cpu.model.params.grad[i], 2);
+    for (int64_t i = 0; i < n; i++)
+        err += pow(g[i] - cpu.model.params.grad[i], 2), ref += pow(cpu.model.params.grad[i], 2);
     printf("%s: loss cpu %.8f gpu %.8f; gradient normalized MSE %.2e\n", name, l_cpu, l_gpu, err / ref);
     CHECK(err / ref <= GRAD_NMSE, "%s: gradients differ, normalized MSE %.3g", name, err / ref);
     nd_params_zero_grad(&cpu.model.params, &cpu.ctx);

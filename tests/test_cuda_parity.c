@@ -25,9 +25,12 @@
 // ---------------------------------------------------------------------------------------------------
 // larger shapes than the registry's (which fit in one warp): every skeleton past one block and one wave
 
-#define IN(...) {.shape = GC_SHAPE(__VA_ARGS__)}
-#define IN_POS(...) {.shape = GC_SHAPE(__VA_ARGS__), .fill = GC_FILL_POSITIVE}
-#define IN_CLASSES(n, ...) {.shape = GC_SHAPE(__VA_ARGS__), .fill = GC_FILL_CLASSES, .classes = (n)}
+#define IN(...)                                                                                                        \
+    { .shape = GC_SHAPE(__VA_ARGS__) }
+#define IN_POS(...)                                                                                                    \
+    { .shape = GC_SHAPE(__VA_ARGS__), .fill = GC_FILL_POSITIVE }
+#define IN_CLASSES(n, ...)                                                                                             \
+    { .shape = GC_SHAPE(__VA_ARGS__), .fill = GC_FILL_CLASSES, .classes = (n) }
 
 static nd_tensor *add(nd_ctx *c, nd_tensor **x) { return nd_add(c, x[0], x[1]); }
 static nd_tensor *div_(nd_ctx *c, nd_tensor **x) { return nd_div(c, x[0], x[1]); }
@@ -79,11 +82,15 @@ static const gc_case large_cases[] = {
     {.name = "large_softmax_many_rows", .n_inputs = 1, .inputs = {IN(16500, 3)}, .build = softmax_last},
     {.name = "large_softmax_axis1", .n_inputs = 1, .inputs = {IN(4, 700, 9)}, .build = softmax_mid},
     {.name = "large_log_softmax", .n_inputs = 1, .inputs = {IN(30, 1500)}, .build = log_softmax},
-    {.name = "large_cross_entropy", .n_inputs = 2, .inputs = {IN(500, 1000), IN_CLASSES(1000, 500)},
+    {.name = "large_cross_entropy",
+     .n_inputs = 2,
+     .inputs = {IN(500, 1000), IN_CLASSES(1000, 500)},
      .build = cross_entropy},
     {.name = "large_mse_loss", .n_inputs = 2, .inputs = {IN(300, 400), IN(300, 400)}, .build = mse_loss},
     {.name = "large_matmul_shared_b", .n_inputs = 2, .inputs = {IN(3, 130, 70), IN(70, 90)}, .build = matmul},
-    {.name = "large_matmul_batched_trans", .n_inputs = 2, .inputs = {IN(3, 70, 130), IN(3, 90, 70)},
+    {.name = "large_matmul_batched_trans",
+     .n_inputs = 2,
+     .inputs = {IN(3, 70, 130), IN(3, 90, 70)},
      .build = matmul_tt},
     {.name = "large_matmul_shared_a", .n_inputs = 2, .inputs = {IN(130, 70), IN(3, 70, 90)}, .build = matmul},
     {.name = "large_linear", .n_inputs = 3, .inputs = {IN(4, 50, 300), IN(200, 300), IN(200)}, .build = linear},
@@ -94,18 +101,23 @@ static const gc_case large_cases[] = {
     {.name = "large_group_norm", .n_inputs = 3, .inputs = {IN(8, 32, 16, 16), IN(32), IN(32)}, .build = group_norm},
     {.name = "large_batch_norm", .n_inputs = 3, .inputs = {IN(16, 24, 12, 12), IN(24), IN(24)}, .build = batch_norm},
     {.name = "large_conv2d", .n_inputs = 3, .inputs = {IN(4, 16, 20, 20), IN(32, 16, 3, 3), IN(32)}, .build = conv2d},
-    {.name = "large_conv_transpose2d", .n_inputs = 3, .inputs = {IN(4, 16, 10, 10), IN(16, 8, 4, 4), IN(8)},
+    {.name = "large_conv_transpose2d",
+     .n_inputs = 3,
+     .inputs = {IN(4, 16, 10, 10), IN(16, 8, 4, 4), IN(8)},
      .build = conv_transpose2d},
     // the U-Net's convolutions: on the CPU through the backend's conv_forward / conv_backward (oneDNN where the
     // build has it; the arenas then differ by the GPU's column scratch and only values are compared), on the
     // GPU as im2col + cuBLAS
-    {.name = "unet_conv2d_64ch", .n_inputs = 3, .inputs = {IN(4, 64, 8, 8), IN(64, 64, 3, 3), IN(64)},
-     .build = conv2d},
-    {.name = "unet_conv_transpose2d_k2s2", .n_inputs = 3, .inputs = {IN(4, 128, 4, 4), IN(128, 64, 2, 2), IN(64)},
+    {.name = "unet_conv2d_64ch", .n_inputs = 3, .inputs = {IN(4, 64, 8, 8), IN(64, 64, 3, 3), IN(64)}, .build = conv2d},
+    {.name = "unet_conv_transpose2d_k2s2",
+     .n_inputs = 3,
+     .inputs = {IN(4, 128, 4, 4), IN(128, 64, 2, 2), IN(64)},
      .build = conv_transpose2d_k2s2},
     {.name = "large_max_pool_overlap", .n_inputs = 1, .inputs = {IN(4, 16, 33, 33)}, .build = max_pool},
     {.name = "large_upsample", .n_inputs = 1, .inputs = {IN(4, 16, 20, 20)}, .build = upsample},
-    {.name = "large_attention_causal", .n_inputs = 3, .inputs = {IN(2, 4, 64, 32), IN(2, 4, 64, 32), IN(2, 4, 64, 32)},
+    {.name = "large_attention_causal",
+     .n_inputs = 3,
+     .inputs = {IN(2, 4, 64, 32), IN(2, 4, 64, 32), IN(2, 4, 64, 32)},
      .build = attention_causal},
     {.name = "large_dropout", .n_inputs = 1, .inputs = {IN(300, 500)}, .build = dropout},
 };
@@ -114,12 +126,12 @@ static const gc_case large_cases[] = {
 // one case on one device
 
 typedef struct case_run {
-    float *out;                          // (out numel)
+    float *out; // (out numel)
     int64_t out_n;
-    float *grad[ND_NODE_MAX_INPUTS];     // (input numel) each, NULL for inputs without a gradient
-    uint32_t *arena;                     // the step arena up to its peak, as bits
+    float *grad[ND_NODE_MAX_INPUTS]; // (input numel) each, NULL for inputs without a gradient
+    uint32_t *arena;                 // the step arena up to its peak, as bits
     size_t arena_words;
-    bool overflowed;                     // the arena spilled into extra blocks, which the guards miss
+    bool overflowed; // the arena spilled into extra blocks, which the guards miss
 } case_run;
 
 // An input of the case's fill kind, drawn on the host so both devices start from the same bits. Fills that
@@ -129,10 +141,12 @@ static float *make_input(const gc_input *in, uint64_t offset) {
     int64_t n = nd_shape_numel(in->shape);
     float *host = malloc((size_t)(n ? n : 1) * sizeof(float));
     for (int64_t i = 0; i < n; i++) {
-        if (in->fill == GC_FILL_POSITIVE) host[i] = 0.5f + 1.5f * nd_philox_uniform(SEED, offset, i);
+        if (in->fill == GC_FILL_POSITIVE)
+            host[i] = 0.5f + 1.5f * nd_philox_uniform(SEED, offset, i);
         else if (in->fill == GC_FILL_CLASSES)
             host[i] = fminf(floorf(in->classes * nd_philox_uniform(SEED, offset, i)), (float)(in->classes - 1));
-        else host[i] = nd_philox_normal(SEED, offset, i);
+        else
+            host[i] = nd_philox_normal(SEED, offset, i);
     }
     return host;
 }
@@ -210,7 +224,7 @@ static double nmse(const float *gpu, const float *cpu, int64_t n, int64_t *nonfi
 typedef struct arena_diff {
     int64_t stray, missing, nonfinite_mismatch; // GPU wrote where the CPU did not; and the reverse
     int64_t first_stray, first_missing;         // float offsets in the arena, -1 when none
-    double nmse;                                 // over everything both wrote (finite on both)
+    double nmse;                                // over everything both wrote (finite on both)
 } arena_diff;
 
 static bool same_nonfinite(float a, float b) { return isnan(a) ? isnan(b) : a == b; }
@@ -264,8 +278,10 @@ static void compare_runs(const gc_case *c, const case_run *cpu, const case_run *
                cpu->arena_words, gpu->arena_words);
     } else {
         arena_diff d = compare_arena(gpu, cpu);
-        CHECK(d.stray == 0, "%s: the GPU wrote %lld floats the CPU left untouched (first at arena float %lld): an "
-              "out-of-bounds write", name, (long long)d.stray, (long long)d.first_stray);
+        CHECK(d.stray == 0,
+              "%s: the GPU wrote %lld floats the CPU left untouched (first at arena float %lld): an "
+              "out-of-bounds write",
+              name, (long long)d.stray, (long long)d.first_stray);
         CHECK(d.missing == 0, "%s: the GPU left %lld floats unwritten that the CPU wrote (first at arena float %lld)",
               name, (long long)d.missing, (long long)d.first_missing);
         CHECK(d.nonfinite_mismatch == 0, "%s: %lld arena values are NaN or Inf on one device only", name,
@@ -376,8 +392,8 @@ static void check_optimizers(void) {
         float *out[2][4]; // [device][param, m, v, ema]
         for (int d = 0; d < 2; d++) {
             for (int k = 0; k < 4; k++) out[d][k] = malloc((size_t)n * sizeof(float));
-            run_optimizers(d ? nd_backend_cuda() : nd_backend_cpu(), n, param0, grads, decoupled, out[d][0],
-                           out[d][1], out[d][2], out[d][3]);
+            run_optimizers(d ? nd_backend_cuda() : nd_backend_cpu(), n, param0, grads, decoupled, out[d][0], out[d][1],
+                           out[d][2], out[d][3]);
             for (int64_t i = 0; i < n; i++) out[d][0][i] -= param0[i], out[d][3][i] -= param0[i];
         }
         const char *names[4] = {"parameter update", "first moment", "second moment", "ema update"};

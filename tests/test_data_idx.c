@@ -240,8 +240,10 @@ static void test_gzip_bomb(void) {
     CHECK(file_size(bomb) < 200000, "the bomb is %zu bytes, meant to be small", file_size(bomb));
     check_idx_fails(bomb, 3, "truncated", "promises 2000x1000x1000", "holds 67108864");
     long grown = idx_read_peak_kib(bomb);
-    CHECK(grown >= 0 && grown < 16 * 1024, "reading the bomb grew resident memory by %ld KiB (want < 16 MiB: "
-          "nothing is allocated before the file's real size is known)", grown);
+    CHECK(grown >= 0 && grown < 16 * 1024,
+          "reading the bomb grew resident memory by %ld KiB (want < 16 MiB: "
+          "nothing is allocated before the file's real size is known)",
+          grown);
 }
 
 static void check_pair_fails(const char *images, const char *labels, int num_classes, const char *name,
@@ -251,8 +253,7 @@ static void check_pair_fails(const char *images, const char *labels, int num_cla
     bool ok = nd_dataset_load_idx_pair(&ds, images, labels, num_classes, &err);
     CHECK(!ok, "%s: a bad pair was accepted", word);
     CHECK(ds.images == NULL && ds.labels == NULL && ds.n == 0, "%s: a failed load left data behind", word);
-    CHECK(strstr(err.msg, name) && strstr(err.msg, word), "message lacks \"%s\" or \"%s\": %s", name, word,
-          err.msg);
+    CHECK(strstr(err.msg, name) && strstr(err.msg, word), "message lacks \"%s\" or \"%s\": %s", name, word, err.msg);
 }
 
 static void test_bad_pairs(void) {
@@ -276,8 +277,7 @@ static void test_directories(void) {
     nd_error err = {{0}};
     const char *missing = "/tmp/nd-no-such-data-dir";
     bool ok = nd_dataset_load_idx_dir(&ds, missing, ND_SPLIT_TRAIN, 10, &err);
-    CHECK(!ok && strstr(err.msg, missing) && strstr(err.msg, "scripts/install-deps.sh") &&
-              strstr(err.msg, "--data"),
+    CHECK(!ok && strstr(err.msg, missing) && strstr(err.msg, "scripts/install-deps.sh") && strstr(err.msg, "--data"),
           "missing directory message: %s", err.msg);
     ok = nd_dataset_load(&ds, missing, ND_SPLIT_ALL, &err);
     CHECK(!ok && strstr(err.msg, "install-deps.sh"), "missing --data path message: %s", err.msg);

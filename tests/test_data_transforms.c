@@ -13,8 +13,8 @@
 // same fixed-point arithmetic. Float resizes ("F" mode) accumulate in double as PIL does; 1e-6 allows for
 // a compiler that fuses a multiply-add.
 static void test_resize_against_pil(const fx_file *fx) {
-    const char *cases[] = {"u8_28x28_16x16", "u8_28x28_32x32", "u8_28x28_28x16", "u8_28x28_11x28",
-                           "u8_20x28_30x9", "f32_28x28_16x16"};
+    const char *cases[] = {"u8_28x28_16x16", "u8_28x28_32x32", "u8_28x28_28x16",
+                           "u8_28x28_11x28", "u8_20x28_30x9",  "f32_28x28_16x16"};
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         char name[64];
         snprintf(name, sizeof name, "%s/in", cases[c]);
@@ -76,8 +76,8 @@ static void test_sample_transform(void) {
     CHECK(got[0] == 0.0f && got[1] == 51.0f / 255.0f && got[2] == 1.0f && got[11] == 6.0f / 255.0f,
           "ToTensor: %g %g %g %g", got[0], got[1], got[2], got[11]);
     nd_dataset_sample(got, &ds, 0, false, false);
-    CHECK(got[0] == -1.0f && got[2] == 1.0f && got[1] == (51.0f / 255.0f) * 2.0f - 1.0f,
-          "x*2-1: %g %g %g", got[0], got[1], got[2]);
+    CHECK(got[0] == -1.0f && got[2] == 1.0f && got[1] == (51.0f / 255.0f) * 2.0f - 1.0f, "x*2-1: %g %g %g", got[0],
+          got[1], got[2]);
     nd_dataset_sample(got, &ds, 0, true, true);
     bool flipped = true;
     for (int row = 0; row < 4; row++)
@@ -87,8 +87,8 @@ static void test_sample_transform(void) {
     float values[4] = {0.0f, 0.25f, 0.5f, 1.0f}; // (1, 1, 2, 2)
     nd_dataset fs = {.n = 1, .c = 1, .h = 2, .w = 2, .images_f32 = values};
     nd_dataset_sample(got, &fs, 0, true, false);
-    CHECK(got[0] == -0.5f && got[1] == -1.0f && got[2] == 1.0f && got[3] == 0.0f, "float set: %g %g %g %g",
-          got[0], got[1], got[2], got[3]);
+    CHECK(got[0] == -0.5f && got[1] == -1.0f && got[2] == 1.0f && got[3] == 0.0f, "float set: %g %g %g %g", got[0],
+          got[1], got[2], got[3]);
 }
 
 static bool is_permutation(const int64_t *order, int64_t n) {
@@ -182,8 +182,8 @@ static void run_epochs(const nd_dataset *ds, const nd_loader_config *cfg, int ep
             const nd_batch *got = nd_loader_next(loader);
             nd_batch ref = {.images = want, .labels = want_labels};
             nd_batch_fill(&ref, ds, cfg, order, e, b);
-            CHECK(got->epoch == e && got->index == b && got->size == ref.size, "batch (%d, %lld) is (%lld, %lld)",
-                  e, (long long)b, (long long)got->epoch, (long long)got->index);
+            CHECK(got->epoch == e && got->index == b && got->size == ref.size, "batch (%d, %lld) is (%lld, %lld)", e,
+                  (long long)b, (long long)got->epoch, (long long)got->index);
             CHECK(memcmp(got->images, want, (size_t)ref.size * image * sizeof *want) == 0 &&
                       memcmp(got->labels, want_labels, (size_t)ref.size * sizeof *want_labels) == 0,
                   "batch (%d, %lld) differs from nd_batch_fill", e, (long long)b);

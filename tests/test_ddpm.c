@@ -26,8 +26,8 @@ static void write_bars(const char *path, int n, bool same) {
         labels[i] = k;
         for (int y = 0; y < SIZE; y++)
             for (int x = 0; x < SIZE; x++)
-                images[(i * SIZE + y) * SIZE + x] =
-                    (y / 2 == k ? 0.9f : 0.1f) + (same ? 0.0f : 0.05f * (float)((i * 7 + x * 3 + y) % 3));
+                images[(i * SIZE + y) * SIZE + x] = (y / 2 == k ? 0.9f : 0.1f) +
+                                                    (same ? 0.0f : 0.05f * (float)((i * 7 + x * 3 + y) % 3));
     }
     nd_error err;
     if (!nd_samples_write_hdf5(path, images, n, 1, SIZE, SIZE, labels, &err)) fprintf(stderr, "%s\n", err.msg);
@@ -112,7 +112,8 @@ static bool same_file_params(const char *a, const char *b) {
     nd_model ma, mb;
     nd_ddpm_config ca, cb;
     nd_error err;
-    bool ok = nd_checkpoint_load_model(a, false, &ma, &ca, &ctx, &err) && nd_checkpoint_load_model(b, false, &mb, &cb, &ctx, &err);
+    bool ok = nd_checkpoint_load_model(a, false, &ma, &ca, &ctx, &err) &&
+              nd_checkpoint_load_model(b, false, &mb, &cb, &ctx, &err);
     bool same = ok && ma.params.total == mb.params.total &&
                 memcmp(ma.params.data, mb.params.data, (size_t)ma.params.total * sizeof(float)) == 0;
     if (ok) nd_model_free(&ma), nd_model_free(&mb);
@@ -251,7 +252,8 @@ static void test_start(const char *data) {
     nd_dataset ds;
     ok = ok && nd_dataset_load(&ds, data, ND_SPLIT_ALL, &err);
     if (!ok) return;
-    double sum[PIXELS] = {0}, sum2[PIXELS] = {0}, a = sqrt(course.alpha_bar[149]), b = sqrt(1.0 - course.alpha_bar[149]);
+    double sum[PIXELS] = {0}, sum2[PIXELS] = {0}, a = sqrt(course.alpha_bar[149]),
+           b = sqrt(1.0 - course.alpha_bar[149]);
     float x0[PIXELS];
     for (int d = 0; d < DRAWS; d++) {
         int64_t i = (int64_t)(nd_philox_uniform(11, 0, (uint64_t)d) * (float)ds.n) % ds.n;
@@ -294,7 +296,8 @@ static void test_start(const char *data) {
     sc.start_mean = mean, sc.start_std = std;
     nd_sample_images(&ctx, &m, &s, &sc, 4, context, NULL, out, keep_x_T, &fx);
     double worst = 0;
-    for (int i = 0; i < 4 * PIXELS; i++) worst = fmax(worst, fabs(x_T[i] - (mean[i % PIXELS] + std[i % PIXELS] * z[i])));
+    for (int i = 0; i < 4 * PIXELS; i++)
+        worst = fmax(worst, fabs(x_T[i] - (mean[i % PIXELS] + std[i % PIXELS] * z[i])));
     CHECK(worst < 1e-5, "x_T is not mean + std * z (off by %g)", worst);
     CHECK(fz.calls_before == 0 && fz.calls == 4, "on_step: x_T first, then one call a step (%d before, %d in all)",
           fz.calls_before, fz.calls);

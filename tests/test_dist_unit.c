@@ -28,8 +28,8 @@ static void test_shards(void) {
     }
     nd_dist one = {.rank = 0, .size = 1};
     nd_dist_shard all = nd_dist_shard_of(&one, 128);
-    CHECK(all.begin == 0 && all.size == 128 && all.weight == 1.0f, "one process takes the batch: %d+%d, %g",
-          all.begin, all.size, all.weight);
+    CHECK(all.begin == 0 && all.size == 128 && all.weight == 1.0f, "one process takes the batch: %d+%d, %g", all.begin,
+          all.size, all.weight);
 }
 
 // 4 x 4 images whose label is their index: a shard's rows name the images they hold.
@@ -68,8 +68,8 @@ static void test_loader_shards(void) {
             int row = 0;
             for (int r = 0; r < RANKS; r++) {
                 const nd_batch *p = nd_loader_next(part[r]);
-                CHECK(p->epoch == b->epoch && p->index == b->index, "rank %d at (%lld, %lld), whole at (%lld, %lld)",
-                      r, (long long)p->epoch, (long long)p->index, (long long)b->epoch, (long long)b->index);
+                CHECK(p->epoch == b->epoch && p->index == b->index, "rank %d at (%lld, %lld), whole at (%lld, %lld)", r,
+                      (long long)p->epoch, (long long)p->index, (long long)b->epoch, (long long)b->index);
                 CHECK(memcmp(p->images, b->images + row * IMAGE, (size_t)p->size * IMAGE * sizeof(float)) == 0 &&
                           memcmp(p->labels, b->labels + row, (size_t)p->size * sizeof(int32_t)) == 0,
                       "start %d, step %d: rank %d's rows differ from rows %d.. of the whole batch", start, step, r,

@@ -21,7 +21,8 @@ static void write_data(const char *path) {
     int32_t labels[32];
     for (int i = 0; i < 32; i++) {
         labels[i] = i % 2;
-        for (int p = 0; p < SIZE * SIZE; p++) images[i * SIZE * SIZE + p] = (p < SIZE * SIZE / 2) == (i % 2) ? 0.9f : 0.1f;
+        for (int p = 0; p < SIZE * SIZE; p++)
+            images[i * SIZE * SIZE + p] = (p < SIZE * SIZE / 2) == (i % 2) ? 0.9f : 0.1f;
     }
     nd_error err;
     CHECK(nd_samples_write_hdf5(path, images, 32, 1, SIZE, SIZE, labels, &err), "data: %s", err.msg);
@@ -49,8 +50,7 @@ static void test_diverged_run(const char *data) {
     bool ok = nd_ddpm_train(&c, out, false, ND_CPU, false, &r, &err);
     CHECK(!ok, "a run at lr 1e6 trained to the end (%lld steps) without diverging", (long long)r.steps);
     long long bad = -1;
-    CHECK(sscanf(err.msg, "diverged at step %lld", &bad) == 1 && bad > 0, "the message names no step: %s",
-          err.msg);
+    CHECK(sscanf(err.msg, "diverged at step %lld", &bad) == 1 && bad > 0, "the message names no step: %s", err.msg);
     CHECK(strstr(err.msg, "the loss is") || strstr(err.msg, "holds") || strstr(err.msg, "is in '"),
           "the message names no loss or tensor: %s", err.msg);
     printf("diverged: %s\n", err.msg);
@@ -68,8 +68,8 @@ static void test_diverged_run(const char *data) {
         H5Aread(a, H5T_NATIVE_INT64, &state.step);
         H5Aclose(a);
         H5Fclose(f);
-        CHECK(state.step < bad, "the checkpoint is from step %lld, not before the bad step %lld",
-              (long long)state.step, bad);
+        CHECK(state.step < bad, "the checkpoint is from step %lld, not before the bad step %lld", (long long)state.step,
+              bad);
         unlink(ckpt);
     }
     nd_ctx_free(&ctx);
@@ -109,8 +109,7 @@ static void test_nonfinite_checkpoints(void) {
     nd_model loaded;
     nd_ddpm_config stored;
     CHECK(!nd_checkpoint_load_model(path, false, &loaded, &stored, &ctx, &err), "a NaN checkpoint loaded");
-    CHECK(strstr(err.msg, "not finite") && strstr(err.msg, "out.3.bias"), "the message names no tensor: %s",
-          err.msg);
+    CHECK(strstr(err.msg, "not finite") && strstr(err.msg, "out.3.bias"), "the message names no tensor: %s", err.msg);
     unlink(path);
     nd_model_free(&m);
     nd_ctx_free(&ctx);

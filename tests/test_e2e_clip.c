@@ -147,7 +147,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "skipped: %s not installed\n", ND_FASHION_MNIST_DIR);
         return ND_TEST_SKIP;
     }
-    if (!mkdtemp(tmp_dir) || !write_subset(ND_SPLIT_TRAIN, "train", N_TRAIN) || !write_subset(ND_SPLIT_TEST, "t10k", N_TEST))
+    if (!mkdtemp(tmp_dir) || !write_subset(ND_SPLIT_TRAIN, "train", N_TRAIN) ||
+        !write_subset(ND_SPLIT_TEST, "t10k", N_TEST))
         return 1;
     static char out[1 << 16], err[1 << 14], args[2048];
     const char *tiny = "--batch 32 --width 16 --vision-layers 1 --warmup 2 --lr 3e-3 --seed 3 --quiet";
@@ -185,8 +186,9 @@ int main(int argc, char **argv) {
     free(la), free(lb);
 
     snprintf(args, sizeof args, "info --ckpt %s/full/clip.h5", tmp_dir);
-    CHECK(run(args, out, sizeof out, err, sizeof err) == 0 && strstr(out, "CLIP trained on") && strstr(out, "6 steps") &&
-          strstr(out, "context 77"), "info: %s%s", out, err);
+    CHECK(run(args, out, sizeof out, err, sizeof err) == 0 && strstr(out, "CLIP trained on") &&
+              strstr(out, "6 steps") && strstr(out, "context 77"),
+          "info: %s%s", out, err);
 
     // zero-shot
     snprintf(args, sizeof args, "clip-eval --ckpt %s/full/clip.h5 --data %s", tmp_dir, tmp_dir);
@@ -205,8 +207,8 @@ int main(int argc, char **argv) {
     char h5[600];
     snprintf(h5, sizeof h5, "%s/images.h5", tmp_dir);
     CHECK(nd_samples_write_hdf5(h5, images, 3, 1, 16, 16, NULL, &e), "%s", e.msg);
-    snprintf(args, sizeof args, "clip-eval --ckpt %s/full/clip.h5 --images %s --prompts \"a bag;a dark sneaker;a coat\"",
-             tmp_dir, h5);
+    snprintf(args, sizeof args,
+             "clip-eval --ckpt %s/full/clip.h5 --images %s --prompts \"a bag;a dark sneaker;a coat\"", tmp_dir, h5);
     CHECK(run(args, out, sizeof out, err, sizeof err) == 0, "clip-eval --images: %s", err);
     CHECK(strstr(out, "[2] a coat") && strstr(out, "image 2") && strstr(out, "best ["), "table:\n%s", out);
     snprintf(a, sizeof a, "%s/images-similarity.png", tmp_dir);
@@ -218,7 +220,8 @@ int main(int argc, char **argv) {
     // errors name the flag or the file
     snprintf(args, sizeof args, "train-clip --data %s --out %s/bad --batch 1", tmp_dir, tmp_dir);
     CHECK(run(args, NULL, 0, err, sizeof err) == 1 && strstr(err, "--batch"), "--batch 1: %s", err);
-    CHECK(run("train-clip --epochs x", NULL, 0, err, sizeof err) == 1 && strstr(err, "--epochs"), "--epochs x: %s", err);
+    CHECK(run("train-clip --epochs x", NULL, 0, err, sizeof err) == 1 && strstr(err, "--epochs"), "--epochs x: %s",
+          err);
     snprintf(args, sizeof args, "clip-eval --ckpt %s/missing.h5", tmp_dir);
     CHECK(run(args, NULL, 0, err, sizeof err) == 1 && strstr(err, "missing.h5"), "missing checkpoint: %s", err);
     snprintf(args, sizeof args, "clip-eval --ckpt %s", h5);

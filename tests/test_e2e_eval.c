@@ -24,8 +24,15 @@
 static char tmp_dir[] = "/tmp/nd_test_e2e_eval_XXXXXX";
 
 static nd_eval_setup setup_16(FILE *log) {
-    nd_eval_setup s = {.data = "fashion-mnist", .img_ch = 1, .img_size = SIZE, .unit_range = false,
-                       .random_flip = true, .classes = 10, .cache_dir = tmp_dir, .train = nd_eval_train_defaults(), .log = log};
+    nd_eval_setup s = {.data = "fashion-mnist",
+                       .img_ch = 1,
+                       .img_size = SIZE,
+                       .unit_range = false,
+                       .random_flip = true,
+                       .classes = 10,
+                       .cache_dir = tmp_dir,
+                       .train = nd_eval_train_defaults(),
+                       .log = log};
     s.train.progress = false;
     return s;
 }
@@ -88,8 +95,10 @@ static void test_command(const char *nanodiff) {
     snprintf(json, sizeof json, "%s/eval.json", tmp_dir);
     write_checkpoint(ckpt, 10, NULL);
     write_checkpoint(uncond, 0, NULL);
-    snprintf(command, sizeof command, "%s eval --ckpt %s --n 3 --sampler ddim --steps 2 --cache %s --json %s "
-             "--device cpu", nanodiff, ckpt, tmp_dir, json);
+    snprintf(command, sizeof command,
+             "%s eval --ckpt %s --n 3 --sampler ddim --steps 2 --cache %s --json %s "
+             "--device cpu",
+             nanodiff, ckpt, tmp_dir, json);
     int rc = run(command, err_text, sizeof err_text);
     CHECK(rc == 0, "eval exited with %d: %s", rc, err_text);
     CHECK(!strstr(err_text, "training"), "the cached classifier was not used: %s", err_text);
@@ -101,8 +110,10 @@ static void test_command(const char *nanodiff) {
     CHECK(strstr(text, "\"fd_floor\"") && strstr(text, "\"ankle boot\"") && strstr(text, "\"per_class\": 3"),
           "JSON: %s", text);
     // Heun's steps cost two model calls but the last; the JSON and the table say so
-    snprintf(command, sizeof command, "%s eval --ckpt %s --n 2 --sampler heun --steps 2 --spacing leading --clip-x0 "
-             "--cache %s --json %s --device cpu", nanodiff, ckpt, tmp_dir, json);
+    snprintf(command, sizeof command,
+             "%s eval --ckpt %s --n 2 --sampler heun --steps 2 --spacing leading --clip-x0 "
+             "--cache %s --json %s --device cpu",
+             nanodiff, ckpt, tmp_dir, json);
     rc = run(command, err_text, sizeof err_text);
     f = fopen(json, "r");
     n = f ? fread(text, 1, sizeof text - 1, f) : 0;
@@ -112,8 +123,10 @@ static void test_command(const char *nanodiff) {
               strstr(text, "\"spacing\": \"leading\"") && strstr(text, "\"clip_x0\": true"),
           "heun JSON (%d): %s", rc, text);
     // --spacing auto (the default) gives DPM-Solver++ trailing steps
-    snprintf(command, sizeof command, "%s eval --ckpt %s --n 2 --sampler dpm-solver++ --steps 3 --cache %s --json %s "
-             "--device cpu", nanodiff, ckpt, tmp_dir, json);
+    snprintf(command, sizeof command,
+             "%s eval --ckpt %s --n 2 --sampler dpm-solver++ --steps 3 --cache %s --json %s "
+             "--device cpu",
+             nanodiff, ckpt, tmp_dir, json);
     rc = run(command, err_text, sizeof err_text);
     f = fopen(json, "r");
     n = f ? fread(text, 1, sizeof text - 1, f) : 0;
@@ -141,13 +154,17 @@ static void test_command(const char *nanodiff) {
     snprintf(moved, sizeof moved, "%s/moved.h5", tmp_dir);
     snprintf(gone, sizeof gone, "%s/no-such-data", tmp_dir);
     write_checkpoint(moved, 10, gone);
-    snprintf(command, sizeof command, "%s eval --ckpt %s --data fashion-mnist --n 2 --sampler ddim --steps 2 "
-             "--start matched --cache %s --device cpu", nanodiff, moved, tmp_dir);
+    snprintf(command, sizeof command,
+             "%s eval --ckpt %s --data fashion-mnist --n 2 --sampler ddim --steps 2 "
+             "--start matched --cache %s --device cpu",
+             nanodiff, moved, tmp_dir);
     rc = run(command, err_text, sizeof err_text);
-    CHECK(rc == 1 && strstr(err_text, "--start matched") && strstr(err_text, gone), "matched without data: %d %s",
-          rc, err_text);
-    snprintf(command, sizeof command, "%s eval --ckpt %s --data fashion-mnist --n 2 --sampler ddim --steps 2 "
-             "--cache %s --device cpu", nanodiff, moved, tmp_dir);
+    CHECK(rc == 1 && strstr(err_text, "--start matched") && strstr(err_text, gone), "matched without data: %d %s", rc,
+          err_text);
+    snprintf(command, sizeof command,
+             "%s eval --ckpt %s --data fashion-mnist --n 2 --sampler ddim --steps 2 "
+             "--cache %s --device cpu",
+             nanodiff, moved, tmp_dir);
     rc = run(command, err_text, sizeof err_text);
     CHECK(rc == 0 && strstr(err_text, "note") && strstr(err_text, "N(0, I)") && strstr(err_text, gone),
           "auto without data: %d %s", rc, err_text);
@@ -161,8 +178,10 @@ static void test_sample_command(const char *nanodiff) {
     snprintf(png, sizeof png, "%s/grid.png", tmp_dir);
     snprintf(strip, sizeof strip, "%s/strip.png", tmp_dir);
     snprintf(h5, sizeof h5, "%s/samples.h5", tmp_dir);
-    snprintf(command, sizeof command, "%s sample --ckpt %s --n 2 --sampler ddim --steps 3 --start noise -o %s "
-             "--strip %s --h5 %s --device cpu", nanodiff, ckpt, png, strip, h5);
+    snprintf(command, sizeof command,
+             "%s sample --ckpt %s --n 2 --sampler ddim --steps 3 --start noise -o %s "
+             "--strip %s --h5 %s --device cpu",
+             nanodiff, ckpt, png, strip, h5);
     int rc = run(command, err_text, sizeof err_text);
     CHECK(rc == 0 && access(png, R_OK) == 0 && access(strip, R_OK) == 0, "sample: %d %s", rc, err_text);
     nd_dataset ds;
@@ -175,34 +194,43 @@ static void test_sample_command(const char *nanodiff) {
         for (int64_t i = 0; i < ds.n * SIZE * SIZE; i++)
             in_range += ds.images_f32[i] >= 0.0f && ds.images_f32[i] <= 1.0f;
         CHECK(ds.n == 20 && ds.h == SIZE && per_class[0] == 2 && per_class[9] == 2 && in_range == 20 * SIZE * SIZE,
-              "samples file: %lld images of %dx%d, class 0 x%d, class 9 x%d", (long long)ds.n, ds.h, ds.w,
-              per_class[0], per_class[9]);
+              "samples file: %lld images of %dx%d, class 0 x%d, class 9 x%d", (long long)ds.n, ds.h, ds.w, per_class[0],
+              per_class[9]);
         nd_dataset_free(&ds);
     }
-    snprintf(command, sizeof command, "%s sample --ckpt %s --class \"ankle boot\" --n 3 --sampler ddim --steps 2 "
-             "--start noise -o %s --h5 %s --device cpu", nanodiff, ckpt, png, h5);
+    snprintf(command, sizeof command,
+             "%s sample --ckpt %s --class \"ankle boot\" --n 3 --sampler ddim --steps 2 "
+             "--start noise -o %s --h5 %s --device cpu",
+             nanodiff, ckpt, png, h5);
     rc = run(command, err_text, sizeof err_text);
     ok = rc == 0 && nd_dataset_load_hdf5(&ds, h5, &err);
     CHECK(ok && ds.n == 3 && ds.labels[0] == 9 && ds.labels[2] == 9, "--class \"ankle boot\": %d %s", rc, err_text);
     if (ok) nd_dataset_free(&ds);
-    snprintf(command, sizeof command, "%s sample --ckpt %s --w-sweep=-1,0,2 --sampler ddim --steps 2 --start noise "
-             "-o %s --device cpu", nanodiff, ckpt, png);
+    snprintf(command, sizeof command,
+             "%s sample --ckpt %s --w-sweep=-1,0,2 --sampler ddim --steps 2 --start noise "
+             "-o %s --device cpu",
+             nanodiff, ckpt, png);
     rc = run(command, err_text, sizeof err_text);
     CHECK(rc == 0 && strstr(err_text, "sampled 30 images"), "w sweep: %d %s", rc, err_text);
 
     // every few-step sampler, guided, with another spacing and x0 clipping
     const char *samplers[] = {"euler", "heun", "dpm-solver++"};
     for (int k = 0; k < 3; k++) {
-        snprintf(command, sizeof command, "%s sample --ckpt %s --n 1 --sampler %s --steps 3 --spacing trailing "
-                 "--clip-x0 -o %s --device cpu", nanodiff, ckpt, samplers[k], png);
+        snprintf(command, sizeof command,
+                 "%s sample --ckpt %s --n 1 --sampler %s --steps 3 --spacing trailing "
+                 "--clip-x0 -o %s --device cpu",
+                 nanodiff, ckpt, samplers[k], png);
         rc = run(command, err_text, sizeof err_text);
         char said[64];
         snprintf(said, sizeof said, "sampled 10 images with %s", samplers[k]);
         CHECK(rc == 0 && strstr(err_text, said), "--sampler %s: %d %s", samplers[k], rc, err_text);
     }
 
-    const char *bad[][2] = {{"--start upward", "upward"}, {"--class hat", "hat"}, {"--sampler euler-a", "euler-a"},
-                            {"--steps 0", "--steps"}, {"--spacing even", "--spacing"}};
+    const char *bad[][2] = {{"--start upward", "upward"},
+                            {"--class hat", "hat"},
+                            {"--sampler euler-a", "euler-a"},
+                            {"--steps 0", "--steps"},
+                            {"--spacing even", "--spacing"}};
     for (int k = 0; k < 5; k++) {
         snprintf(command, sizeof command, "%s sample --ckpt %s %s -o %s --device cpu", nanodiff, ckpt, bad[k][0], png);
         rc = run(command, err_text, sizeof err_text);
@@ -255,8 +283,10 @@ static void test_ema_and_train_flags(const char *nanodiff) {
     int rc = run(command, err_text, sizeof err_text);
     CHECK(rc == 1 && strstr(err_text, "--no-ema"), "--ema --no-ema: %d %s", rc, err_text);
 
-    const char *bad[][2] = {{"--zero-snr", "zero-terminal-SNR"}, {"--prediction epsilon", "epsilon"},
-                            {"--schedule quadratic", "quadratic"}, {"--min-snr-gamma -1", "gamma"}};
+    const char *bad[][2] = {{"--zero-snr", "zero-terminal-SNR"},
+                            {"--prediction epsilon", "epsilon"},
+                            {"--schedule quadratic", "quadratic"},
+                            {"--min-snr-gamma -1", "gamma"}};
     for (int k = 0; k < 4; k++) {
         snprintf(command, sizeof command, "%s train %s --out %s/never --device cpu", nanodiff, bad[k][0], tmp_dir);
         rc = run(command, err_text, sizeof err_text);
@@ -328,9 +358,9 @@ int main(int argc, char **argv) {
     }
     CHECK(nd_eval_images(&ev, &ctx, images, labels, N, &noise, &err), "noise: %s", err.msg);
     printf("e2e.eval: floor %.3f (%.3f to %.3f); real stand-ins: accuracy %.2f%%, confidence %.3f, FD %.3f; noise: "
-           "accuracy %.2f%%, FD %.1f; all mirrored: accuracy %.2f%%\n", floor.mean, floor.min, floor.max,
-           100.0 * real.accuracy, real.confidence, real.fd, 100.0 * noise.accuracy, noise.fd,
-           100.0 * mirrored.accuracy);
+           "accuracy %.2f%%, FD %.1f; all mirrored: accuracy %.2f%%\n",
+           floor.mean, floor.min, floor.max, 100.0 * real.accuracy, real.confidence, real.fd, 100.0 * noise.accuracy,
+           noise.fd, 100.0 * mirrored.accuracy);
     CHECK(real.accuracy >= 0.90, "real images: accuracy %.4f", real.accuracy);
     CHECK(mirrored.accuracy >= 0.88, "mirrored real images: accuracy %.4f (ankle boots %.2f)", mirrored.accuracy,
           nd_eval_class_accuracy(&mirrored, 9));

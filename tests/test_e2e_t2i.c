@@ -105,7 +105,8 @@ static bool load_samples(const char *name, nd_dataset *ds) {
 static void test_train_resume(const char *data, const char *clip) {
     char err[4096];
     const char *common = "--model t2i-unet --batch 8 --quiet --seed 3";
-    int rc = run(err, sizeof err, "train %s --data %s --clip %s --max-steps 6 --out %s/straight", common, data, clip, dir);
+    int rc = run(err, sizeof err, "train %s --data %s --clip %s --max-steps 6 --out %s/straight", common, data, clip,
+                 dir);
     CHECK(rc == 0, "t2i training failed (%d): %s", rc, err);
     rc = run(err, sizeof err, "train %s --data %s --clip %s --max-steps 3 --out %s/resumed", common, data, clip, dir);
     CHECK(rc == 0, "t2i training (first half) failed (%d): %s", rc, err);
@@ -138,8 +139,10 @@ static void test_train_resume(const char *data, const char *clip) {
 static void test_sample(void) {
     char err[4096];
     const char *ckpt_dir = dir;
-    int rc = run(err, sizeof err, "sample --ckpt %s/straight/model.h5 --prompt \"a photo of a sneaker\" --n 3 "
-                                  "--sampler ddim --steps 5 -o %s/one.png --h5 %s/one.h5", ckpt_dir, dir, dir);
+    int rc = run(err, sizeof err,
+                 "sample --ckpt %s/straight/model.h5 --prompt \"a photo of a sneaker\" --n 3 "
+                 "--sampler ddim --steps 5 -o %s/one.png --h5 %s/one.h5",
+                 ckpt_dir, dir, dir);
     CHECK(rc == 0, "sampling a prompt failed (%d): %s", rc, err);
     char path[256];
     snprintf(path, sizeof path, "%s/one.png", dir);
@@ -148,25 +151,30 @@ static void test_sample(void) {
     FILE *f = fopen(path, "w");
     fprintf(f, "a photo of a sneaker\n\na dark bag facing left\r\n");
     fclose(f);
-    const char *samplers[] = {"ddpm",           "ddpm-posterior", "ddpm-clamped",           "ddim --clamp-x0",
-                              "euler --steps 4", "heun --steps 3",  "dpm-solver++ --steps 4", "ddim --clip-x0"};
+    const char *samplers[] = {
+        "ddpm",           "ddpm-posterior",         "ddpm-clamped",  "ddim --clamp-x0", "euler --steps 4",
+        "heun --steps 3", "dpm-solver++ --steps 4", "ddim --clip-x0"};
     for (int s = 0; s < ND_COUNT(samplers); s++) {
-        rc = run(err, sizeof err, "sample --ckpt %s/straight/model.h5 --prompts-file %s --n 2 --sampler %s "
-                                  "--negative-prompt \"a trouser\" --guidance-scale 4 -o %s/file.png --h5 %s/file.h5",
+        rc = run(err, sizeof err,
+                 "sample --ckpt %s/straight/model.h5 --prompts-file %s --n 2 --sampler %s "
+                 "--negative-prompt \"a trouser\" --guidance-scale 4 -o %s/file.png --h5 %s/file.h5",
                  dir, path, samplers[s], dir, dir);
         CHECK(rc == 0, "sampling a prompts file with %s failed (%d): %s", samplers[s], rc, err);
     }
     nd_dataset ds;
     if (load_samples("file.h5", &ds)) {
-        CHECK(ds.n == 4 && ds.labels && ds.labels[0] == 0 && ds.labels[1] == 0 && ds.labels[2] == 1 && ds.labels[3] == 1,
+        CHECK(ds.n == 4 && ds.labels && ds.labels[0] == 0 && ds.labels[1] == 0 && ds.labels[2] == 1 &&
+                  ds.labels[3] == 1,
               "a prompts file of two prompts gave %lld samples labelled %d %d %d %d", (long long)ds.n,
               ds.labels ? ds.labels[0] : -1, ds.labels ? ds.labels[1] : -1, ds.labels ? ds.labels[2] : -1,
               ds.labels ? ds.labels[3] : -1);
         nd_dataset_free(&ds);
     }
     // the prompt matters: the same seed and noise, two prompts, different images
-    rc = run(err, sizeof err, "sample --ckpt %s/straight/model.h5 --prompt \"a photo of a bag\" --n 3 --sampler ddim "
-                              "--steps 5 -o %s/two.png --h5 %s/two.h5", dir, dir, dir);
+    rc = run(err, sizeof err,
+             "sample --ckpt %s/straight/model.h5 --prompt \"a photo of a bag\" --n 3 --sampler ddim "
+             "--steps 5 -o %s/two.png --h5 %s/two.h5",
+             dir, dir, dir);
     CHECK(rc == 0, "sampling failed (%d): %s", rc, err);
     nd_dataset a, b;
     if (load_samples("one.h5", &a)) {
@@ -183,8 +191,10 @@ static void test_sample(void) {
 static void test_pooled(const char *data, const char *clip) {
     char err[4096];
     // the pooled model also predicts v on the cosine schedule: prompts reach every prediction type
-    int rc = run(err, sizeof err, "train --model t2i-unet --cond pooled --prediction v --schedule cosine --batch 8 "
-                                  "--max-steps 2 --quiet --data %s --clip %s --out %s/pooled", data, clip, dir);
+    int rc = run(err, sizeof err,
+                 "train --model t2i-unet --cond pooled --prediction v --schedule cosine --batch 8 "
+                 "--max-steps 2 --quiet --data %s --clip %s --out %s/pooled",
+                 data, clip, dir);
     CHECK(rc == 0, "pooled t2i training failed (%d): %s", rc, err);
     char path[256];
     snprintf(path, sizeof path, "%s/pooled/model.h5", dir);
@@ -194,8 +204,10 @@ static void test_pooled(const char *data, const char *clip) {
               cfg.prediction == ND_PREDICT_V,
           "pooled: text_pooled %d, context width %d, prediction %s", cfg.text_pooled, cfg.model.c_embed_dim,
           nd_prediction_name(cfg.prediction));
-    rc = run(err, sizeof err, "sample --ckpt %s --prompt \"a bag\" --n 2 --sampler dpm-solver++ --steps 3 "
-                              "-o %s/pooled.png", path, dir);
+    rc = run(err, sizeof err,
+             "sample --ckpt %s --prompt \"a bag\" --n 2 --sampler dpm-solver++ --steps 3 "
+             "-o %s/pooled.png",
+             path, dir);
     CHECK(rc == 0, "sampling the pooled model failed (%d): %s", rc, err);
 }
 
@@ -256,7 +268,8 @@ static void test_bad_flags(const char *data, const char *clip) {
     nd_model_free(&model);
     nd_ctx_free(&ctx);
 
-    CHECK(run(err, sizeof err, "sample --ckpt %s --prompt \"a bag\"", class_ckpt) == 1, "a prompt on a class model ran");
+    CHECK(run(err, sizeof err, "sample --ckpt %s --prompt \"a bag\"", class_ckpt) == 1,
+          "a prompt on a class model ran");
     message_names(err, class_ckpt, 3, "--prompt", "text-to-image", "--class");
     CHECK(run(err, sizeof err, "sample --ckpt %s --class 3", t2i) == 1, "a class on a t2i model ran");
     message_names(err, t2i, 2, "--class", "--prompt");
@@ -264,7 +277,8 @@ static void test_bad_flags(const char *data, const char *clip) {
     message_names(err, t2i, 2, "--prompt", "--prompts-file");
     CHECK(run(err, sizeof err, "sample --ckpt %s --prompts-file %s/none.txt", t2i, dir) == 1, "a missing file ran");
     message_names(err, "none.txt", 1, "--prompts-file");
-    CHECK(run(err, sizeof err, "train --model t2i-unet --data %s --out %s/x", data, dir) == 1, "t2i without --clip ran");
+    CHECK(run(err, sizeof err, "train --model t2i-unet --data %s --out %s/x", data, dir) == 1,
+          "t2i without --clip ran");
     message_names(err, "--clip", 1, "train-clip");
     CHECK(run(err, sizeof err, "train --model t2i-unet --data %s --clip %s/nope.h5 --out %s/x", data, dir, dir) == 1,
           "a missing CLIP file was accepted");
@@ -275,7 +289,8 @@ static void test_bad_flags(const char *data, const char *clip) {
     CHECK(run(err, sizeof err, "train --model dli-unet --data %s --clip %s --out %s/x", data, clip, dir) == 1,
           "--clip on a class model ran");
     message_names(err, "--clip", 1, "t2i-unet");
-    CHECK(run(err, sizeof err, "train --model t2i-unet --cond middle --data %s --clip %s --out %s/x", data, clip, dir) == 1,
+    CHECK(run(err, sizeof err, "train --model t2i-unet --cond middle --data %s --clip %s --out %s/x", data, clip,
+              dir) == 1,
           "a bad --cond ran");
     message_names(err, "--cond", 1, "middle");
     CHECK(run(err, sizeof err, "eval --ckpt %s --attributes", class_ckpt) == 1, "--attributes on a class model ran");
@@ -311,8 +326,10 @@ int main(int argc, char **argv) {
     snprintf(data, sizeof data, "%s/ten.h5", dir);
     snprintf(clip, sizeof clip, "%s/clip/clip.h5", dir);
     write_data(data);
-    int rc = run(err, sizeof err, "train-clip --data %s --max-steps 3 --batch 16 --width 16 --vision-layers 1 "
-                                  "--context 16 --vocab 300 --quiet --out %s/clip", data, dir);
+    int rc = run(err, sizeof err,
+                 "train-clip --data %s --max-steps 3 --batch 16 --width 16 --vision-layers 1 "
+                 "--context 16 --vocab 300 --quiet --out %s/clip",
+                 data, dir);
     CHECK(rc == 0, "training the tiny CLIP failed (%d): %s", rc, err);
     if (rc == 0) {
         test_train_resume(data, clip);

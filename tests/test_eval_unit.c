@@ -93,8 +93,8 @@ static void test_frechet(void) {
     for (int i = 0; i < N; i++)
         for (int j = 0; j < D; j++) b[i * D + j] = a[i * D + j] + 0.25f * (float)j;
     // the float sums a + delta round at 1e-7 of |a|, which moves the covariance by about that much
-    CHECK(nd_frechet_distance(a, N, b, N, D, &fd, &err) && fabs(fd - shift) < 1e-4 * shift, "shifted: %g, want %g",
-          fd, shift);
+    CHECK(nd_frechet_distance(a, N, b, N, D, &fd, &err) && fabs(fd - shift) < 1e-4 * shift, "shifted: %g, want %g", fd,
+          shift);
 
     // Columns 1..D of the Sylvester-Hadamard matrix of order N are orthogonal +-1 vectors of mean zero, so scaled
     // columns have exactly the means and the diagonal covariances chosen: FD = |dm|^2 + sum (sqrt(va) - sqrt(vb))^2

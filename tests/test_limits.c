@@ -59,12 +59,10 @@ static void check_edit_refused(const char *good, const char *name, hid_t mem_typ
     edit_attribute(path, name, mem_type, value);
     nd_ddpm_config cfg;
     nd_error err = {{0}};
-    CHECK(!nd_checkpoint_read_config(path, &cfg, &err), "%s = %s: the configuration was accepted", name,
-          value_text);
-    CHECK(strstr(err.msg, path) && strstr(err.msg, name) && strstr(err.msg, value_text) &&
-              strstr(err.msg, range_text),
-          "%s = %s: the message must name the file, the field, the value and \"%s\": %s", name, value_text,
-          range_text, err.msg);
+    CHECK(!nd_checkpoint_read_config(path, &cfg, &err), "%s = %s: the configuration was accepted", name, value_text);
+    CHECK(strstr(err.msg, path) && strstr(err.msg, name) && strstr(err.msg, value_text) && strstr(err.msg, range_text),
+          "%s = %s: the message must name the file, the field, the value and \"%s\": %s", name, value_text, range_text,
+          err.msg);
     nd_ctx ctx;
     nd_ctx_init(&ctx, ND_CPU, 1 << 20, 0);
     nd_model m;
@@ -123,8 +121,10 @@ static void test_flags(void) {
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int status = run_nanodiff(cases[i][0], out, sizeof out);
         CHECK(status == 1, "nanodiff %s: exit status %d, want 1", cases[i][0], status);
-        CHECK(strstr(out, cases[i][1]) && strstr(out, cases[i][2]), "nanodiff %s: the message lacks \"%s\" or "
-              "\"%s\":\n%s", cases[i][0], cases[i][1], cases[i][2], out);
+        CHECK(strstr(out, cases[i][1]) && strstr(out, cases[i][2]),
+              "nanodiff %s: the message lacks \"%s\" or "
+              "\"%s\":\n%s",
+              cases[i][0], cases[i][1], cases[i][2], out);
     }
 }
 

@@ -52,10 +52,11 @@ static bool load_named(nd_ctx *ctx, const fx_file *f, const char *model, const n
             ok = false;
             continue;
         }
-        CHECK(nd_shape_equal(t->shape, p->items[i].tensor->shape), "%s: %s has another shape", model,
-              p->items[i].name);
-        if (nd_shape_equal(t->shape, p->items[i].tensor->shape)) nd_copy_from_host(ctx, p->items[i].tensor, t->data);
-        else ok = false;
+        CHECK(nd_shape_equal(t->shape, p->items[i].tensor->shape), "%s: %s has another shape", model, p->items[i].name);
+        if (nd_shape_equal(t->shape, p->items[i].tensor->shape))
+            nd_copy_from_host(ctx, p->items[i].tensor, t->data);
+        else
+            ok = false;
     }
     return ok;
 }
@@ -73,7 +74,8 @@ static void check_model(const fx_file *f, const char *name, nd_model_config conf
         if (strncmp(f->tensors[i].name, prefix, strlen(prefix)) == 0) {
             const char *key = f->tensors[i].name + strlen(prefix);
             twin_params++;
-            CHECK(nd_params_find(&m.params, key) || nd_params_find(&m.buffers, key), "%s: nanodiff lacks %s", name, key);
+            CHECK(nd_params_find(&m.params, key) || nd_params_find(&m.buffers, key), "%s: nanodiff lacks %s", name,
+                  key);
         }
     CHECK(twin_params == m.params.n + m.buffers.n, "%s: the twin has %d tensors, nanodiff %d", name, twin_params,
           m.params.n + m.buffers.n);
@@ -84,7 +86,8 @@ static void check_model(const fx_file *f, const char *name, nd_model_config conf
         CHECK(false, "%s: fixture incomplete (regenerate models.ndfx)", name);
         return;
     }
-    nd_tensor *out = nd_model_forward(&ctx, &m, nd_from_host(&ctx, x->shape, x->data), nd_from_host(&ctx, t->shape, t->data),
+    nd_tensor *out = nd_model_forward(&ctx, &m, nd_from_host(&ctx, x->shape, x->data),
+                                      nd_from_host(&ctx, t->shape, t->data),
                                       c ? nd_from_host(&ctx, c->shape, c->data) : NULL, true);
     float *host = malloc((size_t)out->numel * sizeof(float));
     nd_copy_to_host(&ctx, out, host);
@@ -121,7 +124,8 @@ static void check_model(const fx_file *f, const char *name, nd_model_config conf
         float *value = malloc((size_t)m.buffers.items[i].tensor->numel * sizeof(float));
         nd_copy_to_host(&ctx, m.buffers.items[i].tensor, value);
         double e = b ? relative_error(value, b, 0.0) : INFINITY;
-        CHECK(e <= OUTPUT_TOL, "%s: running statistic %s differs from PyTorch by %.2e", name, m.buffers.items[i].name, e);
+        CHECK(e <= OUTPUT_TOL, "%s: running statistic %s differs from PyTorch by %.2e", name, m.buffers.items[i].name,
+              e);
         free(value);
     }
     nd_model_free(&m);

@@ -39,7 +39,8 @@ static void directional_check(const char *name, nd_model_config config, nd_shape
     for (int64_t i = 0; i < 2 * image; i++) x[i] = sinf((float)i * 0.37f), r[i] = cosf((float)i * 0.11f);
     if (c_shape.ndim) {
         c = malloc((size_t)nd_shape_numel(c_shape) * sizeof(float));
-        for (int64_t i = 0; i < nd_shape_numel(c_shape); i++) c[i] = config.kind == ND_MODEL_DLI_UNET ? (i % 7 == 0) : sinf((float)i);
+        for (int64_t i = 0; i < nd_shape_numel(c_shape); i++)
+            c[i] = config.kind == ND_MODEL_DLI_UNET ? (i % 7 == 0) : sinf((float)i);
     }
     // analytic: g . d with d a random unit direction over every parameter
     nd_tensor *xt = nd_from_host(&ctx, ND_SHAPE(2, config.img_ch, config.img_size, config.img_size), x);
@@ -66,8 +67,8 @@ static void directional_check(const char *name, nd_model_config config, nd_shape
     double minus = projected_loss(&ctx, &m, x, t, c, c_shape, r);
     double numeric = (plus - minus) / (2 * eps);
     double rel = fabs(numeric - analytic) / fmax(fabs(analytic), 1e-6);
-    printf("%-10s %7lld parameters: g.d analytic %.6f numeric %.6f (relative difference %.1e)\n", name,
-           (long long)n, analytic, numeric, rel);
+    printf("%-10s %7lld parameters: g.d analytic %.6f numeric %.6f (relative difference %.1e)\n", name, (long long)n,
+           analytic, numeric, rel);
     // the bound leaves room for both errors above; the op-by-op and whole-model PyTorch references are tighter
     CHECK(rel < 1e-2, "%s: directional derivative differs: analytic %g numeric %g", name, analytic, numeric);
     free(x), free(r), free(c), free(d), free(theta);
@@ -101,8 +102,8 @@ static void cross_attention_uses_context(void) {
     nd_tensor *kv_from_image1 = nd_attention_layer_forward(&ctx, &layer, x, NULL, false);
     nd_tensor *kv_from_image2 = nd_attention_layer_forward(&ctx, &layer, x, NULL, false);
     double wrong = max_diff(kv_from_image1, kv_from_image2);
-    printf("cross-attention: changing the context moves the output by %.3g; with K, V from the image by %.3g\n",
-           right, wrong);
+    printf("cross-attention: changing the context moves the output by %.3g; with K, V from the image by %.3g\n", right,
+           wrong);
     CHECK(right > 1e-2, "K and V from the context: the output must depend on the context (moved %g)", right);
     CHECK(wrong == 0.0, "K and V from the image: the output cannot see the context (moved %g)", wrong);
     nd_params_free(&p);

@@ -41,8 +41,8 @@ static void test_names(void) {
     nd_model m;
     nd_model_init(&m, nd_model_config_default(ND_MODEL_DLI_UNET, 1, 16, 10));
     const char *expected[] = {"down0.conv1.model.0.weight", "down1.model.2.conv.model.1.bias", "dense_emb.4.weight",
-                              "temb_1.model.2.bias", "c_embed2.model.0.weight", "up0.1.model.0.weight",
-                              "up1.model.0.weight", "up2.model.4.model.1.weight", "out.3.bias"};
+                              "temb_1.model.2.bias",        "c_embed2.model.0.weight",         "up0.1.model.0.weight",
+                              "up1.model.0.weight",         "up2.model.4.model.1.weight",      "out.3.bias"};
     for (size_t i = 0; i < sizeof expected / sizeof expected[0]; i++)
         CHECK(nd_params_find(&m.params, expected[i]), "dli-unet lacks the PyTorch parameter %s", expected[i]);
     nd_model_free(&m);
@@ -66,8 +66,9 @@ static void test_forward_shapes(void) {
             nd_tensor *x = nd_zeros(&ctx, ND_SHAPE(2, 1, sizes[s], sizes[s]));
             nd_rand_normal(&ctx, x, 0.0f, 1.0f);
             nd_tensor *t = nd_full(&ctx, ND_SHAPE(2), 75.0f);
-            nd_tensor *context = kinds[k] == ND_MODEL_T2I_UNET ? nd_zeros(&ctx, ND_SHAPE(2, 5, 16))
-                                 : kinds[k] == ND_MODEL_DLI_UNET ? nd_zeros(&ctx, ND_SHAPE(2, 10)) : NULL;
+            nd_tensor *context = kinds[k] == ND_MODEL_T2I_UNET   ? nd_zeros(&ctx, ND_SHAPE(2, 5, 16))
+                                 : kinds[k] == ND_MODEL_DLI_UNET ? nd_zeros(&ctx, ND_SHAPE(2, 10))
+                                                                 : NULL;
             nd_tensor *out = nd_model_forward(&ctx, &m, x, t, context, true);
             CHECK(nd_shape_equal(out->shape, x->shape), "%s at %d: output shape differs from input",
                   nd_model_kind_name(kinds[k]), sizes[s]);

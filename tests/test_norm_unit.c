@@ -35,9 +35,9 @@ static void test_running_statistics(const char *path) {
     }
     nd_ctx ctx;
     nd_ctx_init(&ctx, ND_CPU, 1 << 16, 0);
-    nd_tensor *input = nd_from_host(&ctx, x->shape, x->data);                      // (N, C, H, W)
-    nd_tensor *running_mean = nd_empty_persistent(&ctx, mean_in->shape);          // (C,)
-    nd_tensor *running_var = nd_empty_persistent(&ctx, var_in->shape);            // (C,)
+    nd_tensor *input = nd_from_host(&ctx, x->shape, x->data);            // (N, C, H, W)
+    nd_tensor *running_mean = nd_empty_persistent(&ctx, mean_in->shape); // (C,)
+    nd_tensor *running_var = nd_empty_persistent(&ctx, var_in->shape);   // (C,)
     nd_copy_from_host(&ctx, running_mean, mean_in->data);
     nd_copy_from_host(&ctx, running_var, var_in->data);
     // momentum 0.1 and eps 1e-5, as make_fixtures.py (nn.BatchNorm2d's defaults)
@@ -83,12 +83,9 @@ static void attention_keys(void) {
                  false);
 }
 static void attention_batch(void) {
-    nd_attention(&err_ctx, zeros(ND_SHAPE(1, 2, 3, 4)), zeros(ND_SHAPE(1, 3, 5, 4)), zeros(ND_SHAPE(1, 3, 5, 3)),
-                 true);
+    nd_attention(&err_ctx, zeros(ND_SHAPE(1, 2, 3, 4)), zeros(ND_SHAPE(1, 3, 5, 4)), zeros(ND_SHAPE(1, 3, 5, 3)), true);
 }
-static void masked_fill_shape(void) {
-    nd_masked_fill(&err_ctx, zeros(ND_SHAPE(2, 3, 4)), zeros(ND_SHAPE(4, 3)), 0.0f);
-}
+static void masked_fill_shape(void) { nd_masked_fill(&err_ctx, zeros(ND_SHAPE(2, 3, 4)), zeros(ND_SHAPE(4, 3)), 0.0f); }
 
 typedef struct shape_error {
     void (*fn)(void);

@@ -32,14 +32,14 @@ static void test_relu_propagates_nan(void) {
 static void test_unary_ops_propagate_nan(void) {
     nd_ctx ctx;
     nd_ctx_init(&ctx, ND_CPU, 1 << 16, 0);
-    nd_unary_kind kinds[] = {ND_UNARY_GELU, ND_UNARY_SILU, ND_UNARY_SIGMOID, ND_UNARY_TANH, ND_UNARY_EXP,
-                             ND_UNARY_SQUARE, ND_UNARY_NEG, ND_UNARY_SIN};
+    nd_unary_kind kinds[] = {ND_UNARY_GELU, ND_UNARY_SILU,   ND_UNARY_SIGMOID, ND_UNARY_TANH,
+                             ND_UNARY_EXP,  ND_UNARY_SQUARE, ND_UNARY_NEG,     ND_UNARY_SIN};
     for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
         nd_tensor *x = nd_from_host(&ctx, ND_SHAPE(2), (float[]){NAN, 0.5f}); // (2)
         float out[2];
         nd_copy_to_host(&ctx, nd_unary_at(&ctx, kinds[k], x, 0.0f, 0.0f, ND_HERE), out);
-        CHECK(isnan(out[0]) && isfinite(out[1]), "%s(nan, 0.5) = (%g, %g), want (nan, finite)",
-              nd_unary_name(kinds[k]), out[0], out[1]);
+        CHECK(isnan(out[0]) && isfinite(out[1]), "%s(nan, 0.5) = (%g, %g), want (nan, finite)", nd_unary_name(kinds[k]),
+              out[0], out[1]);
     }
     nd_ctx_free(&ctx);
 }
@@ -50,12 +50,11 @@ static void test_check_numerics(void) {
     nd_ctx_init(&ctx, ND_CPU, 1 << 16, 0);
     ctx.check_numerics = true;
     nd_tensor *x = nd_from_host(&ctx, ND_SHAPE(2), (float[]){-1.0f, 1.0f}); // (2)
-    nd_tensor *y = nd_exp(&ctx, nd_mul(&ctx, x, x));                      // (2) finite
+    nd_tensor *y = nd_exp(&ctx, nd_mul(&ctx, x, x));                        // (2) finite
     CHECK(ctx.numerics_first[0] == '\0', "finite outputs flagged: %s", ctx.numerics_first);
     nd_tensor *z = nd_log(&ctx, nd_neg(&ctx, y)); // (2) log of negatives: nan
     nd_relu(&ctx, nd_sqrt(&ctx, z));
-    CHECK(strstr(ctx.numerics_first, "log") && strstr(ctx.numerics_first, "nan") &&
-              strstr(ctx.numerics_first, "op 4 "),
+    CHECK(strstr(ctx.numerics_first, "log") && strstr(ctx.numerics_first, "nan") && strstr(ctx.numerics_first, "op 4 "),
           "the first non-finite output is log's, the 4th op: got \"%s\"", ctx.numerics_first);
     nd_ctx_free(&ctx);
 }

@@ -89,8 +89,8 @@ static void check_roundtrip(const char *name, int h, int w, int c, int seed) {
     bool ok = png_read(path, &back);
     CHECK(ok, "%s does not decode", path);
     if (ok) {
-        CHECK(back.height == h && back.width == w && back.channels == c, "%s: %dx%dx%d", path, back.height,
-              back.width, back.channels);
+        CHECK(back.height == h && back.width == w && back.channels == c, "%s: %dx%dx%d", path, back.height, back.width,
+              back.channels);
         CHECK(memcmp(back.pixels, img.pixels, (size_t)h * w * c) == 0, "%s: pixels differ", path);
     }
     nd_image8_free(&back);
@@ -121,15 +121,15 @@ static void test_grid(void) {
     float images[N * H * W]; // (N, 1, H, W) in [-1, 1], image k filled with -1 + 0.5 k except pixel 0
     for (int k = 0; k < N; k++)
         for (int p = 0; p < H * W; p++) images[k * H * W + p] = -1.0f + 0.5f * k;
-    images[0] = 3.0f;      // clamps to 255
-    images[1] = -7.0f;     // clamps to 0
-    images[2] = NAN;       // becomes 0
+    images[0] = 3.0f;  // clamps to 255
+    images[1] = -7.0f; // clamps to 0
+    images[2] = NAN;   // becomes 0
     nd_image8 grid;
     nd_error err = {{0}};
     CHECK(nd_image_grid(&grid, images, N, 1, H, W, 3, 2, false, &err), "%s", err.msg);
     // make_grid: min(nrow, N) = 3 columns, ceil(5 / 3) = 2 rows, each cell (H + 2) x (W + 2), plus 2.
-    CHECK(grid.height == 2 * (H + 2) + 2 && grid.width == 3 * (W + 2) + 2 && grid.channels == 1,
-          "grid %dx%dx%d", grid.height, grid.width, grid.channels);
+    CHECK(grid.height == 2 * (H + 2) + 2 && grid.width == 3 * (W + 2) + 2 && grid.channels == 1, "grid %dx%dx%d",
+          grid.height, grid.width, grid.channels);
     const uint8_t levels[N] = {0, 64, 128, 191, 255}; // (x + 1) / 2 * 255 + 0.5, truncated
     int wrong = 0, padding_wrong = 0;
     for (int y = 0; y < grid.height; y++) {

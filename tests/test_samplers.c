@@ -33,7 +33,7 @@ static nd_tensor *gaussian_predict(void *user, nd_ctx *ctx, nd_tensor *x, int t)
         double mu = g->mu[j], var = (double)g->s[j] * g->s[j];
         double x0 = mu + sqrt(a) * var * (xh[j] - sqrt(a) * mu) / (a * var + 1.0 - a);
         double eps = (xh[j] - sqrt(a) * x0) / sqrt(1.0 - a);
-        out[j] = (float)(g->prediction == ND_PREDICT_EPS ? eps
+        out[j] = (float)(g->prediction == ND_PREDICT_EPS  ? eps
                          : g->prediction == ND_PREDICT_X0 ? x0
                                                           : sqrt(a) * eps - sqrt(1.0 - a) * x0);
     }
@@ -45,12 +45,11 @@ typedef struct fixture_data {
 } fixture_data;
 
 // One deterministic run from the fixture's x_T (start_mean = x_T, start_std = 0), into out.
-static int run_sampler(nd_ctx *ctx, const nd_schedule *sched, const fixture_data *fx, nd_sample_config sc,
-                       float *out) {
+static int run_sampler(nd_ctx *ctx, const nd_schedule *sched, const fixture_data *fx, nd_sample_config sc, float *out) {
     float zeros[PIXELS] = {0};
     sc.start_mean = fx->x_T->data, sc.start_std = zeros;
-    gaussian_model g = {.mu = fx->mu->data, .s = fx->s->data, .alpha_bar = sched->alpha_bar,
-                        .prediction = sc.prediction};
+    gaussian_model g = {
+        .mu = fx->mu->data, .s = fx->s->data, .alpha_bar = sched->alpha_bar, .prediction = sc.prediction};
     nd_sample_run(ctx, sched, &sc, ND_SHAPE(1, 1, 4, 4), gaussian_predict, &g, out, NULL, NULL);
     return g.calls;
 }
@@ -65,8 +64,8 @@ static void test_timesteps(const fx_file *f) {
         nd_sample_config sc = nd_sample_defaults();
         sc.sampler = ND_SAMPLER_DDIM, sc.steps = steps;
         CHECK(nd_spacing_parse(spacing, &sc.spacing), "spacing %s", spacing);
-        CHECK(nd_sample_steps(&sc, T) == ref->numel, "%s: %d steps, expected %lld", ref->name,
-              nd_sample_steps(&sc, T), (long long)ref->numel);
+        CHECK(nd_sample_steps(&sc, T) == ref->numel, "%s: %d steps, expected %lld", ref->name, nd_sample_steps(&sc, T),
+              (long long)ref->numel);
         if (nd_sample_steps(&sc, T) != ref->numel) continue;
         nd_sample_timesteps(&sc, T, ts);
         int wrong = -1;
@@ -128,8 +127,8 @@ static void test_accuracy(nd_ctx *ctx, const nd_schedule *sched, const fixture_d
     sc.sampler = ND_SAMPLER_EULER;
     run_sampler(ctx, sched, fx, sc, b);
     long long worst;
-    CHECK(test_max_violation(a, b, PIXELS, 1e-5, 1e-5, &worst) <= 1.0, "euler %.7g, ddim %.7g at pixel %lld",
-          b[worst], a[worst], worst);
+    CHECK(test_max_violation(a, b, PIXELS, 1e-5, 1e-5, &worst) <= 1.0, "euler %.7g, ddim %.7g at pixel %lld", b[worst],
+          a[worst], worst);
     // second order where the steps are even in log-SNR: doubling Heun's 10 linspace steps to 20 cuts its error
     // to the exact solution about 4x (twin: 0.040 -> 0.0089), DDIM's only 2x (0.110 -> 0.054)
     double heun10 = error_to_exact(ctx, sched, fx, ND_SAMPLER_HEUN, ND_SPACING_LINSPACE, 10);
@@ -223,8 +222,8 @@ static void test_schedules(nd_ctx *ctx, const fx_file *f, const fixture_data *fx
 static void test_names(void) {
     for (int k = 0; k < ND_SAMPLER_COUNT; k++) {
         nd_sampler_kind kind;
-        CHECK(nd_sampler_parse(nd_sampler_name((nd_sampler_kind)k), &kind) && kind == (nd_sampler_kind)k,
-              "sampler %d", k);
+        CHECK(nd_sampler_parse(nd_sampler_name((nd_sampler_kind)k), &kind) && kind == (nd_sampler_kind)k, "sampler %d",
+              k);
     }
     nd_sampler_kind kind;
     nd_spacing spacing;

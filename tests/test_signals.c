@@ -36,8 +36,10 @@ static pid_t start_train(const char *extra) {
     pid_t pid = fork();
     if (pid == 0) {
         char cmd[1024];
-        snprintf(cmd, sizeof cmd, "exec %s train --data %s --img-size 8 --batch 4 --T 20 --epochs 100000 --out %s "
-                 "--quiet --device cpu %s >/dev/null 2>&1", nanodiff, data, run, extra);
+        snprintf(cmd, sizeof cmd,
+                 "exec %s train --data %s --img-size 8 --batch 4 --T 20 --epochs 100000 --out %s "
+                 "--quiet --device cpu %s >/dev/null 2>&1",
+                 nanodiff, data, run, extra);
         execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
         _exit(127);
     }
@@ -96,8 +98,8 @@ static void test_stop_signals(void) {
     int status = stop_with(start_train(""), SIGTERM, false, 3);
     CHECK(status == 143, "SIGTERM: exit status %d, want 143 (1000 + n: killed by signal n)", status);
     int64_t step = ckpt_step();
-    CHECK(step > 0 && step == csv_rows(), "SIGTERM: checkpoint at step %lld, loss.csv holds %d rows",
-          (long long)step, csv_rows());
+    CHECK(step > 0 && step == csv_rows(), "SIGTERM: checkpoint at step %lld, loss.csv holds %d rows", (long long)step,
+          csv_rows());
     CHECK(access(stale, F_OK) != 0, "the stale temporary checkpoint %s was left", stale);
 
     status = stop_with(start_train("--resume"), SIGINT, true, (int)step + 3);
@@ -110,8 +112,10 @@ static void test_stop_signals(void) {
 // Runs nanodiff train on the small set with extra flags to completion; its status and stderr.
 static int run_train(const char *extra, const char *out_dir, char *out, size_t size) {
     char cmd[4096];
-    snprintf(cmd, sizeof cmd, "%s train --data %s --img-size 8 --batch 4 --T 20 --max-steps 1 --out %s --quiet "
-             "--device cpu %s 2>&1 >/dev/null", nanodiff, data, out_dir, extra);
+    snprintf(cmd, sizeof cmd,
+             "%s train --data %s --img-size 8 --batch 4 --T 20 --max-steps 1 --out %s --quiet "
+             "--device cpu %s 2>&1 >/dev/null",
+             nanodiff, data, out_dir, extra);
     FILE *p = popen(cmd, "r");
     size_t n = p ? fread(out, 1, size - 1, p) : 0;
     out[n] = '\0';
@@ -136,8 +140,7 @@ static void test_out_dir(void) {
     status = run_train("", long_out, out, sizeof out);
     CHECK(status == 1 && strstr(out, "shorter --out"), "an --out of 1150 bytes: status %d:\n%s", status, out);
     status = run_train("--force", run, out, sizeof out);
-    CHECK(status == 0 && ckpt_step() == 1, "--force: status %d, step %lld:\n%s", status, (long long)ckpt_step(),
-          out);
+    CHECK(status == 0 && ckpt_step() == 1, "--force: status %d, step %lld:\n%s", status, (long long)ckpt_step(), out);
 }
 
 int main(int argc, char **argv) {

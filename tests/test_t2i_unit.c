@@ -100,7 +100,8 @@ static void test_samples_follow_the_prompt(void) {
     float *images[2] = {malloc((size_t)n * sizeof(float)), malloc((size_t)n * sizeof(float))};
     nd_sample_config sc = nd_sample_defaults();
     sc.seed = 11;
-    for (int p = 0; p < 2; p++) nd_sample_images(&ctx, &model, &sched, &sc, B, prompts[p], null_context, images[p], NULL, NULL);
+    for (int p = 0; p < 2; p++)
+        nd_sample_images(&ctx, &model, &sched, &sc, B, prompts[p], null_context, images[p], NULL, NULL);
     float d = max_diff(images[0], images[1], n);
     CHECK(d > 1e-3f, "two prompts gave the same samples from the same noise (largest difference %g)", d);
     // and the same prompt twice gives the same samples: the difference above is the prompt's, not the noise's

@@ -8,9 +8,17 @@
 #include "test.h"
 
 static const char *const corpus[] = {
-    "a photo of a sneaker", "a photo of a dark ankle boot facing left", "a small bag", "a sneaker facing right",
-    "a black and white picture of a light sandal", "an image of a large coat", "a picture of a dress",
-    "a photo of a t-shirt", "a photo of a pullover", "a large dark trouser", "a photo of a shirt",
+    "a photo of a sneaker",
+    "a photo of a dark ankle boot facing left",
+    "a small bag",
+    "a sneaker facing right",
+    "a black and white picture of a light sandal",
+    "an image of a large coat",
+    "a picture of a dress",
+    "a photo of a t-shirt",
+    "a photo of a pullover",
+    "a large dark trouser",
+    "a photo of a shirt",
 };
 #define N_CORPUS ((int)(sizeof corpus / sizeof corpus[0]))
 
@@ -64,8 +72,7 @@ static void check_tokenizer(void) {
     nd_tokenizer_free(&again);
     // a merge that refers to a token made later is refused, naming it
     int32_t bad[4] = {97, 98, 300, 97};
-    CHECK(!nd_tokenizer_from_merges(&again, bad, 2, 77, &err) && strstr(err.msg, "merge 1"), "bad merges: %s",
-          err.msg);
+    CHECK(!nd_tokenizer_from_merges(&again, bad, 2, 77, &err) && strstr(err.msg, "merge 1"), "bad merges: %s", err.msg);
     // random bytes (NUL included): never a crash, ids in range, and the bytes come back (lower-cased)
     uint64_t s = 7;
     int failures = 0;
@@ -127,8 +134,8 @@ static void check_captions(const char *dir) {
         nd_caption_make(&cap, &ds, i, false, 0, caption, NULL);
         nd_caption_make(&cap, &ds, i, false, 0, again, NULL);
         CHECK(strcmp(caption, again) == 0, "image %lld: \"%s\" then \"%s\"", (long long)i, caption, again);
-        CHECK(strstr(caption, nd_caption_class_names[ds.labels[i]]), "image %lld: \"%s\" lacks its class",
-              (long long)i, caption);
+        CHECK(strstr(caption, nd_caption_class_names[ds.labels[i]]), "image %lld: \"%s\" lacks its class", (long long)i,
+              caption);
         nd_caption_make(&cap, &ds, i, false, 1, again, NULL);
         differ += strcmp(caption, again) != 0;
     }

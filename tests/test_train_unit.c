@@ -108,7 +108,7 @@ static void test_ddpm_loss(void) {
                 if (g) w = kinds[k] == ND_PREDICT_V ? fmin(snr, 5.0) / (snr + 1.0) : fmin(snr, 5.0);
                 for (int j = 0; j < PIX; j++) {
                     int i = b * PIX + j;
-                    double target = kinds[k] == ND_PREDICT_EPS ? noise[i]
+                    double target = kinds[k] == ND_PREDICT_EPS  ? noise[i]
                                     : kinds[k] == ND_PREDICT_X0 ? x0[i]
                                                                 : sqrt(abar) * noise[i] - sqrt(1.0 - abar) * x0[i];
                     expected += w * (pred[i] - target) * (pred[i] - target) / (B * PIX);

@@ -20,24 +20,38 @@
 // ---------------------------------------------------------------------------------------------------
 // configuration attributes: one root attribute per field of nd_ddpm_config (strings apart)
 
-#define MODEL_FIELD(field, kind) {#field, kind, offsetof(nd_ddpm_config, model.field), 0}
-#define DDPM_FIELD(field, kind) {#field, kind, offsetof(nd_ddpm_config, field), 0}
+#define MODEL_FIELD(field, kind)                                                                                       \
+    { #field, kind, offsetof(nd_ddpm_config, model.field), 0 }
+#define DDPM_FIELD(field, kind)                                                                                        \
+    { #field, kind, offsetof(nd_ddpm_config, field), 0 }
 #define N_MODEL_FIELDS 9
 
 // The model's fields come first: a checkpoint loads only into a model whose fields all match.
 static const nd_h5_field config_fields[] = {
-    MODEL_FIELD(img_ch, ND_H5_INT),         MODEL_FIELD(img_size, ND_H5_INT),
-    MODEL_FIELD(T, ND_H5_INT),              MODEL_FIELD(down_chs, ND_H5_INT3),
-    MODEL_FIELD(t_embed_dim, ND_H5_INT),    MODEL_FIELD(c_embed_dim, ND_H5_INT),
-    MODEL_FIELD(small_groups, ND_H5_INT),   MODEL_FIELD(big_groups, ND_H5_INT),
-    MODEL_FIELD(heads, ND_H5_INT),          DDPM_FIELD(unit_range, ND_H5_BOOL),
-    DDPM_FIELD(random_flip, ND_H5_BOOL),       DDPM_FIELD(beta_start, ND_H5_DOUBLE),
-    DDPM_FIELD(beta_end, ND_H5_DOUBLE),        DDPM_FIELD(epochs, ND_H5_INT),
-    DDPM_FIELD(batch_size, ND_H5_INT),         DDPM_FIELD(lr, ND_H5_FLOAT),
-    DDPM_FIELD(adamw, ND_H5_BOOL),             DDPM_FIELD(weight_decay, ND_H5_FLOAT),
-    DDPM_FIELD(cfg_drop, ND_H5_FLOAT),         DDPM_FIELD(clip_grad, ND_H5_FLOAT),
-    DDPM_FIELD(ema_decay, ND_H5_FLOAT),        DDPM_FIELD(seed, ND_H5_UINT64),
-    DDPM_FIELD(checkpoint_every, ND_H5_INT64), DDPM_FIELD(preview_every, ND_H5_INT64),
+    MODEL_FIELD(img_ch, ND_H5_INT),
+    MODEL_FIELD(img_size, ND_H5_INT),
+    MODEL_FIELD(T, ND_H5_INT),
+    MODEL_FIELD(down_chs, ND_H5_INT3),
+    MODEL_FIELD(t_embed_dim, ND_H5_INT),
+    MODEL_FIELD(c_embed_dim, ND_H5_INT),
+    MODEL_FIELD(small_groups, ND_H5_INT),
+    MODEL_FIELD(big_groups, ND_H5_INT),
+    MODEL_FIELD(heads, ND_H5_INT),
+    DDPM_FIELD(unit_range, ND_H5_BOOL),
+    DDPM_FIELD(random_flip, ND_H5_BOOL),
+    DDPM_FIELD(beta_start, ND_H5_DOUBLE),
+    DDPM_FIELD(beta_end, ND_H5_DOUBLE),
+    DDPM_FIELD(epochs, ND_H5_INT),
+    DDPM_FIELD(batch_size, ND_H5_INT),
+    DDPM_FIELD(lr, ND_H5_FLOAT),
+    DDPM_FIELD(adamw, ND_H5_BOOL),
+    DDPM_FIELD(weight_decay, ND_H5_FLOAT),
+    DDPM_FIELD(cfg_drop, ND_H5_FLOAT),
+    DDPM_FIELD(clip_grad, ND_H5_FLOAT),
+    DDPM_FIELD(ema_decay, ND_H5_FLOAT),
+    DDPM_FIELD(seed, ND_H5_UINT64),
+    DDPM_FIELD(checkpoint_every, ND_H5_INT64),
+    DDPM_FIELD(preview_every, ND_H5_INT64),
     DDPM_FIELD(max_steps, ND_H5_INT64),
 };
 #define N_CONFIG_FIELDS ((int)(sizeof config_fields / sizeof config_fields[0]))
@@ -59,7 +73,6 @@ static const nd_h5_field adam_fields[] = {
     {"decoupled", ND_H5_BOOL, offsetof(nd_adam_config, decoupled), 0},
 };
 #define N_ADAM_FIELDS ((int)(sizeof adam_fields / sizeof adam_fields[0]))
-
 
 // ---------------------------------------------------------------------------------------------------
 // save
@@ -140,9 +153,8 @@ static bool write_contents(nd_h5_writer *w, const void *arg) {
     return true;
 }
 
-bool nd_checkpoint_save(const char *path, const nd_model *model, const nd_ddpm_config *cfg,
-                        const nd_train_state *state, const nd_adam *opt, const nd_ema *ema, nd_ctx *ctx,
-                        nd_error *err) {
+bool nd_checkpoint_save(const char *path, const nd_model *model, const nd_ddpm_config *cfg, const nd_train_state *state,
+                        const nd_adam *opt, const nd_ema *ema, nd_ctx *ctx, nd_error *err) {
     const nd_params *params = &model->params;
     if ((opt && opt->n != params->total) || (ema && ema->n != params->total))
         nd_abort_at(ND_HERE, "nd_checkpoint_save", "optimizer or EMA of %lld floats for a model of %lld",
@@ -266,8 +278,7 @@ static bool stage(hid_t file, const char *path, nd_model *model, nd_adam *opt, n
         {"rng_offset", ND_H5_UINT64, offsetof(nd_train_state, rng.offset), 0},
     };
     static const nd_h5_field adam_step = {"step", ND_H5_INT64, 0, 0}, decay = {"decay", ND_H5_FLOAT, 0, 0};
-    if (!read_config(file, path, &s->cfg, err) || !check_model_config(path, &s->cfg, &model->config, err))
-        return false;
+    if (!read_config(file, path, &s->cfg, err) || !check_model_config(path, &s->cfg, &model->config, err)) return false;
     for (int i = 0; i < ND_COUNT(state_fields); i++)
         if (!nd_h5_field_read(file, path, "", &state_fields[i], &s->state, err)) return false;
     if (opt && !nd_h5_link_exists(file, "adam"))
@@ -306,8 +317,8 @@ bool nd_checkpoint_read_config(const char *path, nd_ddpm_config *cfg, nd_error *
     return ok;
 }
 
-bool nd_checkpoint_load(const char *path, nd_model *model, nd_ddpm_config *cfg, nd_train_state *state,
-                        nd_adam *opt, nd_ema *ema, nd_ctx *ctx, nd_error *err) {
+bool nd_checkpoint_load(const char *path, nd_model *model, nd_ddpm_config *cfg, nd_train_state *state, nd_adam *opt,
+                        nd_ema *ema, nd_ctx *ctx, nd_error *err) {
     const nd_params *params = &model->params;
     if (!params->data || (opt && opt->n != params->total) || (ema && ema->n != params->total))
         nd_abort_at(ND_HERE, "nd_checkpoint_load", "model not allocated, or optimizer/EMA of another size");

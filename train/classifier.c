@@ -7,8 +7,14 @@
 #include "train.h"
 
 nd_classifier_config nd_classifier_defaults(void) {
-    return (nd_classifier_config){.data = "fashion-mnist", .epochs = 3, .batch_size = 128, .hidden = 256,
-                                  .lr = 1e-3f, .seed = 0, .device = ND_CPU, .progress = true};
+    return (nd_classifier_config){.data = "fashion-mnist",
+                                  .epochs = 3,
+                                  .batch_size = 128,
+                                  .hidden = 256,
+                                  .lr = 1e-3f,
+                                  .seed = 0,
+                                  .device = ND_CPU,
+                                  .progress = true};
 }
 
 typedef struct mlp {
@@ -66,8 +72,7 @@ bool nd_classifier_train(const nd_classifier_config *cfg, nd_classifier_result *
         return false;
     }
     if (train.num_classes < 2 || test.c != train.c || test.h != train.h || test.w != train.w) {
-        nd_error_set(err, "%s: a classifier needs labelled train and test splits of the same image size",
-                     cfg->data);
+        nd_error_set(err, "%s: a classifier needs labelled train and test splits of the same image size", cfg->data);
         nd_dataset_free(&train);
         nd_dataset_free(&test);
         return false;

@@ -18,16 +18,27 @@
 #define CLIP_DIM_MAX (1 << 20)    // the largest model dimension a file may ask for
 #define CLIP_MERGES_MAX (1 << 24) // the most BPE merges a file may hold
 
-#define MODEL_FIELD(f) {#f, ND_H5_INT, offsetof(nd_clip_train_config, model.f), 1}
-#define RUN_FIELD(name, f, kind) {name, kind, offsetof(nd_clip_train_config, f), 0}
+#define MODEL_FIELD(f)                                                                                                 \
+    { #f, ND_H5_INT, offsetof(nd_clip_train_config, model.f), 1 }
+#define RUN_FIELD(name, f, kind)                                                                                       \
+    { name, kind, offsetof(nd_clip_train_config, f), 0 }
 #define N_MODEL_FIELDS 12
 
 // One root attribute per configuration field; the model's come first: a checkpoint loads only into a model
 // whose fields all match.
 static const nd_h5_field config_fields[] = {
-    MODEL_FIELD(vocab_size),   MODEL_FIELD(context_length), MODEL_FIELD(text_width),   MODEL_FIELD(text_layers),
-    MODEL_FIELD(text_heads),   MODEL_FIELD(img_ch),         MODEL_FIELD(img_size),     MODEL_FIELD(patch_size),
-    MODEL_FIELD(vision_width), MODEL_FIELD(vision_layers),  MODEL_FIELD(vision_heads), MODEL_FIELD(embed_dim),
+    MODEL_FIELD(vocab_size),
+    MODEL_FIELD(context_length),
+    MODEL_FIELD(text_width),
+    MODEL_FIELD(text_layers),
+    MODEL_FIELD(text_heads),
+    MODEL_FIELD(img_ch),
+    MODEL_FIELD(img_size),
+    MODEL_FIELD(patch_size),
+    MODEL_FIELD(vision_width),
+    MODEL_FIELD(vision_layers),
+    MODEL_FIELD(vision_heads),
+    MODEL_FIELD(embed_dim),
     RUN_FIELD("vocab_target", vocab_size, ND_H5_INT),
     RUN_FIELD("random_flip", random_flip, ND_H5_BOOL),
     RUN_FIELD("epochs", epochs, ND_H5_INT),
@@ -66,10 +77,10 @@ static bool write_merges(nd_h5_writer *w, const nd_tokenizer *tok) {
     hsize_t dims[2] = {(hsize_t)tok->n_merges, 2};
     hid_t g = H5Gcreate2(w->file, "tokenizer", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     hid_t space = H5Screate_simple(2, dims, NULL);
-    hid_t d = g < 0 || space < 0 ? -1 : H5Dcreate2(g, "merges", H5T_STD_I32LE, space, H5P_DEFAULT, H5P_DEFAULT,
-                                                   H5P_DEFAULT);
-    bool ok = d >= 0 && (tok->n_merges == 0 ||
-                         H5Dwrite(d, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, tok->merges) >= 0);
+    hid_t d = g < 0 || space < 0 ? -1
+                                 : H5Dcreate2(g, "merges", H5T_STD_I32LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    bool ok = d >= 0 &&
+              (tok->n_merges == 0 || H5Dwrite(d, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, tok->merges) >= 0);
     ok = ok && nd_h5_field_write(d, &context_field, &tok->context);
     if (d >= 0) ok = H5Dclose(d) >= 0 && ok;
     if (space >= 0) H5Sclose(space);
@@ -92,8 +103,7 @@ static bool write_contents(nd_h5_writer *w, const void *arg) {
         if (!nd_h5_field_write(w->file, &state_fields[i], c->state))
             return nd_h5_writer_fail(w, "writing attribute", state_fields[i].name);
     const nd_params *p = &c->clip->params;
-    if (!nd_h5_write_device_params(w->file, "params", p, p->data, p->device, w->failed, sizeof w->failed))
-        return false;
+    if (!nd_h5_write_device_params(w->file, "params", p, p->data, p->device, w->failed, sizeof w->failed)) return false;
     if (opt) {
         if (!nd_h5_field_write(w->file, &adam_step_field, &opt->step))
             return nd_h5_writer_fail(w, "writing attribute", adam_step_field.name);
@@ -174,9 +184,10 @@ static bool read_config(hid_t file, const char *path, nd_clip_train_config *cfg,
         return nd_error_set(err, "%s: the checkpoint has img_size %d, not a multiple of its patch_size %d", path,
                             m->img_size, m->patch_size);
     if (m->text_width % m->text_heads || m->vision_width % m->vision_heads)
-        return nd_error_set(err, "%s: the checkpoint has text_width %d and text_heads %d, vision_width %d and "
-                                 "vision_heads %d: each width must be a multiple of its heads", path, m->text_width,
-                            m->text_heads, m->vision_width, m->vision_heads);
+        return nd_error_set(err,
+                            "%s: the checkpoint has text_width %d and text_heads %d, vision_width %d and "
+                            "vision_heads %d: each width must be a multiple of its heads",
+                            path, m->text_width, m->text_heads, m->vision_width, m->vision_heads);
     return true;
 }
 
@@ -250,8 +261,7 @@ typedef struct clip_staged {
 
 static bool stage(hid_t file, const char *path, const nd_clip *clip, bool want_tok, nd_adam *opt, clip_staged *s,
                   nd_error *err) {
-    if (!read_config(file, path, &s->cfg, err) || !check_model_config(path, &s->cfg, &clip->config, err))
-        return false;
+    if (!read_config(file, path, &s->cfg, err) || !check_model_config(path, &s->cfg, &clip->config, err)) return false;
     for (int i = 0; i < ND_COUNT(state_fields); i++)
         if (!nd_h5_field_read(file, path, "", &state_fields[i], &s->state, err)) return false;
     if (opt && !nd_h5_link_exists(file, "adam"))
@@ -289,8 +299,10 @@ bool nd_clip_checkpoint_load(const char *path, nd_clip *clip, nd_tokenizer *tok,
     if (ok && opt) opt->step = s.adam_step;
     if (ok && cfg) *cfg = s.cfg;
     if (ok && state) *state = s.state;
-    if (ok && tok) *tok = s.tok;
-    else nd_tokenizer_free(&s.tok);
+    if (ok && tok)
+        *tok = s.tok;
+    else
+        nd_tokenizer_free(&s.tok);
     nd_h5_groups_free(s.groups, s.n_groups);
     return ok;
 }

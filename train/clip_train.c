@@ -25,8 +25,10 @@ nd_clip_train_config nd_clip_train_defaults(void) {
 static bool load_split(nd_dataset *ds, const char *data, nd_split split, int img_size, nd_error *err) {
     if (!nd_dataset_load(ds, data, split, err)) return false;
     if (ds->num_classes != 10 || ds->c != 1) {
-        nd_error_set(err, "%s: CLIP's captions need 10 labelled classes of grey images (Fashion-MNIST), found %d "
-                          "classes of %d channels", data, ds->num_classes, ds->c);
+        nd_error_set(err,
+                     "%s: CLIP's captions need 10 labelled classes of grey images (Fashion-MNIST), found %d "
+                     "classes of %d channels",
+                     data, ds->num_classes, ds->c);
         nd_dataset_free(ds);
         return false;
     }
@@ -91,8 +93,7 @@ bool nd_clip_train(const nd_clip_train_config *config, const char *out_dir, bool
         return false;
     }
     bool ok = nd_captioner_init(&cap, &ds, r->cfg.seed, err);
-    if (ok && !resume)
-        ok = learn_tokenizer(&r->tok, &cap, &ds, r->cfg.vocab_size, r->cfg.model.context_length, err);
+    if (ok && !resume) ok = learn_tokenizer(&r->tok, &cap, &ds, r->cfg.vocab_size, r->cfg.model.context_length, err);
     if (ok && !resume) r->cfg.model.vocab_size = r->tok.vocab_size;
     nd_ctx_init(&r->ctx, device, 64 << 20, r->cfg.seed);
     if (ok) {
@@ -107,8 +108,8 @@ bool nd_clip_train(const nd_clip_train_config *config, const char *out_dir, bool
         r->ctx.rng = r->state.rng;
     }
     const int b = r->cfg.batch_size, s = r->cfg.model.context_length, size = r->cfg.model.img_size;
-    nd_loader_config lc = {.batch_size = b, .shuffle = true, .drop_last = true, .random_flip = r->cfg.random_flip,
-                           .seed = r->cfg.seed};
+    nd_loader_config lc = {
+        .batch_size = b, .shuffle = true, .drop_last = true, .random_flip = r->cfg.random_flip, .seed = r->cfg.seed};
     int64_t per_epoch = nd_batches_per_epoch(ds.n, b, true);
     int64_t total = r->cfg.max_steps > 0 ? r->cfg.max_steps : per_epoch * r->cfg.epochs;
     if (ok && per_epoch == 0)
@@ -116,7 +117,7 @@ bool nd_clip_train(const nd_clip_train_config *config, const char *out_dir, bool
 
     FILE *log = ok ? nd_loss_log_open(out_dir, resume, "step,epoch,loss,logit_scale", err) : NULL;
     ok = ok && log;
-    int64_t *order = nd_xmalloc((size_t)ds.n * sizeof *order);                        // (N,) the epoch's order
+    int64_t *order = nd_xmalloc((size_t)ds.n * sizeof *order);                       // (N,) the epoch's order
     nd_batch batch = {.images = nd_xmalloc((size_t)b * size * size * sizeof(float)), // (B, 1, S, S)
                       .labels = nd_xmalloc((size_t)b * sizeof(int32_t))};            // (B,)
     int32_t *ids = nd_xmalloc((size_t)b * s * sizeof *ids);                          // (B, context) token ids

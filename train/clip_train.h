@@ -12,9 +12,9 @@ struct nd_adam;
 struct nd_train_state;
 
 typedef struct nd_clip_train_config {
-    nd_clip_config model;   // vocab_size is the tokenizer's, set when it is learnt
-    char data[512];         // "fashion-mnist" or an IDX directory with 10 labelled classes
-    int vocab_size;         // BPE target (bytes + merges + 2)
+    nd_clip_config model; // vocab_size is the tokenizer's, set when it is learnt
+    char data[512];       // "fashion-mnist" or an IDX directory with 10 labelled classes
+    int vocab_size;       // BPE target (bytes + merges + 2)
     bool random_flip;
     int epochs, batch_size;
     float lr, weight_decay; // AdamW, linear warm-up then cosine decay to 0 over the run
@@ -29,10 +29,10 @@ nd_clip_train_config nd_clip_train_defaults(void);
 
 typedef struct nd_clip_train_result {
     int64_t steps;
-    double last_loss;       // mean loss over the last epoch's steps (or the steps run, if fewer)
+    double last_loss; // mean loss over the last epoch's steps (or the steps run, if fewer)
     double seconds, images_per_second;
-    bool interrupted;       // stopped by SIGINT or SIGTERM after writing a checkpoint
-    int signal;             // which one: the program exits with 128 + signal
+    bool interrupted; // stopped by SIGINT or SIGTERM after writing a checkpoint
+    int signal;       // which one: the program exits with 128 + signal
 } nd_clip_train_result;
 
 // Trains a CLIP, or resumes the one in out_dir/clip.h5 (its config and tokenizer win over cfg, but for epochs

@@ -63,7 +63,8 @@ static bool out_dir_ready(const char *out_dir, const char *ckpt_path, size_t pat
         return nd_error_set(err, "%s: the output directory is not writable: %s", out_dir, strerror(errno));
     nd_atomic_abort(&af);
     int removed = nd_atomic_clean_stale(ckpt_path);
-    if (removed) fprintf(stderr, "removed %d temporary checkpoint file(s) left by killed runs in %s\n", removed, out_dir);
+    if (removed)
+        fprintf(stderr, "removed %d temporary checkpoint file(s) left by killed runs in %s\n", removed, out_dir);
     return true;
 }
 
@@ -129,7 +130,8 @@ bool nd_ddpm_start_moments(const nd_ddpm_config *cfg, const nd_schedule *s, floa
     nd_dataset ds = {0};
     if (!load_data(&ds, &c, err)) return false;
     int64_t image = (int64_t)ds.c * ds.h * ds.w;
-    double *data_mean = nd_xmalloc((size_t)image * sizeof(double)), *data_var = nd_xmalloc((size_t)image * sizeof(double));
+    double *data_mean = nd_xmalloc((size_t)image * sizeof(double)),
+           *data_var = nd_xmalloc((size_t)image * sizeof(double));
     nd_dataset_moments(&ds, c.random_flip, c.unit_range, data_mean, data_var);
     nd_start_moments(s, data_mean, data_var, image, mean, std);
     free(data_mean);
@@ -147,8 +149,8 @@ typedef struct run {
     nd_schedule sched;
     nd_train_state state;
     nd_dist_shard shard; // this process's rows of each batch (all of them in a single process)
-    int64_t saved_step; // the step of the checkpoint on disk; -1: none yet
-    nd_t2i_cond *text; // the captions' text features of a t2i-unet, else NULL
+    int64_t saved_step;  // the step of the checkpoint on disk; -1: none yet
+    nd_t2i_cond *text;   // the captions' text features of a t2i-unet, else NULL
     char ckpt_path[1100];
 } run;
 
@@ -185,8 +187,8 @@ static nd_tensor *ddpm_target(nd_ctx *ctx, const nd_ddpm_config *cfg, const nd_s
     return nd_add(ctx, nd_mul(ctx, a, x0), nd_mul(ctx, c, noise));
 }
 
-nd_tensor *nd_ddpm_loss(nd_ctx *ctx, const nd_ddpm_config *cfg, const nd_schedule *s, nd_tensor *x0,
-                        nd_tensor *noise, nd_tensor *pred, const int *t_host) {
+nd_tensor *nd_ddpm_loss(nd_ctx *ctx, const nd_ddpm_config *cfg, const nd_schedule *s, nd_tensor *x0, nd_tensor *noise,
+                        nd_tensor *pred, const int *t_host) {
     nd_tensor *target = ddpm_target(ctx, cfg, s, x0, noise, t_host); // (b, C, H, W)
     if (cfg->min_snr_gamma <= 0) return nd_mse_loss(ctx, target, pred);
     int64_t b = x0->shape.d[0];
@@ -259,7 +261,8 @@ static bool train_step(run *r, nd_tensor *x0, const int32_t *labels, int *t_host
     *loss = nd_item(ctx, loss_t);
     nd_params *params = &r->model.params;
     nd_dist_average_grads(params, r->shard.weight, ctx); // a non-finite gradient on any process reaches all
-    float grad_norm = r->cfg.clip_grad > 0 ? nd_clip_grad_norm(params, ctx, r->cfg.clip_grad) : nd_grad_norm(params, ctx);
+    float grad_norm = r->cfg.clip_grad > 0 ? nd_clip_grad_norm(params, ctx, r->cfg.clip_grad)
+                                           : nd_grad_norm(params, ctx);
     bool ok = true;
     if (!isfinite(*loss))
         ok = step_diverged(r, "the loss", *loss, NULL, err);
@@ -429,8 +432,10 @@ bool nd_ddpm_train(const nd_ddpm_config *config, const char *out_dir, bool resum
     // the captions follow the loader's whole batches: a process holding a shard of each would caption
     // another process's images
     if (r->cfg.model.kind == ND_MODEL_T2I_UNET && dist->size > 1) {
-        nd_error_set(err, "t2i-unet training runs in a single process (its captions follow whole batches): "
-                          "found %d processes, expected 1", dist->size);
+        nd_error_set(err,
+                     "t2i-unet training runs in a single process (its captions follow whole batches): "
+                     "found %d processes, expected 1",
+                     dist->size);
         nd_dataset_free(&ds);
         free(r);
         return false;
@@ -448,9 +453,14 @@ bool nd_ddpm_train(const nd_ddpm_config *config, const char *out_dir, bool resum
         return false;
     }
     bool ok = run_open(r, config, resume, device, err);
-    nd_loader_config lc = {.batch_size = r->cfg.batch_size, .shuffle = true, .drop_last = true,
-                           .random_flip = r->cfg.random_flip, .unit_range = r->cfg.unit_range, .seed = r->cfg.seed,
-                           .shard_begin = r->shard.begin, .shard_size = r->shard.size};
+    nd_loader_config lc = {.batch_size = r->cfg.batch_size,
+                           .shuffle = true,
+                           .drop_last = true,
+                           .random_flip = r->cfg.random_flip,
+                           .unit_range = r->cfg.unit_range,
+                           .seed = r->cfg.seed,
+                           .shard_begin = r->shard.begin,
+                           .shard_size = r->shard.size};
     int64_t per_epoch = nd_batches_per_epoch(ds.n, r->cfg.batch_size, true);
     int64_t total = r->cfg.max_steps > 0 ? r->cfg.max_steps : per_epoch * r->cfg.epochs;
     if (ok && per_epoch == 0)

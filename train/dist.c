@@ -66,8 +66,9 @@ bool nd_dist_use_device(nd_device device, nd_error *err) {
     return nd_nccl_start(&world, err);
 #else
     if (world.size == 1) return true;
-    return nd_error_set(err, "--device cuda with %d processes needs NCCL, which this build did not find (nccl.h and "
-                             "libnccl beside the CUDA toolkit); train with --device cpu or one process",
+    return nd_error_set(err,
+                        "--device cuda with %d processes needs NCCL, which this build did not find (nccl.h and "
+                        "libnccl beside the CUDA toolkit); train with --device cpu or one process",
                         world.size);
 #endif
 }
@@ -170,15 +171,20 @@ bool nd_dist_check_start(const nd_params *params, int64_t step, int64_t images, 
     for (int r = 1; r < world.size && ok; r++) {
         const uint64_t *o = all + 3 * r;
         if (o[0] != all[0])
-            ok = nd_error_set(err, "rank %d starts at step %llu, rank 0 at step %llu: every process must resume "
-                                   "from the same checkpoint (put --out on a filesystem all machines share)",
+            ok = nd_error_set(err,
+                              "rank %d starts at step %llu, rank 0 at step %llu: every process must resume "
+                              "from the same checkpoint (put --out on a filesystem all machines share)",
                               r, (unsigned long long)o[0], (unsigned long long)all[0]);
         else if (o[1] != all[1])
-            ok = nd_error_set(err, "rank %d reads %llu training images, rank 0 %llu: every process must read the "
-                                   "same --data", r, (unsigned long long)o[1], (unsigned long long)all[1]);
+            ok = nd_error_set(err,
+                              "rank %d reads %llu training images, rank 0 %llu: every process must read the "
+                              "same --data",
+                              r, (unsigned long long)o[1], (unsigned long long)all[1]);
         else if (o[2] != all[2])
-            ok = nd_error_set(err, "rank %d starts from other weights than rank 0: every process must resume from "
-                                   "the same checkpoint (put --out on a filesystem all machines share)", r);
+            ok = nd_error_set(err,
+                              "rank %d starts from other weights than rank 0: every process must resume from "
+                              "the same checkpoint (put --out on a filesystem all machines share)",
+                              r);
     }
     free(all);
     return ok;

@@ -16,8 +16,7 @@ const nd_limit nd_limits[ND_LIMIT_COUNT] = {ND_LIMIT_LIST(ND_LIMIT_ENTRY)};
 
 bool nd_limit_check(nd_limit_id id, double value, const char *what, nd_error *err) {
     const nd_limit *l = &nd_limits[id];
-    if (isfinite(value) && value >= l->min && value <= l->max && (!l->integer || value == floor(value)))
-        return true;
+    if (isfinite(value) && value >= l->min && value <= l->max && (!l->integer || value == floor(value))) return true;
     if (l->integer)
         return nd_error_set(err, "%s = %.17g: expected an integer from %.17g to %.17g", what, value, l->min, l->max);
     return nd_error_set(err, "%s = %g: expected a finite number from %g to %g", what, value, l->min, l->max);
@@ -32,7 +31,8 @@ typedef struct cfg_field {
     nd_limit_id limit;
 } cfg_field;
 
-#define CFG(member, name, kind, id) {name, offsetof(nd_ddpm_config, member), kind, ND_LIMIT_##id}
+#define CFG(member, name, kind, id)                                                                                    \
+    { name, offsetof(nd_ddpm_config, member), kind, ND_LIMIT_##id }
 
 // Every number of nd_ddpm_config with its limit, named as the checkpoint stores it.
 static const cfg_field cfg_fields[] = {
@@ -82,16 +82,17 @@ bool nd_ddpm_config_check(const nd_ddpm_config *cfg, const char *source, nd_erro
         if (!nd_limit_check(f->limit, cfg_value(f, cfg), what, err)) return false;
     }
     if (!(cfg->beta_start < cfg->beta_end))
-        return nd_error_set(err, "%s: beta_start %g must be below beta_end %g", source, cfg->beta_start,
-                            cfg->beta_end);
+        return nd_error_set(err, "%s: beta_start %g must be below beta_end %g", source, cfg->beta_start, cfg->beta_end);
     char why[256];
     if (!nd_model_config_check(&cfg->model, ND_MAX_PARAMS, why, sizeof why))
         return nd_error_set(err, "%s: %s", source, why);
     const nd_model_config *m = &cfg->model;
     int64_t batch_values = (int64_t)cfg->batch_size * m->img_ch * m->img_size * m->img_size;
     if (batch_values > ND_MAX_BATCH_VALUES)
-        return nd_error_set(err, "%s: batch_size %d of %dx%dx%d images is %lld values a step: expected at most "
-                            "%lld (lower the batch size)", source, cfg->batch_size, m->img_ch, m->img_size,
-                            m->img_size, (long long)batch_values, (long long)ND_MAX_BATCH_VALUES);
+        return nd_error_set(err,
+                            "%s: batch_size %d of %dx%dx%d images is %lld values a step: expected at most "
+                            "%lld (lower the batch size)",
+                            source, cfg->batch_size, m->img_ch, m->img_size, m->img_size, (long long)batch_values,
+                            (long long)ND_MAX_BATCH_VALUES);
     return true;
 }

@@ -16,8 +16,11 @@ double nd_seconds(void) {
 }
 
 void nd_progress_init(nd_progress *p, const char *what, int64_t total_steps, int64_t first_step) {
-    *p = (nd_progress){.what = what, .total_steps = total_steps, .first_step = first_step,
-                       .start = nd_seconds(), .tty = isatty(fileno(stderr))};
+    *p = (nd_progress){.what = what,
+                       .total_steps = total_steps,
+                       .first_step = first_step,
+                       .start = nd_seconds(),
+                       .tty = isatty(fileno(stderr))};
 }
 
 void nd_progress_update(nd_progress *p, int64_t step, int64_t epoch, int64_t epochs, double loss, int64_t images) {
@@ -30,7 +33,7 @@ void nd_progress_update(nd_progress *p, int64_t step, int64_t epoch, int64_t epo
     int64_t done = step + 1 - p->first_step, left = p->total_steps - step - 1;
     double eta = done > 0 ? elapsed / (double)done * (double)left : 0.0;
     fprintf(stderr, "%s%s step %lld/%lld  epoch %lld/%lld  loss %.4f  %.0f img/s  ETA %d:%02d%s", p->tty ? "\r" : "",
-            p->what, (long long)(step + 1), (long long)p->total_steps, (long long)(epoch + 1), (long long)epochs,
-            loss, rate, (int)(eta / 60), (int)eta % 60, p->tty && !last ? "  " : "\n");
+            p->what, (long long)(step + 1), (long long)p->total_steps, (long long)(epoch + 1), (long long)epochs, loss,
+            rate, (int)(eta / 60), (int)eta % 60, p->tty && !last ? "  " : "\n");
     fflush(stderr);
 }

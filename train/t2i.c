@@ -16,9 +16,9 @@ struct nd_t2i_cond {
     uint64_t seed;
     bool random_flip;
     float drop;
-    int64_t per_epoch;   // batches in an epoch (drop_last, as the loader)
+    int64_t per_epoch; // batches in an epoch (drop_last, as the loader)
     int batch_size;
-    int64_t *order;      // (N) the loader's order of order_epoch
+    int64_t *order; // (N) the loader's order of order_epoch
     int64_t order_epoch;
     char (*captions)[ND_CAPTION_MAX]; // (batch_size)
 };
@@ -50,8 +50,10 @@ bool nd_t2i_cond_open(nd_t2i_cond **out, nd_ddpm_config *cfg, const nd_dataset *
         return nd_error_set(err, "model t2i-unet: --clip is required (a CLIP checkpoint from nanodiff train-clip, "
                                  "whose text encoder reads the captions)");
     if (ds->c != 1 || ds->num_classes != 10 || !ds->labels)
-        return nd_error_set(err, "%s: text-to-image training captions Fashion-MNIST's ten labelled classes of grey "
-                                 "images; this set has %d classes and %d channels", cfg->data, ds->num_classes, ds->c);
+        return nd_error_set(err,
+                            "%s: text-to-image training captions Fashion-MNIST's ten labelled classes of grey "
+                            "images; this set has %d classes and %d channels",
+                            cfg->data, ds->num_classes, ds->c);
     nd_t2i_cond *c = nd_xcalloc(1, sizeof *c);
     // a resumed run finds its CLIP by the hash recorded at its start, in the copy beside the checkpoint first
     char copy[1100];
@@ -108,9 +110,10 @@ nd_tensor *nd_t2i_cond_batch(nd_t2i_cond *c, nd_ctx *ctx, int64_t step, int b, c
     for (int k = 0; k < b; k++) {
         int64_t i = c->order[index * c->batch_size + k];
         if (c->ds->labels[i] != labels[k])
-            nd_abort_at(ND_HERE, "nd_t2i_cond_batch", "image %lld of batch %lld (epoch %lld) has label %d, the "
-                        "loader's %d: captions would describe other images", (long long)k, (long long)index,
-                        (long long)epoch, c->ds->labels[i], labels[k]);
+            nd_abort_at(ND_HERE, "nd_t2i_cond_batch",
+                        "image %lld of batch %lld (epoch %lld) has label %d, the "
+                        "loader's %d: captions would describe other images",
+                        (long long)k, (long long)index, (long long)epoch, c->ds->labels[i], labels[k]);
         bool flip = c->random_flip && nd_flip_coin(c->seed, epoch, i);
         if (u[k] < c->drop) {
             prompts[k] = "";
@@ -126,7 +129,7 @@ nd_tensor *nd_t2i_cond_batch(nd_t2i_cond *c, nd_ctx *ctx, int64_t step, int b, c
 }
 
 nd_tensor *nd_t2i_class_context(nd_text_encoder *te, nd_ctx *ctx, const int32_t *labels, int n) {
-    char (*text)[ND_CAPTION_MAX] = nd_xmalloc((size_t)n * sizeof *text);
+    char(*text)[ND_CAPTION_MAX] = nd_xmalloc((size_t)n * sizeof *text);
     const char **prompts = nd_xmalloc((size_t)n * sizeof(char *));
     for (int i = 0; i < n; i++) {
         nd_caption_class_prompt(labels[i], text[i], sizeof text[i]);
@@ -146,8 +149,8 @@ nd_tensor *nd_t2i_empty_context(nd_text_encoder *te, nd_ctx *ctx, int n) {
     return context;
 }
 
-bool nd_t2i_open_text(const char *ckpt_path, const nd_ddpm_config *cfg, const char *clip_override,
-                      nd_device device, nd_text_encoder **te, nd_error *err) {
+bool nd_t2i_open_text(const char *ckpt_path, const nd_ddpm_config *cfg, const char *clip_override, nd_device device,
+                      nd_text_encoder **te, nd_error *err) {
     *te = NULL;
     char beside[1100];
     const char *slash = strrchr(ckpt_path, '/');
@@ -170,6 +173,8 @@ bool nd_t2i_open_text(const char *ckpt_path, const nd_ddpm_config *cfg, const ch
         if (!first.msg[0]) first = why;
     }
     if (first.msg[0]) return nd_error_set(err, "%s", first.msg);
-    return nd_error_set(err, "%s: the CLIP checkpoint this text-to-image model was trained with is missing (looked "
-                             "for %s and %s); pass it with --clip", ckpt_path, beside, cfg->clip);
+    return nd_error_set(err,
+                        "%s: the CLIP checkpoint this text-to-image model was trained with is missing (looked "
+                        "for %s and %s); pass it with --clip",
+                        ckpt_path, beside, cfg->clip);
 }

@@ -7,17 +7,17 @@
 #include "train.h"
 
 struct nd_text_encoder {
-    nd_ctx ctx;            // the encoder's own arenas: encoding never disturbs a caller's step
+    nd_ctx ctx; // the encoder's own arenas: encoding never disturbs a caller's step
     nd_clip clip;
     nd_tokenizer tok;
     bool pooled;
-    int tokens, width;     // a prompt's context: (tokens, width)
+    int tokens, width; // a prompt's context: (tokens, width)
     char hash[32];
     // the cache: prompt i's features are features[i * tokens * width ...], found through an open-addressing table
-    char **prompts;        // (n) owned copies
-    float *features;       // (cap, tokens, width)
+    char **prompts;  // (n) owned copies
+    float *features; // (cap, tokens, width)
     int64_t n, cap;
-    int64_t *slots;        // (n_slots) index into prompts, -1 empty
+    int64_t *slots; // (n_slots) index into prompts, -1 empty
     int64_t n_slots;
 };
 
@@ -51,8 +51,10 @@ bool nd_text_encoder_open(nd_text_encoder **out, const char *clip_path, const ch
         return nd_error_set(err, "%s: cannot read the CLIP checkpoint (the text encoder of the prompts)", clip_path);
     }
     if (want_hash && want_hash[0] && strcmp(want_hash, te->hash) != 0) {
-        nd_error_set(err, "%s: this CLIP checkpoint is not the one the model was trained with (content hash %s, "
-                          "expected %s)", clip_path, te->hash, want_hash);
+        nd_error_set(err,
+                     "%s: this CLIP checkpoint is not the one the model was trained with (content hash %s, "
+                     "expected %s)",
+                     clip_path, te->hash, want_hash);
         free(te);
         return false;
     }

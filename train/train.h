@@ -14,8 +14,8 @@
 
 typedef struct nd_ddpm_config {
     nd_model_config model;
-    char data[512];         // "fashion-mnist", an IDX directory, or an HDF5 file
-    bool unit_range;        // keep images in [0, 1] (the assessment) instead of [-1, 1]
+    char data[512];  // "fashion-mnist", an IDX directory, or an HDF5 file
+    bool unit_range; // keep images in [0, 1] (the assessment) instead of [-1, 1]
     bool random_flip;
     double beta_start, beta_end; // linear schedule over model.T steps
     nd_schedule_kind schedule;   // linear (beta_start..beta_end, the course's) or cosine
@@ -26,19 +26,19 @@ typedef struct nd_ddpm_config {
     float lr;
     bool adamw;
     float weight_decay;
-    float cfg_drop;         // probability of dropping each context element (course: 0.1)
-    float clip_grad;        // 0: no clipping
-    float ema_decay;        // 0: no EMA
+    float cfg_drop;  // probability of dropping each context element (course: 0.1)
+    float clip_grad; // 0: no clipping
+    float ema_decay; // 0: no EMA
     uint64_t seed;
     int64_t checkpoint_every; // steps; 0: only at the end of each epoch
     int64_t preview_every;    // steps; 0: none
     int64_t max_steps;        // 0: epochs * batches per epoch; else stop early (quick runs, tests)
     // t2i-unet only: the frozen CLIP whose text encoder reads the captions (train/t2i.c)
-    char clip[512];           // the CLIP checkpoint's path as given to training
-    char clip_hash[32];       // its content hash (nd_file_hash), checked wherever the CLIP is loaded again
-    bool text_pooled;         // attend to the projected end-token vector alone instead of the token sequence
-    bool profile;             // print where the time went, op by op, at the end (steps after the second)
-    bool check_numerics;      // check every op's output for NaN/inf (slow; not stored in checkpoints)
+    char clip[512];      // the CLIP checkpoint's path as given to training
+    char clip_hash[32];  // its content hash (nd_file_hash), checked wherever the CLIP is loaded again
+    bool text_pooled;    // attend to the projected end-token vector alone instead of the token sequence
+    bool profile;        // print where the time went, op by op, at the end (steps after the second)
+    bool check_numerics; // check every op's output for NaN/inf (slow; not stored in checkpoints)
 } nd_ddpm_config;
 
 // The course's notebook 04 settings: dli-unet on 16x16 Fashion-MNIST, 10 classes, T = 150, 3 epochs of
@@ -54,8 +54,8 @@ nd_sample_config nd_ddpm_sample_defaults(const nd_ddpm_config *cfg);
 // with cfg->min_snr_gamma > 0 (Hang et al. 2023) each image's squared error is weighted by min(SNR_t, gamma)
 // over what its prediction's error costs in x0 terms (SNR_t for eps, SNR_t + 1 for v, 1 for x0),
 // SNR_t = abar_t / (1 - abar_t), so the nearly clean steps stop dominating.
-nd_tensor *nd_ddpm_loss(nd_ctx *ctx, const nd_ddpm_config *cfg, const nd_schedule *s, nd_tensor *x0,
-                        nd_tensor *noise, nd_tensor *pred, const int *t_host);
+nd_tensor *nd_ddpm_loss(nd_ctx *ctx, const nd_ddpm_config *cfg, const nd_schedule *s, nd_tensor *x0, nd_tensor *noise,
+                        nd_tensor *pred, const int *t_host);
 // Whether cfg's training choices fit together (zero SNR needs x0 or v prediction); else err says why.
 bool nd_ddpm_check_options(const nd_ddpm_config *cfg, nd_error *err);
 // Checks every number of cfg against its limit (nd_limits.h) and the relations between them (beta_start below
@@ -64,12 +64,12 @@ bool nd_ddpm_check_options(const nd_ddpm_config *cfg, nd_error *err);
 bool nd_ddpm_config_check(const nd_ddpm_config *cfg, const char *source, nd_error *err);
 
 typedef struct nd_ddpm_result {
-    int64_t steps;       // optimizer steps taken in total (resumed runs included)
-    double last_loss;    // mean loss over the last epoch's steps (or the steps run, if fewer)
-    double seconds;      // this run's training time
+    int64_t steps;    // optimizer steps taken in total (resumed runs included)
+    double last_loss; // mean loss over the last epoch's steps (or the steps run, if fewer)
+    double seconds;   // this run's training time
     double images_per_second;
-    bool interrupted;    // stopped by SIGINT or SIGTERM after writing a checkpoint
-    int signal;          // which one (0: none); a program exits with 128 + signal, as a shell reports it
+    bool interrupted; // stopped by SIGINT or SIGTERM after writing a checkpoint
+    int signal;       // which one (0: none); a program exits with 128 + signal, as a shell reports it
 } nd_ddpm_result;
 
 // Trains a DDPM, or resumes one from out_dir/model.h5 (its config wins over cfg, but for epochs and
@@ -91,8 +91,8 @@ bool nd_ddpm_start_moments(const nd_ddpm_config *cfg, const nd_schedule *s, floa
 
 // Where a run stands: enough to resume it exactly.
 typedef struct nd_train_state {
-    int64_t step;  // optimizer steps taken
-    nd_rng rng;    // the context's generator after the last step
+    int64_t step; // optimizer steps taken
+    nd_rng rng;   // the context's generator after the last step
 } nd_train_state;
 
 // ---------------------------------------------------------------------------------------------------
@@ -102,9 +102,8 @@ typedef struct nd_train_state {
 
 // The model config written is the model's own. cfg and state may be NULL (a model alone: the default training
 // fields, step 0, the context's RNG); opt and ema are saved when not NULL. The parent directory must exist.
-bool nd_checkpoint_save(const char *path, const nd_model *model, const nd_ddpm_config *cfg,
-                        const nd_train_state *state, const nd_adam *opt, const nd_ema *ema, nd_ctx *ctx,
-                        nd_error *err);
+bool nd_checkpoint_save(const char *path, const nd_model *model, const nd_ddpm_config *cfg, const nd_train_state *state,
+                        const nd_adam *opt, const nd_ema *ema, nd_ctx *ctx, nd_error *err);
 // Reads the model and training configuration only (to create the model before loading it).
 bool nd_checkpoint_read_config(const char *path, nd_ddpm_config *cfg, nd_error *err);
 // Loads into an existing model (created from nd_checkpoint_read_config's config) and, when not NULL, the
@@ -112,8 +111,8 @@ bool nd_checkpoint_read_config(const char *path, nd_ddpm_config *cfg, nd_error *
 // must be initialized for this model, and the caller restores ctx->rng from state->rng. Every name and shape
 // is checked and every value read before anything is written: on any mismatch the message says exactly what
 // differs and the model is left unchanged.
-bool nd_checkpoint_load(const char *path, nd_model *model, nd_ddpm_config *cfg, nd_train_state *state,
-                        nd_adam *opt, nd_ema *ema, nd_ctx *ctx, nd_error *err);
+bool nd_checkpoint_load(const char *path, nd_model *model, nd_ddpm_config *cfg, nd_train_state *state, nd_adam *opt,
+                        nd_ema *ema, nd_ctx *ctx, nd_error *err);
 
 // Creates the checkpoint's model on the context's device and loads its weights (the EMA weights when use_ema,
 // which needs a checkpoint trained with --ema). cfg receives the run's configuration.
@@ -203,8 +202,8 @@ nd_tensor *nd_text_encoder_context(nd_text_encoder *te, nd_ctx *ctx, const char 
 // Opens the CLIP that encodes a t2i checkpoint's prompts: clip_override when not NULL, else clip.h5 beside the
 // checkpoint (training leaves a copy there), else the path recorded at training; each must carry the recorded
 // hash. The message says where it looked when none does.
-bool nd_t2i_open_text(const char *ckpt_path, const nd_ddpm_config *cfg, const char *clip_override,
-                      nd_device device, nd_text_encoder **te, nd_error *err);
+bool nd_t2i_open_text(const char *ckpt_path, const nd_ddpm_config *cfg, const char *clip_override, nd_device device,
+                      nd_text_encoder **te, nd_error *err);
 
 // The conditioning of a t2i training run: the captioner, the text encoder and the loader's order.
 typedef struct nd_t2i_cond nd_t2i_cond;
@@ -247,12 +246,12 @@ void nd_progress_update(nd_progress *p, int64_t step, int64_t epoch, int64_t epo
 // judge of generated samples
 
 typedef struct nd_classifier_config {
-    const char *data;  // "fashion-mnist", an IDX directory or an HDF5 file
+    const char *data; // "fashion-mnist", an IDX directory or an HDF5 file
     int epochs, batch_size, hidden;
     float lr;
     uint64_t seed;
     nd_device device;
-    bool progress;     // print the progress line
+    bool progress; // print the progress line
 } nd_classifier_config;
 
 nd_classifier_config nd_classifier_defaults(void);

@@ -8,8 +8,8 @@
 
 // Output positions [lo, hi) of a window row whose tap at offset `tap` lands inside a line of `size` pixels:
 // tap position = o * stride - padding + tap must lie in [0, size).
-static void inside_span(int64_t tap, int64_t size, int64_t stride, int64_t padding, int64_t out_size,
-                        int64_t *lo, int64_t *hi) {
+static void inside_span(int64_t tap, int64_t size, int64_t stride, int64_t padding, int64_t out_size, int64_t *lo,
+                        int64_t *hi) {
     int64_t first = padding - tap, last = size - 1 + padding - tap;
     *lo = first > 0 ? (first + stride - 1) / stride : 0;
     *hi = last < 0 ? 0 : last / stride + 1;
@@ -18,8 +18,7 @@ static void inside_span(int64_t tap, int64_t size, int64_t stride, int64_t paddi
 }
 
 // Tap (i, j) of every window over one image: one row of the column matrix, laid out (out_h, out_w).
-static void im2col_tap(float *restrict dst, const float *restrict image, const nd_conv_geom *g, int64_t i,
-                       int64_t j) {
+static void im2col_tap(float *restrict dst, const float *restrict image, const nd_conv_geom *g, int64_t i, int64_t j) {
     int64_t s = g->stride, p = g->padding, out_w = g->out_w;
     int64_t lo, hi, row_lo, row_hi;
     inside_span(j, g->width, s, p, out_w, &lo, &hi);
@@ -90,8 +89,8 @@ void nd_cpu_col2im(float *dx, const float *col, const nd_conv_geom *g, int64_t b
         }
 }
 
-void nd_cpu_max_pool_forward(float *y, int32_t *argmax, const float *x, int64_t planes, int64_t height,
-                             int64_t width, int64_t kernel, int64_t stride, int64_t out_h, int64_t out_w) {
+void nd_cpu_max_pool_forward(float *y, int32_t *argmax, const float *x, int64_t planes, int64_t height, int64_t width,
+                             int64_t kernel, int64_t stride, int64_t out_h, int64_t out_w) {
 #pragma omp parallel for collapse(2) if (planes * out_h * out_w * kernel * kernel > ND_CPU_PARALLEL_MIN)
     for (int64_t pl = 0; pl < planes; pl++)
         for (int64_t oy = 0; oy < out_h; oy++) {
@@ -105,12 +104,11 @@ void nd_cpu_max_pool_forward(float *y, int32_t *argmax, const float *x, int64_t 
 }
 
 // Serial within a plane: overlapping windows may route two gradients to one pixel.
-void nd_cpu_max_pool_backward(float *dx, const float *dy, const int32_t *argmax, int64_t planes,
-                              int64_t plane_size, int64_t out_size) {
+void nd_cpu_max_pool_backward(float *dx, const float *dy, const int32_t *argmax, int64_t planes, int64_t plane_size,
+                              int64_t out_size) {
 #pragma omp parallel for if (planes * out_size > ND_CPU_PARALLEL_MIN)
     for (int64_t pl = 0; pl < planes; pl++)
-        for (int64_t o = 0; o < out_size; o++)
-            dx[pl * plane_size + argmax[pl * out_size + o]] += dy[pl * out_size + o];
+        for (int64_t o = 0; o < out_size; o++) dx[pl * plane_size + argmax[pl * out_size + o]] += dy[pl * out_size + o];
 }
 
 // One input row at a time: its `factor` column phases go to `factor` output channels.
@@ -143,8 +141,7 @@ void nd_cpu_pixel_unshuffle_backward(float *dx, const float *dy, int64_t planes,
 }
 
 // One output row per input row, then copied to the factor - 1 rows below it.
-void nd_cpu_upsample_forward(float *y, const float *x, int64_t planes, int64_t height, int64_t width,
-                             int64_t factor) {
+void nd_cpu_upsample_forward(float *y, const float *x, int64_t planes, int64_t height, int64_t width, int64_t factor) {
     int64_t out_w = width * factor;
 #pragma omp parallel for if (planes * height * out_w * factor > ND_CPU_PARALLEL_MIN)
     for (int64_t row = 0; row < planes * height; row++) {

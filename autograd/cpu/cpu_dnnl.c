@@ -23,8 +23,8 @@
 
 static void dnnl_check(dnnl_status_t status, const char *call, int line) {
     if (status == dnnl_success) return;
-    fprintf(stderr, "nanodiff: oneDNN call %s failed with status %d (autograd/cpu/cpu_dnnl.c:%d)\n", call,
-            (int)status, line);
+    fprintf(stderr, "nanodiff: oneDNN call %s failed with status %d (autograd/cpu/cpu_dnnl.c:%d)\n", call, (int)status,
+            line);
     abort();
 }
 #define DNNL_CHECK(call) dnnl_check((call), #call, __LINE__)
@@ -209,8 +209,8 @@ static conv_prims *prims_for(const conv_key *key) {
     const dnnl_memory_desc_t *bias_md = key->bias ? &bias : NULL;
     if (key->transposed) {
         dnnl_deconvolution_desc_t fwd, bwd_data, bwd_weights;
-        DNNL_CHECK(dnnl_deconvolution_forward_desc_init(&fwd, dnnl_forward_training, dnnl_deconvolution_direct,
-                                                        &src, &weights, bias_md, &dst, strides, pad_l, pad_r));
+        DNNL_CHECK(dnnl_deconvolution_forward_desc_init(&fwd, dnnl_forward_training, dnnl_deconvolution_direct, &src,
+                                                        &weights, bias_md, &dst, strides, pad_l, pad_r));
         DNNL_CHECK(dnnl_primitive_desc_create(&p->fwd_pd, &fwd, NULL, dnnl.engine, NULL));
         DNNL_CHECK(dnnl_deconvolution_backward_data_desc_init(&bwd_data, dnnl_deconvolution_direct, &src, &weights,
                                                               &dst, strides, pad_l, pad_r));
@@ -239,8 +239,13 @@ static conv_prims *prims_for(const conv_key *key) {
 // The key of a convolution given as its windows: conv2d's over x (channels = in_c), or, transposed, those
 // of a conv2d over the output (channels = out_c; see ops_conv.c); `filters` is the weight's other channel count.
 static conv_key key_of(const nd_conv_geom *g, int64_t batch, int64_t filters, bool transposed, bool bias) {
-    conv_key k = {.batch = batch, .kh = g->kernel_h, .kw = g->kernel_w, .stride = g->stride, .padding = g->padding,
-                  .transposed = transposed, .bias = bias};
+    conv_key k = {.batch = batch,
+                  .kh = g->kernel_h,
+                  .kw = g->kernel_w,
+                  .stride = g->stride,
+                  .padding = g->padding,
+                  .transposed = transposed,
+                  .bias = bias};
     if (transposed) {
         k.in_c = filters, k.in_h = g->out_h, k.in_w = g->out_w;
         k.out_c = g->channels, k.out_h = g->height, k.out_w = g->width;
@@ -264,8 +269,8 @@ bool nd_cpu_conv_forward(float *y, const float *x, const float *w, const float *
     void *dst = direct ? (void *)y : slot(SLOT_DST, dnnl_memory_desc_get_size(dst_md));
     dnnl_memory_t m_src = memory(src_md, src), m_w = memory(w_md, weights), m_dst = memory(dst_md, dst);
     dnnl_memory_t m_bias = bias ? memory(&p->user_bias, bias) : NULL;
-    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, m_src}, {DNNL_ARG_WEIGHTS, m_w}, {DNNL_ARG_DST, m_dst},
-                               {DNNL_ARG_BIAS, m_bias}};
+    dnnl_exec_arg_t args[4] = {
+        {DNNL_ARG_SRC, m_src}, {DNNL_ARG_WEIGHTS, m_w}, {DNNL_ARG_DST, m_dst}, {DNNL_ARG_BIAS, m_bias}};
     execute(p->fwd, bias ? 4 : 3, args);
     dnnl_memory_destroy(m_src), dnnl_memory_destroy(m_w), dnnl_memory_destroy(m_dst);
     if (m_bias) dnnl_memory_destroy(m_bias);
@@ -291,8 +296,10 @@ bool nd_cpu_conv_backward(float *dx, float *dw, float *dbias, const float *dy, c
         float *dbias_new = key->bias ? slot(SLOT_BIAS, (size_t)key->out_c * sizeof(float)) : NULL;
         dnnl_memory_t m_src = memory(src_md, src), m_ddst = memory(ddst_md, ddst), m_dw = memory(dw_md, dweights);
         dnnl_memory_t m_db = key->bias ? memory(&p->user_bias, dbias_new) : NULL;
-        dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, m_src}, {DNNL_ARG_DIFF_DST, m_ddst},
-                                   {DNNL_ARG_DIFF_WEIGHTS, m_dw}, {DNNL_ARG_DIFF_BIAS, m_db}};
+        dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, m_src},
+                                   {DNNL_ARG_DIFF_DST, m_ddst},
+                                   {DNNL_ARG_DIFF_WEIGHTS, m_dw},
+                                   {DNNL_ARG_DIFF_BIAS, m_db}};
         execute(p->bwd_weights, key->bias ? 4 : 3, args);
         dnnl_memory_destroy(m_src), dnnl_memory_destroy(m_ddst), dnnl_memory_destroy(m_dw);
         if (m_db) dnnl_memory_destroy(m_db);

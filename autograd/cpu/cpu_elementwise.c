@@ -3,36 +3,36 @@
 #include "cpu.h"
 
 // One loop per kind, so each inlines its own formula and vectorizes (a switch inside the loop would not).
-#define ND_UNARY_CASES(LOOP)                                                                                   \
-    case ND_UNARY_AFFINE: LOOP(ND_UNARY_AFFINE); break;                                                        \
-    case ND_UNARY_RECIP: LOOP(ND_UNARY_RECIP); break;                                                          \
-    case ND_UNARY_NEG: LOOP(ND_UNARY_NEG); break;                                                              \
-    case ND_UNARY_EXP: LOOP(ND_UNARY_EXP); break;                                                              \
-    case ND_UNARY_LOG: LOOP(ND_UNARY_LOG); break;                                                              \
-    case ND_UNARY_SQRT: LOOP(ND_UNARY_SQRT); break;                                                            \
-    case ND_UNARY_SQUARE: LOOP(ND_UNARY_SQUARE); break;                                                        \
-    case ND_UNARY_RELU: LOOP(ND_UNARY_RELU); break;                                                            \
-    case ND_UNARY_GELU: LOOP(ND_UNARY_GELU); break;                                                            \
-    case ND_UNARY_SILU: LOOP(ND_UNARY_SILU); break;                                                            \
-    case ND_UNARY_SIGMOID: LOOP(ND_UNARY_SIGMOID); break;                                                      \
-    case ND_UNARY_TANH: LOOP(ND_UNARY_TANH); break;                                                            \
-    case ND_UNARY_SIN: LOOP(ND_UNARY_SIN); break;                                                              \
-    case ND_UNARY_COS: LOOP(ND_UNARY_COS); break;                                                              \
+#define ND_UNARY_CASES(LOOP)                                                                                           \
+    case ND_UNARY_AFFINE: LOOP(ND_UNARY_AFFINE); break;                                                                \
+    case ND_UNARY_RECIP: LOOP(ND_UNARY_RECIP); break;                                                                  \
+    case ND_UNARY_NEG: LOOP(ND_UNARY_NEG); break;                                                                      \
+    case ND_UNARY_EXP: LOOP(ND_UNARY_EXP); break;                                                                      \
+    case ND_UNARY_LOG: LOOP(ND_UNARY_LOG); break;                                                                      \
+    case ND_UNARY_SQRT: LOOP(ND_UNARY_SQRT); break;                                                                    \
+    case ND_UNARY_SQUARE: LOOP(ND_UNARY_SQUARE); break;                                                                \
+    case ND_UNARY_RELU: LOOP(ND_UNARY_RELU); break;                                                                    \
+    case ND_UNARY_GELU: LOOP(ND_UNARY_GELU); break;                                                                    \
+    case ND_UNARY_SILU: LOOP(ND_UNARY_SILU); break;                                                                    \
+    case ND_UNARY_SIGMOID: LOOP(ND_UNARY_SIGMOID); break;                                                              \
+    case ND_UNARY_TANH: LOOP(ND_UNARY_TANH); break;                                                                    \
+    case ND_UNARY_SIN: LOOP(ND_UNARY_SIN); break;                                                                      \
+    case ND_UNARY_COS: LOOP(ND_UNARY_COS); break;                                                                      \
     default: break;
 
 void nd_cpu_unary_forward(float *y, const float *x, int64_t n, nd_unary_kind kind, float alpha, float beta) {
-#define FORWARD(K)                                                                                             \
-    _Pragma("omp parallel for simd if (n > ND_CPU_PARALLEL_MIN / 8)") for (int64_t i = 0; i < n; i++)       \
+#define FORWARD(K)                                                                                                     \
+    _Pragma("omp parallel for simd if (n > ND_CPU_PARALLEL_MIN / 8)") for (int64_t i = 0; i < n; i++)                  \
         y[i] = nd_unary_f(K, x[i], alpha, beta)
     switch (kind) { ND_UNARY_CASES(FORWARD) }
 #undef FORWARD
 }
 
-void nd_cpu_unary_backward(float *dx, const float *dy, const float *x, const float *y, int64_t n,
-                           nd_unary_kind kind, float alpha, float beta) {
+void nd_cpu_unary_backward(float *dx, const float *dy, const float *x, const float *y, int64_t n, nd_unary_kind kind,
+                           float alpha, float beta) {
     (void)beta;
-#define BACKWARD(K)                                                                                            \
-    _Pragma("omp parallel for simd if (n > ND_CPU_PARALLEL_MIN / 8)") for (int64_t i = 0; i < n; i++)       \
+#define BACKWARD(K)                                                                                                    \
+    _Pragma("omp parallel for simd if (n > ND_CPU_PARALLEL_MIN / 8)") for (int64_t i = 0; i < n; i++)                  \
         dx[i] += dy[i] * nd_unary_df(K, x[i], y[i], alpha)
     switch (kind) { ND_UNARY_CASES(BACKWARD) }
 #undef BACKWARD
@@ -182,8 +182,10 @@ void nd_cpu_reduce_sum(float *dst, const float *src, const nd_reduce_plan *plan,
     for (int k = c.n - 1; k >= 0; k--) {
         stride[k] = s;
         s *= c.size[k];
-        if (c.reduced[k]) red *= c.size[k];
-        else kept *= c.size[k];
+        if (c.reduced[k])
+            red *= c.size[k];
+        else
+            kept *= c.size[k];
     }
 #pragma omp parallel for if (total > ND_CPU_PARALLEL_MIN)
     for (int64_t j = 0; j < kept; j++) {

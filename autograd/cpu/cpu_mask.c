@@ -2,8 +2,7 @@
 #include "../elementwise_math.h"
 #include "cpu.h"
 
-void nd_cpu_dropout(float *y, const float *x, int64_t n, uint64_t seed, uint64_t offset, float p,
-                    bool accumulate) {
+void nd_cpu_dropout(float *y, const float *x, int64_t n, uint64_t seed, uint64_t offset, float p, bool accumulate) {
     float keep_prob = 1.0f - p;
 #pragma omp parallel for if (n > ND_CPU_PARALLEL_MIN / 8)
     for (int64_t i = 0; i < n; i++) {

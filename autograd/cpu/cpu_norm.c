@@ -22,8 +22,8 @@ static inline double block_squared_deviations(const float *x, int64_t n, double 
 }
 
 // Adds the sums of dy and dy * xhat over a block whose elements share mean and rstd.
-static inline void block_grad_sums(const float *dy, const float *x, int64_t n, float mean, float rstd,
-                                   double *sum_dy, double *sum_dy_xhat) {
+static inline void block_grad_sums(const float *dy, const float *x, int64_t n, float mean, float rstd, double *sum_dy,
+                                   double *sum_dy_xhat) {
     double a = 0.0, b = 0.0;
 #pragma omp simd reduction(+ : a, b)
     for (int64_t i = 0; i < n; i++) {
@@ -107,9 +107,8 @@ void nd_cpu_norm_row_backward(float *dx, const float *dy, const float *x, const 
 // Channel sums split over threads by channel, so no two threads write the same sum. x is (outer, channels,
 // inner). Layer norm's channels are the columns of (rows, len): a block of neighbouring columns is summed
 // together so every row is read a whole cache line at a time.
-void nd_cpu_norm_row_affine_backward(float *dweight, float *dbias, const float *dy, const float *x,
-                                     const float *mean, const float *rstd, int64_t rows, int64_t len,
-                                     int64_t channels, int64_t inner) {
+void nd_cpu_norm_row_affine_backward(float *dweight, float *dbias, const float *dy, const float *x, const float *mean,
+                                     const float *rstd, int64_t rows, int64_t len, int64_t channels, int64_t inner) {
     if (inner == 1 && channels == len) {
         int64_t blocks = (channels + CHANNEL_BLOCK - 1) / CHANNEL_BLOCK;
 #pragma omp parallel for if (rows * len > ND_CPU_PARALLEL_MIN)
@@ -148,8 +147,7 @@ void nd_cpu_norm_row_affine_backward(float *dweight, float *dbias, const float *
 // batch norm over x (outer, channels, inner)
 
 void nd_cpu_batch_norm_stats(float *mean, float *rstd, float *running_mean, float *running_var, const float *x,
-                             int64_t outer, int64_t channels, int64_t inner, float momentum, float eps,
-                             bool training) {
+                             int64_t outer, int64_t channels, int64_t inner, float momentum, float eps, bool training) {
     if (!training) {
         for (int64_t c = 0; c < channels; c++) {
             mean[c] = running_mean[c];
@@ -173,9 +171,8 @@ void nd_cpu_batch_norm_stats(float *mean, float *rstd, float *running_mean, floa
     }
 }
 
-void nd_cpu_batch_norm_forward(float *y, const float *x, const float *mean, const float *rstd,
-                               const float *weight, const float *bias, int64_t outer, int64_t channels,
-                               int64_t inner) {
+void nd_cpu_batch_norm_forward(float *y, const float *x, const float *mean, const float *rstd, const float *weight,
+                               const float *bias, int64_t outer, int64_t channels, int64_t inner) {
 #pragma omp parallel for collapse(2) if (outer * channels * inner > ND_CPU_PARALLEL_MIN)
     for (int64_t o = 0; o < outer; o++)
         for (int64_t c = 0; c < channels; c++) {

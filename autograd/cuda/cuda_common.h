@@ -11,10 +11,10 @@
 
 #include "../backend.h"
 
-#define ND_CUDA_BLOCK 256         // threads per block of an elementwise map
-#define ND_CUDA_ROW_BLOCK 256     // most threads per block of a row reduction (one block per row)
+#define ND_CUDA_BLOCK 256     // threads per block of an elementwise map
+#define ND_CUDA_ROW_BLOCK 256 // most threads per block of a row reduction (one block per row)
 #define ND_CUDA_WARP 32
-#define ND_CUDA_MAX_BLOCKS 16384  // fills any current GPU many times over; grid-stride loops cover the rest
+#define ND_CUDA_MAX_BLOCKS 16384 // fills any current GPU many times over; grid-stride loops cover the rest
 
 // ---------------------------------------------------------------------------------------------------
 // checked calls: every CUDA and cuBLAS call site names the call, its file and line, and gives a hint.
@@ -38,8 +38,7 @@ static inline const char *nd_cuda_hint(cudaError_t err) {
     case cudaErrorLaunchFailure:
         return "a kernel accessed memory out of bounds; errors surface at a later call, so rerun with "
                "CUDA_LAUNCH_BLOCKING=1 (or under compute-sanitizer) to find the launch that caused it";
-    default:
-        return "rerun with CUDA_LAUNCH_BLOCKING=1 so the error is reported at the call that caused it";
+    default: return "rerun with CUDA_LAUNCH_BLOCKING=1 so the error is reported at the call that caused it";
     }
 }
 
@@ -71,7 +70,7 @@ static inline void nd_cublas_check(cublasStatus_t status, const char *call, cons
 // skeleton 1: the grid-stride elementwise map. Every per-element kernel loops with ND_CUDA_FOR_EACH and is
 // launched with ND_CUDA_MAP, which skips empty work and checks the launch.
 
-#define ND_CUDA_FOR_EACH(i, n)                                                                             \
+#define ND_CUDA_FOR_EACH(i, n)                                                                                         \
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (int64_t)blockDim.x * gridDim.x)
 
 // Blocks for n elements (or rows) at `threads` per block, capped: the kernels stride over the rest.
@@ -80,12 +79,12 @@ static inline unsigned nd_cuda_blocks(int64_t n, int threads) {
     return (unsigned)(blocks < 1 ? 1 : blocks > ND_CUDA_MAX_BLOCKS ? ND_CUDA_MAX_BLOCKS : blocks);
 }
 
-#define ND_CUDA_MAP(n, kernel, ...)                                                                        \
-    do {                                                                                                   \
-        if ((n) > 0) {                                                                                     \
-            kernel<<<nd_cuda_blocks((n), ND_CUDA_BLOCK), ND_CUDA_BLOCK>>>(__VA_ARGS__);                     \
-            ND_CUDA_CHECK_LAUNCH(kernel);                                                                  \
-        }                                                                                                  \
+#define ND_CUDA_MAP(n, kernel, ...)                                                                                    \
+    do {                                                                                                               \
+        if ((n) > 0) {                                                                                                 \
+            kernel<<<nd_cuda_blocks((n), ND_CUDA_BLOCK), ND_CUDA_BLOCK>>>(__VA_ARGS__);                                \
+            ND_CUDA_CHECK_LAUNCH(kernel);                                                                              \
+        }                                                                                                              \
     } while (0)
 
 // ---------------------------------------------------------------------------------------------------
@@ -121,12 +120,12 @@ static inline int nd_cuda_row_threads(int64_t n) {
     return threads;
 }
 
-#define ND_CUDA_ROWS(rows, row_len, kernel, ...)                                                           \
-    do {                                                                                                   \
-        if ((rows) > 0) {                                                                                  \
-            kernel<<<nd_cuda_blocks((rows), 1), nd_cuda_row_threads(row_len)>>>(__VA_ARGS__);               \
-            ND_CUDA_CHECK_LAUNCH(kernel);                                                                  \
-        }                                                                                                  \
+#define ND_CUDA_ROWS(rows, row_len, kernel, ...)                                                                       \
+    do {                                                                                                               \
+        if ((rows) > 0) {                                                                                              \
+            kernel<<<nd_cuda_blocks((rows), 1), nd_cuda_row_threads(row_len)>>>(__VA_ARGS__);                          \
+            ND_CUDA_CHECK_LAUNCH(kernel);                                                                              \
+        }                                                                                                              \
     } while (0)
 
 // ---------------------------------------------------------------------------------------------------

@@ -84,8 +84,8 @@ static __global__ void pixel_unshuffle_backward_kernel(float *dx, const float *d
 }
 
 // y (planes, height*factor, width*factor) from x (planes, height, width)
-static __global__ void upsample_forward_kernel(float *y, const float *x, int64_t planes, int64_t height,
-                                               int64_t width, int64_t factor) {
+static __global__ void upsample_forward_kernel(float *y, const float *x, int64_t planes, int64_t height, int64_t width,
+                                               int64_t factor) {
     int64_t out_h = height * factor, out_w = width * factor;
     ND_CUDA_FOR_EACH(i, planes * out_h * out_w) {
         int64_t pl = i / (out_h * out_w), oy = i / out_w % out_h, ox = i % out_w;
@@ -98,7 +98,7 @@ static __global__ void upsample_backward_kernel(float *dx, const float *dy, int6
                                                 int64_t width, int64_t factor) {
     int64_t out_w = width * factor;
     ND_CUDA_FOR_EACH(i, planes * height * width) {
-        int64_t row = i / width, w = i % width; // row: (plane, y) of x
+        int64_t row = i / width, w = i % width;                      // row: (plane, y) of x
         const float *block = dy + row * factor * out_w + w * factor; // (factor, factor) at row stride out_w
         float sum = 0.0f;
         for (int64_t fy = 0; fy < factor; fy++)
@@ -135,15 +135,15 @@ bool nd_cuda_conv_backward(float *dx, float *dw, float *dbias, const float *dy, 
 size_t nd_cuda_workspace_bytes(void) { return 0; }
 
 // One thread per window.
-void nd_cuda_max_pool_forward(float *y, int32_t *argmax, const float *x, int64_t planes, int64_t height,
-                              int64_t width, int64_t kernel, int64_t stride, int64_t out_h, int64_t out_w) {
-    ND_CUDA_MAP(planes * out_h * out_w, max_pool_forward_kernel, y, argmax, x, planes, height, width, kernel,
-                stride, out_h, out_w);
+void nd_cuda_max_pool_forward(float *y, int32_t *argmax, const float *x, int64_t planes, int64_t height, int64_t width,
+                              int64_t kernel, int64_t stride, int64_t out_h, int64_t out_w) {
+    ND_CUDA_MAP(planes * out_h * out_w, max_pool_forward_kernel, y, argmax, x, planes, height, width, kernel, stride,
+                out_h, out_w);
 }
 
 // One thread per window, adding into the pixel its maximum came from.
-void nd_cuda_max_pool_backward(float *dx, const float *dy, const int32_t *argmax, int64_t planes,
-                               int64_t plane_size, int64_t out_size) {
+void nd_cuda_max_pool_backward(float *dx, const float *dy, const int32_t *argmax, int64_t planes, int64_t plane_size,
+                               int64_t out_size) {
     ND_CUDA_MAP(planes * out_size, max_pool_backward_kernel, dx, dy, argmax, planes, plane_size, out_size);
 }
 
@@ -161,8 +161,7 @@ void nd_cuda_pixel_unshuffle_backward(float *dx, const float *dy, int64_t planes
 }
 
 // One thread per output pixel.
-void nd_cuda_upsample_forward(float *y, const float *x, int64_t planes, int64_t height, int64_t width,
-                              int64_t factor) {
+void nd_cuda_upsample_forward(float *y, const float *x, int64_t planes, int64_t height, int64_t width, int64_t factor) {
     ND_CUDA_MAP(planes * height * width * factor * factor, upsample_forward_kernel, y, x, planes, height, width,
                 factor);
 }

@@ -77,8 +77,10 @@ bool nd_cuda_available(char *why, size_t size) {
     case cudaErrorNoKernelImageForDevice:
     case cudaErrorInvalidDeviceFunction:
         compute_capability(&major, &minor);
-        snprintf(why, size, "this build has no kernels for the GPU's compute capability %d.%d (%s); reconfigure "
-                 "with -DCMAKE_CUDA_ARCHITECTURES=%d%d", major, minor, cudaGetErrorName(err), major, minor);
+        snprintf(why, size,
+                 "this build has no kernels for the GPU's compute capability %d.%d (%s); reconfigure "
+                 "with -DCMAKE_CUDA_ARCHITECTURES=%d%d",
+                 major, minor, cudaGetErrorName(err), major, minor);
         break;
     case cudaErrorUnsupportedPtxVersion:
     case cudaErrorInsufficientDriver:

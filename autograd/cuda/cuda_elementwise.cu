@@ -98,8 +98,8 @@ void nd_cuda_unary_forward(float *y, const float *x, int64_t n, nd_unary_kind ki
 }
 
 // Elementwise map over n; beta does not enter any derivative.
-void nd_cuda_unary_backward(float *dx, const float *dy, const float *x, const float *y, int64_t n,
-                            nd_unary_kind kind, float alpha, float beta) {
+void nd_cuda_unary_backward(float *dx, const float *dy, const float *x, const float *y, int64_t n, nd_unary_kind kind,
+                            float alpha, float beta) {
     ND_CUDA_MAP(n, unary_backward_kernel, dx, dy, x, y, n, kind, alpha);
 }
 

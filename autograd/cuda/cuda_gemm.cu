@@ -21,9 +21,9 @@ extern "C" {
 
 // Row-major C = alpha op(A) op(B) + beta C. cuBLAS is column-major, where a row-major matrix reads as its
 // transpose: it computes C^T = op(B)^T op(A)^T, so B goes first and m, n swap.
-void nd_cuda_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
-                  int64_t lda, int64_t stride_a, const float *b, int64_t ldb, int64_t stride_b, float beta,
-                  float *c, int64_t ldc, int64_t stride_c, int64_t batch) {
+void nd_cuda_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
+                  int64_t stride_a, const float *b, int64_t ldb, int64_t stride_b, float beta, float *c, int64_t ldc,
+                  int64_t stride_c, int64_t batch) {
     if (m == 0 || n == 0 || batch == 0) return;
     cublasHandle_t handle = nd_cuda_cublas();
     cublasOperation_t op_a = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, op_b = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;

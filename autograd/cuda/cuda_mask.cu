@@ -28,8 +28,7 @@ static __global__ void causal_mask_kernel(float *mask, int64_t lq, int64_t lk) {
 extern "C" {
 
 // keep_prob computed as the CPU does (1 - p in float), so the masks agree bit for bit.
-void nd_cuda_dropout(float *y, const float *x, int64_t n, uint64_t seed, uint64_t offset, float p,
-                     bool accumulate) {
+void nd_cuda_dropout(float *y, const float *x, int64_t n, uint64_t seed, uint64_t offset, float p, bool accumulate) {
     ND_CUDA_MAP(n, dropout_kernel, y, x, n, seed, offset, 1.0f - p, accumulate);
 }
 

@@ -7,9 +7,7 @@
 typedef enum rand_kind { RAND_UNIFORM, RAND_NORMAL, RAND_BERNOULLI } rand_kind;
 
 // dst (n) = value
-static __global__ void fill_kernel(float *dst, float value, int64_t n) {
-    ND_CUDA_FOR_EACH(i, n) dst[i] = value;
-}
+static __global__ void fill_kernel(float *dst, float value, int64_t n) { ND_CUDA_FOR_EACH(i, n) dst[i] = value; }
 
 // The scalar is read here, on the device: the host never waits for an upstream gradient.
 static __global__ void accumulate_kernel(float *dst, const float *src, float alpha, const float *scalar, int64_t n) {
@@ -127,8 +125,7 @@ void nd_cuda_fill(float *dst, float value, int64_t n) { ND_CUDA_MAP(n, fill_kern
 
 // Device-to-device copy, ordered on the default stream with the kernels.
 void nd_cuda_copy(float *dst, const float *src, int64_t n) {
-    if (n > 0)
-        ND_CUDA_CHECK(cudaMemcpyAsync(dst, src, (size_t)n * sizeof(float), cudaMemcpyDeviceToDevice, 0));
+    if (n > 0) ND_CUDA_CHECK(cudaMemcpyAsync(dst, src, (size_t)n * sizeof(float), cudaMemcpyDeviceToDevice, 0));
 }
 
 // Elementwise map over n; scalar stays on the device.

@@ -61,8 +61,8 @@ static __global__ void norm_row_backward_kernel(float *dx, const float *dy, cons
 
 // One block per channel of x viewed as (outer, channels, inner); the row of an element is its offset / len.
 static __global__ void norm_row_affine_backward_kernel(float *dweight, float *dbias, const float *dy, const float *x,
-                                                       const float *mean, const float *rstd, int64_t len,
-                                                       int64_t outer, int64_t channels, int64_t inner) {
+                                                       const float *mean, const float *rstd, int64_t len, int64_t outer,
+                                                       int64_t channels, int64_t inner) {
     ND_CUDA_FOR_EACH_ROW(c, channels) {
         float sum_dy = 0.0f, sum_dy_xhat = 0.0f;
         ND_CUDA_FOR_EACH_IN_ROW(e, outer * inner) {
@@ -106,8 +106,7 @@ static __global__ void batch_norm_stats_kernel(float *mean, float *rstd, float *
             mean[c] = m;
             rstd[c] = nd_norm_rstd(squares / (float)count, eps);
             if (running_mean) running_mean[c] = nd_running_update(running_mean[c], m, momentum);
-            if (running_var)
-                running_var[c] = nd_running_update(running_var[c], squares / (float)(count - 1), momentum);
+            if (running_var) running_var[c] = nd_running_update(running_var[c], squares / (float)(count - 1), momentum);
         }
     }
 }
@@ -126,8 +125,8 @@ static __global__ void batch_norm_forward_kernel(float *y, const float *x, const
 // the means the training-mode input gradient needs; then the channel's input gradients.
 static __global__ void batch_norm_backward_kernel(float *dx, float *dweight, float *dbias, const float *dy,
                                                   const float *x, const float *mean, const float *rstd,
-                                                  const float *weight, int64_t outer, int64_t channels,
-                                                  int64_t inner, bool training) {
+                                                  const float *weight, int64_t outer, int64_t channels, int64_t inner,
+                                                  bool training) {
     int64_t count = outer * inner;
     ND_CUDA_FOR_EACH_ROW(c, channels) {
         float w = weight ? weight[c] : 1.0f;
@@ -175,9 +174,8 @@ void nd_cuda_norm_row_backward(float *dx, const float *dy, const float *x, const
 }
 
 // Row reduction: one block per channel.
-void nd_cuda_norm_row_affine_backward(float *dweight, float *dbias, const float *dy, const float *x,
-                                      const float *mean, const float *rstd, int64_t rows, int64_t len,
-                                      int64_t channels, int64_t inner) {
+void nd_cuda_norm_row_affine_backward(float *dweight, float *dbias, const float *dy, const float *x, const float *mean,
+                                      const float *rstd, int64_t rows, int64_t len, int64_t channels, int64_t inner) {
     if (!dweight && !dbias) return;
     int64_t outer = channels * inner != 0 ? rows * len / (channels * inner) : 0;
     ND_CUDA_ROWS(channels, outer * inner, norm_row_affine_backward_kernel, dweight, dbias, dy, x, mean, rstd, len,
@@ -188,14 +186,13 @@ void nd_cuda_norm_row_affine_backward(float *dweight, float *dbias, const float 
 void nd_cuda_batch_norm_stats(float *mean, float *rstd, float *running_mean, float *running_var, const float *x,
                               int64_t outer, int64_t channels, int64_t inner, float momentum, float eps,
                               bool training) {
-    ND_CUDA_ROWS(channels, training ? outer * inner : 1, batch_norm_stats_kernel, mean, rstd, running_mean,
-                 running_var, x, outer, channels, inner, momentum, eps, training);
+    ND_CUDA_ROWS(channels, training ? outer * inner : 1, batch_norm_stats_kernel, mean, rstd, running_mean, running_var,
+                 x, outer, channels, inner, momentum, eps, training);
 }
 
 // Elementwise map over outer * channels * inner.
-void nd_cuda_batch_norm_forward(float *y, const float *x, const float *mean, const float *rstd,
-                                const float *weight, const float *bias, int64_t outer, int64_t channels,
-                                int64_t inner) {
+void nd_cuda_batch_norm_forward(float *y, const float *x, const float *mean, const float *rstd, const float *weight,
+                                const float *bias, int64_t outer, int64_t channels, int64_t inner) {
     ND_CUDA_MAP(outer * channels * inner, batch_norm_forward_kernel, y, x, mean, rstd, weight, bias, outer, channels,
                 inner);
 }

@@ -7,8 +7,8 @@ static __global__ void adam_update_kernel(float *param, float *m, float *v, cons
                                           float beta1, float beta2, float eps, float weight_decay, bool decoupled,
                                           float bias_correction1, float bias_correction2) {
     ND_CUDA_FOR_EACH(i, n)
-        nd_adam_update(&param[i], &m[i], &v[i], grad[i], lr, beta1, beta2, eps, weight_decay, decoupled,
-                       bias_correction1, bias_correction2);
+    nd_adam_update(&param[i], &m[i], &v[i], grad[i], lr, beta1, beta2, eps, weight_decay, decoupled, bias_correction1,
+                   bias_correction2);
 }
 
 // ema = decay * ema + (1 - decay) * param

@@ -57,8 +57,7 @@ static __global__ void nll_forward_kernel(float *loss, const float *logp, const 
 
 // The upstream gradient is read on the device, so backward never waits for the loss value.
 static __global__ void cross_entropy_backward_kernel(float *dlogits, const float *logp, const float *labels,
-                                                     const float *dloss, float scale, int64_t rows,
-                                                     int64_t classes) {
+                                                     const float *dloss, float scale, int64_t rows, int64_t classes) {
     float s = scale * *dloss;
     ND_CUDA_FOR_EACH(i, rows * classes) {
         int64_t label = nd_cuda_class_index(labels[i / classes], classes);

@@ -35,7 +35,7 @@ typedef struct nd_shape {
 } nd_shape;
 
 // ND_SHAPE(2, 3, 4) builds an nd_shape from its dimensions.
-#define ND_SHAPE(...)                                                                                  \
+#define ND_SHAPE(...)                                                                                                  \
     nd_shape_from((const int64_t[]){__VA_ARGS__}, (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)))
 
 // A tensor handle: float32, contiguous, row-major. It never owns its storage: data and grad point into an
@@ -75,9 +75,9 @@ ND_NORETURN void nd_abort_shapes(nd_loc loc, const char *op, const char *what, n
 typedef struct nd_arena_block nd_arena_block;
 typedef struct nd_arena {
     nd_device device;
-    char *data;           // device memory block
+    char *data; // device memory block
     size_t data_cap, data_used, data_peak;
-    char *meta;           // host memory block (tensor handles, node input lists)
+    char *meta; // host memory block (tensor handles, node input lists)
     size_t meta_cap, meta_used, meta_peak;
     nd_arena_block *overflow; // extra blocks taken since the last reset
 } nd_arena;
@@ -120,10 +120,10 @@ typedef struct nd_node {
     nd_tensor *out;
     nd_tensor *in[ND_NODE_MAX_INPUTS];
     int n_in;
-    int64_t iarg[8];  // integer attributes saved for backward (axes, flags, sizes)
-    float farg[4];    // float attributes saved for backward
-    float *saved;     // extra buffer saved for backward (arena), op-specific
-    double flops;     // floating-point work of the forward, when profiling
+    int64_t iarg[8]; // integer attributes saved for backward (axes, flags, sizes)
+    float farg[4];   // float attributes saved for backward
+    float *saved;    // extra buffer saved for backward (arena), op-specific
+    double flops;    // floating-point work of the forward, when profiling
 } nd_node;
 
 typedef struct nd_tape {
@@ -138,8 +138,8 @@ struct nd_backend;
 typedef struct nd_ctx {
     nd_device device;
     const struct nd_backend *be;
-    nd_arena step;   // activations and temporaries; reset by nd_ctx_step_end
-    nd_arena pool;   // tensors that outlive a step; reset only by the owner
+    nd_arena step; // activations and temporaries; reset by nd_ctx_step_end
+    nd_arena pool; // tensors that outlive a step; reset only by the owner
     nd_tape tape;
     bool grad_enabled;
     nd_rng rng;
@@ -273,15 +273,15 @@ nd_tensor *nd_div_at(nd_ctx *ctx, nd_tensor *a, nd_tensor *b, nd_loc loc);
 #define nd_rdiv_scalar(ctx, x, s) nd_unary_at(ctx, ND_UNARY_RECIP, x, (s), 0.0f, ND_HERE)
 
 typedef enum nd_unary_kind {
-    ND_UNARY_AFFINE,  // alpha * x + beta
-    ND_UNARY_RECIP,   // alpha / x
+    ND_UNARY_AFFINE, // alpha * x + beta
+    ND_UNARY_RECIP,  // alpha / x
     ND_UNARY_NEG,
     ND_UNARY_EXP,
     ND_UNARY_LOG,
     ND_UNARY_SQRT,
     ND_UNARY_SQUARE,
     ND_UNARY_RELU,
-    ND_UNARY_GELU,    // erf form, as torch.nn.functional.gelu(approximate='none')
+    ND_UNARY_GELU, // erf form, as torch.nn.functional.gelu(approximate='none')
     ND_UNARY_SILU,
     ND_UNARY_SIGMOID,
     ND_UNARY_TANH,
@@ -308,11 +308,10 @@ nd_tensor *nd_unary_at(nd_ctx *ctx, nd_unary_kind kind, nd_tensor *x, float alph
 // Reductions. axes: n_axes entries, negative counts from the end; keepdim as PyTorch.
 #define nd_sum(ctx, x, axes, n_axes, keepdim) nd_reduce_at(ctx, x, axes, n_axes, keepdim, false, ND_HERE)
 #define nd_mean(ctx, x, axes, n_axes, keepdim) nd_reduce_at(ctx, x, axes, n_axes, keepdim, true, ND_HERE)
-#define nd_sum_all(ctx, x) nd_reduce_at(ctx, x, NULL, 0, false, false, ND_HERE)   // torch.sum(x)
-#define nd_mean_all(ctx, x) nd_reduce_at(ctx, x, NULL, 0, false, true, ND_HERE)  // torch.mean(x)
+#define nd_sum_all(ctx, x) nd_reduce_at(ctx, x, NULL, 0, false, false, ND_HERE) // torch.sum(x)
+#define nd_mean_all(ctx, x) nd_reduce_at(ctx, x, NULL, 0, false, true, ND_HERE) // torch.mean(x)
 // n_axes == 0 reduces over every axis to a 0-d (one element) tensor.
-nd_tensor *nd_reduce_at(nd_ctx *ctx, nd_tensor *x, const int *axes, int n_axes, bool keepdim, bool mean,
-                        nd_loc loc);
+nd_tensor *nd_reduce_at(nd_ctx *ctx, nd_tensor *x, const int *axes, int n_axes, bool keepdim, bool mean, nd_loc loc);
 
 // torch.matmul over the last two dims with optional transposes; leading (batch) dims must be equal,
 // or one operand has none and is shared by every batch.
@@ -323,8 +322,8 @@ nd_tensor *nd_matmul_at(nd_ctx *ctx, nd_tensor *a, nd_tensor *b, bool trans_a, b
 nd_tensor *nd_linear_at(nd_ctx *ctx, nd_tensor *x, nd_tensor *weight, nd_tensor *bias, nd_loc loc);
 
 // Shape ops. reshape shares storage; the others make contiguous copies.
-#define nd_reshape(ctx, x, shape) nd_reshape_at(ctx, x, shape, ND_HERE) // torch.reshape (one -1 allowed)
-#define nd_permute(ctx, x, perm) nd_permute_at(ctx, x, perm, ND_HERE)   // torch.permute (int perm[ndim])
+#define nd_reshape(ctx, x, shape) nd_reshape_at(ctx, x, shape, ND_HERE)       // torch.reshape (one -1 allowed)
+#define nd_permute(ctx, x, perm) nd_permute_at(ctx, x, perm, ND_HERE)         // torch.permute (int perm[ndim])
 #define nd_transpose(ctx, x, d0, d1) nd_transpose_at(ctx, x, d0, d1, ND_HERE) // torch.transpose
 #define nd_concat(ctx, xs, n, axis) nd_concat_at(ctx, xs, n, axis, ND_HERE)   // torch.cat
 #define nd_slice(ctx, x, axis, start, end) nd_slice_at(ctx, x, axis, start, end, ND_HERE) // x[..., start:end]
@@ -335,8 +334,8 @@ nd_tensor *nd_concat_at(nd_ctx *ctx, nd_tensor *const *xs, int n, int axis, nd_l
 nd_tensor *nd_slice_at(nd_ctx *ctx, nd_tensor *x, int axis, int64_t start, int64_t end, nd_loc loc);
 
 // Softmax family over one axis, and the losses.
-#define nd_softmax(ctx, x, axis) nd_softmax_at(ctx, x, axis, false, ND_HERE)         // F.softmax
-#define nd_log_softmax(ctx, x, axis) nd_softmax_at(ctx, x, axis, true, ND_HERE)      // F.log_softmax
+#define nd_softmax(ctx, x, axis) nd_softmax_at(ctx, x, axis, false, ND_HERE)    // F.softmax
+#define nd_log_softmax(ctx, x, axis) nd_softmax_at(ctx, x, axis, true, ND_HERE) // F.log_softmax
 nd_tensor *nd_softmax_at(nd_ctx *ctx, nd_tensor *x, int axis, bool log, nd_loc loc);
 // F.cross_entropy(logits (N, C), labels (N), reduction='mean'); labels hold class indices as floats.
 #define nd_cross_entropy(ctx, logits, labels) nd_cross_entropy_at(ctx, logits, labels, ND_HERE)
@@ -360,7 +359,7 @@ nd_tensor *nd_conv2d_at(nd_ctx *ctx, nd_tensor *x, nd_tensor *weight, nd_tensor 
 // F.conv_transpose2d(x, weight, bias, stride, padding, output_padding): x (N, C_in, H, W),
 // weight (C_in, C_out, kh, kw), bias (C_out) or NULL -> (N, C_out, (H - 1) stride - 2 padding + kh +
 // output_padding, likewise for W).
-#define nd_conv_transpose2d(ctx, x, weight, bias, stride, padding, output_padding)                             \
+#define nd_conv_transpose2d(ctx, x, weight, bias, stride, padding, output_padding)                                     \
     nd_conv_transpose2d_at(ctx, x, weight, bias, stride, padding, output_padding, ND_HERE)
 nd_tensor *nd_conv_transpose2d_at(nd_ctx *ctx, nd_tensor *x, nd_tensor *weight, nd_tensor *bias, int stride,
                                   int padding, int output_padding, nd_loc loc);
@@ -379,21 +378,20 @@ nd_tensor *nd_upsample_nearest_at(nd_ctx *ctx, nd_tensor *x, int factor, nd_loc 
 // 1e-5 for every norm, its BatchNorm momentum 0.1.
 
 // F.group_norm(x, num_groups, weight, bias, eps): x (N, C, ...), weight and bias (C) or NULL.
-#define nd_group_norm(ctx, x, num_groups, weight, bias, eps)                                                   \
+#define nd_group_norm(ctx, x, num_groups, weight, bias, eps)                                                           \
     nd_group_norm_at(ctx, x, num_groups, weight, bias, eps, ND_HERE)
-nd_tensor *nd_group_norm_at(nd_ctx *ctx, nd_tensor *x, int num_groups, nd_tensor *weight, nd_tensor *bias,
-                            float eps, nd_loc loc);
+nd_tensor *nd_group_norm_at(nd_ctx *ctx, nd_tensor *x, int num_groups, nd_tensor *weight, nd_tensor *bias, float eps,
+                            nd_loc loc);
 // F.layer_norm(x, (D,), weight, bias, eps): x (..., D) normalized over the last dim, weight and bias (D) or NULL.
 #define nd_layer_norm(ctx, x, weight, bias, eps) nd_layer_norm_at(ctx, x, weight, bias, eps, ND_HERE)
 nd_tensor *nd_layer_norm_at(nd_ctx *ctx, nd_tensor *x, nd_tensor *weight, nd_tensor *bias, float eps, nd_loc loc);
 // F.batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps): x (N, C, H, W), the
 // rest (C). Training uses the batch statistics and updates the running ones in place (unbiased variance);
 // eval uses the running ones. Running statistics are plain tensors without gradient.
-#define nd_batch_norm2d(ctx, x, weight, bias, running_mean, running_var, training, momentum, eps)             \
+#define nd_batch_norm2d(ctx, x, weight, bias, running_mean, running_var, training, momentum, eps)                      \
     nd_batch_norm2d_at(ctx, x, weight, bias, running_mean, running_var, training, momentum, eps, ND_HERE)
-nd_tensor *nd_batch_norm2d_at(nd_ctx *ctx, nd_tensor *x, nd_tensor *weight, nd_tensor *bias,
-                              nd_tensor *running_mean, nd_tensor *running_var, bool training, float momentum,
-                              float eps, nd_loc loc);
+nd_tensor *nd_batch_norm2d_at(nd_ctx *ctx, nd_tensor *x, nd_tensor *weight, nd_tensor *bias, nd_tensor *running_mean,
+                              nd_tensor *running_var, bool training, float momentum, float eps, nd_loc loc);
 // F.dropout(x, p, training): the mask comes from ctx->rng (reproducible from seed and offset); returns x
 // itself when !training or p == 0.
 #define nd_dropout(ctx, x, p, training) nd_dropout_at(ctx, x, p, training, ND_HERE)
@@ -427,10 +425,10 @@ typedef struct nd_param {
 typedef struct nd_params {
     nd_param *items;
     int n, cap;
-    int64_t total;    // floats
+    int64_t total; // floats
     nd_device device;
-    float *data;      // (total,) flat parameters
-    float *grad;      // (total,) flat gradients
+    float *data; // (total,) flat parameters
+    float *grad; // (total,) flat gradients
 } nd_params;
 
 void nd_params_init(nd_params *p);
@@ -490,10 +488,10 @@ nd_adam_config nd_adamw_defaults(void);
 
 typedef struct nd_adam {
     nd_adam_config config;
-    int64_t step;  // updates taken so far
-    int64_t n;     // floats in each buffer
+    int64_t step; // updates taken so far
+    int64_t n;    // floats in each buffer
     nd_device device;
-    float *m, *v;  // (n,) first and second moments, one flat buffer each
+    float *m, *v; // (n,) first and second moments, one flat buffer each
 } nd_adam;
 
 void nd_adam_init(nd_adam *opt, const nd_params *params, nd_ctx *ctx, nd_adam_config config);

@@ -21,12 +21,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const char *out = "runs/x";
     bool resume = false;
     const nd_flag flags[] = {
-        {"--steps", ND_FLAG_INT, &steps, "steps"},
-        {"--lr", ND_FLAG_FLOAT, &lr, "learning rate"},
-        {"--seed", ND_FLAG_INT, &seed, "seed"},
-        {"--w", ND_FLAG_FLOAT, &w, "guidance"},
-        {"--out", ND_FLAG_STRING, &out, "output"},
-        {"--resume", ND_FLAG_BOOL, &resume, "resume"},
+        {"--steps", ND_FLAG_INT, &steps, "steps"}, {"--lr", ND_FLAG_FLOAT, &lr, "learning rate"},
+        {"--seed", ND_FLAG_INT, &seed, "seed"},    {"--w", ND_FLAG_FLOAT, &w, "guidance"},
+        {"--out", ND_FLAG_STRING, &out, "output"}, {"--resume", ND_FLAG_BOOL, &resume, "resume"},
     };
     nd_flags_parse("fuzz", argc, argv, 0, flags, (int)(sizeof flags / sizeof flags[0]));
     free(text);

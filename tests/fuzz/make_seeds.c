@@ -111,12 +111,23 @@ int main(int argc, char **argv) {
 
     snprintf(dir, sizeof dir, "%s/tokenizer", argv[1]);
     // two merges ("a"+"n" -> 256, 256+"d" -> 257), then a prompt of two lines
-    static const char tokens[] = "\x02" "a\0n\0" "\x00\x01" "d\0" "a sandal and an ankle boot\nsneaker";
+    static const char tokens[] = "\x02"
+                                 "a\0n\0"
+                                 "\x00\x01"
+                                 "d\0"
+                                 "a sandal and an ankle boot\nsneaker";
     write_file(dir, "seed-merges", tokens, sizeof tokens - 1);
 
     snprintf(dir, sizeof dir, "%s/flags", argv[1]);
-    static const char args1[] = "--steps\0" "12\0" "--lr=0.5\0" "--resume\0" "--out\0" "runs/y";
-    static const char args2[] = "--steps=99999999999\0" "--lr\0" "nan";
+    static const char args1[] = "--steps\0"
+                                "12\0"
+                                "--lr=0.5\0"
+                                "--resume\0"
+                                "--out\0"
+                                "runs/y";
+    static const char args2[] = "--steps=99999999999\0"
+                                "--lr\0"
+                                "nan";
     write_file(dir, "seed-good", args1, sizeof args1 - 1);
     write_file(dir, "seed-bad", args2, sizeof args2 - 1);
     return 0;

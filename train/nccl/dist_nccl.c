@@ -20,8 +20,8 @@ static bool started;
 // A failed NCCL or CUDA call ends every process: the others would wait for this one forever.
 static void nccl_check(ncclResult_t r, const char *call, const char *file, int line) {
     if (r == ncclSuccess) return;
-    fprintf(stderr, "nanodiff: %s failed at %s:%d: %s\n  HINT: NCCL_DEBUG=WARN in the environment says more\n",
-            call, file, line, ncclGetErrorString(r));
+    fprintf(stderr, "nanodiff: %s failed at %s:%d: %s\n  HINT: NCCL_DEBUG=WARN in the environment says more\n", call,
+            file, line, ncclGetErrorString(r));
     MPI_Abort(MPI_COMM_WORLD, 1);
 }
 
@@ -50,8 +50,9 @@ bool nd_nccl_start(const nd_dist *world, nd_error *err) {
     int too_many = world->local_size > count, any_too_many = 0;
     MPI_Allreduce(&too_many, &any_too_many, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
     if (any_too_many)
-        return nd_error_set(err, "a machine runs more processes than it has GPUs (here %d processes, %d GPUs): NCCL "
-                                 "needs a GPU of its own for each; start at most one process per GPU",
+        return nd_error_set(err,
+                            "a machine runs more processes than it has GPUs (here %d processes, %d GPUs): NCCL "
+                            "needs a GPU of its own for each; start at most one process per GPU",
                             world->local_size, count);
     ncclUniqueId id;
     if (world->rank == 0) NCCL_CHECK(ncclGetUniqueId(&id));

@@ -22,7 +22,7 @@
 #include "notebook.h"
 
 #define CLASSES 10
-#define TEST_N 5          // samples per class, as run_assessment's test_n
+#define TEST_N 5 // samples per class, as run_assessment's test_n
 #define PASS_ACCURACY 0.95
 
 int main(int argc, char **argv) {
@@ -70,8 +70,14 @@ int main(int argc, char **argv) {
     // run_assessment: an independent classifier's argmax over the samples (clamped to [0, 1] as a PNG shows them).
     // The grader is nanodiff's evaluation judge, trained on the data set's train split (and cached). --quick
     // trains a throwaway one on 1,024 images for a few steps instead: it shows the steps, it cannot grade.
-    nd_eval_setup setup = {.data = args.data, .img_ch = 1, .img_size = 28, .unit_range = true, .classes = CLASSES,
-                           .random_flip = false, .train = nd_eval_train_defaults(), .log = stderr};
+    nd_eval_setup setup = {.data = args.data,
+                           .img_ch = 1,
+                           .img_size = 28,
+                           .unit_range = true,
+                           .classes = CLASSES,
+                           .random_flip = false,
+                           .train = nd_eval_train_defaults(),
+                           .log = stderr};
     nd_evaluator ev = {0};
     nd_error err;
     if (args.quick) {

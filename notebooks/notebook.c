@@ -28,17 +28,19 @@ bool nb_parse(int argc, char **argv, const char *name, const char *summary, nb_a
             }
         } else if (strcmp(argv[i], "--data") == 0 && has_value) {
             args->data = argv[++i];
-        } else if (strcmp(argv[i], "--device") == 0 && has_value && (!strcmp(argv[i + 1], "cpu") || !strcmp(argv[i + 1], "cuda"))) {
+        } else if (strcmp(argv[i], "--device") == 0 && has_value &&
+                   (!strcmp(argv[i + 1], "cpu") || !strcmp(argv[i + 1], "cuda"))) {
             args->gpu = strcmp(argv[++i], "cuda") == 0;
         } else {
             bool help = strcmp(argv[i], "--help") == 0;
             if (!help) fprintf(stderr, "%s: unknown flag or missing value: %s\n", name, argv[i]);
-            fprintf(help ? stdout : stderr,
-                    "usage: %s [--quick] [--out DIR] [--data fashion-mnist|IDX-DIR|FILE.h5] [--device cpu|cuda] [--w W]\n"
-                    "  %s\n  --quick   a few steps of everything (a smoke run, not the course's numbers)\n"
-                    "  --out     where figures and checkpoints go (default notebooks-out/%s)\n"
-                    "  --w       guidance weight of the guided samples (default 2; 04 and 06)\n",
-                    name, summary, name);
+            fprintf(
+                help ? stdout : stderr,
+                "usage: %s [--quick] [--out DIR] [--data fashion-mnist|IDX-DIR|FILE.h5] [--device cpu|cuda] [--w W]\n"
+                "  %s\n  --quick   a few steps of everything (a smoke run, not the course's numbers)\n"
+                "  --out     where figures and checkpoints go (default notebooks-out/%s)\n"
+                "  --w       guidance weight of the guided samples (default 2; 04 and 06)\n",
+                name, summary, name);
             return false;
         }
     }
@@ -122,8 +124,8 @@ bool nb_train_ddpm(const nb_args *args, nd_ddpm_config *cfg, nd_ctx *ctx, nd_mod
         fprintf(stderr, "%s\n", err.msg);
         return false;
     }
-    printf("trained %lld steps in %.1f s (%.0f images/s); mean loss of the last epoch: %.4f\n",
-           (long long)result.steps, result.seconds, result.images_per_second, result.last_loss);
+    printf("trained %lld steps in %.1f s (%.0f images/s); mean loss of the last epoch: %.4f\n", (long long)result.steps,
+           result.seconds, result.images_per_second, result.last_loss);
     return true;
 }
 

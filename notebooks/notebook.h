@@ -40,8 +40,6 @@ void nb_strip_step(void *user, int step_index, int t, nd_ctx *ctx, const nd_tens
 bool nb_strip_write(const nb_args *args, const char *file, const nb_strip *s, int c, int size, bool unit_range);
 void nb_strip_free(nb_strip *s);
 
-
-
 #include "eval.h"
 #include "train.h"
 

@@ -67,7 +67,6 @@ int main(int argc, char **argv) {
     nd_ctx ctx;
     nd_ctx_init(&ctx, args.gpu ? ND_CUDA : ND_CPU, 64 << 20, 0);
     nd_error err;
-    char path[1100];
 
     // Train the CLIP (the course loads clip.load("ViT-B/32") instead): 3 epochs of batch 256 by default,
     // the contrastive loss over each batch's pairs.
@@ -75,7 +74,10 @@ int main(int argc, char **argv) {
     snprintf(ccfg.data, sizeof ccfg.data, "%s", args.data);
     if (args.quick) ccfg.max_steps = 20, ccfg.batch_size = 64, ccfg.warmup_steps = 5;
     nd_clip_train_result cres;
-    if (!nd_clip_train(&ccfg, args.out, false, ctx.device, true, &cres, &err)) {
+    char clip_dir[1100], clip_path[1200];
+    nb_path(clip_dir, &args, "clip");
+    snprintf(clip_path, sizeof clip_path, "%s/clip.h5", clip_dir);
+    if (!nd_clip_train(&ccfg, clip_dir, false, ctx.device, true, &cres, &err)) {
         fprintf(stderr, "%s\n", err.msg);
         return 1;
     }
@@ -83,7 +85,7 @@ int main(int argc, char **argv) {
            cres.seconds, cres.last_loss);
     nd_clip clip;
     nd_tokenizer tok;
-    if (!nd_clip_load(nb_path(path, &args, "clip.h5"), &clip, &tok, &ctx, &err)) {
+    if (!nd_clip_load(clip_path, &clip, &tok, &ctx, &err)) {
         fprintf(stderr, "%s\n", err.msg);
         return 1;
     }

@@ -22,6 +22,24 @@ static nd_tensor *reference(nd_ctx *ctx, const ex_cross_attention *m, nd_tensor 
     return residual ? nd_add(ctx, x, out) : out;
 }
 
+// (B, L, heads * d) -> (B, heads, L, d)
+static nd_tensor *heads_of(nd_ctx *ctx, nd_tensor *t) {
+    return nd_permute(ctx, nd_reshape(ctx, t, ND_SHAPE(t->shape.d[0], t->shape.d[1], HEADS, t->shape.d[2] / HEADS)),
+                      ((int[]){0, 2, 1, 3}));
+}
+
+// The module with its softmax taken over the image positions instead of the text tokens.
+static nd_tensor *softmax_over_image(nd_ctx *ctx, const ex_cross_attention *m, nd_tensor *x, nd_tensor *context) {
+    nd_tensor *h = nd_layer_norm_layer_forward(ctx, &m->norm, x);
+    nd_tensor *q = heads_of(ctx, nd_linear_layer_forward(ctx, &m->to_q, h));
+    nd_tensor *k = heads_of(ctx, nd_linear_layer_forward(ctx, &m->to_k, context));
+    nd_tensor *v = heads_of(ctx, nd_linear_layer_forward(ctx, &m->to_v, context));
+    nd_tensor *scores = nd_mul_scalar(ctx, nd_matmul(ctx, q, k, false, true), 1.0f / sqrtf((float)D / HEADS));
+    nd_tensor *out = nd_matmul(ctx, nd_softmax(ctx, scores, 2), v, false, false); // (B, heads, N, d_head)
+    out = nd_reshape(ctx, nd_permute(ctx, out, ((int[]){0, 2, 1, 3})), x->shape);
+    return nd_add(ctx, x, nd_linear_layer_forward(ctx, &m->out_proj, out));
+}
+
 static bool check_params(const nd_params *p, const ex_cross_attention *m) {
     bool ok = ck_param(p, "attn.norm.weight", ND_SHAPE(D)) && ck_param(p, "attn.norm.bias", ND_SHAPE(D)) &&
               ck_param(p, "attn.to_q.weight", ND_SHAPE(D, D)) && ck_param(p, "attn.to_k.weight", ND_SHAPE(D, CTX)) &&
@@ -65,6 +83,9 @@ static bool diagnose(nd_ctx *ctx) {
             ck_fail("the LayerNorm is missing: the queries are projected from norm(x), the residual adds x itself");
         else if (ck_close_to(ctx, got, reference(ctx, &m, x, context, 1.0f, 1, true, true), 1e-4))
             ck_fail("one head of d_model: split q, k and v into %d heads of d_head = d_model / heads", HEADS);
+        else if (ck_close_to(ctx, got, softmax_over_image(ctx, &m, x, context), 1e-4))
+            ck_fail("the softmax runs over the image positions: each position's weights are over the text tokens, "
+                    "the scores' last axis");
         else {
             const float scales[3] = {1.0f, 1.0f / sqrtf((float)D), 1.0f / d_head};
             const char *names[3] = {"1 (no scaling)", "d_model^-0.5", "1 / d_head (no square root)"};

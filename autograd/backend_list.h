@@ -96,6 +96,20 @@ ND_BACKEND_ENTRY(void, im2col, (float *col, const float *x, const nd_conv_geom *
 // dx (batch, channels, height, width) += every entry of col (laid out as im2col's) at the pixel it names;
 // entries in the padding are dropped.
 ND_BACKEND_ENTRY(void, col2im, (float *dx, const float *col, const nd_conv_geom *g, int64_t batch))
+// Whole convolutions by a library, where the backend links one (oneDNN on the CPU when built with it);
+// false when it has none, and the op runs the im2col + GEMM path above. The windows g are conv2d's over its
+// input x, or with `transposed` a conv_transpose2d's: those of a conv2d over its output (ops_conv.c); the
+// weight is (filters, g->channels, kernel_h, kernel_w) in both: conv2d (out_c, in_c, ...), transposed
+// (in_c, out_c, ...). conv_forward: y = conv(x, w) + bias (bias NULL: none).
+ND_BACKEND_ENTRY(bool, conv_forward, (float *y, const float *x, const float *w, const float *bias,
+                 const nd_conv_geom *g, int64_t batch, int64_t filters, bool transposed))
+// dx += dL/dx, dw += dL/dw, dbias += dL/dbias for the gradient dy of y; any of the three may be NULL, `bias`
+// says whether the forward had one.
+ND_BACKEND_ENTRY(bool, conv_backward, (float *dx, float *dw, float *dbias, const float *dy, const float *x,
+                 const float *w, const nd_conv_geom *g, int64_t batch, int64_t filters, bool transposed, bool bias))
+// Bytes the backend holds outside the arenas for its libraries (oneDNN's blocked copies of a convolution's
+// tensors; 0 where it holds none), counted in the context's peak.
+ND_BACKEND_ENTRY(size_t, workspace_bytes, (void))
 // y (planes, out_h, out_w) = max of x (planes, height, width) over kernel x kernel windows at `stride`;
 // argmax (planes, out_h, out_w) = in-plane offset (row * width + col) of each window's first maximum
 // (a NaN counts as the maximum, as PyTorch).

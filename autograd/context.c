@@ -27,10 +27,12 @@ void nd_ctx_free(nd_ctx *ctx) {
     nd_arena_free(&ctx->step);
     nd_arena_free(&ctx->pool);
     free(ctx->tape.nodes);
+    free(ctx->profile); // profiling begun and never reported
     *ctx = (nd_ctx){0};
 }
 
 void nd_ctx_step_end(nd_ctx *ctx) {
+    if (ctx->profile) nd_profile_charge(ctx, "(outside ops: optimizer, data, host)", 0, NULL, 0.0);
     ctx->tape.n = 0;
     nd_arena_reset(&ctx->step);
 }
@@ -41,7 +43,9 @@ bool nd_ctx_set_grad(nd_ctx *ctx, bool enabled) {
     return previous;
 }
 
-size_t nd_ctx_peak_bytes(const nd_ctx *ctx) { return ctx->step.data_peak + ctx->step.meta_peak; }
+size_t nd_ctx_peak_bytes(const nd_ctx *ctx) {
+    return ctx->step.data_peak + ctx->step.meta_peak + ctx->be->workspace_bytes();
+}
 
 // ---------------------------------------------------------------------------------------------------
 // tensors
@@ -151,6 +155,11 @@ nd_tensor *nd_op_output(nd_ctx *ctx, nd_shape shape, nd_tensor *const *inputs, i
 
 nd_node *nd_record(nd_ctx *ctx, const char *op, nd_backward_fn backward, nd_tensor *out,
                    nd_tensor *const *inputs, int n) {
+    double flops = 0.0;
+    if (ctx->profile) {
+        flops = nd_profile_take_flops(ctx);
+        nd_profile_charge(ctx, op, 0, out, flops);
+    }
     if (!out->requires_grad) return NULL;
     nd_tape *tape = &ctx->tape;
     if (tape->n == tape->cap) {
@@ -169,6 +178,7 @@ nd_node *nd_record(nd_ctx *ctx, const char *op, nd_backward_fn backward, nd_tens
     node->backward = backward;
     node->out = out;
     node->n_in = n;
+    node->flops = flops;
     for (int i = 0; i < n; i++) node->in[i] = inputs[i];
     return node;
 }
@@ -199,9 +209,16 @@ void nd_backward_at(nd_ctx *ctx, nd_tensor *loss, nd_loc loc) {
     }
     if (!loss->grad) nd_abort_at(loc, "nd_backward", "the loss was not produced by a recorded op");
     ctx->be->fill(loss->grad, 1.0f, 1);
+    if (ctx->profile) nd_profile_charge(ctx, "(zeroed gradient buffers)", 1, loss, 0.0);
     for (int i = tape->n - 1; i >= 0; i--) {
         nd_node *node = &tape->nodes[i];
-        if (node->backward) node->backward(ctx, node);
+        if (!node->backward) continue;
+        node->backward(ctx, node);
+        if (ctx->profile) { // a product's backward is one product per input that wants a gradient
+            int wanted = (node->n_in > 0 && node->in[0] && node->in[0]->grad) +
+                         (node->n_in > 1 && node->in[1] && node->in[1]->grad);
+            nd_profile_charge(ctx, node->op, 1, node->out, node->flops * wanted);
+        }
     }
     // One backward per tape, as PyTorch without retain_graph.
     tape->n = 0;

@@ -1,4 +1,5 @@
-// Convolutions: F.conv2d and F.conv_transpose2d as GEMMs against im2col column matrices.
+// Convolutions: F.conv2d and F.conv_transpose2d, by the backend's convolution library where it has one
+// (oneDNN on the CPU: conv_forward / conv_backward), else as GEMMs against im2col column matrices.
 //
 // A chunk of B images becomes one column matrix (rows = channels * kh * kw, B * positions columns), so each
 // product is a single large GEMM whatever the image size; chunks keep that scratch under a fixed budget
@@ -108,6 +109,9 @@ static void conv2d_backward(nd_ctx *ctx, nd_node *node) {
     int64_t rows = g.channels * g.kernel_h * g.kernel_w, image = g.channels * g.height * g.width;
     float *dbias = bias ? bias->grad : NULL;
     if (!x->grad && !w->grad && !dbias) return;
+    if (!ctx->conv_gemm &&
+        ctx->be->conv_backward(x->grad, w->grad, dbias, y->grad, x->data, w->data, &g, n, out_c, false, bias != NULL))
+        return;
     nd_arena_mark mark = scratch_mark(ctx);
     if (is_pointwise(&g)) {
         if (dbias) channel_bias_backward(ctx, dbias, y->grad, n, out_c, positions, ones_scratch(ctx, positions));
@@ -137,6 +141,35 @@ static void conv2d_backward(nd_ctx *ctx, nd_node *node) {
     scratch_release(ctx, mark);
 }
 
+// y (N, O, OH, OW) = conv2d(x (N, C, H, W), weight (O, C, kh, kw)) + bias as GEMMs: per image for a
+// pointwise kernel, else against im2col columns of chunks of images.
+static void conv2d_gemm(nd_ctx *ctx, nd_tensor *y, nd_tensor *x, nd_tensor *weight, nd_tensor *bias,
+                        const nd_conv_geom *g) {
+    int64_t n = x->shape.d[0], out_c = weight->shape.d[0], positions = g->out_h * g->out_w;
+    int64_t rows = g->channels * g->kernel_h * g->kernel_w, image = g->channels * g->height * g->width;
+    if (is_pointwise(g)) { // y_b (O, L) = W (O, C) x_b (C, L)
+        ctx->be->gemm(false, false, out_c, positions, rows, 1.0f, weight->data, rows, 0, x->data, positions,
+                      image, 0.0f, y->data, positions, out_c * positions, n);
+        if (bias) add_channel_bias(ctx, y->data, bias->data, n, out_c, positions);
+        return;
+    }
+    int64_t chunk = chunk_images(ctx, rows * positions, n);
+    nd_arena_mark mark = scratch_mark(ctx);
+    float *col = nd_scratch(ctx, rows * chunk * positions); // (C*kh*kw, B*L)
+    float *yt = nd_scratch(ctx, out_c * chunk * positions); // (O, B*L)
+    for (int64_t n0 = 0; n0 < n; n0 += chunk) {
+        int64_t b = n - n0 < chunk ? n - n0 : chunk, cols = b * positions;
+        ctx->be->im2col(col, x->data + n0 * image, g, b);
+        ctx->be->gemm(false, false, out_c, cols, rows, 1.0f, weight->data, rows, 0, col, cols, 0, 0.0f, yt, cols, 0,
+                      1);
+        // the bias goes on while the chunk is still in cache
+        float *y_chunk = y->data + n0 * out_c * positions; // (B, O, L)
+        swap_batch_channels(ctx, y_chunk, yt, b, out_c, positions, true, false);
+        if (bias) add_channel_bias(ctx, y_chunk, bias->data, b, out_c, positions);
+    }
+    scratch_release(ctx, mark);
+}
+
 nd_tensor *nd_conv2d_at(nd_ctx *ctx, nd_tensor *x, nd_tensor *weight, nd_tensor *bias, int stride, int padding,
                         nd_loc loc) {
     const char *op = "nd_conv2d";
@@ -151,30 +184,12 @@ nd_tensor *nd_conv2d_at(nd_ctx *ctx, nd_tensor *x, nd_tensor *weight, nd_tensor 
     check_bias(loc, op, bias, out_c, weight->shape);
 
     nd_conv_geom g = conv2d_geom(x->shape, weight->shape, stride, padding);
-    int64_t n = x->shape.d[0], positions = g.out_h * g.out_w;
-    int64_t rows = g.channels * g.kernel_h * g.kernel_w, image = g.channels * g.height * g.width;
+    int64_t n = x->shape.d[0], rows = g.channels * g.kernel_h * g.kernel_w;
     nd_tensor *y = nd_op_output(ctx, ND_SHAPE(n, out_c, g.out_h, g.out_w), in, 3); // (N, O, OH, OW)
-    if (is_pointwise(&g)) { // y_b (O, L) = W (O, C) x_b (C, L)
-        ctx->be->gemm(false, false, out_c, positions, rows, 1.0f, weight->data, rows, 0, x->data, positions,
-                      image, 0.0f, y->data, positions, out_c * positions, n);
-    } else {
-        int64_t chunk = chunk_images(ctx, rows * positions, n);
-        nd_arena_mark mark = scratch_mark(ctx);
-        float *col = nd_scratch(ctx, rows * chunk * positions); // (C*kh*kw, B*L)
-        float *yt = nd_scratch(ctx, out_c * chunk * positions); // (O, B*L)
-        for (int64_t n0 = 0; n0 < n; n0 += chunk) {
-            int64_t b = n - n0 < chunk ? n - n0 : chunk, cols = b * positions;
-            ctx->be->im2col(col, x->data + n0 * image, &g, b);
-            ctx->be->gemm(false, false, out_c, cols, rows, 1.0f, weight->data, rows, 0, col, cols, 0, 0.0f, yt,
-                          cols, 0, 1);
-            // the bias goes on while the chunk is still in cache
-            float *y_chunk = y->data + n0 * out_c * positions; // (B, O, L)
-            swap_batch_channels(ctx, y_chunk, yt, b, out_c, positions, true, false);
-            if (bias) add_channel_bias(ctx, y_chunk, bias->data, b, out_c, positions);
-        }
-        scratch_release(ctx, mark);
-    }
-    if (bias && is_pointwise(&g)) add_channel_bias(ctx, y->data, bias->data, n, out_c, positions);
+    if (ctx->conv_gemm ||
+        !ctx->be->conv_forward(y->data, x->data, weight->data, bias ? bias->data : NULL, &g, n, out_c, false))
+        conv2d_gemm(ctx, y, x, weight, bias, &g);
+    nd_profile_flops(ctx, 2.0 * (double)y->numel * (double)rows);
     nd_node *node = nd_record(ctx, op, conv2d_backward, y, in, 3);
     if (node) {
         node->iarg[0] = stride;
@@ -203,6 +218,9 @@ static void conv_transpose2d_backward(nd_ctx *ctx, nd_node *node) {
     nd_conv_geom g = conv_transpose2d_geom(x->shape, w->shape, node->iarg[0], node->iarg[1], node->iarg[2]);
     int64_t n = x->shape.d[0], in_c = x->shape.d[1], positions = g.out_h * g.out_w;
     int64_t rows = g.channels * g.kernel_h * g.kernel_w, out_image = g.channels * g.height * g.width;
+    if (!ctx->conv_gemm && ctx->be->conv_backward(x->grad, w->grad, bias ? bias->grad : NULL, y->grad, x->data,
+                                                  w->data, &g, n, in_c, true, bias != NULL))
+        return;
     nd_arena_mark mark = scratch_mark(ctx);
     if (bias && bias->grad)
         channel_bias_backward(ctx, bias->grad, y->grad, n, g.channels, g.height * g.width,
@@ -231,6 +249,29 @@ static void conv_transpose2d_backward(nd_ctx *ctx, nd_node *node) {
     scratch_release(ctx, mark);
 }
 
+// y (N, C_out, OH, OW) = conv_transpose2d(x (N, C_in, H, W), weight (C_in, C_out, kh, kw)) + bias, as
+// im2col's adjoint: GEMMs into column chunks scattered onto the output by col2im.
+static void conv_transpose2d_gemm(nd_ctx *ctx, nd_tensor *y, nd_tensor *x, nd_tensor *weight, nd_tensor *bias,
+                                  const nd_conv_geom *g) {
+    int64_t n = x->shape.d[0], in_c = x->shape.d[1], positions = g->out_h * g->out_w;
+    int64_t rows = g->channels * g->kernel_h * g->kernel_w, out_image = g->channels * g->height * g->width;
+    int64_t chunk = chunk_images(ctx, rows * positions, n);
+    nd_arena_mark mark = scratch_mark(ctx);
+    float *xt = nd_scratch(ctx, in_c * chunk * positions); // (C_in, B*L)
+    float *col = nd_scratch(ctx, rows * chunk * positions); // (C_out*kh*kw, B*L)
+    for (int64_t n0 = 0; n0 < n; n0 += chunk) {
+        int64_t b = n - n0 < chunk ? n - n0 : chunk, cols = b * positions;
+        swap_batch_channels(ctx, xt, x->data + n0 * in_c * positions, b, in_c, positions, false, false);
+        ctx->be->gemm(true, false, rows, cols, in_c, 1.0f, weight->data, rows, 0, xt, cols, 0, 0.0f, col, cols, 0,
+                      1);
+        float *y_chunk = y->data + n0 * out_image; // (B, C_out, OH, OW)
+        ctx->be->fill(y_chunk, 0.0f, b * out_image);
+        ctx->be->col2im(y_chunk, col, g, b);
+        if (bias) add_channel_bias(ctx, y_chunk, bias->data, b, g->channels, g->height * g->width);
+    }
+    scratch_release(ctx, mark);
+}
+
 nd_tensor *nd_conv_transpose2d_at(nd_ctx *ctx, nd_tensor *x, nd_tensor *weight, nd_tensor *bias, int stride,
                                   int padding, int output_padding, nd_loc loc) {
     const char *op = "nd_conv_transpose2d";
@@ -247,24 +288,12 @@ nd_tensor *nd_conv_transpose2d_at(nd_ctx *ctx, nd_tensor *x, nd_tensor *weight, 
         nd_abort_shapes(loc, op, "padding leaves no output for this input and kernel", x->shape, weight->shape);
     check_bias(loc, op, bias, g.channels, weight->shape);
 
-    int64_t n = x->shape.d[0], in_c = x->shape.d[1], positions = g.out_h * g.out_w;
-    int64_t rows = g.channels * g.kernel_h * g.kernel_w, out_image = g.channels * g.height * g.width;
+    int64_t n = x->shape.d[0], in_c = x->shape.d[1], rows = g.channels * g.kernel_h * g.kernel_w;
     nd_tensor *y = nd_op_output(ctx, ND_SHAPE(n, g.channels, g.height, g.width), in, 3); // (N, C_out, OH, OW)
-    int64_t chunk = chunk_images(ctx, rows * positions, n);
-    nd_arena_mark mark = scratch_mark(ctx);
-    float *xt = nd_scratch(ctx, in_c * chunk * positions); // (C_in, B*L)
-    float *col = nd_scratch(ctx, rows * chunk * positions); // (C_out*kh*kw, B*L)
-    for (int64_t n0 = 0; n0 < n; n0 += chunk) {
-        int64_t b = n - n0 < chunk ? n - n0 : chunk, cols = b * positions;
-        swap_batch_channels(ctx, xt, x->data + n0 * in_c * positions, b, in_c, positions, false, false);
-        ctx->be->gemm(true, false, rows, cols, in_c, 1.0f, weight->data, rows, 0, xt, cols, 0, 0.0f, col, cols, 0,
-                      1);
-        float *y_chunk = y->data + n0 * out_image; // (B, C_out, OH, OW)
-        ctx->be->fill(y_chunk, 0.0f, b * out_image);
-        ctx->be->col2im(y_chunk, col, &g, b);
-        if (bias) add_channel_bias(ctx, y_chunk, bias->data, b, g.channels, g.height * g.width);
-    }
-    scratch_release(ctx, mark);
+    if (ctx->conv_gemm ||
+        !ctx->be->conv_forward(y->data, x->data, weight->data, bias ? bias->data : NULL, &g, n, in_c, true))
+        conv_transpose2d_gemm(ctx, y, x, weight, bias, &g);
+    nd_profile_flops(ctx, 2.0 * (double)x->numel * (double)rows);
     nd_node *node = nd_record(ctx, op, conv_transpose2d_backward, y, in, 3);
     if (node) {
         node->iarg[0] = stride;

@@ -107,6 +107,7 @@ nd_tensor *nd_matmul_at(nd_ctx *ctx, nd_tensor *a, nd_tensor *b, bool trans_a, b
     matmul_dims d = matmul_plan(a->shape, b->shape, trans_a, trans_b, &out_shape, loc);
     nd_tensor *out = nd_op_output(ctx, out_shape, in, 2);
     gemm_batched(ctx, d, trans_a, trans_b, a->data, b->data, 0.0f, out->data);
+    nd_profile_flops(ctx, 2.0 * (double)d.batch * (double)d.m * (double)d.n * (double)d.k);
     nd_node *node = nd_record(ctx, "nd_matmul", matmul_backward, out, in, 2);
     if (node) {
         node->iarg[0] = trans_a;
@@ -149,6 +150,7 @@ nd_tensor *nd_linear_at(nd_ctx *ctx, nd_tensor *x, nd_tensor *weight, nd_tensor 
     ctx->be->gemm(false, true, rows, out_f, in_f, 1.0f, x->data, in_f, 0, weight->data, in_f, 0, 0.0f, y->data,
                   out_f, 0, 1);
     if (bias) ctx->be->add_bias(y->data, bias->data, rows, out_f);
+    nd_profile_flops(ctx, 2.0 * (double)rows * (double)out_f * (double)in_f);
     nd_record(ctx, "nd_linear", linear_backward, y, in, 3);
     return y;
 }

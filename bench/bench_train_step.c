@@ -3,9 +3,17 @@
 // (bench_train_step.py, eager mode) on the same cases and prints both and their ratio.
 //
 //   bench_train_step [--device cpu|cuda] [--repeats N] [--no-torch] [--python PATH] [--no-sampling]
+//                    [--sample-steps N]
+//
+// Each side reports wall time and its process's CPU time (all threads). On a machine shared with other
+// work the wall times depend on when each side got the cores; the CPU times (threads sleep at barriers on
+// both sides, OMP_WAIT_POLICY=passive) count the work itself, so their ratio is printed as well.
+// --sample-steps times the first N of the 150 sampling steps (each step is the same work).
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <time.h>
 
 #include "sample.h"
 #include "train.h"
@@ -17,13 +25,30 @@ typedef struct bench_case {
 
 static const bench_case cases[] = {{"train_step_16px_b128", 16, 128}, {"train_step_28px_b128", 28, 128}};
 
+typedef struct timing {
+    double wall, cpu; // seconds
+} timing;
+
+static double cpu_seconds(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+// The process's peak resident memory so far (MiB); cases run smallest first, as in the twin.
+static double max_rss_mib(void) {
+    struct rusage u;
+    getrusage(RUSAGE_SELF, &u);
+    return (double)u.ru_maxrss / 1024.0;
+}
+
 static int by_value(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
 }
 
 // Median seconds of a training step after two warm-up steps (the first grows the arena to its peak).
-static double time_train_step(nd_device device, const bench_case *c, int repeats, size_t *peak) {
+static timing time_train_step(nd_device device, const bench_case *c, int repeats, size_t *peak) {
     nd_ctx ctx;
     nd_ctx_init(&ctx, device, 64 << 20, 0);
     nd_model model;
@@ -38,9 +63,9 @@ static double time_train_step(nd_device device, const bench_case *c, int repeats
     int *t_int = malloc((size_t)b * sizeof(int));
     for (int i = 0; i < b * c->size * c->size; i++) x_host[i] = (float)((i * 7919) % 255) / 127.5f - 1.0f;
     for (int i = 0; i < b; i++) t_int[i] = (i * 37) % 150, t_host[i] = (float)t_int[i], onehot[i * 10 + i % 10] = 1.0f;
-    double *times = malloc((size_t)(repeats + 2) * sizeof(double));
+    double *times = malloc((size_t)(repeats + 2) * sizeof(double)), *cpu = malloc((size_t)(repeats + 2) * sizeof(double));
     for (int r = 0; r < repeats + 2; r++) {
-        double start = nd_seconds();
+        double start = nd_seconds(), cpu_start = cpu_seconds();
         nd_tensor *x0 = nd_from_host(&ctx, ND_SHAPE(b, 1, c->size, c->size), x_host);
         nd_tensor *noise = nd_empty(&ctx, x0->shape);
         nd_rand_normal(&ctx, noise, 0.0f, 1.0f);
@@ -57,11 +82,13 @@ static double time_train_step(nd_device device, const bench_case *c, int repeats
         (void)nd_item(&ctx, loss); // waits for the device, as logging the loss does
         nd_ctx_step_end(&ctx);
         times[r] = nd_seconds() - start;
+        cpu[r] = cpu_seconds() - cpu_start;
     }
     *peak = nd_ctx_peak_bytes(&ctx);
     qsort(times + 2, (size_t)repeats, sizeof *times, by_value);
-    double median = times[2 + repeats / 2];
-    free(times), free(x_host), free(onehot), free(t_host), free(t_int);
+    qsort(cpu + 2, (size_t)repeats, sizeof *cpu, by_value);
+    timing median = {times[2 + repeats / 2], cpu[2 + repeats / 2]};
+    free(times), free(cpu), free(x_host), free(onehot), free(t_host), free(t_int);
     nd_schedule_free(&sched);
     nd_adam_free(&opt);
     nd_model_free(&model);
@@ -69,22 +96,22 @@ static double time_train_step(nd_device device, const bench_case *c, int repeats
     return median;
 }
 
-// Seconds for 150 guided DDPM steps drawing 100 images (10 a class) at 16x16.
-static double time_sampling(nd_device device, size_t *peak) {
+// Seconds for `steps` guided DDPM steps drawing 100 images (10 a class) at 16x16.
+static timing time_sampling(nd_device device, int steps, size_t *peak) {
     nd_ctx ctx;
     nd_ctx_init(&ctx, device, 64 << 20, 0);
     nd_model model;
     nd_model_create(&model, nd_model_config_default(ND_MODEL_DLI_UNET, 1, 16, 10), &ctx);
     nd_schedule sched;
-    nd_schedule_linear(&sched, 150, 1e-4, 0.02);
+    nd_schedule_linear(&sched, steps, 1e-4, 0.02);
     float *onehot = calloc(100 * 10, sizeof(float)), *out = malloc(100 * 256 * sizeof(float));
     for (int i = 0; i < 100; i++) onehot[i * 10 + i / 10] = 1.0f;
     nd_tensor *context = nd_empty_persistent(&ctx, ND_SHAPE(100, 10));
     nd_copy_from_host(&ctx, context, onehot);
     nd_sample_config sc = nd_sample_defaults();
-    double start = nd_seconds();
+    double start = nd_seconds(), cpu_start = cpu_seconds();
     nd_sample_images(&ctx, &model, &sched, &sc, 100, context, NULL, out, NULL, NULL);
-    double seconds = nd_seconds() - start;
+    timing seconds = {nd_seconds() - start, cpu_seconds() - cpu_start};
     *peak = nd_ctx_peak_bytes(&ctx);
     free(onehot), free(out);
     nd_schedule_free(&sched);
@@ -93,58 +120,68 @@ static double time_sampling(nd_device device, size_t *peak) {
     return seconds;
 }
 
+// One line of the comparison; torch's CPU time and memory are 0 when its twin did not report them.
+static void print_ratio(const char *name, double torch_ms, double torch_cpu_ms, double torch_rss, timing ours) {
+    double wall = torch_ms / (1e3 * ours.wall);
+    printf("torch    %-24s %9.1f ms  (cpu %9.1f ms)  rss %7.1f MiB  -> nanodiff is %.2fx %s", name, torch_ms,
+           torch_cpu_ms, torch_rss, wall, wall >= 1.0 ? "faster" : "slower");
+    if (torch_cpu_ms > 0) printf("; by CPU time %.2fx", torch_cpu_ms / (1e3 * ours.cpu));
+    printf("\n");
+}
+
 int main(int argc, char **argv) {
     nd_threads_prefer_passive(argv); // as the nanodiff program runs
     nd_device device = ND_CPU;
-    int repeats = 5;
+    int repeats = 5, sample_steps = 150;
     bool torch = true, sampling = true;
     const char *python = "/usr/bin/python3";
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--device") == 0 && i + 1 < argc) device = strcmp(argv[++i], "cuda") == 0 ? ND_CUDA : ND_CPU;
         else if (strcmp(argv[i], "--repeats") == 0 && i + 1 < argc) repeats = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--sample-steps") == 0 && i + 1 < argc) sample_steps = atoi(argv[++i]);
         else if (strcmp(argv[i], "--no-torch") == 0) torch = false;
         else if (strcmp(argv[i], "--no-sampling") == 0) sampling = false;
         else if (strcmp(argv[i], "--python") == 0 && i + 1 < argc) python = argv[++i];
         else {
             fprintf(stderr, "usage: bench_train_step [--device cpu|cuda] [--repeats N] [--no-torch] [--no-sampling] "
-                            "[--python PATH]\n");
+                            "[--sample-steps N] [--python PATH]\n");
             return 2;
         }
     }
     if (repeats < 1) repeats = 1;
-    double ours[3] = {0};
-    size_t peak;
-    for (int k = 0; k < 2; k++) {
-        ours[k] = time_train_step(device, &cases[k], repeats, &peak);
-        printf("nanodiff %-24s %9.1f ms  (step arena peak %.1f MiB)\n", cases[k].name, 1e3 * ours[k], peak / 1048576.0);
-        fflush(stdout);
+    if (sample_steps < 1 || sample_steps > 150) {
+        fprintf(stderr, "bench_train_step: --sample-steps must be in [1, 150], got %d\n", sample_steps);
+        return 2;
     }
-    if (sampling) {
-        ours[2] = time_sampling(device, &peak);
-        printf("nanodiff %-24s %9.1f ms  (step arena peak %.1f MiB)\n", "sample_150_steps_100img", 1e3 * ours[2],
-               peak / 1048576.0);
+    char sample_name[64];
+    snprintf(sample_name, sizeof sample_name, "sample_%d_steps_100img", sample_steps);
+    const char *names[3] = {cases[0].name, cases[1].name, sample_name};
+    timing ours[3] = {{0}};
+    size_t peak;
+    for (int k = 0; k < 3; k++) {
+        if (k == 2 && !sampling) break;
+        ours[k] = k < 2 ? time_train_step(device, &cases[k], repeats, &peak) : time_sampling(device, sample_steps, &peak);
+        printf("nanodiff %-24s %9.1f ms  (cpu %9.1f ms)  rss %7.1f MiB  (step arena + library buffers %.1f MiB)\n",
+               names[k], 1e3 * ours[k].wall, 1e3 * ours[k].cpu, max_rss_mib(), peak / 1048576.0);
         fflush(stdout);
     }
     if (!torch) return 0;
     char cmd[2048];
-    snprintf(cmd, sizeof cmd, "%s %s/bench_train_step.py --device %s --repeats %d%s", python, ND_BENCH_DIR,
-             device == ND_CUDA ? "cuda" : "cpu", repeats, sampling ? "" : " --no-sampling");
+    snprintf(cmd, sizeof cmd, "%s %s/bench_train_step.py --device %s --repeats %d --sample-steps %d%s", python,
+             ND_BENCH_DIR, device == ND_CUDA ? "cuda" : "cpu", repeats, sample_steps, sampling ? "" : " --no-sampling");
     FILE *p = popen(cmd, "r");
     if (!p) return 1;
     char line[512];
     while (fgets(line, sizeof line, p)) {
         char name[128];
-        double ms;
-        if (sscanf(line, "torch %127s %lf", name, &ms) != 2) {
+        double ms, cpu_ms = 0.0, rss = 0.0;
+        if (sscanf(line, "torch %127s %lf %lf %lf", name, &ms, &cpu_ms, &rss) < 2) {
             fputs(line, stdout);
             continue;
         }
-        for (int k = 0; k < 3; k++) {
-            const char *ours_name = k < 2 ? cases[k].name : "sample_150_steps_100img";
-            if (strcmp(name, ours_name) == 0 && ours[k] > 0)
-                printf("torch    %-24s %9.1f ms  -> nanodiff is %.2fx %s\n", name, ms, ms / (1e3 * ours[k]),
-                       ms >= 1e3 * ours[k] ? "faster" : "slower (ratio = torch time / nanodiff time)");
-        }
+        for (int k = 0; k < 3; k++)
+            if (strcmp(name, names[k]) == 0 && ours[k].wall > 0) print_ratio(name, ms, cpu_ms, rss, ours[k]);
     }
+    printf("ratio = torch time / nanodiff time (above 1: nanodiff is faster)\n");
     return pclose(p) == 0 ? 0 : 1;
 }

@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
 """PyTorch twin of bench_train_step.c (eager mode): one DDPM training step of the course's U-Net at batch 128
-(16x16 and 28x28), and 150 guided DDPM steps for 100 images. Prints "torch NAME MS" lines."""
+(16x16 and 28x28), and 150 guided DDPM steps for 100 images (or the first --sample-steps of them). Prints
+"torch NAME MS CPU_MS RSS_MIB" lines: wall time, the process's CPU time (all threads) and its peak resident
+memory so far."""
 import argparse
 import os
+import resource
 import sys
 import time
 
@@ -25,9 +28,9 @@ def train_step_ms(device, size, batch, repeats):
     a_bar = torch.cumprod(1 - B, 0)
     x0 = torch.rand(batch, 1, size, size, device=device) * 2 - 1
     c = F.one_hot(torch.arange(batch, device=device) % 10, 10).float()
-    times = []
+    times, cpu_times = [], []
     for r in range(repeats + 2):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         t = torch.randint(0, 150, (batch,), device=device)
         noise = torch.randn_like(x0)
         x_t = a_bar[t].sqrt()[:, None, None, None] * x0 + (1 - a_bar[t]).sqrt()[:, None, None, None] * noise
@@ -39,11 +42,12 @@ def train_step_ms(device, size, batch, repeats):
         loss.item()
         sync(device)
         times.append(time.perf_counter() - start)
-    return 1e3 * sorted(times[2:])[len(times[2:]) // 2]
+        cpu_times.append(time.process_time() - cpu_start)
+    return 1e3 * sorted(times[2:])[len(times[2:]) // 2], 1e3 * sorted(cpu_times[2:])[len(cpu_times[2:]) // 2]
 
 
 @torch.no_grad()
-def sampling_ms(device):
+def sampling_ms(device, steps):
     model = UNet(150, 1, 16, c_embed_dim=10).to(device).eval()
     B = torch.linspace(1e-4, 0.02, 150, device=device)
     a = 1 - B
@@ -52,16 +56,22 @@ def sampling_ms(device):
     c = F.one_hot(torch.arange(n, device=device) // 10, 10).float()
     c2 = torch.cat([c, c])
     mask = torch.cat([torch.ones_like(c), torch.zeros_like(c)])
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     x = torch.randn(n, 1, 16, 16, device=device)
-    for i in range(149, -1, -1):
+    for i in range(steps - 1, -1, -1):
         t = torch.full((2 * n,), float(i), device=device)
         e = model(torch.cat([x, x]), t, c2, mask)
         e = (1 + w) * e[:n] - w * e[n:]
         u = (1 / a[i]).sqrt() * (x - (1 - a[i]) / (1 - a_bar[i]).sqrt() * e)
         x = u if i == 0 else u + B[i - 1].sqrt() * torch.randn_like(x)
     sync(device)
-    return 1e3 * (time.perf_counter() - start)
+    return 1e3 * (time.perf_counter() - start), 1e3 * (time.process_time() - cpu_start)
+
+
+def max_rss_mib():
+    """The process's peak resident memory so far (MiB): cases run smallest first, so each line's value is
+    that case's peak."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main():
@@ -69,13 +79,16 @@ def main():
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--no-sampling", action="store_true")
+    parser.add_argument("--sample-steps", type=int, default=150)
     args = parser.parse_args()
     if args.device == "cpu":
         torch.set_num_threads(os.cpu_count() or 2)
     for size in (16, 28):
-        print(f"torch train_step_{size}px_b128 {train_step_ms(args.device, size, 128, args.repeats):.1f}", flush=True)
+        wall, cpu = train_step_ms(args.device, size, 128, args.repeats)
+        print(f"torch train_step_{size}px_b128 {wall:.1f} {cpu:.1f} {max_rss_mib():.1f}", flush=True)
     if not args.no_sampling:
-        print(f"torch sample_150_steps_100img {sampling_ms(args.device):.1f}", flush=True)
+        wall, cpu = sampling_ms(args.device, args.sample_steps)
+        print(f"torch sample_{args.sample_steps}_steps_100img {wall:.1f} {cpu:.1f} {max_rss_mib():.1f}", flush=True)
 
 
 if __name__ == "__main__":

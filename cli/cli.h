@@ -23,15 +23,35 @@ void nd_flags_usage(const char *command, const char *summary, const nd_flag *fla
 // Picks cpu or cuda from "--device auto|cpu|cuda"; prints why and returns false for a bad choice.
 bool nd_cli_device(const char *command, const char *name, int *device);
 
+// The flags train and train-clip share (data, length, batch, optimizer, seed, checkpoints, output, device).
+typedef struct nd_cli_training {
+    const char *data, *out, *device;
+    int64_t epochs, max_steps, batch, seed, checkpoint_every;
+    double lr, weight_decay;
+    bool no_flip, resume, no_tf32, quiet, help;
+} nd_cli_training;
+
+#define ND_CLI_TRAINING_FLAGS 15
+
+// Writes the ND_CLI_TRAINING_FLAGS shared flags, bound to t, to flags; returns how many. data_help and
+// out_help say what the command reads and writes.
+int nd_cli_training_flags(nd_cli_training *t, const char *data_help, const char *out_help, nd_flag *flags);
+// Checks the shared flags (naming the one that is wrong), picks the device and turns TF32 off for --no-tf32;
+// false with why printed.
+bool nd_cli_training_check(const char *command, const nd_cli_training *t, int64_t min_batch, int *device);
+// Prints the run's figures and the checkpoint written; returns the exit status (130 when interrupted).
+int nd_cli_training_done(int64_t steps, double seconds, double images_per_second, double last_loss,
+                         const char *checkpoint, bool interrupted);
+
 // The sampling flags sample and eval share (the checkpoint, sampler, guidance, start, seed, weights, device).
 typedef struct nd_cli_sampling {
-    const char *ckpt, *sampler, *start, *device;
+    const char *ckpt, *sampler, *spacing, *start, *device;
     int64_t steps, seed;
     double w, scale, eta; // scale: --guidance-scale, NAN when not given (then w applies)
-    bool ema, no_tf32;
+    bool clip_x0, ema, no_ema, no_tf32;
 } nd_cli_sampling;
 
-#define ND_CLI_SAMPLING_FLAGS 11
+#define ND_CLI_SAMPLING_FLAGS 14
 
 nd_cli_sampling nd_cli_sampling_defaults(void);
 // Writes the ND_CLI_SAMPLING_FLAGS shared flags, bound to s, to flags; returns how many.
@@ -42,8 +62,10 @@ typedef struct nd_cli_session {
     nd_ctx ctx;
     nd_model model;
     nd_ddpm_config cfg;  // the checkpoint's run
-    nd_schedule sched;
-    nd_sample_config sc; // sampler, steps, eta, seed, guidance w and x_T's start from the flags
+    nd_schedule sched;   // the checkpoint's
+    bool ema;            // sampling from the EMA weights (--ema, or by default where the checkpoint has them)
+    nd_sample_config sc; // sampler, steps, spacing, eta, clipping, seed, guidance w and x_T's start from the
+                         // flags; prediction and clipping range from the checkpoint
     float *start_mean, *start_std; // owned by the session (NULL: x_T from N(0, I))
 } nd_cli_session;
 

@@ -55,63 +55,49 @@ int nd_cmd_captions(int argc, char **argv) {
 
 int nd_cmd_train_clip(int argc, char **argv) {
     nd_clip_train_config cfg = nd_clip_train_defaults();
-    const char *data = "fashion-mnist", *out = "runs/clip", *device = "auto";
-    int64_t epochs = cfg.epochs, batch = cfg.batch_size, seed = 0, max_steps = 0, checkpoint_every = 0;
+    nd_cli_training t = {.data = "fashion-mnist", .out = "runs/clip", .device = "auto", .epochs = cfg.epochs,
+                         .batch = cfg.batch_size, .lr = cfg.lr, .weight_decay = cfg.weight_decay};
     int64_t vocab = cfg.vocab_size, context = cfg.model.context_length, warmup = cfg.warmup_steps;
     int64_t width = cfg.model.text_width, layers = cfg.model.vision_layers;
-    double lr = cfg.lr, weight_decay = cfg.weight_decay;
-    bool no_flip = false, resume = false, quiet = false, help = false;
-    const nd_flag flags[] = {
-        {"--data", ND_FLAG_STRING, &data, "fashion-mnist or an IDX directory with its 10 classes"},
-        {"--epochs", ND_FLAG_INT, &epochs, "passes over the training split"},
-        {"--max-steps", ND_FLAG_INT, &max_steps, "stop after this many steps in all (0: epochs decide)"},
-        {"--batch", ND_FLAG_INT, &batch, "pairs per batch (the contrastive loss's negatives)"},
-        {"--lr", ND_FLAG_FLOAT, &lr, "peak learning rate (AdamW, warm-up then cosine)"},
-        {"--weight-decay", ND_FLAG_FLOAT, &weight_decay, "AdamW weight decay"},
-        {"--warmup", ND_FLAG_INT, &warmup, "warm-up steps"},
+    nd_flag flags[ND_CLI_TRAINING_FLAGS + 5] = {
+        {"--warmup", ND_FLAG_INT, &warmup, "warm-up steps (AdamW, then a cosine decay of --lr)"},
         {"--width", ND_FLAG_INT, &width, "width of both towers and of the shared space"},
         {"--vision-layers", ND_FLAG_INT, &layers, "ViT blocks"},
         {"--vocab", ND_FLAG_INT, &vocab, "BPE vocabulary size to aim for (bytes + merges + 2)"},
         {"--context", ND_FLAG_INT, &context, "tokens per prompt, start and end included"},
-        {"--no-flip", ND_FLAG_BOOL, &no_flip, "no random horizontal flips"},
-        {"--seed", ND_FLAG_INT, &seed, "seed of everything random"},
-        {"--checkpoint-every", ND_FLAG_INT, &checkpoint_every, "steps between checkpoints (and at each epoch end)"},
-        {"--out", ND_FLAG_STRING, &out, "output directory: clip.h5, loss.csv"},
-        {"--resume", ND_FLAG_BOOL, &resume, "continue the run in --out from its checkpoint"},
-        {"--device", ND_FLAG_STRING, &device, "auto, cpu or cuda"},
-        {"--quiet", ND_FLAG_BOOL, &quiet, "no progress line"},
-        {"--help", ND_FLAG_BOOL, &help, "show this help"},
     };
-    int n_flags = (int)(sizeof flags / sizeof flags[0]);
+    int n_flags = 5 + nd_cli_training_flags(&t, "fashion-mnist or an IDX directory with its 10 classes",
+                                            "output directory: clip.h5, loss.csv", flags + 5);
     const char *summary = "train a CLIP (contrastive image/text model) on captioned Fashion-MNIST";
-    if (!nd_flags_parse("train-clip", argc, argv, 2, flags, n_flags) || help) {
+    if (!nd_flags_parse("train-clip", argc, argv, 2, flags, n_flags) || t.help) {
         nd_flags_usage("train-clip", summary, flags, n_flags);
-        return help ? 0 : 1;
-    }
-    if (epochs < 1 || batch < 2 || max_steps < 0 || !(lr > 0) || weight_decay < 0 || warmup < 1 || vocab < 258 ||
-        vocab > 65536 || context < 4 || context > 1024 || width < 4 || width % 4 || layers < 1 || checkpoint_every < 0) {
-        fprintf(stderr, "nanodiff train-clip: need positive --epochs, --lr, --warmup and --vision-layers, --batch >= 2, "
-                        "--vocab in 258..65536, --context in 4..1024, --width a positive multiple of 4\n");
-        return 1;
+        return t.help ? 0 : 1;
     }
     int dev;
-    if (!nd_cli_device("train-clip", device, &dev)) return 1;
-    snprintf(cfg.data, sizeof cfg.data, "%s", data);
-    cfg.epochs = (int)epochs, cfg.batch_size = (int)batch, cfg.max_steps = max_steps;
-    cfg.lr = (float)lr, cfg.weight_decay = (float)weight_decay, cfg.warmup_steps = warmup;
+    if (!nd_cli_training_check("train-clip", &t, 2, &dev)) return 1;
+    if (warmup < 1 || vocab < 258 || vocab > 65536 || context < 4 || context > 1024 || width < 4 || width % 4 ||
+        layers < 1) {
+        fprintf(stderr, "nanodiff train-clip: need positive --warmup and --vision-layers, --vocab in 258..65536, "
+                        "--context in 4..1024, --width a positive multiple of 4\n");
+        return 1;
+    }
+    snprintf(cfg.data, sizeof cfg.data, "%s", t.data);
+    cfg.epochs = (int)t.epochs, cfg.batch_size = (int)t.batch, cfg.max_steps = t.max_steps;
+    cfg.lr = (float)t.lr, cfg.weight_decay = (float)t.weight_decay, cfg.warmup_steps = warmup;
     cfg.vocab_size = (int)vocab, cfg.model.context_length = (int)context;
     cfg.model.text_width = cfg.model.vision_width = cfg.model.embed_dim = (int)width;
     cfg.model.vision_layers = (int)layers;
-    cfg.random_flip = !no_flip, cfg.seed = (uint64_t)seed, cfg.checkpoint_every = checkpoint_every;
+    cfg.random_flip = !t.no_flip, cfg.seed = (uint64_t)t.seed, cfg.checkpoint_every = t.checkpoint_every;
     nd_clip_train_result result;
     nd_error err;
-    if (!nd_clip_train(&cfg, out, resume, (nd_device)dev, !quiet, &result, &err)) {
+    if (!nd_clip_train(&cfg, t.out, t.resume, (nd_device)dev, !t.quiet, &result, &err)) {
         fprintf(stderr, "nanodiff train-clip: %s\n", err.msg);
         return 1;
     }
-    printf("trained %lld steps in %.1f s (%.0f images/s), last-epoch loss %.4f; checkpoint %s/clip.h5\n",
-           (long long)result.steps, result.seconds, result.images_per_second, result.last_loss, out);
-    return result.interrupted ? 130 : 0;
+    char ckpt[1100];
+    snprintf(ckpt, sizeof ckpt, "%s/clip.h5", t.out);
+    return nd_cli_training_done(result.steps, result.seconds, result.images_per_second, result.last_loss, ckpt,
+                                result.interrupted);
 }
 
 // Splits "p1;p2;p3" in place into at most max prompts; returns the count.
@@ -133,8 +119,7 @@ static bool write_heat_map(const char *path, const float *images, int n, int siz
     float lo = INFINITY, hi = -INFINITY;
     for (int i = 0; i < n * n_prompts; i++) lo = fminf(lo, sim[i]), hi = fmaxf(hi, sim[i]);
     nd_image8 img = {.height = n * HEAT_CELL, .width = (1 + n_prompts) * HEAT_CELL, .channels = 3};
-    img.pixels = calloc((size_t)img.height * img.width * 3, 1);
-    if (!img.pixels) return nd_error_set(err, "%s: out of memory for the heat map", path);
+    img.pixels = nd_xcalloc((size_t)img.height * img.width * 3, 1);
     for (int i = 0; i < n; i++)
         for (int y = 0; y < HEAT_CELL; y++)
             for (int x = 0; x < (1 + n_prompts) * HEAT_CELL; x++) {
@@ -171,12 +156,14 @@ static int similarity_table(nd_ctx *ctx, const nd_clip *clip, const nd_tokenizer
         nd_dataset_free(&ds);
         return 1;
     }
-    char *list = strdup(prompt_list);
+    char *list = nd_xmalloc(strlen(prompt_list) + 1);
+    strcpy(list, prompt_list);
     char *prompts[64];
     int n_prompts = split_prompts(list, prompts, 64);
     int n = (int)(ds.n < max_images ? ds.n : max_images);
     int64_t image = (int64_t)ds.c * size * size;
-    float *images = malloc((size_t)n * image * sizeof *images), *sim = malloc((size_t)n * n_prompts * sizeof *sim);
+    float *images = nd_xmalloc((size_t)n * image * sizeof *images); // (n, C, S, S)
+    float *sim = nd_xmalloc((size_t)n * n_prompts * sizeof *sim);     // (n, n_prompts)
     for (int i = 0; i < n; i++) nd_dataset_sample(images + i * image, &ds, i, false, false);
     nd_clip_similarity(ctx, clip, tok, images, n, (const char *const *)prompts, n_prompts, sim);
     printf("cosine similarity  ");
@@ -261,7 +248,7 @@ int nd_cmd_clip_eval(int argc, char **argv) {
             rc = 1;
         } else {
             int64_t n = limit > 0 && limit < ds.n ? limit : ds.n, image = (int64_t)size * size, correct[10], count[10];
-            float *x = malloc((size_t)n * image * sizeof *x);
+            float *x = nd_xmalloc((size_t)n * image * sizeof *x); // (n, 1, S, S)
             for (int64_t i = 0; i < n; i++) nd_dataset_sample(x + i * image, &ds, i, false, false);
             double acc = nd_clip_zero_shot(&ctx, &clip, &tok, x, n, ds.labels, correct, count);
             char prompt[ND_CAPTION_MAX];

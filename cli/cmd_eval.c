@@ -13,8 +13,9 @@
 
 // What one run measured, for the table and the JSON file.
 typedef struct eval_result {
-    const char *ckpt, *data, *sampler, *start;
-    int steps, per_class, classes;
+    const char *ckpt, *data, *sampler, *spacing, *start;
+    int steps, evaluations, per_class, classes;
+    bool clip_x0;
     double w, eta;
     uint64_t seed;
     bool ema, unit_range;
@@ -69,6 +70,8 @@ static bool write_json(const char *path, const eval_result *r) {
             r->unit_range ? "true" : "false", r->sampler, r->steps);
     fprintf(f, "  \"w\": %.6g,\n  \"eta\": %.6g,\n  \"seed\": %llu,\n  \"ema\": %s,\n  \"per_class\": %d,\n", r->w,
             r->eta, (unsigned long long)r->seed, r->ema ? "true" : "false", r->per_class);
+    fprintf(f, "  \"model_calls\": %d,\n  \"spacing\": \"%s\",\n  \"clip_x0\": %s,\n", r->evaluations, r->spacing,
+            r->clip_x0 ? "true" : "false");
     fprintf(f, "  \"start\": \"%s\",\n", r->start);
     fprintf(f, "  \"classifier_random_flip\": %s,\n", r->ev->classifier.random_flip ? "true" : "false");
     fprintf(f, "  \"classifier_test_accuracy\": ");
@@ -104,15 +107,21 @@ static bool write_json(const char *path, const eval_result *r) {
 }
 
 // The classifier, the per-class table, the distances and the time, on stdout.
-// ", eta 0.5" for DDIM, nothing for the DDPM samplers.
-static const char *eta_text(const eval_result *r, char *buf, size_t size) {
-    if (strcmp(r->sampler, "ddim") == 0) snprintf(buf, size, ", eta %g", r->eta);
-    else buf[0] = 0;
+// What else the sampler was told: ", eta 0.5" for DDIM, a spacing other than linspace, Heun's model calls,
+// x0 clipping; nothing for the course's DDPM.
+static const char *sampler_text(const eval_result *r, char *buf, size_t size) {
+    int len = 0;
+    buf[0] = 0;
+    if (strcmp(r->sampler, "ddim") == 0) len += snprintf(buf + len, size - (size_t)len, ", eta %g", r->eta);
+    if (strcmp(r->spacing, "linspace") != 0 && strncmp(r->sampler, "ddpm", 4) != 0)
+        len += snprintf(buf + len, size - (size_t)len, ", %s spacing", r->spacing);
+    if (r->evaluations != r->steps) len += snprintf(buf + len, size - (size_t)len, " (%d model calls)", r->evaluations);
+    if (r->clip_x0) snprintf(buf + len, size - (size_t)len, ", x0 clipped");
     return buf;
 }
 
 static void print_table(const eval_result *r) {
-    char eta_buf[32];
+    char sampler_buf[96];
     const nd_evaluator *ev = r->ev;
     const nd_eval_report *rep = &r->report;
     char name[32];
@@ -121,7 +130,7 @@ static void print_table(const eval_result *r) {
            ev->classifier.random_flip ? ", images mirrored at random as the model's" : "", 100.0 * ev->test_accuracy,
            ev->trained ? "trained now" : "from the cache");
     printf("samples: %d a class, %s with %d steps%s, w = %g, from %s, seed %llu%s\n\n", r->per_class, r->sampler,
-           r->steps, eta_text(r, eta_buf, sizeof eta_buf), r->w, r->start, (unsigned long long)r->seed,
+           r->steps, sampler_text(r, sampler_buf, sizeof sampler_buf), r->w, r->start, (unsigned long long)r->seed,
            r->ema ? ", EMA weights" : "");
     printf("  %-12s %9s %11s\n", "class", "accuracy", "confidence");
     for (int k = 0; k < r->classes; k++)
@@ -214,9 +223,10 @@ static bool run_eval(nd_cli_session *s, const eval_options *o, nd_evaluator *ev,
     const nd_sample_config *sc = &s->sc;
     eval_result r = {.start = sc->start_mean ? "q(x_T)'s moments" : "N(0, I)", .ckpt = o->sampling.ckpt,
                      .data = data, .sampler = nd_sampler_name(sc->sampler),
-                     .steps = sc->sampler == ND_SAMPLER_DDIM && sc->steps < mc->T ? sc->steps : mc->T,
+                     .spacing = nd_spacing_name(sc->spacing), .clip_x0 = sc->clamp_x0,
+                     .steps = nd_sample_steps(sc, mc->T), .evaluations = nd_sample_evaluations(sc, mc->T),
                      .per_class = (int)o->n, .classes = mc->c_embed_dim, .w = sc->w, .eta = sc->eta,
-                     .seed = sc->seed, .ema = o->sampling.ema, .unit_range = s->cfg.unit_range,
+                     .seed = sc->seed, .ema = s->ema, .unit_range = s->cfg.unit_range,
                      .img_size = mc->img_size, .ev = ev};
     int total = r.classes * r.per_class;
     int64_t image = (int64_t)mc->img_ch * mc->img_size * mc->img_size;

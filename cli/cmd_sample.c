@@ -79,6 +79,7 @@ typedef struct sample_options {
     nd_cli_sampling sampling;
     const char *class_spec, *out, *h5, *strip, *sweep;
     int64_t n;
+    bool profile; // print the time per op at the end
 } sample_options;
 
 // The draw: classes first..first+count-1, per_class images each, for each of the n_w guidance weights ws.
@@ -101,6 +102,7 @@ static int parse_flags(int argc, char **argv, sample_options *o) {
         {"--strip", ND_FLAG_STRING, &o->strip, "also write a denoising strip (10 frames a class) to this PNG"},
         {"--h5", ND_FLAG_STRING, &o->h5, "also write the raw samples (in [0, 1]) and their labels to this HDF5 file"},
         {"-o", ND_FLAG_STRING, &o->out, "output PNG"},
+        {"--profile", ND_FLAG_BOOL, &o->profile, "print where the time went, op by op (calls, ms, GFLOP/s), at the end"},
         {"--help", ND_FLAG_BOOL, &help, "show this help"},
     };
     for (int i = 0; i < ND_COUNT(own); i++) flags[n_flags++] = own[i];
@@ -152,10 +154,11 @@ static void draw(nd_cli_session *s, const sample_options *o, const sample_plan *
     nd_tensor *context = nd_class_context(&s->ctx, labels, p->total, mc->c_embed_dim, true);
     nd_sample_config sc = s->sc;
     double start = nd_seconds();
+    if (o->profile) nd_profile_begin(&s->ctx);
     for (int k = 0; k < p->n_w; k++) {
         sc.w = p->ws[k];
         if (o->strip && k == 0) {
-            int steps = sc.sampler == ND_SAMPLER_DDIM ? (sc.steps < mc->T ? sc.steps : mc->T) : mc->T;
+            int steps = nd_sample_steps(&sc, mc->T);
             *st = (strip_state){.every = steps >= 10 ? steps / 10 : 1, .max = 10, .n = p->total, .image = p->image};
             st->frames = nd_xmalloc((size_t)(10 * p->total) * (size_t)p->image * sizeof(float));
         }
@@ -164,6 +167,7 @@ static void draw(nd_cli_session *s, const sample_options *o, const sample_plan *
     }
     fprintf(stderr, "sampled %d images with %s from %s in %.1f s\n", p->total * p->n_w, nd_sampler_name(sc.sampler),
             sc.start_mean ? "q(x_T)'s moments" : "N(0, I)", nd_seconds() - start);
+    if (o->profile) nd_profile_report(&s->ctx, stderr);
 }
 
 // The denoising strip: frames are stored step-major, the strip shows each sample's frames left to right.

@@ -5,76 +5,107 @@
 #include "cli.h"
 #include "train.h"
 
+// Prints why training failed (naming the process when there are several) and ends every process.
+static _Noreturn void train_failed(const nd_dist *dist, const nd_error *err) {
+    if (dist->size > 1)
+        fprintf(stderr, "nanodiff train (rank %d of %d): %s\n", dist->rank, dist->size, err->msg);
+    else
+        fprintf(stderr, "nanodiff train: %s\n", err->msg);
+    nd_dist_abort(1);
+}
+
 int nd_cmd_train(int argc, char **argv) {
     nd_ddpm_config cfg = nd_ddpm_defaults();
-    const char *model = "dli-unet", *data = "fashion-mnist", *out = "runs/fm", *device = "auto";
-    int64_t img_size = 16, classes = -1, epochs = cfg.epochs, batch = cfg.batch_size, T = cfg.model.T, seed = 0;
-    int64_t max_steps = 0, checkpoint_every = 0, preview_every = 0;
-    double lr = cfg.lr, cfg_drop = cfg.cfg_drop, clip = 0, ema = 0, weight_decay = 0;
-    bool unit_range = false, no_flip = false, adamw = false, resume = false, quiet = false, help = false;
-    bool no_tf32 = false;
-    const nd_flag flags[] = {
+    nd_cli_training t = {.data = "fashion-mnist", .out = "runs/fm", .device = "auto", .epochs = cfg.epochs,
+                         .batch = cfg.batch_size, .lr = cfg.lr};
+    const char *model = "dli-unet", *schedule = "linear", *prediction = "eps";
+    int64_t img_size = 16, classes = -1, T = cfg.model.T, preview_every = 0;
+    double cfg_drop = cfg.cfg_drop, clip = 0, ema = 0, min_snr_gamma = 0;
+    bool unit_range = false, adamw = false, profile = false, zero_snr = false;
+    nd_flag flags[ND_CLI_TRAINING_FLAGS + 15] = {
         {"--model", ND_FLAG_STRING, &model, "dli-unet or dli-unet-v1"},
-        {"--data", ND_FLAG_STRING, &data, "fashion-mnist, an IDX directory (MNIST...) or an HDF5 file"},
         {"--img-size", ND_FLAG_INT, &img_size, "images are resized to this (the course: 16; the assessment: 28)"},
         {"--classes", ND_FLAG_INT, &classes, "context classes; -1 takes the data set's, 0 trains unconditionally"},
         {"--T", ND_FLAG_INT, &T, "diffusion steps"},
-        {"--epochs", ND_FLAG_INT, &epochs, "passes over the data (train + test, as the course)"},
-        {"--max-steps", ND_FLAG_INT, &max_steps, "stop after this many steps in all (0: epochs decide)"},
-        {"--batch", ND_FLAG_INT, &batch, "batch size"},
-        {"--lr", ND_FLAG_FLOAT, &lr, "learning rate"},
+        {"--schedule", ND_FLAG_STRING, &schedule, "noise schedule: linear (betas 1e-4..0.02, the course's) or cosine "
+                                                  "(Nichol & Dhariwal)"},
+        {"--zero-snr", ND_FLAG_BOOL, &zero_snr, "rescale the schedule to zero terminal SNR (Lin et al.; x_T pure "
+                                                "noise; needs --prediction v or x0)"},
+        {"--prediction", ND_FLAG_STRING, &prediction, "what the model predicts: eps (the course's), x0 or v"},
+        {"--min-snr-gamma", ND_FLAG_FLOAT, &min_snr_gamma, "min-SNR loss weights min(SNR, gamma) (Hang et al.; 5 is "
+                                                            "theirs; 0: plain MSE)"},
         {"--adamw", ND_FLAG_BOOL, &adamw, "AdamW instead of Adam"},
-        {"--weight-decay", ND_FLAG_FLOAT, &weight_decay, "weight decay"},
         {"--cfg-drop", ND_FLAG_FLOAT, &cfg_drop, "probability of dropping each context element"},
         {"--clip-grad", ND_FLAG_FLOAT, &clip, "clip the gradient's global norm to this (0: off)"},
         {"--ema", ND_FLAG_FLOAT, &ema, "keep an EMA of the weights with this decay (0: off)"},
         {"--unit-range", ND_FLAG_BOOL, &unit_range, "keep images in [0, 1] (the assessment) instead of [-1, 1]"},
-        {"--no-flip", ND_FLAG_BOOL, &no_flip, "no random horizontal flips"},
-        {"--seed", ND_FLAG_INT, &seed, "seed of everything random"},
-        {"--checkpoint-every", ND_FLAG_INT, &checkpoint_every, "steps between checkpoints (and at each epoch end)"},
         {"--preview-every", ND_FLAG_INT, &preview_every, "steps between preview grids (0: none)"},
-        {"--out", ND_FLAG_STRING, &out, "output directory: model.h5, loss.csv, previews"},
-        {"--resume", ND_FLAG_BOOL, &resume, "continue the run in --out from its checkpoint"},
-        {"--device", ND_FLAG_STRING, &device, "auto, cpu or cuda"},
-        {"--no-tf32", ND_FLAG_BOOL, &no_tf32, "full float32 matrix products on the GPU (TF32 is on by default)"},
-        {"--quiet", ND_FLAG_BOOL, &quiet, "no progress line"},
-        {"--help", ND_FLAG_BOOL, &help, "show this help"},
+        {"--profile", ND_FLAG_BOOL, &profile, "print where the time went, op by op (calls, ms, GFLOP/s), at the end"},
     };
-    int n_flags = (int)(sizeof flags / sizeof flags[0]);
+    int n_flags = 15 + nd_cli_training_flags(&t, "fashion-mnist, an IDX directory (MNIST...) or an HDF5 file "
+                                                 "(train + test, as the course)",
+                                             "output directory: model.h5, loss.csv, previews", flags + 15);
     const char *summary = "train a DDPM with classifier-free-guidance label dropout";
-    if (!nd_flags_parse("train", argc, argv, 2, flags, n_flags) || help) {
+    if (!nd_flags_parse("train", argc, argv, 2, flags, n_flags) || t.help) {
         nd_flags_usage("train", summary, flags, n_flags);
-        return help ? 0 : 1;
+        return t.help ? 0 : 1;
     }
     nd_model_kind kind;
     if (!nd_model_kind_parse(model, &kind) || kind == ND_MODEL_T2I_UNET) {
         fprintf(stderr, "nanodiff train: --model expects dli-unet or dli-unet-v1, got \"%s\"\n", model);
         return 1;
     }
-    if (img_size < 4 || img_size % 4 || epochs < 1 || batch < 1 || T < 2 || max_steps < 0 || !(lr > 0) ||
-        !(cfg_drop >= 0 && cfg_drop < 1) || clip < 0 || !(ema >= 0 && ema < 1)) {
-        fprintf(stderr, "nanodiff train: need --img-size a positive multiple of 4, positive --epochs, --batch, --lr, "
-                        "--T >= 2, --cfg-drop in [0, 1), --ema in [0, 1)\n");
+    if (img_size < 4 || img_size % 4 || T < 2 || !(cfg_drop >= 0 && cfg_drop < 1) || clip < 0 || !(ema >= 0 && ema < 1)) {
+        fprintf(stderr, "nanodiff train: need --img-size a positive multiple of 4, --T >= 2, --cfg-drop in [0, 1), "
+                        "--clip-grad >= 0, --ema in [0, 1)\n");
+        return 1;
+    }
+    if (!nd_schedule_kind_parse(schedule, &cfg.schedule)) {
+        fprintf(stderr, "nanodiff train: --schedule expects linear or cosine, got \"%s\"\n", schedule);
+        return 1;
+    }
+    if (!nd_prediction_parse(prediction, &cfg.prediction)) {
+        fprintf(stderr, "nanodiff train: --prediction expects eps, x0 or v, got \"%s\"\n", prediction);
+        return 1;
+    }
+    cfg.zero_snr = zero_snr, cfg.min_snr_gamma = (float)min_snr_gamma;
+    nd_error err;
+    if (!nd_ddpm_check_options(&cfg, &err)) {
+        fprintf(stderr, "nanodiff train: --zero-snr, --prediction, --min-snr-gamma: %s\n", err.msg);
         return 1;
     }
     int dev;
-    if (!nd_cli_device("train", device, &dev)) return 1;
-    if (no_tf32) nd_cuda_set_tf32(false);
-    cfg.model = nd_model_config_default(kind, 1, (int)img_size, (int)classes);
-    cfg.model.T = (int)T;
-    snprintf(cfg.data, sizeof cfg.data, "%s", data);
-    cfg.unit_range = unit_range, cfg.random_flip = !no_flip;
-    cfg.epochs = (int)epochs, cfg.batch_size = (int)batch, cfg.max_steps = max_steps;
-    cfg.lr = (float)lr, cfg.adamw = adamw, cfg.weight_decay = (float)weight_decay;
-    cfg.cfg_drop = (float)cfg_drop, cfg.clip_grad = (float)clip, cfg.ema_decay = (float)ema;
-    cfg.seed = (uint64_t)seed, cfg.checkpoint_every = checkpoint_every, cfg.preview_every = preview_every;
-    nd_ddpm_result result;
-    nd_error err;
-    if (!nd_ddpm_train(&cfg, out, resume, (nd_device)dev, !quiet, &result, &err)) {
+    if (!nd_cli_training_check("train", &t, 1, &dev)) return 1;
+    // Under mpirun every process runs this; rank 0 prints the result, and any failure ends all of them.
+    if (!nd_dist_init(dev != ND_CPU, &err)) {
         fprintf(stderr, "nanodiff train: %s\n", err.msg);
         return 1;
     }
-    printf("trained %lld steps in %.1f s (%.0f images/s), last-epoch loss %.4f; checkpoint %s/model.h5\n",
-           (long long)result.steps, result.seconds, result.images_per_second, result.last_loss, out);
-    return result.interrupted ? 130 : 0;
+    const nd_dist *dist = nd_dist_world();
+    if (!nd_dist_use_device((nd_device)dev, &err)) train_failed(dist, &err);
+    cfg.model = nd_model_config_default(kind, 1, (int)img_size, (int)classes);
+    cfg.model.T = (int)T;
+    snprintf(cfg.data, sizeof cfg.data, "%s", t.data);
+    cfg.unit_range = unit_range, cfg.random_flip = !t.no_flip;
+    cfg.epochs = (int)t.epochs, cfg.batch_size = (int)t.batch, cfg.max_steps = t.max_steps;
+    cfg.lr = (float)t.lr, cfg.adamw = adamw, cfg.weight_decay = (float)t.weight_decay;
+    cfg.cfg_drop = (float)cfg_drop, cfg.clip_grad = (float)clip, cfg.ema_decay = (float)ema;
+    cfg.seed = (uint64_t)t.seed, cfg.checkpoint_every = t.checkpoint_every, cfg.preview_every = preview_every;
+    cfg.profile = profile;
+    nd_ddpm_result result;
+    if (!nd_ddpm_train(&cfg, t.out, t.resume, (nd_device)dev, !t.quiet, &result, &err)) train_failed(dist, &err);
+    int rc = result.interrupted ? 130 : 0;
+    if (dist->rank == 0) {
+        char ckpt[1100];
+        snprintf(ckpt, sizeof ckpt, "%s/model.h5", t.out);
+        rc = nd_cli_training_done(result.steps, result.seconds, result.images_per_second, result.last_loss, ckpt,
+                                  result.interrupted);
+        if (dist->size > 1 && dist->reductions > 0)
+            printf("%d processes: the gradient all-reduce took %.1f ms a step, %.1f%% of the training time\n",
+                   dist->size, 1e3 * dist->reduce_seconds / (double)dist->reductions,
+                   100.0 * dist->reduce_seconds / result.seconds);
+    }
+    fflush(stdout);
+    nd_dist_finalize();
+    return rc;
 }

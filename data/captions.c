@@ -67,12 +67,8 @@ bool nd_captioner_init(nd_captioner *c, const nd_dataset *ds, uint64_t seed, nd_
     memset(c, 0, sizeof *c);
     c->seed = seed;
     int64_t hw = (int64_t)ds->h * ds->w;
-    float *image = malloc((size_t)hw * sizeof *image);
-    float *inks = malloc((size_t)ds->n * sizeof *inks), *fills = malloc((size_t)ds->n * sizeof *fills);
-    if (!image || !inks || !fills) {
-        free(image), free(inks), free(fills);
-        return nd_error_set(err, "captions: out of memory measuring %lld images", (long long)ds->n);
-    }
+    float *image = nd_xmalloc((size_t)hw * sizeof *image);
+    float *inks = nd_xmalloc((size_t)ds->n * sizeof *inks), *fills = nd_xmalloc((size_t)ds->n * sizeof *fills);
     for (int k = 0; k < 10; k++) {
         int64_t m = 0;
         for (int64_t i = 0; i < ds->n; i++) {
@@ -114,9 +110,8 @@ void nd_caption_make(const nd_captioner *c, const nd_dataset *ds, int64_t index,
     static const char *const prefixes[] = {"", "a photo of ", "a picture of ", "a black and white picture of ",
                                            "an image of "};
     int64_t hw = (int64_t)ds->h * ds->w;
-    float *image = malloc((size_t)hw * sizeof *image);
+    float *image = nd_xmalloc((size_t)hw * sizeof *image);
     nd_caption_attrs a;
-    if (!image) abort();
     nd_dataset_sample(image, ds, index, flip, true);
     nd_caption_measure(c, image, ds->h, ds->w, ds->labels[index], &a);
     free(image);

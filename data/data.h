@@ -95,12 +95,15 @@ typedef struct nd_loader_config {
     bool random_flip; // RandomHorizontalFlip(p=0.5)
     bool unit_range;  // keep ToTensor's [0, 1] (the assessment) instead of x*2-1 -> [-1, 1]
     uint64_t seed;
+    // The rows [shard_begin, shard_begin + shard_size) of every batch, for one process of a data-parallel
+    // run; shard_size 0: the whole batch. Epochs still count batches of batch_size.
+    int shard_begin, shard_size;
 } nd_loader_config;
 
 typedef struct nd_batch {
     float *images;   // (B, C, H, W), host memory: upload with nd_copy_from_host
     int32_t *labels; // (B), or NULL for an unlabelled set
-    int size;        // B, or fewer for the last batch of an epoch without drop_last
+    int size;        // B (or the shard's rows), fewer for the last batch of an epoch without drop_last
     int64_t epoch, index;
 } nd_batch;
 

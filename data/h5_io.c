@@ -1,7 +1,9 @@
 // The HDF5 layer shared by nanodiff's file formats; see h5_io.h.
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "h5_io.h"
 
@@ -131,6 +133,20 @@ bool nd_h5_attr_read_str(hid_t obj, const char *path, const char *name, char *bu
     return true;
 }
 
+hid_t nd_h5_open(const char *path, const char *what, nd_error *err) {
+    if (access(path, R_OK) != 0) {
+        nd_error_set(err, "%s: cannot open the %s: %s", path, what, strerror(errno));
+        return -1;
+    }
+    if (H5Fis_hdf5(path) <= 0) {
+        nd_error_set(err, "%s: not a nanodiff %s (not an HDF5 file)", path, what);
+        return -1;
+    }
+    hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (file < 0) nd_error_set(err, "%s: cannot read the %s: the HDF5 file is truncated or damaged", path, what);
+    return file;
+}
+
 // Whether "a/b/c" exists (H5Lexists fails, negative, when an intermediate group is missing).
 bool nd_h5_link_exists(hid_t file, const char *name) { return H5Lexists(file, name, H5P_DEFAULT) > 0; }
 
@@ -174,6 +190,109 @@ bool nd_h5_write_params(hid_t file, const char *group, const nd_params *p, const
     return ok;
 }
 
+bool nd_h5_write_device_params(hid_t file, const char *group, const nd_params *p, const float *flat,
+                               nd_device device, char *failed, size_t size) {
+    float *host = nd_xmalloc((size_t)(p->total ? p->total : 1) * sizeof(float)); // (p->total,)
+    nd_buffer_download(device, host, flat, p->total);
+    bool ok = nd_h5_write_params(file, group, p, host, failed, size);
+    free(host);
+    return ok;
+}
+
+// Checks that group holds exactly p's tensors, each float with p's shape; what says what the group is for.
+static bool check_group(hid_t file, const char *path, const char *group, const char *what, const nd_params *p,
+                          nd_error *err) {
+    if (!nd_h5_link_exists(file, group))
+        return nd_error_set(err, "%s: the checkpoint has no '%s' group (%s)", path, group, what);
+    hid_t g = H5Gopen2(file, group, H5P_DEFAULT);
+    if (g < 0) return nd_error_set(err, "%s: the group '%s' cannot be opened (the file is damaged)", path, group);
+    bool ok = true;
+    for (int i = 0; ok && i < p->n; i++) {
+        const nd_param *item = &p->items[i];
+        nd_shape s = item->tensor->shape;
+        hsize_t want[ND_MAX_DIMS], found[H5S_MAX_RANK];
+        for (int d = 0; d < s.ndim; d++) want[d] = (hsize_t)s.d[d];
+        char want_str[96], found_str[96];
+        nd_h5_dims_str(want, s.ndim, want_str, sizeof want_str);
+        if (H5Lexists(g, item->name, H5P_DEFAULT) <= 0) {
+            ok = nd_error_set(err, "%s: the checkpoint lacks '%s/%s' (shape %s in the model)", path, group,
+                              item->name, want_str);
+            break;
+        }
+        hid_t dset = H5Dopen2(g, item->name, H5P_DEFAULT);
+        hid_t type = dset < 0 ? -1 : H5Dget_type(dset);
+        hid_t space = dset < 0 ? -1 : H5Dget_space(dset);
+        int ndim = space < 0 ? -1 : H5Sget_simple_extent_ndims(space);
+        if (ndim >= 0) H5Sget_simple_extent_dims(space, found, NULL);
+        bool is_float = type >= 0 && H5Tget_class(type) == H5T_FLOAT;
+        if (space >= 0) H5Sclose(space);
+        if (type >= 0) H5Tclose(type);
+        if (dset >= 0) H5Dclose(dset);
+        if (ndim < 0 || !is_float) {
+            ok = nd_error_set(err, "%s: '%s/%s' is not a float dataset", path, group, item->name);
+        } else if (ndim != s.ndim || memcmp(found, want, (size_t)ndim * sizeof *found) != 0) {
+            ok = nd_error_set(err, "%s: '%s/%s' has shape %s in the checkpoint, %s in the model", path, group,
+                              item->name, nd_h5_dims_str(found, ndim, found_str, sizeof found_str), want_str);
+        }
+    }
+    H5G_info_t info = {0};
+    if (ok && H5Gget_info(g, &info) < 0) ok = nd_error_set(err, "%s: group '%s' is damaged", path, group);
+    // every tensor of p was found, so more links than tensors means extra ones: name the first
+    for (hsize_t i = 0; ok && info.nlinks > (hsize_t)p->n && i < info.nlinks; i++) {
+        char name[512];
+        if (H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, name, sizeof name, H5P_DEFAULT) < 0) continue;
+        if (!nd_params_find(p, name))
+            ok = nd_error_set(err, "%s: the checkpoint has '%s/%s', which the model lacks", path, group, name);
+    }
+    H5Gclose(g);
+    return ok;
+}
+
+// Reads group's datasets (already checked) into host, laid out as p's flat buffer.
+static bool read_group(hid_t file, const char *path, const char *group, const nd_params *p, float *host,
+                         nd_error *err) {
+    hid_t g = H5Gopen2(file, group, H5P_DEFAULT);
+    bool ok = g >= 0;
+    for (int i = 0; ok && i < p->n; i++) {
+        const nd_param *item = &p->items[i];
+        hid_t dset = H5Dopen2(g, item->name, H5P_DEFAULT);
+        ok = dset >= 0 && H5Dread(dset, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, host + item->offset) >= 0;
+        if (dset >= 0) H5Dclose(dset);
+        if (!ok)
+            nd_error_set(err, "%s: '%s/%s' cannot be read: the file is damaged (checksum or I/O error)", path, group,
+                         item->name);
+    }
+    if (g >= 0) H5Gclose(g);
+    else nd_error_set(err, "%s: the group '%s' cannot be opened (the file is damaged)", path, group);
+    return ok;
+}
+
+bool nd_h5_groups_check(hid_t file, const char *path, nd_h5_group *groups, int n, nd_error *err) {
+    for (int i = 0; i < n; i++)
+        if (!check_group(file, path, groups[i].name, groups[i].what, groups[i].like, err)) return false;
+    return true;
+}
+
+bool nd_h5_groups_read(hid_t file, const char *path, nd_h5_group *groups, int n, nd_error *err) {
+    for (int i = 0; i < n; i++) {
+        int64_t total = groups[i].like->total;
+        groups[i].staged = nd_xmalloc((size_t)(total ? total : 1) * sizeof(float));
+        if (!read_group(file, path, groups[i].name, groups[i].like, groups[i].staged, err)) return false;
+    }
+    return true;
+}
+
+void nd_h5_groups_upload(const nd_h5_group *groups, int n) {
+    for (int i = 0; i < n; i++) nd_buffer_upload(groups[i].device, groups[i].dst, groups[i].staged, groups[i].like->total);
+}
+
+void nd_h5_groups_free(nd_h5_group *groups, int n) {
+    for (int i = 0; i < n; i++) {
+        free(groups[i].staged);
+        groups[i].staged = NULL;
+    }
+}
+
 hid_t nd_h5_memory_create(size_t increment) {
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     if (fapl < 0) return -1;
@@ -198,5 +317,25 @@ bool nd_h5_memory_save(hid_t file, const char *path, nd_error *err) {
     }
     ok = nd_atomic_write(path, image, (size_t)size, err);
     free(image);
+    return ok;
+}
+
+bool nd_h5_writer_fail(nd_h5_writer *w, const char *what, const char *name) {
+    snprintf(w->failed, sizeof w->failed, name ? "%s '%s'" : "%s", what, name);
+    return false;
+}
+
+bool nd_h5_save(const char *path, const char *what, size_t increment, bool (*write)(nd_h5_writer *w, const void *arg),
+                const void *arg, nd_error *err) {
+    nd_h5_quiet quiet = nd_h5_silence();
+    nd_h5_writer w = {.file = nd_h5_memory_create(increment)};
+    bool ok = w.file >= 0 ? write(&w, arg) : nd_h5_writer_fail(&w, "creating the file in memory", NULL);
+    if (!ok) {
+        if (w.file >= 0) H5Fclose(w.file);
+        nd_h5_restore(quiet);
+        return nd_error_set(err, "%s: cannot save the %s: %s failed", path, what, w.failed);
+    }
+    ok = nd_h5_memory_save(w.file, path, err);
+    nd_h5_restore(quiet);
     return ok;
 }

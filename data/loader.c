@@ -32,8 +32,11 @@ int64_t nd_batches_per_epoch(int64_t n, int batch_size, bool drop_last) {
 // One iteration of DataLoader: the dataset's __getitem__ for each index of the batch, collated.
 void nd_batch_fill(nd_batch *batch, const nd_dataset *ds, const nd_loader_config *cfg, const int64_t *order,
                    int64_t epoch, int64_t index) {
-    int64_t begin = index * cfg->batch_size, end = begin + cfg->batch_size;
+    int64_t batch_end = (index + 1) * cfg->batch_size, begin = index * cfg->batch_size + cfg->shard_begin;
+    int64_t end = cfg->shard_size > 0 ? begin + cfg->shard_size : batch_end;
+    if (end > batch_end) end = batch_end;
     if (end > ds->n) end = ds->n;
+    if (begin > end) begin = end;
     int64_t image = (int64_t)ds->c * ds->h * ds->w;
     for (int64_t k = 0; k < end - begin; k++) {
         int64_t i = order[begin + k];
@@ -94,6 +97,11 @@ nd_loader *nd_loader_create(const nd_dataset *ds, const nd_loader_config *cfg, i
                             int64_t start_index, nd_error *err) {
     if (cfg->batch_size < 1) {
         nd_error_set(err, "batch size %d: expected at least 1", cfg->batch_size);
+        return NULL;
+    }
+    if (cfg->shard_begin < 0 || cfg->shard_size < 0 || cfg->shard_begin + cfg->shard_size > cfg->batch_size) {
+        nd_error_set(err, "batch rows %d to %d: expected a range inside the batch of %d", cfg->shard_begin,
+                     cfg->shard_begin + cfg->shard_size, cfg->batch_size);
         return NULL;
     }
     int64_t per_epoch = nd_batches_per_epoch(ds->n, cfg->batch_size, cfg->drop_last);

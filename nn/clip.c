@@ -67,7 +67,7 @@ void nd_clip_init(nd_clip *clip, nd_clip_config cfg) {
     set_init(p, clip->token_embedding.weight, ND_INIT_NORMAL, 0.02f);
     clip->positional_embedding = nd_params_add(p, "positional_embedding", ND_SHAPE(cfg.context_length, tw),
                                                ND_INIT_NORMAL, 0.01f);
-    clip->text_blocks = calloc((size_t)cfg.text_layers, sizeof *clip->text_blocks);
+    clip->text_blocks = nd_xcalloc((size_t)cfg.text_layers, sizeof *clip->text_blocks);
     for (int i = 0; i < cfg.text_layers; i++)
         resblock_init(&clip->text_blocks[i], p, nd_module_name(key, "transformer.resblocks.%d", i), tw, cfg.text_heads,
                       cfg.text_layers);
@@ -81,7 +81,7 @@ void nd_clip_init(nd_clip *clip, nd_clip_config cfg) {
     clip->vis_positional_embedding = nd_params_add(p, "visual.positional_embedding", ND_SHAPE(1 + grid * grid, vw),
                                                    ND_INIT_NORMAL, vscale);
     nd_layer_norm_layer_init(&clip->ln_pre, p, "visual.ln_pre", vw);
-    clip->vision_blocks = calloc((size_t)cfg.vision_layers, sizeof *clip->vision_blocks);
+    clip->vision_blocks = nd_xcalloc((size_t)cfg.vision_layers, sizeof *clip->vision_blocks);
     for (int i = 0; i < cfg.vision_layers; i++)
         resblock_init(&clip->vision_blocks[i], p, nd_module_name(key, "visual.transformer.resblocks.%d", i), vw,
                       cfg.vision_heads, cfg.vision_layers);
@@ -106,8 +106,7 @@ void nd_clip_free(nd_clip *clip) {
 nd_tensor *nd_clip_encode_text(nd_ctx *ctx, const nd_clip *clip, const int32_t *ids, int batch, nd_tensor **tokens) {
     const nd_clip_config *c = &clip->config;
     int64_t s = c->context_length, w = c->text_width;
-    int32_t *eot = malloc((size_t)batch * sizeof *eot);
-    if (!eot) abort();
+    int32_t *eot = nd_xmalloc((size_t)batch * sizeof *eot);
     int64_t len = 0; // positions the result depends on
     for (int b = 0; b < batch; b++) {
         eot[b] = 0; // CLIP pools at the argmax of the ids: the end token has the largest id
@@ -122,8 +121,7 @@ nd_tensor *nd_clip_encode_text(nd_ctx *ctx, const nd_clip *clip, const int32_t *
     // The mask is causal, so no position before the last end token of the batch sees what follows it: without
     // the per-token output only those positions are computed (a caption's dozen tokens instead of 77).
     if (tokens) len = s;
-    float *host = malloc((size_t)(batch * len) * sizeof *host), *rows = malloc((size_t)batch * sizeof *rows);
-    if (!host || !rows) abort();
+    float *host = nd_xmalloc((size_t)(batch * len) * sizeof *host), *rows = nd_xmalloc((size_t)batch * sizeof *rows);
     for (int b = 0; b < batch; b++) {
         for (int64_t i = 0; i < len; i++) host[b * len + i] = (float)ids[b * s + i];
         rows[b] = (float)(b * len + eot[b]);
@@ -173,8 +171,7 @@ nd_tensor *nd_clip_contrastive_loss(nd_ctx *ctx, nd_tensor *image_emb, nd_tensor
     int64_t n = image_emb->shape.d[0];
     nd_tensor *logits = nd_matmul(ctx, image_emb, text_emb, false, true); // (N, N) image rows, text columns
     logits = nd_mul(ctx, logits, nd_exp(ctx, logit_scale));
-    float *arange = malloc((size_t)n * sizeof *arange);
-    if (!arange) abort();
+    float *arange = nd_xmalloc((size_t)n * sizeof *arange);
     for (int64_t i = 0; i < n; i++) arange[i] = (float)i;
     nd_tensor *labels = nd_from_host(ctx, ND_SHAPE(n), arange); // (N)
     free(arange);

@@ -1,36 +1,61 @@
-// DDPM and DDIM reverse steps with classifier-free guidance in one doubled batch (the course's sample_w).
+// The sampling loop: timesteps, x_T, one reverse step after another, and classifier-free guidance in one
+// doubled batch (the course's sample_w).
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "sample.h"
+#include "private/solvers.h"
 
-static const char *sampler_names[] = {"ddpm", "ddpm-posterior", "ddim"};
+static const char *sampler_names[ND_SAMPLER_COUNT] = {"ddpm", "ddpm-posterior", "ddim",
+                                                       "euler", "heun", "dpm-solver++"};
+static const char *spacing_names[] = {"linspace", "leading", "trailing"};
+static const char *prediction_names[] = {"eps", "x0", "v"};
+
+// The index of name in names[count], or -1.
+static int find_name(const char *name, const char *const *names, int count) {
+    for (int k = 0; k < count; k++)
+        if (strcmp(name, names[k]) == 0) return k;
+    return -1;
+}
 
 const char *nd_sampler_name(nd_sampler_kind kind) { return sampler_names[kind]; }
+const char *nd_spacing_name(nd_spacing spacing) { return spacing_names[spacing]; }
+const char *nd_prediction_name(nd_prediction prediction) { return prediction_names[prediction]; }
 
 bool nd_sampler_parse(const char *name, nd_sampler_kind *kind) {
-    for (int k = 0; k < ND_COUNT(sampler_names); k++)
-        if (strcmp(name, sampler_names[k]) == 0) {
-            *kind = (nd_sampler_kind)k;
-            return true;
-        }
-    return false;
+    int k = find_name(name, sampler_names, ND_SAMPLER_COUNT);
+    if (k >= 0) *kind = (nd_sampler_kind)k;
+    return k >= 0;
+}
+
+bool nd_spacing_parse(const char *name, nd_spacing *spacing) {
+    int k = find_name(name, spacing_names, ND_COUNT(spacing_names));
+    if (k >= 0) *spacing = (nd_spacing)k;
+    return k >= 0;
+}
+
+bool nd_prediction_parse(const char *name, nd_prediction *prediction) {
+    int k = find_name(name, prediction_names, ND_COUNT(prediction_names));
+    if (k >= 0) *prediction = (nd_prediction)k;
+    return k >= 0;
 }
 
 bool nd_start_parse(const char *name, nd_start_kind *kind) {
     static const char *names[] = {"auto", "noise", "matched"};
-    for (int k = 0; k < ND_COUNT(names); k++)
-        if (strcmp(name, names[k]) == 0) {
-            *kind = (nd_start_kind)k;
-            return true;
-        }
-    return false;
+    int k = find_name(name, names, ND_COUNT(names));
+    if (k >= 0) *kind = (nd_start_kind)k;
+    return k >= 0;
+}
+
+// The DDPM samplers visit all T timesteps; the others are few-step samplers.
+static bool takes_every_step(nd_sampler_kind sampler) {
+    return sampler == ND_SAMPLER_DDPM || sampler == ND_SAMPLER_DDPM_POSTERIOR;
 }
 
 nd_start_kind nd_start_resolve(nd_start_kind kind, nd_sampler_kind sampler) {
     if (kind != ND_START_AUTO) return kind;
-    return sampler == ND_SAMPLER_DDIM ? ND_START_MATCHED : ND_START_NOISE;
+    return takes_every_step(sampler) ? ND_START_NOISE : ND_START_MATCHED;
 }
 
 void nd_start_moments(const nd_schedule *s, const double *data_mean, const double *data_var, int64_t n,
@@ -43,7 +68,8 @@ void nd_start_moments(const nd_schedule *s, const double *data_mean, const doubl
 }
 
 nd_sample_config nd_sample_defaults(void) {
-    return (nd_sample_config){.sampler = ND_SAMPLER_DDPM, .steps = 0, .eta = 0.0f, .guided = true, .w = 2.0f};
+    return (nd_sample_config){.sampler = ND_SAMPLER_DDPM, .steps = 0, .spacing = ND_SPACING_LINSPACE, .eta = 0.0f,
+                              .guided = true, .w = 2.0f, .prediction = ND_PREDICT_EPS, .x0_min = -1.0f, .x0_max = 1.0f};
 }
 
 nd_tensor *nd_schedule_q(nd_ctx *ctx, const nd_schedule *s, nd_tensor *x0, nd_tensor *noise, const int *t_host) {
@@ -59,44 +85,34 @@ nd_tensor *nd_schedule_q(nd_ctx *ctx, const nd_schedule *s, nd_tensor *x0, nd_te
     return nd_add(ctx, nd_mul(ctx, a, x0), nd_mul(ctx, c, noise));
 }
 
-// The timesteps a sampler visits, descending: all T for DDPM, an evenly spaced subset for DDIM.
-static int timesteps(const nd_schedule *s, const nd_sample_config *cfg, int *ts) {
-    if (cfg->sampler != ND_SAMPLER_DDIM) {
-        for (int i = 0; i < s->T; i++) ts[i] = s->T - 1 - i;
-        return s->T;
-    }
-    int steps = cfg->steps < 1 ? 1 : cfg->steps > s->T ? s->T : cfg->steps;
-    for (int i = 0; i < steps; i++) // round((T - 1) * (1 - i / (steps - 1))): first T - 1, last 0
-        ts[i] = steps == 1 ? s->T - 1 : (int)lround((double)(s->T - 1) * (double)(steps - 1 - i) / (steps - 1));
-    return steps;
+int nd_sample_steps(const nd_sample_config *cfg, int T) {
+    if (takes_every_step(cfg->sampler)) return T;
+    return cfg->steps < 1 ? 1 : cfg->steps > T ? T : cfg->steps;
 }
 
-// One reverse step from x at t (to t_prev for DDIM) given the predicted noise e.
-static nd_tensor *reverse_step(nd_ctx *ctx, const nd_schedule *s, const nd_sample_config *cfg, nd_tensor *x,
-                               nd_tensor *e, int t, int t_prev) {
-    if (cfg->sampler == ND_SAMPLER_DDIM) {
-        float abar = s->alpha_bar[t], abar_prev = t_prev >= 0 ? s->alpha_bar[t_prev] : 1.0f;
-        float sigma = cfg->eta * sqrtf((1.0f - abar_prev) / (1.0f - abar)) * sqrtf(1.0f - abar / abar_prev);
-        // x0 = (x - sqrt(1 - abar) e) / sqrt(abar); x_prev = sqrt(abar_prev) x0 + sqrt(1 - abar_prev - sigma^2) e
-        nd_tensor *x0 = nd_mul_scalar(ctx, nd_sub(ctx, x, nd_mul_scalar(ctx, e, sqrtf(1.0f - abar))), 1.0f / sqrtf(abar));
-        float dir = sqrtf(fmaxf(1.0f - abar_prev - sigma * sigma, 0.0f));
-        nd_tensor *next = nd_add(ctx, nd_mul_scalar(ctx, x0, sqrtf(abar_prev)), nd_mul_scalar(ctx, e, dir));
-        if (sigma > 0.0f && t_prev >= 0) {
-            nd_tensor *z = nd_empty(ctx, x->shape);
-            nd_rand_normal(ctx, z, 0.0f, sigma);
-            next = nd_add(ctx, next, z);
-        }
-        return next;
+int nd_sample_evaluations(const nd_sample_config *cfg, int T) {
+    int steps = nd_sample_steps(cfg, T);
+    return cfg->sampler == ND_SAMPLER_HEUN ? 2 * steps - 1 : steps;
+}
+
+void nd_sample_timesteps(const nd_sample_config *cfg, int T, int *ts) {
+    int steps = nd_sample_steps(cfg, T);
+    if (takes_every_step(cfg->sampler) || steps == T) {
+        for (int i = 0; i < T; i++) ts[i] = T - 1 - i;
+        return;
     }
-    // u_t = sqrt(1 / a_t) (x_t - (1 - a_t) / sqrt(1 - abar_t) e_t)
-    nd_tensor *u = nd_mul_scalar(ctx, nd_sub(ctx, x, nd_mul_scalar(ctx, e, s->pred_noise_coeff[t])), s->sqrt_alpha_inv[t]);
-    if (t == 0) return u;
-    float sigma = cfg->sampler == ND_SAMPLER_DDPM
-                      ? sqrtf(s->beta[t - 1])
-                      : sqrtf(s->beta[t] * (1.0f - s->alpha_bar[t - 1]) / (1.0f - s->alpha_bar[t]));
-    nd_tensor *z = nd_empty(ctx, x->shape);
-    nd_rand_normal(ctx, z, 0.0f, sigma);
-    return nd_add(ctx, u, z);
+    for (int i = 0; i < steps; i++) {
+        switch (cfg->spacing) {
+        case ND_SPACING_LINSPACE: // round((T - 1) (steps - 1 - i) / (steps - 1)), halves away from zero as DDIM
+            // always rounded (diffusers' numpy rounds them to even: T = 150 with 3 steps visits 75, not 74)
+            ts[i] = steps == 1 ? T - 1 : (int)lround((double)(T - 1) * (double)(steps - 1 - i) / (steps - 1));
+            break;
+        case ND_SPACING_LEADING: ts[i] = (steps - 1 - i) * (T / steps); break;
+        case ND_SPACING_TRAILING: // numpy's round, halves to even (rint in the default rounding mode)
+            ts[i] = (int)rint((double)T - (double)i * T / steps) - 1;
+            break;
+        }
+    }
 }
 
 // The guided batch's context: [context; null] with zeros for a missing null context.
@@ -112,43 +128,44 @@ static nd_tensor *doubled_context(nd_ctx *ctx, const nd_tensor *context, const n
     return both;
 }
 
-void nd_sample_images(nd_ctx *ctx, const nd_model *model, const nd_schedule *s, const nd_sample_config *cfg, int n,
-                      const nd_tensor *context, const nd_tensor *null_context, float *out_host,
-                      nd_sample_step_fn on_step, void *user) {
-    const nd_model_config *mc = &model->config;
+void nd_sample_run(nd_ctx *ctx, const nd_schedule *s, const nd_sample_config *cfg, nd_shape shape,
+                   nd_predict_fn predict, void *predict_user, float *out_host, nd_sample_step_fn on_step, void *user) {
     bool grad = nd_ctx_set_grad(ctx, false);
     nd_rng saved_rng = ctx->rng;
     nd_arena_mark pool_mark = nd_arena_get_mark(&ctx->pool);
     ctx->rng = (nd_rng){.seed = cfg->seed, .offset = 0};
-    bool guided = cfg->guided && context != NULL;
-    nd_tensor *cond = guided ? doubled_context(ctx, context, null_context) : (nd_tensor *)context;
     // x_t lives outside the step arena, which every step resets
-    nd_tensor *x = nd_empty_persistent(ctx, ND_SHAPE(n, mc->img_ch, mc->img_size, mc->img_size)); // (n, C, H, W)
+    nd_tensor *x = nd_empty_persistent(ctx, shape); // (n, C, H, W)
     nd_rand_normal(ctx, x, 0.0f, 1.0f);
     if (cfg->start_mean) { // x_T = mean + std * z, pixel by pixel
-        nd_shape pixel = ND_SHAPE(1, mc->img_ch, mc->img_size, mc->img_size);
+        nd_shape pixel = ND_SHAPE(1, shape.d[1], shape.d[2], shape.d[3]);
         nd_tensor *mean = nd_from_host(ctx, pixel, cfg->start_mean), *std = nd_from_host(ctx, pixel, cfg->start_std);
         nd_buffer_copy(ctx, x->data, nd_add(ctx, nd_mul(ctx, x, std), mean)->data, x->numel);
         nd_ctx_step_end(ctx);
     }
     if (on_step) on_step(user, -1, s->T, ctx, x);
+    // DPM-Solver++'s memory: the previous step's x0 estimate
+    nd_tensor *prev_x0 = cfg->sampler == ND_SAMPLER_DPM_SOLVER_PP ? nd_empty_persistent(ctx, shape) : NULL;
+    nd_denoiser den = {.ctx = ctx, .s = s, .cfg = cfg, .predict = predict, .user = predict_user};
     int *ts = nd_xmalloc((size_t)s->T * sizeof(int));
-    int steps = timesteps(s, cfg, ts);
+    int steps = nd_sample_steps(cfg, s->T);
+    nd_sample_timesteps(cfg, s->T, ts);
     for (int i = 0; i < steps; i++) {
-        int t = ts[i], t_prev = i + 1 < steps ? ts[i + 1] : -1;
-        int batch = guided ? 2 * n : n;
-        nd_tensor *t_batch = nd_full(ctx, ND_SHAPE(batch), (float)t);
-        nd_tensor *x_in = x;
-        if (guided) {
-            nd_tensor *pair[2] = {x, x};
-            x_in = nd_concat(ctx, pair, 2, 0);
+        int t = ts[i], t_next = i + 1 < steps ? ts[i + 1] : -1;
+        nd_denoised p = nd_denoise(&den, x, t);
+        nd_tensor *next = NULL; // (n, C, H, W)
+        switch (cfg->sampler) {
+        case ND_SAMPLER_DDPM:
+        case ND_SAMPLER_DDPM_POSTERIOR: next = nd_step_ddpm(ctx, s, cfg, x, p, t); break;
+        case ND_SAMPLER_DDIM: next = nd_step_ddim(ctx, s, cfg, x, p, t, t_next); break;
+        case ND_SAMPLER_EULER: next = nd_step_euler(ctx, s, p, t_next); break;
+        case ND_SAMPLER_HEUN: next = nd_step_heun(&den, p, t, t_next); break;
+        case ND_SAMPLER_DPM_SOLVER_PP: // 2M: first order at the first step, which has no previous estimate
+            next = nd_step_dpm_solver_pp(ctx, s, x, p, i > 0 ? prev_x0 : NULL, i > 0 ? ts[i - 1] : -1, t, t_next);
+            nd_buffer_copy(ctx, prev_x0->data, p.x0->data, x->numel);
+            break;
+        case ND_SAMPLER_COUNT: break;
         }
-        nd_tensor *e = nd_model_forward(ctx, model, x_in, t_batch, cond, false);
-        if (guided) { // e = (1 + w) e_keep_c - w e_drop_c
-            nd_tensor *e_cond = nd_slice(ctx, e, 0, 0, n), *e_uncond = nd_slice(ctx, e, 0, n, 2 * n);
-            e = nd_sub(ctx, nd_mul_scalar(ctx, e_cond, 1.0f + cfg->w), nd_mul_scalar(ctx, e_uncond, cfg->w));
-        }
-        nd_tensor *next = reverse_step(ctx, s, cfg, x, e, t, t_prev);
         nd_buffer_copy(ctx, x->data, next->data, x->numel);
         nd_ctx_step_end(ctx);
         if (on_step) on_step(user, i, t, ctx, x);
@@ -158,6 +175,43 @@ void nd_sample_images(nd_ctx *ctx, const nd_model *model, const nd_schedule *s, 
     nd_arena_release(&ctx->pool, pool_mark);
     ctx->rng = saved_rng;
     nd_ctx_set_grad(ctx, grad);
+}
+
+// The model with classifier-free guidance: both halves of the guided batch in one forward pass.
+typedef struct guided_model {
+    const nd_model *model;
+    nd_tensor *cond; // (2n, ...) [context; null] when guided, else the context as given (or NULL)
+    bool guided;
+    float w;
+    int n;
+} guided_model;
+
+static nd_tensor *guided_predict(void *user, nd_ctx *ctx, nd_tensor *x, int t) {
+    const guided_model *g = user;
+    int batch = g->guided ? 2 * g->n : g->n;
+    nd_tensor *t_batch = nd_full(ctx, ND_SHAPE(batch), (float)t);
+    nd_tensor *x_in = x; // (batch, C, H, W)
+    if (g->guided) {
+        nd_tensor *pair[2] = {x, x};
+        x_in = nd_concat(ctx, pair, 2, 0);
+    }
+    nd_tensor *e = nd_model_forward(ctx, g->model, x_in, t_batch, g->cond, false);
+    if (!g->guided) return e;
+    // e = (1 + w) e_keep_c - w e_drop_c: affine with weights summing to 1, so the same in eps, x0 or v
+    nd_tensor *e_cond = nd_slice(ctx, e, 0, 0, g->n), *e_uncond = nd_slice(ctx, e, 0, g->n, 2 * g->n);
+    return nd_sub(ctx, nd_mul_scalar(ctx, e_cond, 1.0f + g->w), nd_mul_scalar(ctx, e_uncond, g->w));
+}
+
+void nd_sample_images(nd_ctx *ctx, const nd_model *model, const nd_schedule *s, const nd_sample_config *cfg, int n,
+                      const nd_tensor *context, const nd_tensor *null_context, float *out_host,
+                      nd_sample_step_fn on_step, void *user) {
+    const nd_model_config *mc = &model->config;
+    nd_arena_mark pool_mark = nd_arena_get_mark(&ctx->pool);
+    guided_model g = {.model = model, .guided = cfg->guided && context != NULL, .w = cfg->w, .n = n};
+    g.cond = g.guided ? doubled_context(ctx, context, null_context) : (nd_tensor *)context;
+    nd_sample_run(ctx, s, cfg, ND_SHAPE(n, mc->img_ch, mc->img_size, mc->img_size), guided_predict, &g, out_host,
+                  on_step, user);
+    nd_arena_release(&ctx->pool, pool_mark);
 }
 
 nd_tensor *nd_class_context(nd_ctx *ctx, const int32_t *labels, int64_t n, int classes, bool persistent) {

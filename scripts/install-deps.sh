@@ -6,7 +6,10 @@
 #   scripts/install-deps.sh --dev    also PIL and numpy, to regenerate test fixtures and run benchmarks
 set -euo pipefail
 
-packages=(cmake make gcc pkg-config libopenblas-openmp-dev libhdf5-dev zlib1g-dev dataset-fashion-mnist)
+# libdnnl-dev: oneDNN, the CPU convolutions (optional: without it the build falls back to im2col + GEMM);
+# Open MPI: data-parallel training (optional: without it nanodiff trains in one process)
+packages=(cmake make gcc pkg-config libopenblas-openmp-dev libdnnl-dev libhdf5-dev zlib1g-dev dataset-fashion-mnist
+          libopenmpi-dev openmpi-bin)
 case "${1:-}" in
 --test) packages+=(python3-torch python3-h5py) ;;
 --dev) packages+=(python3-torch python3-h5py python3-pil python3-numpy) ;;

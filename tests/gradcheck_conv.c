@@ -8,7 +8,8 @@
 
 // Chunk budgets of two column matrices (rows x positions floats per image) for the chunked cases: a batch
 // of 5 then runs as chunks of 2, 2 and 1 images, so the scratch reuse across chunks and the ragged last
-// chunk are both covered.
+// chunk are both covered. They ask for the im2col + GEMM path, which a build with a convolution library
+// (oneDNN) would otherwise not run.
 #define TWO_IMAGES(rows, positions) (2 * (rows) * (positions) * sizeof(float))
 
 static nd_tensor *conv2d_s1p1(nd_ctx *c, nd_tensor **x) { return nd_conv2d(c, x[0], x[1], x[2], 1, 1); }
@@ -17,6 +18,7 @@ static nd_tensor *conv2d_nobias(nd_ctx *c, nd_tensor **x) { return nd_conv2d(c, 
 static nd_tensor *conv2d_1x1(nd_ctx *c, nd_tensor **x) { return nd_conv2d(c, x[0], x[1], x[2], 1, 0); }
 static nd_tensor *conv2d_chunked(nd_ctx *c, nd_tensor **x) {
     c->conv_chunk_bytes = TWO_IMAGES(3 * 3 * 3, 5 * 5);
+    c->conv_gemm = true;
     return nd_conv2d(c, x[0], x[1], x[2], 1, 1);
 }
 
@@ -25,6 +27,7 @@ static nd_tensor *convt_k3s2(nd_ctx *c, nd_tensor **x) { return nd_conv_transpos
 static nd_tensor *convt_nobias(nd_ctx *c, nd_tensor **x) { return nd_conv_transpose2d(c, x[0], x[1], NULL, 1, 1, 0); }
 static nd_tensor *convt_chunked(nd_ctx *c, nd_tensor **x) {
     c->conv_chunk_bytes = TWO_IMAGES(4 * 3 * 3, 3 * 3);
+    c->conv_gemm = true;
     return nd_conv_transpose2d(c, x[0], x[1], x[2], 2, 1, 1);
 }
 

@@ -141,6 +141,50 @@ static void test_fast_erf(void) {
     CHECK(worst < 5e-7, "nd_erff is off by %g", worst);
 }
 
+// GELU's derivative uses a vectorizable exp for its Gaussian factor exp(-x^2/2): within 2 ulp of expf.
+static void test_exp_neg(void) {
+    double worst = 0;
+    for (double x = -87.0; x <= 0.0; x += 1e-3) {
+        float xf = (float)x;
+        double want = exp((double)xf);
+        worst = fmax(worst, fabs((double)nd_exp_neg(xf) - want) / want);
+    }
+    CHECK(worst < 2.5e-7, "nd_exp_neg is off by a relative %g", worst);
+}
+
+// --profile's table: every op of a forward and backward with its calls, and GFLOP/s where the op states
+// its work (a convolution's 2 * outputs * C * kh * kw).
+static void test_profile(void) {
+    nd_ctx ctx;
+    nd_ctx_init(&ctx, ND_CPU, 1 << 20, 1);
+    nd_tensor *x = nd_empty(&ctx, ND_SHAPE(2, 3, 8, 8)), *w = nd_empty(&ctx, ND_SHAPE(4, 3, 3, 3));
+    nd_rand_normal(&ctx, x, 0.0f, 1.0f);
+    nd_rand_normal(&ctx, w, 0.0f, 1.0f);
+    nd_requires_grad(&ctx, w, false);
+    nd_profile_begin(&ctx);
+    for (int step = 0; step < 2; step++) {
+        nd_backward(&ctx, nd_sum_all(&ctx, nd_gelu(&ctx, nd_conv2d(&ctx, x, w, NULL, 1, 1))));
+        nd_ctx_step_end(&ctx);
+    }
+    char *text = NULL;
+    size_t size = 0;
+    FILE *out = open_memstream(&text, &size);
+    nd_profile_report(&ctx, out);
+    fclose(out);
+    CHECK(ctx.profile == NULL, "the report ends profiling");
+    char *conv = strstr(text, "nd_conv2d"), *gelu = strstr(text, "nd_gelu");
+    CHECK(conv && gelu && strstr(text, "nd_sum"), "ops missing from the profile:\n%s", text);
+    long long fwd_calls = 0, bwd_calls = 0;
+    double fwd_ms, bwd_ms;
+    char fwd_rate[32] = "-";
+    if (conv) sscanf(conv, "nd_conv2d %lld %lf %31s %lld %lf", &fwd_calls, &fwd_ms, fwd_rate, &bwd_calls, &bwd_ms);
+    CHECK(fwd_calls == 2 && bwd_calls == 2, "conv2d ran twice each way, the profile says %lld and %lld:\n%s",
+          fwd_calls, bwd_calls, text);
+    CHECK(strcmp(fwd_rate, "-") != 0, "conv2d states its work, so its forward has a GFLOP/s figure:\n%s", text);
+    free(text);
+    nd_ctx_free(&ctx);
+}
+
 // Batches put one ahead of the takes come back in order and intact through both lanes; a third waiting
 // batch is a programmer error.
 static void test_prefetch(void) {
@@ -197,6 +241,8 @@ int main(void) {
     test_rng();
     test_params();
     test_fast_erf();
+    test_exp_neg();
+    test_profile();
     test_prefetch();
     test_prefetch_misuse();
     test_blas_threading();

@@ -1,7 +1,8 @@
 // Unit tests of the convolution family beyond the gradient checks: shape errors name the op and both
 // shapes, max pooling routes a tied window's gradient to its first maximum (as PyTorch), the column
-// scratch of a convolution goes back to the step arena when the op returns, and one input's gradient does
-// not depend on which others require one.
+// scratch of a convolution goes back to the step arena when the op returns, one input's gradient does
+// not depend on which others require one, and the backend's convolution library (oneDNN, where the build
+// has it) agrees with the im2col + GEMM path on the U-Net's shapes.
 #include <stdlib.h>
 #include <string.h>
 
@@ -128,11 +129,95 @@ static void partial_gradients(bool transpose) {
     for (int i = 0; i < 3; i++) free(want[i]);
 }
 
+typedef struct path_case {
+    const char *name;
+    int64_t x[4], w[4];
+    bool transposed, bias;
+    int stride, padding, output_padding;
+} path_case;
+
+// The output, then the gradients of x, w and bias, of sum(conv(x, w, b) * r) on one path.
+static void run_path(const path_case *pc, bool gemm, float **results, int64_t *sizes) {
+    nd_ctx ctx;
+    nd_ctx_init(&ctx, ND_CPU, 1 << 20, 7); // same seed: same inputs on both paths
+    ctx.conv_gemm = gemm;
+    nd_tensor *x = nd_empty(&ctx, nd_shape_from(pc->x, 4)), *w = nd_empty(&ctx, nd_shape_from(pc->w, 4));
+    nd_tensor *b = pc->bias ? nd_empty(&ctx, ND_SHAPE(pc->transposed ? pc->w[1] : pc->w[0])) : NULL;
+    nd_tensor *in[3] = {x, w, b};
+    for (int i = 0; i < 3; i++) {
+        if (!in[i]) continue;
+        nd_rand_normal(&ctx, in[i], 0.0f, 1.0f);
+        nd_requires_grad(&ctx, in[i], false);
+    }
+    nd_tensor *y = pc->transposed ? nd_conv_transpose2d(&ctx, x, w, b, pc->stride, pc->padding, pc->output_padding)
+                                  : nd_conv2d(&ctx, x, w, b, pc->stride, pc->padding);
+    nd_tensor *r = nd_empty(&ctx, y->shape);
+    nd_rand_normal(&ctx, r, 0.0f, 1.0f);
+    nd_backward(&ctx, nd_sum_all(&ctx, nd_mul(&ctx, y, r)));
+    nd_tensor *values[4] = {y, x, w, b};
+    for (int i = 0; i < 4; i++) {
+        sizes[i] = values[i] ? values[i]->numel : 0;
+        results[i] = malloc((size_t)(sizes[i] ? sizes[i] : 1) * sizeof(float));
+        if (!values[i]) continue;
+        if (i == 0) nd_copy_to_host(&ctx, values[i], results[i]);
+        else nd_grad_to_host(&ctx, values[i], results[i]);
+    }
+    nd_ctx_free(&ctx);
+}
+
+static void test_library_matches_gemm(void) {
+    const path_case cases[] = {
+        {"conv 1->64 (first layer)", {3, 1, 16, 16}, {64, 1, 3, 3}, false, true, 1, 1, 0},
+        {"conv 64->64", {3, 64, 8, 8}, {64, 64, 3, 3}, false, true, 1, 1, 0},
+        {"conv 256->64 (after rearrange pooling)", {3, 256, 4, 4}, {64, 256, 3, 3}, false, true, 1, 1, 0},
+        {"conv stride 2, last window short", {2, 8, 7, 7}, {16, 8, 3, 3}, false, true, 2, 1, 0},
+        {"conv 1x1 without bias", {2, 16, 5, 5}, {8, 16, 1, 1}, false, false, 1, 0, 0},
+        {"conv_transpose 256->64 k2 s2 (up block)", {3, 256, 4, 4}, {256, 64, 2, 2}, true, true, 2, 0, 0},
+        {"conv_transpose k3 s2 output_padding 1", {2, 8, 5, 5}, {8, 4, 3, 3}, true, true, 2, 1, 1},
+    };
+    const char *what[4] = {"output", "x gradient", "weight gradient", "bias gradient"};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        float *lib[4], *gemm[4];
+        int64_t lib_n[4], gemm_n[4];
+        run_path(&cases[k], false, lib, lib_n);
+        run_path(&cases[k], true, gemm, gemm_n);
+        for (int i = 0; i < 4; i++) {
+            CHECK(lib_n[i] == gemm_n[i], "%s: %s sizes differ", cases[k].name, what[i]);
+            // both sum the same products in different orders: float rounding of sums of up to 2304 terms
+            long long worst;
+            double v = lib_n[i] == gemm_n[i] ? test_max_violation(lib[i], gemm[i], lib_n[i], 1e-4, 1e-4, &worst) : 0;
+            if (lib_n[i] == gemm_n[i] && lib_n[i] > 0)
+                CHECK(v <= 1.0, "%s: %s differs between the library and GEMM paths (violation %.2f at %lld)",
+                      cases[k].name, what[i], v, worst);
+            free(lib[i]);
+            free(gemm[i]);
+        }
+    }
+}
+
+// More distinct shapes than the library's primitive cache holds (64): the first shape, replaced meanwhile,
+// computes the same output when it comes back.
+static void test_many_shapes(void) {
+    nd_ctx ctx;
+    nd_ctx_init(&ctx, ND_CPU, 1 << 20, 3);
+    nd_tensor *w = nd_empty(&ctx, ND_SHAPE(3, 2, 3, 3)), *x = nd_empty(&ctx, ND_SHAPE(1, 2, 4, 4));
+    nd_rand_normal(&ctx, w, 0.0f, 1.0f);
+    nd_rand_normal(&ctx, x, 0.0f, 1.0f);
+    float first[48], again[48];
+    nd_copy_to_host(&ctx, nd_conv2d(&ctx, x, w, NULL, 1, 1), first);
+    for (int64_t b = 2; b <= 70; b++) nd_conv2d(&ctx, nd_zeros(&ctx, ND_SHAPE(b, 2, 4, 4)), w, NULL, 1, 1);
+    nd_copy_to_host(&ctx, nd_conv2d(&ctx, x, w, NULL, 1, 1), again);
+    CHECK(memcmp(first, again, sizeof first) == 0, "a convolution's output changed after 70 other shapes");
+    nd_ctx_free(&ctx);
+}
+
 int main(void) {
     test_shape_errors();
     test_max_pool_ties();
     test_scratch_released();
     partial_gradients(false);
     partial_gradients(true);
+    test_library_matches_gemm();
+    test_many_shapes();
     return test_finish("conv_unit");
 }

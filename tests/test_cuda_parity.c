@@ -58,6 +58,9 @@ static nd_tensor *conv2d(nd_ctx *c, nd_tensor **x) { return nd_conv2d(c, x[0], x
 static nd_tensor *conv_transpose2d(nd_ctx *c, nd_tensor **x) {
     return nd_conv_transpose2d(c, x[0], x[1], x[2], 2, 1, 0);
 }
+static nd_tensor *conv_transpose2d_k2s2(nd_ctx *c, nd_tensor **x) {
+    return nd_conv_transpose2d(c, x[0], x[1], x[2], 2, 0, 0);
+}
 static nd_tensor *max_pool(nd_ctx *c, nd_tensor **x) { return nd_max_pool2d(c, x[0], 3, 2); }
 static nd_tensor *upsample(nd_ctx *c, nd_tensor **x) { return nd_upsample_nearest(c, x[0], 2); }
 static nd_tensor *attention_causal(nd_ctx *c, nd_tensor **x) { return nd_attention(c, x[0], x[1], x[2], true); }
@@ -93,6 +96,13 @@ static const gc_case large_cases[] = {
     {.name = "large_conv2d", .n_inputs = 3, .inputs = {IN(4, 16, 20, 20), IN(32, 16, 3, 3), IN(32)}, .build = conv2d},
     {.name = "large_conv_transpose2d", .n_inputs = 3, .inputs = {IN(4, 16, 10, 10), IN(16, 8, 4, 4), IN(8)},
      .build = conv_transpose2d},
+    // the U-Net's convolutions: on the CPU through the backend's conv_forward / conv_backward (oneDNN where the
+    // build has it; the arenas then differ by the GPU's column scratch and only values are compared), on the
+    // GPU as im2col + cuBLAS
+    {.name = "unet_conv2d_64ch", .n_inputs = 3, .inputs = {IN(4, 64, 8, 8), IN(64, 64, 3, 3), IN(64)},
+     .build = conv2d},
+    {.name = "unet_conv_transpose2d_k2s2", .n_inputs = 3, .inputs = {IN(4, 128, 4, 4), IN(128, 64, 2, 2), IN(64)},
+     .build = conv_transpose2d_k2s2},
     {.name = "large_max_pool_overlap", .n_inputs = 1, .inputs = {IN(4, 16, 33, 33)}, .build = max_pool},
     {.name = "large_upsample", .n_inputs = 1, .inputs = {IN(4, 16, 20, 20)}, .build = upsample},
     {.name = "large_attention_causal", .n_inputs = 3, .inputs = {IN(2, 4, 64, 32), IN(2, 4, 64, 32), IN(2, 4, 64, 32)},

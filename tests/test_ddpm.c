@@ -6,6 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <hdf5.h>
+
 #include "nd_random.h"
 #include "sample.h"
 #include "test.h"
@@ -302,6 +304,103 @@ static void test_start(const char *data) {
     nd_ctx_free(&ctx);
 }
 
+// Counts the guided samples (8, SIZE, SIZE) whose brightest pair of rows is their class's bar (class i % CLASSES).
+static int bars_right(const float *a) {
+    int right = 0;
+    for (int i = 0; i < 8; i++) {
+        int best = 0;
+        double best_sum = -1e9;
+        for (int k = 0; k < CLASSES; k++) {
+            double sum = 0;
+            for (int y = 2 * k; y < 2 * k + 2; y++)
+                for (int x = 0; x < SIZE; x++) sum += a[(i * SIZE + y) * SIZE + x];
+            if (sum > best_sum) best_sum = sum, best = k;
+        }
+        right += best == i % CLASSES;
+    }
+    return right;
+}
+
+// The modern options together: cosine schedule rescaled to zero terminal SNR, v prediction, min-SNR weights.
+// The checkpoint records them, and DPM-Solver++ on that schedule, started from pure noise, draws the bars.
+static void test_modern_options(const char *data) {
+    nd_ddpm_config c = tiny(data);
+    c.max_steps = 250;
+    c.lr = 3e-3f;
+    c.schedule = ND_SCHEDULE_COSINE, c.zero_snr = true, c.prediction = ND_PREDICT_V, c.min_snr_gamma = 5.0f;
+    double first, last;
+    train_first_last(c, "modern", &first, &last);
+    CHECK(last < 0.8 * first, "v-prediction loss did not fall: %.4f -> %.4f", first, last);
+    char ckpt[160];
+    snprintf(ckpt, sizeof ckpt, "%s/modern/model.h5", dir);
+    nd_ctx ctx;
+    nd_ctx_init(&ctx, ND_CPU, 1 << 22, 0);
+    nd_model m;
+    nd_ddpm_config cfg;
+    nd_error err;
+    if (!nd_checkpoint_load_model(ckpt, false, &m, &cfg, &ctx, &err)) {
+        CHECK(false, "%s", err.msg);
+        nd_ctx_free(&ctx);
+        return;
+    }
+    CHECK(cfg.schedule == ND_SCHEDULE_COSINE && cfg.zero_snr && cfg.prediction == ND_PREDICT_V &&
+              cfg.min_snr_gamma == 5.0f,
+          "the checkpoint lost the options: schedule %d, zero SNR %d, prediction %d, gamma %g", (int)cfg.schedule,
+          cfg.zero_snr, (int)cfg.prediction, cfg.min_snr_gamma);
+    nd_schedule s;
+    nd_ddpm_schedule(&cfg, &s);
+    CHECK(s.alpha_bar[s.T - 1] == 0.0f, "zero terminal SNR: alpha_bar_T %g", s.alpha_bar[s.T - 1]);
+    float onehot[8 * CLASSES] = {0};
+    for (int i = 0; i < 8; i++) onehot[i * CLASSES + i % CLASSES] = 1.0f;
+    nd_tensor *context = nd_empty_persistent(&ctx, ND_SHAPE(8, CLASSES));
+    nd_copy_from_host(&ctx, context, onehot);
+    float a[8 * SIZE * SIZE];
+    nd_sampler_kind kinds[] = {ND_SAMPLER_DPM_SOLVER_PP, ND_SAMPLER_DDPM};
+    for (int k = 0; k < 2; k++) {
+        nd_sample_config sc = nd_ddpm_sample_defaults(&cfg);
+        sc.sampler = kinds[k], sc.steps = 20, sc.spacing = ND_SPACING_TRAILING, sc.seed = 9;
+        nd_sample_images(&ctx, &m, &s, &sc, 8, context, NULL, a, NULL, NULL);
+        int right = bars_right(a);
+        printf("v prediction, zero SNR, %s: %d of 8 bars right\n", nd_sampler_name(kinds[k]), right);
+        CHECK(right >= 6, "%s on the zero-SNR v model: only %d of 8 bars right", nd_sampler_name(kinds[k]), right);
+    }
+    nd_schedule_free(&s);
+    nd_model_free(&m);
+    nd_ctx_free(&ctx);
+}
+
+// A checkpoint written before the schedule, prediction and loss options (their attributes removed) loads with
+// the course's choices; an unknown prediction is refused by name.
+static void test_old_checkpoint(void) {
+    char src[160], old[160], cmd[400];
+    snprintf(src, sizeof src, "%s/falls/model.h5", dir);
+    snprintf(old, sizeof old, "%s/old.h5", dir);
+    snprintf(cmd, sizeof cmd, "cp %s %s", src, old);
+    CHECK(system(cmd) == 0, "copying %s", src);
+    hid_t file = H5Fopen(old, H5F_ACC_RDWR, H5P_DEFAULT);
+    const char *later[] = {"schedule", "prediction", "zero_snr", "min_snr_gamma"};
+    for (int i = 0; i < 4; i++) CHECK(H5Adelete(file, later[i]) >= 0, "%s: no attribute %s to remove", old, later[i]);
+    H5Fclose(file);
+    nd_ddpm_config cfg;
+    nd_error err;
+    bool ok = nd_checkpoint_read_config(old, &cfg, &err);
+    CHECK(ok && cfg.schedule == ND_SCHEDULE_LINEAR && !cfg.zero_snr && cfg.prediction == ND_PREDICT_EPS &&
+              cfg.min_snr_gamma == 0.0f,
+          "an old checkpoint: %s", ok ? "not the course's choices" : err.msg);
+    file = H5Fopen(old, H5F_ACC_RDWR, H5P_DEFAULT);
+    hid_t space = H5Screate(H5S_SCALAR), type = H5Tcopy(H5T_C_S1);
+    H5Tset_size(type, 8);
+    hid_t attr = H5Acreate2(file, "prediction", type, space, H5P_DEFAULT, H5P_DEFAULT);
+    H5Awrite(attr, type, "epsilon");
+    H5Aclose(attr);
+    H5Tclose(type);
+    H5Sclose(space);
+    H5Fclose(file);
+    ok = nd_checkpoint_read_config(old, &cfg, &err);
+    CHECK(!ok && strstr(err.msg, "prediction") && strstr(err.msg, "epsilon") && strstr(err.msg, old),
+          "a bad prediction: %s", ok ? "accepted" : err.msg);
+}
+
 static void test_bad_input(const char *data) {
     nd_ddpm_result r;
     nd_error err;
@@ -334,6 +433,8 @@ int main(void) {
     test_resume(data);
     test_samplers(data);
     test_start(data);
+    test_modern_options(data);
+    test_old_checkpoint();
     test_bad_input(data);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);

@@ -100,6 +100,27 @@ static void test_command(const char *nanodiff) {
     if (f) fclose(f);
     CHECK(strstr(text, "\"fd_floor\"") && strstr(text, "\"ankle boot\"") && strstr(text, "\"per_class\": 3"),
           "JSON: %s", text);
+    // Heun's steps cost two model calls but the last; the JSON and the table say so
+    snprintf(command, sizeof command, "%s eval --ckpt %s --n 2 --sampler heun --steps 2 --spacing leading --clip-x0 "
+             "--cache %s --json %s --device cpu", nanodiff, ckpt, tmp_dir, json);
+    rc = run(command, err_text, sizeof err_text);
+    f = fopen(json, "r");
+    n = f ? fread(text, 1, sizeof text - 1, f) : 0;
+    text[n] = '\0';
+    if (f) fclose(f);
+    CHECK(rc == 0 && strstr(text, "\"sampler\": \"heun\"") && strstr(text, "\"model_calls\": 3") &&
+              strstr(text, "\"spacing\": \"leading\"") && strstr(text, "\"clip_x0\": true"),
+          "heun JSON (%d): %s", rc, text);
+    // --spacing auto (the default) gives DPM-Solver++ trailing steps
+    snprintf(command, sizeof command, "%s eval --ckpt %s --n 2 --sampler dpm-solver++ --steps 3 --cache %s --json %s "
+             "--device cpu", nanodiff, ckpt, tmp_dir, json);
+    rc = run(command, err_text, sizeof err_text);
+    f = fopen(json, "r");
+    n = f ? fread(text, 1, sizeof text - 1, f) : 0;
+    text[n] = '\0';
+    if (f) fclose(f);
+    CHECK(rc == 0 && strstr(text, "\"spacing\": \"trailing\"") && strstr(text, "\"model_calls\": 3"),
+          "dpm-solver++ JSON (%d): %s", rc, text);
 
     snprintf(command, sizeof command, "%s eval --ckpt %s --cache %s --device cpu", nanodiff, uncond, tmp_dir);
     rc = run(command, err_text, sizeof err_text);
@@ -169,12 +190,77 @@ static void test_sample_command(const char *nanodiff) {
     rc = run(command, err_text, sizeof err_text);
     CHECK(rc == 0 && strstr(err_text, "sampled 30 images"), "w sweep: %d %s", rc, err_text);
 
-    const char *bad[][2] = {{"--start upward", "upward"}, {"--class hat", "hat"}, {"--sampler euler", "euler"},
-                            {"--steps 0", "--steps"}};
-    for (int k = 0; k < 4; k++) {
+    // every few-step sampler, guided, with another spacing and x0 clipping
+    const char *samplers[] = {"euler", "heun", "dpm-solver++"};
+    for (int k = 0; k < 3; k++) {
+        snprintf(command, sizeof command, "%s sample --ckpt %s --n 1 --sampler %s --steps 3 --spacing trailing "
+                 "--clip-x0 -o %s --device cpu", nanodiff, ckpt, samplers[k], png);
+        rc = run(command, err_text, sizeof err_text);
+        char said[64];
+        snprintf(said, sizeof said, "sampled 10 images with %s", samplers[k]);
+        CHECK(rc == 0 && strstr(err_text, said), "--sampler %s: %d %s", samplers[k], rc, err_text);
+    }
+
+    const char *bad[][2] = {{"--start upward", "upward"}, {"--class hat", "hat"}, {"--sampler euler-a", "euler-a"},
+                            {"--steps 0", "--steps"}, {"--spacing even", "--spacing"}};
+    for (int k = 0; k < 5; k++) {
         snprintf(command, sizeof command, "%s sample --ckpt %s %s -o %s --device cpu", nanodiff, ckpt, bad[k][0], png);
         rc = run(command, err_text, sizeof err_text);
         CHECK(rc == 1 && strstr(err_text, bad[k][1]), "%s: %d %s", bad[k][0], rc, err_text);
+    }
+}
+
+// Whether two files hold the same bytes.
+static bool same_bytes(const char *a, const char *b) {
+    FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
+    bool same = fa && fb;
+    for (int ca = 0, cb = 0; same && ca != EOF; same = ca == cb) ca = fgetc(fa), cb = fgetc(fb);
+    if (fa) fclose(fa);
+    if (fb) fclose(fb);
+    return same;
+}
+
+// Sampling takes a checkpoint's EMA weights by default (--no-ema the trained ones); the training options'
+// flags are checked before any data is read.
+static void test_ema_and_train_flags(const char *nanodiff) {
+    char ckpt[600], png[3][600], command[3000], err_text[4096];
+    snprintf(ckpt, sizeof ckpt, "%s/ema.h5", tmp_dir);
+    nd_ctx ctx;
+    nd_ctx_init(&ctx, ND_CPU, 16 << 20, 1);
+    nd_ddpm_config cfg = nd_ddpm_defaults();
+    cfg.model = nd_model_config_default(ND_MODEL_DLI_UNET, 1, SIZE, 10);
+    cfg.model.down_chs[0] = 16, cfg.model.down_chs[1] = 16, cfg.model.down_chs[2] = 32;
+    cfg.model.small_groups = 4, cfg.model.big_groups = 8;
+    cfg.ema_decay = 0.99f;
+    nd_model model;
+    nd_model_create(&model, cfg.model, &ctx);
+    nd_ema ema;
+    nd_ema_init(&ema, &model.params, &ctx, cfg.ema_decay);
+    nd_fill(&ctx, model.params.items[0].tensor, 0.5f); // the trained weights move away from their average
+    nd_error err;
+    CHECK(nd_checkpoint_save(ckpt, &model, &cfg, NULL, NULL, &ema, &ctx, &err), "saving %s: %s", ckpt, err.msg);
+    nd_ema_free(&ema);
+    nd_model_free(&model);
+    nd_ctx_free(&ctx);
+    const char *choice[3] = {"", "--ema", "--no-ema"};
+    for (int k = 0; k < 3; k++) {
+        snprintf(png[k], sizeof png[k], "%s/ema%d.png", tmp_dir, k);
+        snprintf(command, sizeof command, "%s sample --ckpt %s --n 1 --sampler ddim --steps 2 %s -o %s --device cpu",
+                 nanodiff, ckpt, choice[k], png[k]);
+        int rc = run(command, err_text, sizeof err_text);
+        CHECK(rc == 0, "sample %s: %d %s", choice[k], rc, err_text);
+    }
+    CHECK(same_bytes(png[0], png[1]) && !same_bytes(png[0], png[2]), "the default must sample the EMA weights");
+    snprintf(command, sizeof command, "%s sample --ckpt %s --ema --no-ema -o %s", nanodiff, ckpt, png[0]);
+    int rc = run(command, err_text, sizeof err_text);
+    CHECK(rc == 1 && strstr(err_text, "--no-ema"), "--ema --no-ema: %d %s", rc, err_text);
+
+    const char *bad[][2] = {{"--zero-snr", "zero-terminal-SNR"}, {"--prediction epsilon", "epsilon"},
+                            {"--schedule quadratic", "quadratic"}, {"--min-snr-gamma -1", "gamma"}};
+    for (int k = 0; k < 4; k++) {
+        snprintf(command, sizeof command, "%s train %s --out %s/never --device cpu", nanodiff, bad[k][0], tmp_dir);
+        rc = run(command, err_text, sizeof err_text);
+        CHECK(rc == 1 && strstr(err_text, bad[k][1]), "train %s: %d %s", bad[k][0], rc, err_text);
     }
 }
 
@@ -255,6 +341,7 @@ int main(int argc, char **argv) {
 
     test_command(argv[1]);
     test_sample_command(argv[1]);
+    test_ema_and_train_flags(argv[1]);
 
     // a damaged cache file: a note, then a new classifier (a few steps suffice to show it is trained and saved)
     FILE *f = fopen(ev.cache_path, "r+b");

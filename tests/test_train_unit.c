@@ -82,6 +82,48 @@ static void test_schedule(const fx_file *f) {
     nd_schedule_free(&s);
 }
 
+// nd_ddpm_loss for every prediction, with and without min-SNR weights, against the formulas in double.
+static void test_ddpm_loss(void) {
+    enum { B = 4, PIX = 4 };
+    nd_ctx ctx;
+    nd_ctx_init(&ctx, ND_CPU, 1 << 20, 0);
+    nd_schedule s;
+    nd_schedule_make(&s, ND_SCHEDULE_COSINE, 150, 0, 0, true); // zero SNR: t = 149 has SNR 0
+    const int t_host[B] = {0, 20, 90, 149};
+    float x0[B * PIX], noise[B * PIX], pred[B * PIX];
+    for (int i = 0; i < B * PIX; i++)
+        x0[i] = sinf(1.3f * i), noise[i] = cosf(0.7f * i + 0.2f), pred[i] = 0.5f * sinf(2.1f * i + 1.0f);
+    nd_prediction kinds[] = {ND_PREDICT_EPS, ND_PREDICT_X0, ND_PREDICT_V};
+    for (int k = 0; k < 3; k++)
+        for (int g = 0; g < 2; g++) {
+            nd_ddpm_config cfg = nd_ddpm_defaults();
+            cfg.prediction = kinds[k], cfg.min_snr_gamma = g ? 5.0f : 0.0f;
+            if (kinds[k] == ND_PREDICT_EPS && g) continue; // eps at SNR 0 has no weight (refused with zero SNR)
+            nd_shape shape = ND_SHAPE(B, 1, 2, 2);
+            nd_tensor *loss = nd_ddpm_loss(&ctx, &cfg, &s, nd_from_host(&ctx, shape, x0),
+                                           nd_from_host(&ctx, shape, noise), nd_from_host(&ctx, shape, pred), t_host);
+            double expected = 0;
+            for (int b = 0; b < B; b++) {
+                double abar = s.alpha_bar[t_host[b]], snr = abar / (1.0 - abar), w = 1.0;
+                if (g) w = kinds[k] == ND_PREDICT_V ? fmin(snr, 5.0) / (snr + 1.0) : fmin(snr, 5.0);
+                for (int j = 0; j < PIX; j++) {
+                    int i = b * PIX + j;
+                    double target = kinds[k] == ND_PREDICT_EPS ? noise[i]
+                                    : kinds[k] == ND_PREDICT_X0 ? x0[i]
+                                                                : sqrt(abar) * noise[i] - sqrt(1.0 - abar) * x0[i];
+                    expected += w * (pred[i] - target) * (pred[i] - target) / (B * PIX);
+                }
+            }
+            float got = nd_item(&ctx, loss);
+            // float32 arithmetic over 16 terms of size ~1
+            CHECK(fabs(got - expected) <= 1e-5 * (1.0 + fabs(expected)), "%s loss, gamma %g: %.7g, expected %.7g",
+                  nd_prediction_name(kinds[k]), cfg.min_snr_gamma, got, expected);
+            nd_ctx_step_end(&ctx);
+        }
+    nd_schedule_free(&s);
+    nd_ctx_free(&ctx);
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: test_train_unit FIXTURES_DIR/train.ndfx\n");
@@ -89,6 +131,7 @@ int main(int argc, char **argv) {
     }
     fx_file f;
     if (!fx_load(&f, argv[1])) return 1;
+    test_ddpm_loss();
     test_optimizer(&f, "adam", nd_adam_defaults());
     nd_adam_config l2 = nd_adam_defaults();
     l2.lr = 0.01f;

@@ -4,13 +4,10 @@
 // data is refused instead of loaded). Saving builds the file in memory and writes it atomically (data/h5_io.h,
 // nd_atomic_write); loading checks the whole file against the model and reads every value before it writes a
 // single one, so a failed load changes nothing.
-#include <errno.h>
 #include <hdf5.h>
 #include <stddef.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "h5_io.h"
 #include "train.h"
@@ -43,6 +40,13 @@ static const nd_h5_field config_fields[] = {
 };
 #define N_CONFIG_FIELDS ((int)(sizeof config_fields / sizeof config_fields[0]))
 
+// Fields added after the first checkpoints: a checkpoint without them was trained with the course's choices
+// (nd_ddpm_defaults: linear schedule, no rescaling, eps prediction, plain MSE), which loading then takes.
+static const nd_h5_field later_fields[] = {
+    DDPM_FIELD(zero_snr, ND_H5_BOOL),
+    DDPM_FIELD(min_snr_gamma, ND_H5_FLOAT),
+};
+
 // The Adam group's attributes, in nd_adam_config.
 static const nd_h5_field adam_fields[] = {
     {"lr", ND_H5_FLOAT, offsetof(nd_adam_config, lr), 0},
@@ -58,66 +62,71 @@ static const nd_h5_field adam_fields[] = {
 // ---------------------------------------------------------------------------------------------------
 // save
 
-typedef struct ckpt_writer {
-    hid_t file;
-    char failed[400]; // the step that failed, for the message
-} ckpt_writer;
+// What one save writes.
+typedef struct ckpt_contents {
+    const nd_model *model;
+    const nd_ddpm_config *cfg;
+    const nd_train_state *state;
+    const nd_adam *opt;
+    const nd_ema *ema;
+} ckpt_contents;
 
-// Records the failing step: what, and the attribute, group or dataset it concerned (NULL: none).
-static bool writer_fail(ckpt_writer *w, const char *what, const char *name) {
-    snprintf(w->failed, sizeof w->failed, name ? "%s '%s'" : "%s", what, name);
-    return false;
+// Writes a flat device buffer laid out as p (p->total floats) as group's datasets.
+static bool write_flat(nd_h5_writer *w, const char *group, const nd_params *p, const float *flat, nd_device device) {
+    return nd_h5_write_device_params(w->file, group, p, flat, device, w->failed, sizeof w->failed);
 }
 
-// Downloads a flat device buffer of n floats (laid out as p) and writes it as group's datasets.
-static bool write_flat(ckpt_writer *w, const char *group, const nd_params *p, const float *flat, int64_t n,
-                       nd_device device) {
-    float *host = malloc((size_t)(n ? n : 1) * sizeof(float));
-    if (!host) return writer_fail(w, "staging (out of memory)", group);
-    nd_buffer_download(device, host, flat, n);
-    bool ok = nd_h5_write_params(w->file, group, p, host, w->failed, sizeof w->failed);
-    free(host);
-    return ok;
-}
-
-static bool write_contents(ckpt_writer *w, const nd_model *model, const nd_ddpm_config *cfg,
-                           const nd_train_state *state, const nd_adam *opt, const nd_ema *ema) {
+static bool write_contents(nd_h5_writer *w, const void *arg) {
+    const ckpt_contents *c = arg;
+    const nd_model *model = c->model;
+    const nd_ddpm_config *cfg = c->cfg;
+    const nd_train_state *state = c->state;
+    const nd_adam *opt = c->opt;
+    const nd_ema *ema = c->ema;
     const char *strings[3][2] = {
         {"format", CKPT_FORMAT}, {"model_kind", nd_model_kind_name(cfg->model.kind)}, {"data", cfg->data}};
     for (int i = 0; i < ND_COUNT(strings); i++)
         if (!nd_h5_attr_write_str(w->file, strings[i][0], strings[i][1]))
-            return writer_fail(w, "writing attribute", strings[i][0]);
+            return nd_h5_writer_fail(w, "writing attribute", strings[i][0]);
     int version = CKPT_VERSION;
     if (!nd_h5_attr_write(w->file, "format_version", H5T_STD_I32LE, H5T_NATIVE_INT, 1, &version))
-        return writer_fail(w, "writing attribute", "format_version");
+        return nd_h5_writer_fail(w, "writing attribute", "format_version");
     for (int i = 0; i < N_CONFIG_FIELDS; i++)
         if (!nd_h5_field_write(w->file, &config_fields[i], cfg))
-            return writer_fail(w, "writing attribute", config_fields[i].name);
+            return nd_h5_writer_fail(w, "writing attribute", config_fields[i].name);
+    for (int i = 0; i < ND_COUNT(later_fields); i++)
+        if (!nd_h5_field_write(w->file, &later_fields[i], cfg))
+            return nd_h5_writer_fail(w, "writing attribute", later_fields[i].name);
+    const char *choices[2][2] = {{"schedule", nd_schedule_kind_name(cfg->schedule)},
+                                 {"prediction", nd_prediction_name(cfg->prediction)}};
+    for (int i = 0; i < ND_COUNT(choices); i++)
+        if (!nd_h5_attr_write_str(w->file, choices[i][0], choices[i][1]))
+            return nd_h5_writer_fail(w, "writing attribute", choices[i][0]);
     if (!nd_h5_attr_write(w->file, "step", H5T_STD_I64LE, H5T_NATIVE_INT64, 1, &state->step) ||
         !nd_h5_attr_write(w->file, "rng_seed", H5T_STD_U64LE, H5T_NATIVE_UINT64, 1, &state->rng.seed) ||
         !nd_h5_attr_write(w->file, "rng_offset", H5T_STD_U64LE, H5T_NATIVE_UINT64, 1, &state->rng.offset))
-        return writer_fail(w, "writing attribute", "step");
+        return nd_h5_writer_fail(w, "writing attribute", "step");
 
     const nd_params *params = &model->params, *buffers = &model->buffers;
-    if (!write_flat(w, "params", params, params->data, params->total, params->device) ||
-        !write_flat(w, "buffers", buffers, buffers->data, buffers->total, buffers->device))
+    if (!write_flat(w, "params", params, params->data, params->device) ||
+        !write_flat(w, "buffers", buffers, buffers->data, buffers->device))
         return false;
     if (opt) {
         hid_t g = H5Gcreate2(w->file, "adam", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
         bool ok = g >= 0 && nd_h5_attr_write(g, "step", H5T_STD_I64LE, H5T_NATIVE_INT64, 1, &opt->step);
         for (int i = 0; ok && i < N_ADAM_FIELDS; i++) ok = nd_h5_field_write(g, &adam_fields[i], &opt->config);
         if (g >= 0) ok = H5Gclose(g) >= 0 && ok;
-        if (!ok) return writer_fail(w, "writing group", "adam");
-        if (!write_flat(w, "adam/m", params, opt->m, opt->n, opt->device) ||
-            !write_flat(w, "adam/v", params, opt->v, opt->n, opt->device))
+        if (!ok) return nd_h5_writer_fail(w, "writing group", "adam");
+        if (!write_flat(w, "adam/m", params, opt->m, opt->device) ||
+            !write_flat(w, "adam/v", params, opt->v, opt->device))
             return false;
     }
     if (ema) {
-        if (!write_flat(w, "ema", params, ema->shadow, ema->n, ema->device)) return false;
+        if (!write_flat(w, "ema", params, ema->shadow, ema->device)) return false;
         hid_t g = H5Gopen2(w->file, "ema", H5P_DEFAULT);
         bool ok = g >= 0 && nd_h5_attr_write(g, "decay", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1, &ema->decay);
         if (g >= 0) ok = H5Gclose(g) >= 0 && ok;
-        if (!ok) return writer_fail(w, "writing attribute", "ema/decay");
+        if (!ok) return nd_h5_writer_fail(w, "writing attribute", "ema/decay");
     }
     return true;
 }
@@ -134,19 +143,8 @@ bool nd_checkpoint_save(const char *path, const nd_model *model, const nd_ddpm_c
     stored.model = model->config;
     nd_train_state fresh = {.step = 0, .rng = state ? state->rng : ctx->rng};
 
-    // built whole in memory, then written atomically (nd_h5_memory_save): HDF5 never writes to the disk itself
-    nd_h5_quiet quiet = nd_h5_silence();
-    ckpt_writer w = {.file = nd_h5_memory_create(16 << 20)};
-    bool ok = w.file >= 0 ? write_contents(&w, model, &stored, state ? state : &fresh, opt, ema)
-                          : writer_fail(&w, "creating the file in memory", NULL);
-    if (!ok) {
-        if (w.file >= 0) H5Fclose(w.file);
-        nd_h5_restore(quiet);
-        return nd_error_set(err, "%s: cannot save the checkpoint: %s failed", path, w.failed);
-    }
-    ok = nd_h5_memory_save(w.file, path, err);
-    nd_h5_restore(quiet);
-    return ok;
+    ckpt_contents contents = {model, &stored, state ? state : &fresh, opt, ema};
+    return nd_h5_save(path, "checkpoint", 16 << 20, write_contents, &contents, err);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -154,19 +152,8 @@ bool nd_checkpoint_save(const char *path, const nd_model *model, const nd_ddpm_c
 
 // Opens path read-only, after checking that it is a nanodiff checkpoint this build can read.
 static hid_t ckpt_open(const char *path, nd_error *err) {
-    if (access(path, R_OK) != 0) {
-        nd_error_set(err, "%s: cannot open the checkpoint: %s", path, strerror(errno));
-        return -1;
-    }
-    if (H5Fis_hdf5(path) <= 0) {
-        nd_error_set(err, "%s: not a nanodiff checkpoint (not an HDF5 file)", path);
-        return -1;
-    }
-    hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (file < 0) {
-        nd_error_set(err, "%s: cannot read the checkpoint: the HDF5 file is truncated or damaged", path);
-        return -1;
-    }
+    hid_t file = nd_h5_open(path, "checkpoint", err);
+    if (file < 0) return -1;
     char format[64];
     int version = 0;
     static const nd_h5_field version_field = {"format_version", ND_H5_INT, 0, 0};
@@ -185,6 +172,30 @@ static hid_t ckpt_open(const char *path, nd_error *err) {
         return -1;
     }
     return file;
+}
+
+// The schedule, prediction and loss weighting, or the course's where an older checkpoint lacks them.
+static bool read_later_fields(hid_t file, const char *path, nd_ddpm_config *cfg, nd_error *err) {
+    nd_ddpm_config course = nd_ddpm_defaults();
+    cfg->schedule = course.schedule, cfg->prediction = course.prediction;
+    cfg->zero_snr = course.zero_snr, cfg->min_snr_gamma = course.min_snr_gamma;
+    for (int i = 0; i < ND_COUNT(later_fields); i++)
+        if (H5Aexists(file, later_fields[i].name) > 0 && !nd_h5_field_read(file, path, "", &later_fields[i], cfg, err))
+            return false;
+    char name[32];
+    if (H5Aexists(file, "schedule") > 0) {
+        if (!nd_h5_attr_read_str(file, path, "schedule", name, sizeof name, err)) return false;
+        if (!nd_schedule_kind_parse(name, &cfg->schedule))
+            return nd_error_set(err, "%s: the checkpoint has schedule '%s': expected linear or cosine", path, name);
+    }
+    if (H5Aexists(file, "prediction") > 0) {
+        if (!nd_h5_attr_read_str(file, path, "prediction", name, sizeof name, err)) return false;
+        if (!nd_prediction_parse(name, &cfg->prediction))
+            return nd_error_set(err, "%s: the checkpoint has prediction '%s': expected eps, x0 or v", path, name);
+    }
+    nd_error why;
+    if (!nd_ddpm_check_options(cfg, &why)) return nd_error_set(err, "%s: %s", path, why.msg);
+    return true;
 }
 
 // The configuration attributes, checked to describe a model that can be created.
@@ -208,7 +219,7 @@ static bool read_config(hid_t file, const char *path, nd_ddpm_config *cfg, nd_er
                                     nd_h5_field_str(f, cfg, value, sizeof value), f->min);
             }
     }
-    return true;
+    return read_later_fields(file, path, cfg, err);
 }
 
 // Names the first field where the checkpoint's model differs from the model's.
@@ -227,83 +238,6 @@ static bool check_model_config(const char *path, const nd_ddpm_config *stored, c
     return true;
 }
 
-// Checks that group holds exactly p's tensors, each float with p's shape; what says what the group is for.
-static bool check_tensors(hid_t file, const char *path, const char *group, const char *what, const nd_params *p,
-                          nd_error *err) {
-    if (!nd_h5_link_exists(file, group))
-        return nd_error_set(err, "%s: the checkpoint has no '%s' group (%s)", path, group, what);
-    hid_t g = H5Gopen2(file, group, H5P_DEFAULT);
-    if (g < 0) return nd_error_set(err, "%s: the group '%s' cannot be opened (the file is damaged)", path, group);
-    bool ok = true;
-    for (int i = 0; ok && i < p->n; i++) {
-        const nd_param *item = &p->items[i];
-        nd_shape s = item->tensor->shape;
-        hsize_t want[ND_MAX_DIMS], found[H5S_MAX_RANK];
-        for (int d = 0; d < s.ndim; d++) want[d] = (hsize_t)s.d[d];
-        char want_str[96], found_str[96];
-        nd_h5_dims_str(want, s.ndim, want_str, sizeof want_str);
-        if (H5Lexists(g, item->name, H5P_DEFAULT) <= 0) {
-            ok = nd_error_set(err, "%s: the checkpoint lacks '%s/%s' (shape %s in the model)", path, group,
-                              item->name, want_str);
-            break;
-        }
-        hid_t dset = H5Dopen2(g, item->name, H5P_DEFAULT);
-        hid_t type = dset < 0 ? -1 : H5Dget_type(dset);
-        hid_t space = dset < 0 ? -1 : H5Dget_space(dset);
-        int ndim = space < 0 ? -1 : H5Sget_simple_extent_ndims(space);
-        if (ndim >= 0) H5Sget_simple_extent_dims(space, found, NULL);
-        bool is_float = type >= 0 && H5Tget_class(type) == H5T_FLOAT;
-        if (space >= 0) H5Sclose(space);
-        if (type >= 0) H5Tclose(type);
-        if (dset >= 0) H5Dclose(dset);
-        if (ndim < 0 || !is_float) {
-            ok = nd_error_set(err, "%s: '%s/%s' is not a float dataset", path, group, item->name);
-        } else if (ndim != s.ndim || memcmp(found, want, (size_t)ndim * sizeof *found) != 0) {
-            ok = nd_error_set(err, "%s: '%s/%s' has shape %s in the checkpoint, %s in the model", path, group,
-                              item->name, nd_h5_dims_str(found, ndim, found_str, sizeof found_str), want_str);
-        }
-    }
-    H5G_info_t info = {0};
-    if (ok && H5Gget_info(g, &info) < 0) ok = nd_error_set(err, "%s: group '%s' is damaged", path, group);
-    // every tensor of p was found, so more links than tensors means extra ones: name the first
-    for (hsize_t i = 0; ok && info.nlinks > (hsize_t)p->n && i < info.nlinks; i++) {
-        char name[512];
-        if (H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, name, sizeof name, H5P_DEFAULT) < 0) continue;
-        if (!nd_params_find(p, name))
-            ok = nd_error_set(err, "%s: the checkpoint has '%s/%s', which the model lacks", path, group, name);
-    }
-    H5Gclose(g);
-    return ok;
-}
-
-// Reads group's datasets (already checked) into host, laid out as p's flat buffer.
-static bool read_tensors(hid_t file, const char *path, const char *group, const nd_params *p, float *host,
-                         nd_error *err) {
-    hid_t g = H5Gopen2(file, group, H5P_DEFAULT);
-    bool ok = g >= 0;
-    for (int i = 0; ok && i < p->n; i++) {
-        const nd_param *item = &p->items[i];
-        hid_t dset = H5Dopen2(g, item->name, H5P_DEFAULT);
-        ok = dset >= 0 && H5Dread(dset, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, host + item->offset) >= 0;
-        if (dset >= 0) H5Dclose(dset);
-        if (!ok)
-            nd_error_set(err, "%s: '%s/%s' cannot be read: the file is damaged (checksum or I/O error)", path, group,
-                         item->name);
-    }
-    if (g >= 0) H5Gclose(g);
-    else nd_error_set(err, "%s: the group '%s' cannot be opened (the file is damaged)", path, group);
-    return ok;
-}
-
-// A group of tensors a load reads: the tensors it must match, where they go, and the values read.
-typedef struct tensor_group {
-    const char *name, *what; // what: the group's purpose, for messages
-    const nd_params *like;   // names and shapes; the values are laid out as its flat buffer
-    float *dst;              // (like->total,) device buffer
-    nd_device device;
-    float *staged;           // (like->total,) host copy from the file
-} tensor_group;
-
 // Everything the file holds for this load, read and checked before any of it reaches the caller.
 typedef struct ckpt_staged {
     nd_ddpm_config cfg;
@@ -311,13 +245,13 @@ typedef struct ckpt_staged {
     nd_adam_config adam;
     int64_t adam_step;
     float ema_decay;
-    tensor_group groups[5];
+    nd_h5_group groups[5];
     int n_groups;
 } ckpt_staged;
 
 static void add_group(ckpt_staged *s, const char *name, const char *what, const nd_params *like, float *dst,
                       nd_device device) {
-    s->groups[s->n_groups++] = (tensor_group){.name = name, .what = what, .like = like, .dst = dst, .device = device};
+    s->groups[s->n_groups++] = (nd_h5_group){.name = name, .what = what, .like = like, .dst = dst, .device = device};
 }
 
 static bool stage(hid_t file, const char *path, nd_model *model, nd_adam *opt, nd_ema *ema, ckpt_staged *s,
@@ -345,9 +279,7 @@ static bool stage(hid_t file, const char *path, nd_model *model, nd_adam *opt, n
     if (opt) add_group(s, "adam/m", "Adam's first moments", params, opt->m, opt->device);
     if (opt) add_group(s, "adam/v", "Adam's second moments", params, opt->v, opt->device);
     if (ema) add_group(s, "ema", "EMA weights", params, ema->shadow, ema->device);
-    tensor_group *g = s->groups;
-    for (int i = 0; i < s->n_groups; i++)
-        if (!check_tensors(file, path, g[i].name, g[i].what, g[i].like, err)) return false;
+    if (!nd_h5_groups_check(file, path, s->groups, s->n_groups, err)) return false;
 
     hid_t adam = opt ? H5Gopen2(file, "adam", H5P_DEFAULT) : -1;
     bool ok = !opt || nd_h5_field_read(adam, path, "adam/", &adam_step, &s->adam_step, err);
@@ -358,13 +290,7 @@ static bool stage(hid_t file, const char *path, nd_model *model, nd_adam *opt, n
     ok = ok && (!ema || nd_h5_field_read(shadow, path, "ema/", &decay, &s->ema_decay, err));
     if (shadow >= 0) H5Gclose(shadow);
 
-    for (int i = 0; ok && i < s->n_groups; i++) {
-        int64_t n = g[i].like->total;
-        g[i].staged = nd_xmalloc((size_t)(n ? n : 1) * sizeof(float));
-        ok = g[i].staged ? read_tensors(file, path, g[i].name, g[i].like, g[i].staged, err)
-                         : nd_error_set(err, "%s: out of memory for %lld floats", path, (long long)n);
-    }
-    return ok;
+    return ok && nd_h5_groups_read(file, path, s->groups, s->n_groups, err);
 }
 
 bool nd_checkpoint_read_config(const char *path, nd_ddpm_config *cfg, nd_error *err) {
@@ -387,14 +313,11 @@ bool nd_checkpoint_load(const char *path, nd_model *model, nd_ddpm_config *cfg, 
     bool ok = file >= 0 && stage(file, path, model, opt, ema, &s, err);
     if (file >= 0) H5Fclose(file);
     nd_h5_restore(quiet);
-    for (int i = 0; ok && i < s.n_groups; i++) {
-        const tensor_group *g = &s.groups[i];
-        nd_buffer_upload(g->device, g->dst, g->staged, g->like->total);
-    }
+    if (ok) nd_h5_groups_upload(s.groups, s.n_groups);
     if (ok && opt) opt->step = s.adam_step, opt->config = s.adam;
     if (ok && ema) ema->decay = s.ema_decay;
     if (ok && cfg) *cfg = s.cfg;
     if (ok && state) *state = s.state;
-    for (int i = 0; i < s.n_groups; i++) free(s.groups[i].staged);
+    nd_h5_groups_free(s.groups, s.n_groups);
     return ok;
 }

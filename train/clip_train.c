@@ -1,13 +1,9 @@
 // CLIP training on Fashion-MNIST: each image (flipped at random) is paired with a caption measured on it, the
 // tokenizer is learnt from the captions of the unflipped training set, and the symmetric contrastive loss over
 // each batch's pairs is minimised by AdamW with a warm-up and cosine decay. Zero-shot evaluation at the end.
-#include <errno.h>
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
 
 #include "train.h"
 
@@ -23,18 +19,6 @@ nd_clip_train_config nd_clip_train_defaults(void) {
     c.lr = 2e-3f, c.weight_decay = 0.0f;
     c.warmup_steps = 50;
     return c;
-}
-
-static volatile sig_atomic_t stop_requested;
-static void on_sigint(int sig) {
-    (void)sig;
-    stop_requested = 1;
-}
-
-static bool make_dir(const char *dir, nd_error *err) {
-    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
-        return nd_error_set(err, "%s: cannot create the output directory: %s", dir, strerror(errno));
-    return true;
 }
 
 // The data set at the model's image size; it must be labelled with Fashion-MNIST's 10 classes.
@@ -57,9 +41,8 @@ static bool load_split(nd_dataset *ds, const char *data, nd_split split, int img
 static bool learn_tokenizer(nd_tokenizer *tok, const nd_captioner *cap, const nd_dataset *ds, int vocab_size,
                             int context, nd_error *err) {
     int64_t n = 2 * ds->n;
-    char *store = malloc((size_t)n * ND_CAPTION_MAX);
-    const char **texts = malloc((size_t)n * sizeof *texts);
-    if (!store || !texts) abort();
+    char *store = nd_xmalloc((size_t)n * ND_CAPTION_MAX);       // (n, ND_CAPTION_MAX) the captions
+    const char **texts = nd_xmalloc((size_t)n * sizeof *texts); // (n,) into store
     for (int64_t i = 0; i < n; i++) {
         texts[i] = store + i * ND_CAPTION_MAX;
         nd_caption_make(cap, ds, i / 2, i % 2, 0, store + i * ND_CAPTION_MAX, NULL);
@@ -93,8 +76,7 @@ static bool save(run *r, nd_error *err) {
 
 bool nd_clip_train(const nd_clip_train_config *config, const char *out_dir, bool resume, nd_device device,
                    bool progress, nd_clip_train_result *result, nd_error *err) {
-    run *r = calloc(1, sizeof *r);
-    if (!r) abort();
+    run *r = nd_xcalloc(1, sizeof *r);
     r->cfg = *config;
     snprintf(r->ckpt_path, sizeof r->ckpt_path, "%s/clip.h5", out_dir);
     if (resume && !nd_clip_checkpoint_read_config(r->ckpt_path, &r->cfg, err)) {
@@ -104,7 +86,7 @@ bool nd_clip_train(const nd_clip_train_config *config, const char *out_dir, bool
     r->cfg.epochs = config->epochs, r->cfg.max_steps = config->max_steps;
     nd_dataset ds = {0};
     nd_captioner cap;
-    if (!make_dir(out_dir, err) || !load_split(&ds, r->cfg.data, ND_SPLIT_TRAIN, r->cfg.model.img_size, err)) {
+    if (!nd_run_dir_make(out_dir, err) || !load_split(&ds, r->cfg.data, ND_SPLIT_TRAIN, r->cfg.model.img_size, err)) {
         free(r);
         return false;
     }
@@ -132,20 +114,16 @@ bool nd_clip_train(const nd_clip_train_config *config, const char *out_dir, bool
     if (ok && per_epoch == 0)
         ok = nd_error_set(err, "%s: %lld images make no full batch of %d", r->cfg.data, (long long)ds.n, b);
 
-    char log_path[1100];
-    snprintf(log_path, sizeof log_path, "%s/loss.csv", out_dir);
-    FILE *log = ok ? fopen(log_path, resume ? "a" : "w") : NULL;
-    if (ok && !log) ok = nd_error_set(err, "%s: cannot write: %s", log_path, strerror(errno));
-    if (log && !resume) fprintf(log, "step,epoch,loss,logit_scale\n");
-    int64_t *order = malloc((size_t)ds.n * sizeof *order);
-    nd_batch batch = {.images = malloc((size_t)b * size * size * sizeof(float)),
-                      .labels = malloc((size_t)b * sizeof(int32_t))};
-    int32_t *ids = malloc((size_t)b * s * sizeof *ids);
+    FILE *log = ok ? nd_loss_log_open(out_dir, resume, "step,epoch,loss,logit_scale", err) : NULL;
+    ok = ok && log;
+    int64_t *order = nd_xmalloc((size_t)ds.n * sizeof *order);                        // (N,) the epoch's order
+    nd_batch batch = {.images = nd_xmalloc((size_t)b * size * size * sizeof(float)), // (B, 1, S, S)
+                      .labels = nd_xmalloc((size_t)b * sizeof(int32_t))};            // (B,)
+    int32_t *ids = nd_xmalloc((size_t)b * s * sizeof *ids);                          // (B, context) token ids
     char caption[ND_CAPTION_MAX];
     nd_progress bar;
     nd_progress_init(&bar, "clip", total, r->state.step);
-    stop_requested = 0;
-    void (*previous_handler)(int) = signal(SIGINT, on_sigint);
+    nd_stop_signals_install();
     double start = nd_seconds(), loss_sum = 0.0;
     int64_t loss_count = 0, first_step = r->state.step, order_epoch = -1;
     *result = (nd_clip_train_result){0};
@@ -168,8 +146,9 @@ bool nd_clip_train(const nd_clip_train_config *config, const char *out_dir, bool
         nd_adam_step(&r->opt, &r->clip.params, ctx);
         nd_params_zero_grad(&r->clip.params, ctx);
         nd_clip_clamp_logit_scale(ctx, &r->clip);
-        float value = nd_item(ctx, loss), scale;
-        nd_copy_to_host(ctx, r->clip.logit_scale, &scale);
+        float row[2]; // loss, logit scale
+        float value = row[0] = nd_item(ctx, loss);
+        nd_copy_to_host(ctx, r->clip.logit_scale, &row[1]);
         nd_ctx_step_end(ctx);
         r->state.step++;
         if (!isfinite(value)) {
@@ -177,18 +156,18 @@ bool nd_clip_train(const nd_clip_train_config *config, const char *out_dir, bool
             break;
         }
         loss_sum += value, loss_count++;
-        fprintf(log, "%lld,%lld,%.6f,%.6f\n", (long long)r->state.step, (long long)epoch, value, scale);
+        nd_loss_log_row(log, r->state.step, epoch, row, 2);
         if (progress) nd_progress_update(&bar, r->state.step - 1, epoch, r->cfg.epochs, value, b);
         bool epoch_end = r->state.step % per_epoch == 0;
         bool periodic = r->cfg.checkpoint_every > 0 && r->state.step % r->cfg.checkpoint_every == 0;
-        if (epoch_end || periodic || stop_requested || r->state.step == total) ok = save(r, err);
-        if (stop_requested) {
+        if (epoch_end || periodic || nd_stop_requested() || r->state.step == total) ok = save(r, err);
+        if (nd_stop_requested()) {
             result->interrupted = true;
             if (progress) fprintf(stderr, "\nstopped at step %lld; continue with --resume\n", (long long)r->state.step);
             break;
         }
     }
-    signal(SIGINT, previous_handler);
+    nd_stop_signals_restore();
     if (ok) {
         result->steps = r->state.step;
         result->last_loss = loss_count ? loss_sum / (double)loss_count : NAN;
@@ -227,8 +206,7 @@ static void embed_images(nd_ctx *ctx, const nd_clip *clip, const float *images, 
 
 static void embed_texts(nd_ctx *ctx, const nd_clip *clip, const nd_tokenizer *tok, const char *const *texts, int n,
                         float *out) {
-    int32_t *ids = malloc((size_t)n * tok->context * sizeof *ids);
-    if (!ids) abort();
+    int32_t *ids = nd_xmalloc((size_t)n * tok->context * sizeof *ids); // (n, context)
     nd_tokenizer_encode_batch(tok, texts, n, ids);
     bool was = nd_ctx_set_grad(ctx, false);
     nd_copy_to_host(ctx, nd_l2_normalize(ctx, nd_clip_encode_text(ctx, clip, ids, n, NULL)), out);
@@ -240,8 +218,8 @@ static void embed_texts(nd_ctx *ctx, const nd_clip *clip, const nd_tokenizer *to
 void nd_clip_similarity(nd_ctx *ctx, const nd_clip *clip, const nd_tokenizer *tok, const float *images,
                         int64_t n_images, const char *const *prompts, int n_prompts, float *sim) {
     int e = clip->config.embed_dim;
-    float *ie = malloc((size_t)n_images * e * sizeof *ie), *te = malloc((size_t)n_prompts * e * sizeof *te);
-    if (!ie || !te) abort();
+    float *ie = nd_xmalloc((size_t)n_images * e * sizeof *ie);  // (n_images, E) unit image embeddings
+    float *te = nd_xmalloc((size_t)n_prompts * e * sizeof *te); // (n_prompts, E) unit text embeddings
     embed_images(ctx, clip, images, n_images, ie);
     embed_texts(ctx, clip, tok, prompts, n_prompts, te);
     for (int64_t i = 0; i < n_images; i++)
@@ -262,8 +240,7 @@ double nd_clip_zero_shot(nd_ctx *ctx, const nd_clip *clip, const nd_tokenizer *t
         texts[k] = prompts[k];
         correct[k] = count[k] = 0;
     }
-    float *sim = malloc((size_t)n * 10 * sizeof *sim);
-    if (!sim) abort();
+    float *sim = nd_xmalloc((size_t)n * 10 * sizeof *sim);
     nd_clip_similarity(ctx, clip, tok, images, n, texts, 10, sim);
     int64_t right = 0;
     for (int64_t i = 0; i < n; i++) {

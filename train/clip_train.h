@@ -42,7 +42,7 @@ bool nd_clip_train(const nd_clip_train_config *cfg, const char *out_dir, bool re
 
 // HDF5 checkpoint: attribute kind = "clip", the model and training config as attributes; params/<name>;
 // tokenizer/merges (n_merges, 2) int32 with attribute context; adam/m/<name>, adam/v/<name>; step and RNG.
-// cfg, state and opt may be NULL. Written to a temporary file renamed into place.
+// cfg, state and opt may be NULL. Built in memory and written atomically (nd_atomic_write).
 bool nd_clip_checkpoint_save(const char *path, const nd_clip *clip, const nd_tokenizer *tok,
                              const nd_clip_train_config *cfg, const struct nd_train_state *state,
                              const struct nd_adam *opt, nd_ctx *ctx, nd_error *err);

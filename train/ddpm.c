@@ -1,12 +1,10 @@
 // DDPM training with classifier-free-guidance label dropout (the course's notebooks 04 and 06):
 // x_t = q(x_0, t) at a uniform t, loss = MSE(noise, model(x_t, t, one_hot(c) * bernoulli(1 - p))).
-#include <errno.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "nd_random.h"
 #include "sample.h"
@@ -24,7 +22,28 @@ nd_ddpm_config nd_ddpm_defaults(void) {
     c.lr = 1e-3f;
     c.weight_decay = 0.0f;
     c.cfg_drop = 0.1f;
+    c.schedule = ND_SCHEDULE_LINEAR, c.prediction = ND_PREDICT_EPS;
     return c;
+}
+
+void nd_ddpm_schedule(const nd_ddpm_config *cfg, nd_schedule *s) {
+    nd_schedule_make(s, cfg->schedule, cfg->model.T, cfg->beta_start, cfg->beta_end, cfg->zero_snr);
+}
+
+nd_sample_config nd_ddpm_sample_defaults(const nd_ddpm_config *cfg) {
+    nd_sample_config sc = nd_sample_defaults();
+    sc.prediction = cfg->prediction;
+    sc.x0_min = cfg->unit_range ? 0.0f : -1.0f, sc.x0_max = 1.0f;
+    return sc;
+}
+
+bool nd_ddpm_check_options(const nd_ddpm_config *cfg, nd_error *err) {
+    if (cfg->zero_snr && cfg->prediction == ND_PREDICT_EPS)
+        return nd_error_set(err, "a zero-terminal-SNR schedule needs x0 or v prediction: at t = T - 1 x_t is the "
+                                 "noise itself, so an eps model learns nothing there and its x0 cannot be recovered");
+    if (cfg->min_snr_gamma < 0)
+        return nd_error_set(err, "min-SNR gamma must be 0 (off) or positive, got %g", cfg->min_snr_gamma);
+    return true;
 }
 
 static volatile sig_atomic_t stop_requested;
@@ -33,24 +52,9 @@ static void on_sigint(int sig) {
     stop_requested = 1;
 }
 
-static bool make_dir(const char *dir, nd_error *err) {
-    char path[1024];
-    snprintf(path, sizeof path, "%s", dir);
-    for (char *p = path + 1;; p++) { // mkdir -p
-        bool end = *p == 0;
-        if (*p == '/' || end) {
-            *p = 0;
-            if (mkdir(path, 0777) != 0 && errno != EEXIST)
-                return nd_error_set(err, "%s: cannot create the output directory: %s", path, strerror(errno));
-            if (end) break;
-            *p = '/';
-        }
-    }
-    return true;
-}
-
 // Loads the training images (train + test, as the course) at the model's size and checks they fit it.
 static bool load_data(nd_dataset *ds, nd_ddpm_config *cfg, nd_error *err) {
+    if (!nd_ddpm_check_options(cfg, err)) return false;
     if (!nd_dataset_load(ds, cfg->data, ND_SPLIT_ALL, err)) return false;
     nd_model_config *m = &cfg->model;
     if (ds->c != m->img_ch) {
@@ -76,7 +80,7 @@ static bool load_data(nd_dataset *ds, nd_ddpm_config *cfg, nd_error *err) {
 
 // Four samples a class (or four unconditional ones) drawn with the current weights, one row per class.
 static void write_preview(nd_ctx *ctx, const nd_model *model, const nd_schedule *sched, const char *out_dir,
-                          int64_t step, bool unit_range) {
+                          int64_t step, const nd_ddpm_config *cfg) {
     const nd_model_config *mc = &model->config;
     int rows = mc->c_embed_dim > 0 ? mc->c_embed_dim : 1, n = rows * 4;
     int32_t *labels = nd_xmalloc((size_t)n * sizeof(int32_t)); // (n) row i / 4
@@ -85,7 +89,7 @@ static void write_preview(nd_ctx *ctx, const nd_model *model, const nd_schedule 
     nd_tensor *context = nd_class_context(ctx, labels, n, mc->c_embed_dim, true);
     int64_t image = (int64_t)mc->img_ch * mc->img_size * mc->img_size;
     float *images = nd_xmalloc((size_t)(n * image) * sizeof(float));
-    nd_sample_config sc = nd_sample_defaults();
+    nd_sample_config sc = nd_ddpm_sample_defaults(cfg);
     sc.seed = (uint64_t)step;
     nd_sample_images(ctx, model, sched, &sc, n, context, NULL, images, NULL, NULL);
     nd_arena_release(&ctx->pool, mark);
@@ -93,7 +97,7 @@ static void write_preview(nd_ctx *ctx, const nd_model *model, const nd_schedule 
     snprintf(path, sizeof path, "%s/preview_%06lld.png", out_dir, (long long)step);
     nd_image8 grid;
     nd_error err;
-    if (!nd_image_grid(&grid, images, n, mc->img_ch, mc->img_size, mc->img_size, 4, 2, unit_range, &err) ||
+    if (!nd_image_grid(&grid, images, n, mc->img_ch, mc->img_size, mc->img_size, 4, 2, cfg->unit_range, &err) ||
         !nd_png_write(path, &grid, &err))
         fprintf(stderr, "\npreview: %s\n", err.msg);
     else
@@ -124,6 +128,7 @@ typedef struct run {
     nd_ema ema;
     nd_schedule sched;
     nd_train_state state;
+    nd_dist_shard shard; // this process's rows of each batch (all of them in a single process)
     char ckpt_path[1100];
 } run;
 
@@ -133,30 +138,79 @@ static bool save(run *r, nd_error *err) {
                               r->cfg.ema_decay > 0 ? &r->ema : NULL, &r->ctx, err);
 }
 
-// One optimizer step on a batch of b images x0 (already on the device) with their labels; returns the loss.
+// This process's rows of a draw made for the whole batch: every process draws what one process would, so each
+// image meets the same noise, timestep and label mask whatever the number of processes.
+static nd_tensor *shard_rows(nd_ctx *ctx, nd_tensor *whole, const nd_dist_shard *shard) {
+    if (shard->size == whole->shape.d[0]) return whole;
+    return nd_slice(ctx, whole, 0, shard->begin, shard->begin + shard->size);
+}
+
+// What the model is trained to output at x_t = sqrt(abar) x0 + sqrt(1 - abar) noise: noise (eps), x0, or
+// v = sqrt(abar) noise - sqrt(1 - abar) x0 (Salimans & Ho 2022). x0, noise (b, C, H, W).
+static nd_tensor *ddpm_target(nd_ctx *ctx, const nd_ddpm_config *cfg, const nd_schedule *s, nd_tensor *x0,
+                              nd_tensor *noise, const int *t_host) {
+    if (cfg->prediction == ND_PREDICT_EPS) return noise;
+    if (cfg->prediction == ND_PREDICT_X0) return x0;
+    int64_t b = x0->shape.d[0];
+    float *coef = nd_xmalloc((size_t)(2 * b) * sizeof(float));
+    for (int64_t i = 0; i < b; i++) {
+        coef[i] = -s->sqrt_one_minus_alpha_bar[t_host[i]];
+        coef[b + i] = s->sqrt_alpha_bar[t_host[i]];
+    }
+    nd_tensor *a = nd_from_host(ctx, ND_SHAPE(b, 1, 1, 1), coef);     // -sqrt(1 - abar[t, None, None, None])
+    nd_tensor *c = nd_from_host(ctx, ND_SHAPE(b, 1, 1, 1), coef + b); // sqrt(abar[t, None, None, None])
+    free(coef);
+    return nd_add(ctx, nd_mul(ctx, a, x0), nd_mul(ctx, c, noise));
+}
+
+nd_tensor *nd_ddpm_loss(nd_ctx *ctx, const nd_ddpm_config *cfg, const nd_schedule *s, nd_tensor *x0,
+                        nd_tensor *noise, nd_tensor *pred, const int *t_host) {
+    nd_tensor *target = ddpm_target(ctx, cfg, s, x0, noise, t_host); // (b, C, H, W)
+    if (cfg->min_snr_gamma <= 0) return nd_mse_loss(ctx, target, pred);
+    int64_t b = x0->shape.d[0];
+    float *weight = nd_xmalloc((size_t)b * sizeof(float));
+    for (int64_t i = 0; i < b; i++) {
+        double abar = s->alpha_bar[t_host[i]], snr = abar / (1.0 - abar), clipped = fmin(snr, cfg->min_snr_gamma);
+        weight[i] = (float)(cfg->prediction == ND_PREDICT_EPS ? clipped / snr
+                            : cfg->prediction == ND_PREDICT_V ? clipped / (snr + 1.0)
+                                                              : clipped);
+    }
+    nd_tensor *w = nd_from_host(ctx, ND_SHAPE(b, 1, 1, 1), weight); // (b, 1, 1, 1)
+    free(weight);
+    nd_tensor *err = nd_square(ctx, nd_sub(ctx, pred, target)); // (b, C, H, W)
+    return nd_mean_all(ctx, nd_mul(ctx, err, w));
+}
+
+// One optimizer step on this process's b images x0 (already on the device) with their labels, the rows
+// shard.begin.. of the batch of cfg.batch_size; returns this process's loss.
 static float train_step(run *r, nd_tensor *x0, const int32_t *labels, int *t_host, float *t_values) {
     nd_ctx *ctx = &r->ctx;
     const nd_model_config *mc = &r->model.config;
-    int b = (int)x0->shape.d[0], classes = mc->c_embed_dim;
+    int b = (int)x0->shape.d[0], classes = mc->c_embed_dim, batch = r->cfg.batch_size;
     for (int i = 0; i < b; i++) { // t = torch.randint(0, T, (B,))
-        float u = nd_philox_uniform(r->cfg.seed ^ ND_TIMESTEP_STREAM, (uint64_t)r->state.step * (uint64_t)b, i);
+        float u = nd_philox_uniform(r->cfg.seed ^ ND_TIMESTEP_STREAM, (uint64_t)r->state.step * (uint64_t)batch,
+                                    r->shard.begin + i);
         t_host[i] = (int)fminf(floorf(u * (float)mc->T), (float)(mc->T - 1));
     }
-    nd_tensor *noise = nd_empty(ctx, x0->shape);
+    nd_shape whole = x0->shape; // (batch, C, H, W)
+    whole.d[0] = batch;
+    nd_tensor *noise = nd_empty(ctx, whole);
     nd_rand_normal(ctx, noise, 0.0f, 1.0f);
+    noise = shard_rows(ctx, noise, &r->shard); // (b, C, H, W)
     nd_tensor *x_t = nd_schedule_q(ctx, &r->sched, x0, noise, t_host);
     for (int i = 0; i < b; i++) t_values[i] = (float)t_host[i];
     nd_tensor *t = nd_from_host(ctx, ND_SHAPE(b), t_values);
     nd_tensor *context = NULL;
     if (classes > 0) { // get_context_mask: one_hot(c) * bernoulli(ones - drop_prob), element by element
         nd_tensor *c = nd_class_context(ctx, labels, b, classes, false);
-        nd_tensor *mask = nd_empty(ctx, c->shape);
+        nd_tensor *mask = nd_empty(ctx, ND_SHAPE(batch, classes));
         nd_rand_bernoulli(ctx, mask, 1.0f - r->cfg.cfg_drop);
-        context = nd_mul(ctx, c, mask);
+        context = nd_mul(ctx, c, shard_rows(ctx, mask, &r->shard));
     }
     nd_tensor *pred = nd_model_forward(ctx, &r->model, x_t, t, context, true);
-    nd_tensor *loss = nd_mse_loss(ctx, noise, pred);
+    nd_tensor *loss = nd_ddpm_loss(ctx, &r->cfg, &r->sched, x0, noise, pred, t_host);
     nd_backward(ctx, loss);
+    nd_dist_average_grads(&r->model.params, r->shard.weight, ctx);
     if (r->cfg.clip_grad > 0) nd_clip_grad_norm(&r->model.params, ctx, r->cfg.clip_grad);
     nd_adam_step(&r->opt, &r->model.params, ctx);
     nd_params_zero_grad(&r->model.params, ctx);
@@ -167,8 +221,9 @@ static float train_step(run *r, nd_tensor *x0, const int32_t *labels, int *t_hos
     return value;
 }
 
+// One loss.csv row; processes other than rank 0 keep no log (log NULL).
 static void append_loss(FILE *log, int64_t step, int64_t epoch, float loss) {
-    if (log) fprintf(log, "%lld,%lld,%.6f\n", (long long)step, (long long)epoch, loss);
+    if (log) nd_loss_log_row(log, step, epoch, &loss, 1);
 }
 
 // Creates the run's context, model, optimizer, EMA and schedule on `device`, and loads the checkpoint's
@@ -181,7 +236,7 @@ static bool run_open(run *r, const nd_ddpm_config *config, bool resume, nd_devic
     ac.weight_decay = r->cfg.weight_decay;
     nd_adam_init(&r->opt, &r->model.params, &r->ctx, ac);
     if (r->cfg.ema_decay > 0) nd_ema_init(&r->ema, &r->model.params, &r->ctx, r->cfg.ema_decay);
-    nd_schedule_linear(&r->sched, r->cfg.model.T, r->cfg.beta_start, r->cfg.beta_end);
+    nd_ddpm_schedule(&r->cfg, &r->sched);
     r->state.rng = r->ctx.rng;
     bool ok = true;
     if (resume) {
@@ -207,7 +262,7 @@ static void run_close(run *r) {
 // epoch ends, every checkpoint_every steps, on Ctrl-C and at the end; result gets the run's figures.
 static bool train_loop(run *r, nd_loader *loader, int64_t per_epoch, int64_t total, FILE *log, const char *out_dir,
                        bool progress, nd_ddpm_result *result, nd_error *err) {
-    bool ok = true;
+    bool ok = true, root = nd_dist_world()->rank == 0; // rank 0 alone prints and writes
     int *t_host = nd_xmalloc((size_t)r->cfg.batch_size * sizeof(int));
     float *t_values = nd_xmalloc((size_t)r->cfg.batch_size * sizeof(float));
     nd_progress bar;
@@ -220,7 +275,7 @@ static bool train_loop(run *r, nd_loader *loader, int64_t per_epoch, int64_t tot
     // taken. Labels stay on the host (they become the one-hot context there), copied because the loader
     // reuses a batch's memory once the next is asked for.
     const nd_model_config *mc = &r->model.config;
-    nd_shape image_shape = ND_SHAPE(r->cfg.batch_size, mc->img_ch, mc->img_size, mc->img_size);
+    nd_shape image_shape = ND_SHAPE(r->shard.size, mc->img_ch, mc->img_size, mc->img_size);
     size_t batch_bytes = (size_t)nd_shape_numel(image_shape) * sizeof(float);
     nd_prefetch prefetch = {0};
     int32_t *labels[2] = {nd_xcalloc((size_t)r->cfg.batch_size, sizeof(int32_t)),
@@ -240,7 +295,12 @@ static bool train_loop(run *r, nd_loader *loader, int64_t per_epoch, int64_t tot
             nd_prefetch_put(&prefetch, next->images, batch_bytes);
             if (next->labels) memcpy(labels[(k + 1) % 2], next->labels, (size_t)next->size * sizeof(int32_t));
         }
-        float loss = train_step(r, x0, labels[k % 2], t_host, t_values);
+        bool stop = stop_requested;
+        float loss = (float)nd_dist_mean_loss(train_step(r, x0, labels[k % 2], t_host, t_values), r->shard.weight,
+                                              &stop);
+        // the first two steps create and first touch what later steps reuse (the arena grown to its peak,
+        // convolution primitives): left out, as benchmarks leave out their warm-up
+        if (r->cfg.profile && k == 1) nd_profile_begin(&r->ctx);
         if (!isfinite(loss)) {
             ok = nd_error_set(err, "the loss became %g at step %lld; lower --lr or enable --clip-grad", loss,
                               (long long)r->state.step);
@@ -248,15 +308,17 @@ static bool train_loop(run *r, nd_loader *loader, int64_t per_epoch, int64_t tot
         }
         loss_sum += loss, loss_count++;
         append_loss(log, r->state.step, epoch, loss);
-        if (progress) nd_progress_update(&bar, r->state.step - 1, epoch, r->cfg.epochs, loss, r->cfg.batch_size);
+        if (progress && root)
+            nd_progress_update(&bar, r->state.step - 1, epoch, r->cfg.epochs, loss, r->cfg.batch_size);
         bool epoch_end = r->state.step % per_epoch == 0;
         bool periodic = r->cfg.checkpoint_every > 0 && r->state.step % r->cfg.checkpoint_every == 0;
-        if (epoch_end || periodic || stop_requested || r->state.step == total) ok = save(r, err);
-        if (ok && r->cfg.preview_every > 0 && r->state.step % r->cfg.preview_every == 0)
-            write_preview(&r->ctx, &r->model, &r->sched, out_dir, r->state.step, r->cfg.unit_range);
-        if (stop_requested) {
+        if (root && (epoch_end || periodic || stop || r->state.step == total)) ok = save(r, err);
+        if (ok && root && r->cfg.preview_every > 0 && r->state.step % r->cfg.preview_every == 0)
+            write_preview(&r->ctx, &r->model, &r->sched, out_dir, r->state.step, &r->cfg);
+        if (stop) {
             result->interrupted = true;
-            if (progress) fprintf(stderr, "\nstopped at step %lld; continue with --resume\n", (long long)r->state.step);
+            if (progress && root)
+                fprintf(stderr, "\nstopped at step %lld; continue with --resume\n", (long long)r->state.step);
             break;
         }
     }
@@ -267,6 +329,9 @@ static bool train_loop(run *r, nd_loader *loader, int64_t per_epoch, int64_t tot
         result->seconds = nd_seconds() - start;
         result->images_per_second = (double)(r->state.step - first_step) * r->cfg.batch_size / result->seconds;
     }
+    if (r->cfg.profile && !r->ctx.profile)
+        fprintf(stderr, "nanodiff train: --profile times the steps after the second; this run had none\n");
+    if (r->cfg.profile) nd_profile_report(&r->ctx, stderr);
     nd_prefetch_free(&prefetch);
     free(labels[0]);
     free(labels[1]);
@@ -278,6 +343,8 @@ static bool train_loop(run *r, nd_loader *loader, int64_t per_epoch, int64_t tot
 bool nd_ddpm_train(const nd_ddpm_config *config, const char *out_dir, bool resume, nd_device device, bool progress,
                    nd_ddpm_result *result, nd_error *err) {
     *result = (nd_ddpm_result){0};
+    const nd_dist *dist = nd_dist_world();
+    bool root = dist->rank == 0; // prints, logs and writes
     run *r = nd_xcalloc(1, sizeof *r);
     r->cfg = *config;
     snprintf(r->ckpt_path, sizeof r->ckpt_path, "%s/model.h5", out_dir);
@@ -289,28 +356,34 @@ bool nd_ddpm_train(const nd_ddpm_config *config, const char *out_dir, bool resum
         r->cfg.epochs = config->epochs;
         r->cfg.max_steps = config->max_steps;
     }
+    if (r->cfg.batch_size < dist->size) {
+        nd_error_set(err, "a batch of %d images cannot be shared by %d processes: expected --batch of at least %d",
+                     r->cfg.batch_size, dist->size, dist->size);
+        free(r);
+        return false;
+    }
+    r->shard = nd_dist_shard_of(dist, r->cfg.batch_size);
     nd_dataset ds = {0};
-    if (!make_dir(out_dir, err) || !load_data(&ds, &r->cfg, err)) {
+    if ((root && !nd_run_dir_make(out_dir, err)) || !load_data(&ds, &r->cfg, err)) {
         free(r);
         return false;
     }
     bool ok = run_open(r, config, resume, device, err);
     nd_loader_config lc = {.batch_size = r->cfg.batch_size, .shuffle = true, .drop_last = true,
-                           .random_flip = r->cfg.random_flip, .unit_range = r->cfg.unit_range, .seed = r->cfg.seed};
+                           .random_flip = r->cfg.random_flip, .unit_range = r->cfg.unit_range, .seed = r->cfg.seed,
+                           .shard_begin = r->shard.begin, .shard_size = r->shard.size};
     int64_t per_epoch = nd_batches_per_epoch(ds.n, r->cfg.batch_size, true);
     int64_t total = r->cfg.max_steps > 0 ? r->cfg.max_steps : per_epoch * r->cfg.epochs;
     if (ok && per_epoch == 0)
         ok = nd_error_set(err, "%s: %lld images make no full batch of %d", r->cfg.data, (long long)ds.n,
                           r->cfg.batch_size);
+    ok = ok && nd_dist_check_start(&r->model.params, r->state.step, ds.n, err);
     nd_loader *loader = NULL;
     if (ok) loader = nd_loader_create(&ds, &lc, r->state.step / per_epoch, r->state.step % per_epoch, err);
     ok = ok && loader;
 
-    char log_path[1100];
-    snprintf(log_path, sizeof log_path, "%s/loss.csv", out_dir);
-    FILE *log = ok ? fopen(log_path, resume ? "a" : "w") : NULL;
-    if (log && !resume) fprintf(log, "step,epoch,loss\n");
-    ok = ok && train_loop(r, loader, per_epoch, total, log, out_dir, progress, result, err);
+    FILE *log = ok && root ? nd_loss_log_open(out_dir, resume, "step,epoch,loss", err) : NULL;
+    ok = ok && (log || !root) && train_loop(r, loader, per_epoch, total, log, out_dir, progress, result, err);
     if (log) fclose(log);
     if (loader) nd_loader_free(loader);
     run_close(r);

@@ -17,6 +17,10 @@ typedef struct nd_ddpm_config {
     bool unit_range;        // keep images in [0, 1] (the assessment) instead of [-1, 1]
     bool random_flip;
     double beta_start, beta_end; // linear schedule over model.T steps
+    nd_schedule_kind schedule;   // linear (beta_start..beta_end, the course's) or cosine
+    bool zero_snr;               // the schedule rescaled to zero terminal SNR (needs x0 or v prediction)
+    nd_prediction prediction;    // what the model learns to predict: eps (the course's), x0 or v
+    float min_snr_gamma;         // 0: the course's plain MSE; else min-SNR-gamma loss weights (Hang et al. 2023)
     int epochs, batch_size;
     float lr;
     bool adamw;
@@ -28,11 +32,26 @@ typedef struct nd_ddpm_config {
     int64_t checkpoint_every; // steps; 0: only at the end of each epoch
     int64_t preview_every;    // steps; 0: none
     int64_t max_steps;        // 0: epochs * batches per epoch; else stop early (quick runs, tests)
+    bool profile;             // print where the time went, op by op, at the end (steps after the second)
 } nd_ddpm_config;
 
 // The course's notebook 04 settings: dli-unet on 16x16 Fashion-MNIST, 10 classes, T = 150, 3 epochs of
 // batch 128, Adam lr 1e-3, label dropout 0.1, random flips, images in [-1, 1].
 nd_ddpm_config nd_ddpm_defaults(void);
+
+// The run's noise schedule (kind, betas, zero-SNR rescaling), as training and sampling must share it.
+void nd_ddpm_schedule(const nd_ddpm_config *cfg, nd_schedule *s);
+// nd_sample_defaults() for a model trained with cfg: its prediction, and x0 clipping to its data's range.
+nd_sample_config nd_ddpm_sample_defaults(const nd_ddpm_config *cfg);
+// The training loss of predictions pred (b, C, H, W) for x0 and noise (b, C, H, W) at timesteps t_host (b):
+// F.mse_loss(pred, target) with target noise, x0 or v = sqrt(abar) noise - sqrt(1 - abar) x0 as cfg predicts;
+// with cfg->min_snr_gamma > 0 (Hang et al. 2023) each image's squared error is weighted by min(SNR_t, gamma)
+// over what its prediction's error costs in x0 terms (SNR_t for eps, SNR_t + 1 for v, 1 for x0),
+// SNR_t = abar_t / (1 - abar_t), so the nearly clean steps stop dominating.
+nd_tensor *nd_ddpm_loss(nd_ctx *ctx, const nd_ddpm_config *cfg, const nd_schedule *s, nd_tensor *x0,
+                        nd_tensor *noise, nd_tensor *pred, const int *t_host);
+// Whether cfg's training choices fit together (zero SNR needs x0 or v prediction); else err says why.
+bool nd_ddpm_check_options(const nd_ddpm_config *cfg, nd_error *err);
 
 typedef struct nd_ddpm_result {
     int64_t steps;       // optimizer steps taken in total (resumed runs included)
@@ -47,6 +66,12 @@ typedef struct nd_ddpm_result {
 // SIGINT), out_dir/loss.csv and preview grids. model.c_embed_dim < 0 takes the data set's class count.
 bool nd_ddpm_train(const nd_ddpm_config *cfg, const char *out_dir, bool resume, nd_device device, bool progress,
                    nd_ddpm_result *result, nd_error *err);
+
+// SIGINT and SIGTERM handlers (sigaction, kept installed) for a run: nd_stop_requested then returns the first
+// signal received (0: none) so the run finishes its step, saves and stops; a repeated signal only says so.
+void nd_stop_signals_install(void);
+void nd_stop_signals_restore(void);
+int nd_stop_requested(void);
 
 // The Gaussian start of sampling with q(x_T)'s per-pixel moments (sample.h: nd_start_moments) for a model
 // trained with cfg: the moments of cfg's data set as its loader hands images out (resized, flipped, scaled).
@@ -83,6 +108,61 @@ bool nd_checkpoint_load(const char *path, nd_model *model, nd_ddpm_config *cfg, 
 // which needs a checkpoint trained with --ema). cfg receives the run's configuration.
 bool nd_checkpoint_load_model(const char *path, bool use_ema, nd_model *model, nd_ddpm_config *cfg, nd_ctx *ctx,
                               nd_error *err);
+
+// ---------------------------------------------------------------------------------------------------
+// data-parallel training (train/dist.c): `mpirun -np N nanodiff train ...` runs N processes (on cores,
+// GPUs or machines) that each train on their rows of every global batch and sum their gradients, weighted by
+// their share of the batch, before each step: the steps of one process with the whole batch, within float
+// rounding. Rank 0 alone prints, logs and writes checkpoints. A program not started by an MPI launcher is rank
+// 0 of 1 and never calls MPI.
+
+typedef struct nd_dist {
+    int rank, size;             // this process among all of them
+    int local_rank, local_size; // among those on this machine: local_rank picks the GPU
+    bool mpi;                   // started by an MPI launcher (the reductions run, even for one process)
+    // Wall time in the CPU's gradient all-reduce, waiting for the slowest process included, and how many ran
+    // (NCCL's reductions run on their own stream and are not timed here).
+    double reduce_seconds;
+    int64_t reductions;
+} nd_dist;
+
+// The rows [begin, begin + size) of each global batch this process trains on: B / N each, and one more for
+// the first B % N ranks. weight = size / B scales its gradient and loss in the sum over processes.
+typedef struct nd_dist_shard {
+    int begin, size;
+    float weight;
+} nd_dist_shard;
+
+// Joins the MPI world when started by an MPI launcher (once per process); want_gpu: this process will train on
+// a GPU, which it then picks by local rank before the CUDA context is made. False, saying why, for a launch
+// this build cannot serve (an MPI launcher but no MPI).
+bool nd_dist_init(bool want_gpu, nd_error *err);
+const nd_dist *nd_dist_world(void);
+// Readies the gradient reduction for the training device (NCCL's communicator on a GPU).
+bool nd_dist_use_device(nd_device device, nd_error *err);
+// Waits for every process, then leaves MPI; call after the last output is written and flushed.
+void nd_dist_finalize(void);
+// Ends this process and, in an MPI world, every other one (which may be waiting for it in a reduction).
+ND_NORETURN void nd_dist_abort(int code);
+nd_dist_shard nd_dist_shard_of(const nd_dist *d, int batch);
+// params->grad = the sum over processes of weight * grad (DistributedDataParallel's gradient all-reduce).
+void nd_dist_average_grads(nd_params *params, float weight, nd_ctx *ctx);
+// The sum over processes of weight * loss (the loss of the whole batch); *stop becomes true for every process
+// when it is true for any.
+double nd_dist_mean_loss(double loss, float weight, bool *stop);
+// False, naming the first rank that differs from rank 0, unless every process starts from the same step,
+// data set size and weights.
+bool nd_dist_check_start(const nd_params *params, int64_t step, int64_t images, nd_error *err);
+
+// ---------------------------------------------------------------------------------------------------
+// a run's files (every training loop's)
+
+// mkdir -p dir; false with err naming the directory that could not be created.
+bool nd_run_dir_make(const char *dir, nd_error *err);
+// out_dir/loss.csv: appended to when resuming, else created with the header line (column names); NULL with err.
+FILE *nd_loss_log_open(const char *out_dir, bool resume, const char *header, nd_error *err);
+// One line "step,epoch,values[0],...", flushed so a killed run keeps its log up to its last step.
+void nd_loss_log_row(FILE *log, int64_t step, int64_t epoch, const float *values, int n);
 
 // ---------------------------------------------------------------------------------------------------
 // progress

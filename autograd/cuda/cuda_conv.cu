@@ -121,6 +121,19 @@ void nd_cuda_col2im(float *dx, const float *col, const nd_conv_geom *g, int64_t 
     ND_CUDA_MAP(n, col2im_kernel, dx, col, *g, batch);
 }
 
+// No convolution library is linked for the GPU: convolutions run as im2col + cuBLAS GEMMs (ops_conv.c).
+bool nd_cuda_conv_forward(float *y, const float *x, const float *w, const float *bias, const nd_conv_geom *g,
+                          int64_t batch, int64_t filters, bool transposed) {
+    return false;
+}
+
+bool nd_cuda_conv_backward(float *dx, float *dw, float *dbias, const float *dy, const float *x, const float *w,
+                           const nd_conv_geom *g, int64_t batch, int64_t filters, bool transposed, bool bias) {
+    return false;
+}
+
+size_t nd_cuda_workspace_bytes(void) { return 0; }
+
 // One thread per window.
 void nd_cuda_max_pool_forward(float *y, int32_t *argmax, const float *x, int64_t planes, int64_t height,
                               int64_t width, int64_t kernel, int64_t stride, int64_t out_h, int64_t out_w) {

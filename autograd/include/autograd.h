@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 #define ND_NORETURN [[noreturn]]
@@ -122,6 +123,7 @@ typedef struct nd_node {
     int64_t iarg[8];  // integer attributes saved for backward (axes, flags, sizes)
     float farg[4];    // float attributes saved for backward
     float *saved;     // extra buffer saved for backward (arena), op-specific
+    double flops;     // floating-point work of the forward, when profiling
 } nd_node;
 
 typedef struct nd_tape {
@@ -144,10 +146,20 @@ typedef struct nd_ctx {
     // Bound in bytes on the column scratch of one chunk of images in a convolution (0: the default, sized
     // to stay in the CPU's last-level cache). Lower saves memory; one image per chunk is the floor.
     size_t conv_chunk_bytes;
+    // Convolutions as im2col + GEMM even where the backend has a convolution library (tests of that path).
+    bool conv_gemm;
     // Called by layers with their output when set (model summaries); NULL in normal runs.
     void (*trace)(void *user, const char *module, const nd_tensor *out);
     void *trace_user;
+    struct nd_profile *profile; // per-op timings when profiling (nd_profile_begin), else NULL
 } nd_ctx;
+
+// Per-op profile (F.* equivalents: torch.profiler's key_averages table): from nd_profile_begin on, every
+// op's forward and backward time and calls are summed by op name; nd_profile_report prints them (slowest
+// first, with GFLOP/s where the op reports its work) and stops profiling.
+typedef struct nd_profile nd_profile;
+void nd_profile_begin(nd_ctx *ctx);
+void nd_profile_report(nd_ctx *ctx, FILE *out);
 
 // Reports a module's output to ctx->trace, when one is set.
 static inline void nd_trace(nd_ctx *ctx, const char *module, const nd_tensor *out) {
@@ -166,7 +178,8 @@ void nd_ctx_free(nd_ctx *ctx);
 void nd_ctx_step_end(nd_ctx *ctx);
 // Returns the previous grad mode.
 bool nd_ctx_set_grad(nd_ctx *ctx, bool enabled);
-// Peak bytes of the step arena since init, host and device memory together.
+// Peak bytes of the step arena since init, host and device memory together, plus what the backend holds
+// for its libraries (oneDNN's blocked convolution buffers, shared by every context of the process).
 size_t nd_ctx_peak_bytes(const nd_ctx *ctx);
 
 // The CUDA device. Every build answers; one without CUDA reports "built without CUDA".

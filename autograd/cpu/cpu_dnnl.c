@@ -1,0 +1,318 @@
+// CPU convolutions through oneDNN (built with ND_WITH_DNNL): F.conv2d and F.conv_transpose2d, forward and
+// backward, with the primitives PyTorch's CPU convolutions use.
+//
+// Our tensors are NCHW; oneDNN's fast kernels want channels in blocks of 16 (nChw16c) and weights blocked
+// to match. Each primitive is created with layouts left to oneDNN ("any") and the tensors are reordered
+// into and out of them around the call, as PyTorch does: the reorders stream memory once, the convolution
+// then runs its AVX-512 kernels instead of im2col + GEMM. Primitives are cached by shape, so each distinct
+// convolution of a model pays its creation once. The blocked copies live in a few grow-only buffers owned
+// here (their size is reported beside the step arena's peak).
+#define _DEFAULT_SOURCE // MAP_ANONYMOUS
+#include <dnnl.h>
+#include <sys/mman.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu.h"
+
+// Cache sizes: a U-Net has about a dozen convolution shapes per batch size. A full cache replaces its
+// entries in turn (a program that keeps changing shapes pays the creation again, nothing else).
+#define ND_DNNL_MAX_SHAPES 64
+#define ND_DNNL_MAX_REORDERS 256
+
+static void dnnl_check(dnnl_status_t status, const char *call, int line) {
+    if (status == dnnl_success) return;
+    fprintf(stderr, "nanodiff: oneDNN call %s failed with status %d (autograd/cpu/cpu_dnnl.c:%d)\n", call,
+            (int)status, line);
+    abort();
+}
+#define DNNL_CHECK(call) dnnl_check((call), #call, __LINE__)
+
+// One convolution's shape: conv2d of x (batch, in_c, in_h, in_w) by weight (out_c, in_c, kh, kw) into
+// (batch, out_c, out_h, out_w), or, transposed, conv_transpose2d of x (batch, in_c, in_h, in_w) by weight
+// (in_c, out_c, kh, kw) into (batch, out_c, out_h, out_w).
+typedef struct conv_key {
+    int64_t batch, in_c, out_c, in_h, in_w, out_h, out_w, kh, kw, stride, padding;
+    int transposed, bias;
+} conv_key;
+
+typedef struct conv_prims {
+    conv_key key;
+    dnnl_memory_desc_t user_src, user_weights, user_dst, user_bias;
+    dnnl_primitive_desc_t fwd_pd, bwd_data_pd, bwd_weights_pd;
+    dnnl_primitive_t fwd, bwd_data, bwd_weights;
+} conv_prims;
+
+typedef struct reorder_entry {
+    dnnl_memory_desc_t from, to;
+    int accumulate;
+    dnnl_primitive_t prim;
+} reorder_entry;
+
+// Blocked copies of one call's tensors: source, weights, destination (or their gradients).
+enum { SLOT_SRC, SLOT_WEIGHTS, SLOT_DST, SLOT_DIFF, SLOT_BIAS, N_SLOTS };
+
+static struct {
+    dnnl_engine_t engine;
+    dnnl_stream_t stream;
+    conv_prims shapes[ND_DNNL_MAX_SHAPES];
+    int n_shapes, next_shape; // entries filled; the entry a full cache replaces next
+    reorder_entry reorders[ND_DNNL_MAX_REORDERS];
+    int n_reorders, next_reorder;
+    void *slot[N_SLOTS];
+    size_t slot_bytes[N_SLOTS];
+} dnnl;
+
+static void dnnl_init(void) {
+    if (dnnl.engine) return;
+    DNNL_CHECK(dnnl_engine_create(&dnnl.engine, dnnl_cpu, 0));
+    DNNL_CHECK(dnnl_stream_create(&dnnl.stream, dnnl.engine, dnnl_stream_default_flags));
+}
+
+size_t nd_cpu_workspace_bytes(void) {
+    size_t total = 0;
+    for (int i = 0; i < N_SLOTS; i++) total += dnnl.slot_bytes[i];
+    return total;
+}
+
+// The buffers are mapped, not taken from the heap: grown while the first step's arena blocks are still
+// being allocated, heap buffers would sit above those blocks and keep them resident after the arena frees
+// them (the process's peak memory grew by half the arena).
+static void *slot(int which, size_t bytes) {
+    if (bytes > dnnl.slot_bytes[which]) {
+        if (dnnl.slot[which]) munmap(dnnl.slot[which], dnnl.slot_bytes[which]);
+        void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) {
+            fprintf(stderr, "nanodiff: out of memory for a %zu-byte convolution buffer\n", bytes);
+            abort();
+        }
+        dnnl.slot[which] = p;
+        dnnl.slot_bytes[which] = bytes;
+    }
+    return dnnl.slot[which];
+}
+
+static void md_plain(dnnl_memory_desc_t *md, int64_t a, int64_t b, int64_t c, int64_t d, dnnl_format_tag_t tag) {
+    dnnl_dims_t dims = {a, b, c, d};
+    DNNL_CHECK(dnnl_memory_desc_init_by_tag(md, 4, dims, dnnl_f32, tag));
+}
+
+static dnnl_memory_t memory(const dnnl_memory_desc_t *md, const void *ptr) {
+    dnnl_memory_t mem;
+    DNNL_CHECK(dnnl_memory_create(&mem, md, dnnl.engine, (void *)ptr));
+    return mem;
+}
+
+static void execute(dnnl_primitive_t prim, int nargs, const dnnl_exec_arg_t *args) {
+    DNNL_CHECK(dnnl_primitive_execute(prim, dnnl.stream, nargs, args));
+    DNNL_CHECK(dnnl_stream_wait(dnnl.stream));
+}
+
+// to (layout `to_md`) = from (layout `from_md`), or += with `accumulate`.
+static void reorder(const dnnl_memory_desc_t *from_md, const void *from, const dnnl_memory_desc_t *to_md, void *to,
+                    bool accumulate) {
+    reorder_entry *e = NULL;
+    for (int i = 0; i < dnnl.n_reorders && !e; i++) {
+        reorder_entry *r = &dnnl.reorders[i];
+        if (r->accumulate == accumulate && dnnl_memory_desc_equal(&r->from, from_md) &&
+            dnnl_memory_desc_equal(&r->to, to_md))
+            e = r;
+    }
+    if (!e) {
+        if (dnnl.n_reorders == ND_DNNL_MAX_REORDERS) {
+            e = &dnnl.reorders[dnnl.next_reorder];
+            dnnl.next_reorder = (dnnl.next_reorder + 1) % ND_DNNL_MAX_REORDERS;
+            DNNL_CHECK(dnnl_primitive_destroy(e->prim));
+        } else {
+            e = &dnnl.reorders[dnnl.n_reorders++];
+        }
+        e->from = *from_md, e->to = *to_md, e->accumulate = accumulate;
+        dnnl_primitive_attr_t attr;
+        DNNL_CHECK(dnnl_primitive_attr_create(&attr));
+        if (accumulate) {
+            dnnl_post_ops_t ops;
+            DNNL_CHECK(dnnl_post_ops_create(&ops));
+            DNNL_CHECK(dnnl_post_ops_append_sum(ops, 1.0f));
+            DNNL_CHECK(dnnl_primitive_attr_set_post_ops(attr, ops));
+            DNNL_CHECK(dnnl_post_ops_destroy(ops));
+        }
+        dnnl_primitive_desc_t pd;
+        DNNL_CHECK(dnnl_reorder_primitive_desc_create(&pd, from_md, dnnl.engine, to_md, dnnl.engine, attr));
+        DNNL_CHECK(dnnl_primitive_create(&e->prim, pd));
+        DNNL_CHECK(dnnl_primitive_desc_destroy(pd));
+        DNNL_CHECK(dnnl_primitive_attr_destroy(attr));
+    }
+    dnnl_memory_t src = memory(from_md, from), dst = memory(to_md, to);
+    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, dst}};
+    execute(e->prim, 2, args);
+    dnnl_memory_destroy(src);
+    dnnl_memory_destroy(dst);
+}
+
+// `ptr` in the primitive's layout `want`: itself when the layouts agree, else a blocked copy in a slot.
+static const void *as_layout(const dnnl_memory_desc_t *have, const void *ptr, const dnnl_memory_desc_t *want,
+                             int which) {
+    if (dnnl_memory_desc_equal(have, want)) return ptr;
+    void *copy = slot(which, dnnl_memory_desc_get_size(want));
+    reorder(have, ptr, want, copy, false);
+    return copy;
+}
+
+static const dnnl_memory_desc_t *query(dnnl_primitive_desc_t pd, dnnl_query_t what) {
+    return dnnl_primitive_desc_query_md(pd, what, 0);
+}
+
+static dnnl_primitive_t make(dnnl_primitive_desc_t pd) {
+    dnnl_primitive_t prim;
+    DNNL_CHECK(dnnl_primitive_create(&prim, pd));
+    return prim;
+}
+
+static conv_prims *prims_for(const conv_key *key) {
+    for (int i = 0; i < dnnl.n_shapes; i++)
+        if (memcmp(&dnnl.shapes[i].key, key, sizeof *key) == 0) return &dnnl.shapes[i];
+    dnnl_init();
+    conv_prims *p;
+    if (dnnl.n_shapes == ND_DNNL_MAX_SHAPES) {
+        p = &dnnl.shapes[dnnl.next_shape];
+        dnnl.next_shape = (dnnl.next_shape + 1) % ND_DNNL_MAX_SHAPES;
+        dnnl_primitive_t prims[3] = {p->fwd, p->bwd_data, p->bwd_weights};
+        dnnl_primitive_desc_t pds[3] = {p->fwd_pd, p->bwd_data_pd, p->bwd_weights_pd};
+        for (int i = 0; i < 3; i++) {
+            DNNL_CHECK(dnnl_primitive_destroy(prims[i]));
+            DNNL_CHECK(dnnl_primitive_desc_destroy(pds[i]));
+        }
+    } else {
+        p = &dnnl.shapes[dnnl.n_shapes++];
+    }
+    memset(p, 0, sizeof *p);
+    p->key = *key;
+    md_plain(&p->user_src, key->batch, key->in_c, key->in_h, key->in_w, dnnl_nchw);
+    md_plain(&p->user_dst, key->batch, key->out_c, key->out_h, key->out_w, dnnl_nchw);
+    // oneDNN's weights are (out_c, in_c, kh, kw) for both; a transposed convolution stores (in_c, out_c, ...)
+    md_plain(&p->user_weights, key->out_c, key->in_c, key->kh, key->kw, key->transposed ? dnnl_iohw : dnnl_oihw);
+    dnnl_dims_t bias_dims = {key->out_c};
+    DNNL_CHECK(dnnl_memory_desc_init_by_tag(&p->user_bias, 1, bias_dims, dnnl_f32, dnnl_a));
+
+    dnnl_memory_desc_t src, weights, dst, bias;
+    md_plain(&src, key->batch, key->in_c, key->in_h, key->in_w, dnnl_format_tag_any);
+    md_plain(&dst, key->batch, key->out_c, key->out_h, key->out_w, dnnl_format_tag_any);
+    md_plain(&weights, key->out_c, key->in_c, key->kh, key->kw, dnnl_format_tag_any);
+    bias = p->user_bias;
+    // the padding on the far side that makes the sizes agree (less than `padding` where windows do not fit)
+    int64_t conv_h = key->transposed ? key->in_h : key->out_h, image_h = key->transposed ? key->out_h : key->in_h;
+    int64_t conv_w = key->transposed ? key->in_w : key->out_w, image_w = key->transposed ? key->out_w : key->in_w;
+    dnnl_dims_t strides = {key->stride, key->stride}, pad_l = {key->padding, key->padding};
+    dnnl_dims_t pad_r = {(conv_h - 1) * key->stride + key->kh - image_h - key->padding,
+                         (conv_w - 1) * key->stride + key->kw - image_w - key->padding};
+    const dnnl_memory_desc_t *bias_md = key->bias ? &bias : NULL;
+    if (key->transposed) {
+        dnnl_deconvolution_desc_t fwd, bwd_data, bwd_weights;
+        DNNL_CHECK(dnnl_deconvolution_forward_desc_init(&fwd, dnnl_forward_training, dnnl_deconvolution_direct,
+                                                        &src, &weights, bias_md, &dst, strides, pad_l, pad_r));
+        DNNL_CHECK(dnnl_primitive_desc_create(&p->fwd_pd, &fwd, NULL, dnnl.engine, NULL));
+        DNNL_CHECK(dnnl_deconvolution_backward_data_desc_init(&bwd_data, dnnl_deconvolution_direct, &src, &weights,
+                                                              &dst, strides, pad_l, pad_r));
+        DNNL_CHECK(dnnl_primitive_desc_create(&p->bwd_data_pd, &bwd_data, NULL, dnnl.engine, p->fwd_pd));
+        DNNL_CHECK(dnnl_deconvolution_backward_weights_desc_init(&bwd_weights, dnnl_deconvolution_direct, &src,
+                                                                 &weights, bias_md, &dst, strides, pad_l, pad_r));
+        DNNL_CHECK(dnnl_primitive_desc_create(&p->bwd_weights_pd, &bwd_weights, NULL, dnnl.engine, p->fwd_pd));
+    } else {
+        dnnl_convolution_desc_t fwd, bwd_data, bwd_weights;
+        DNNL_CHECK(dnnl_convolution_forward_desc_init(&fwd, dnnl_forward_training, dnnl_convolution_direct, &src,
+                                                      &weights, bias_md, &dst, strides, pad_l, pad_r));
+        DNNL_CHECK(dnnl_primitive_desc_create(&p->fwd_pd, &fwd, NULL, dnnl.engine, NULL));
+        DNNL_CHECK(dnnl_convolution_backward_data_desc_init(&bwd_data, dnnl_convolution_direct, &src, &weights, &dst,
+                                                            strides, pad_l, pad_r));
+        DNNL_CHECK(dnnl_primitive_desc_create(&p->bwd_data_pd, &bwd_data, NULL, dnnl.engine, p->fwd_pd));
+        DNNL_CHECK(dnnl_convolution_backward_weights_desc_init(&bwd_weights, dnnl_convolution_direct, &src, &weights,
+                                                               bias_md, &dst, strides, pad_l, pad_r));
+        DNNL_CHECK(dnnl_primitive_desc_create(&p->bwd_weights_pd, &bwd_weights, NULL, dnnl.engine, p->fwd_pd));
+    }
+    p->fwd = make(p->fwd_pd);
+    p->bwd_data = make(p->bwd_data_pd);
+    p->bwd_weights = make(p->bwd_weights_pd);
+    return p;
+}
+
+// The key of a convolution given as its windows: conv2d's over x (channels = in_c), or, transposed, those
+// of a conv2d over the output (channels = out_c; see ops_conv.c); `filters` is the weight's other channel count.
+static conv_key key_of(const nd_conv_geom *g, int64_t batch, int64_t filters, bool transposed, bool bias) {
+    conv_key k = {.batch = batch, .kh = g->kernel_h, .kw = g->kernel_w, .stride = g->stride, .padding = g->padding,
+                  .transposed = transposed, .bias = bias};
+    if (transposed) {
+        k.in_c = filters, k.in_h = g->out_h, k.in_w = g->out_w;
+        k.out_c = g->channels, k.out_h = g->height, k.out_w = g->width;
+    } else {
+        k.in_c = g->channels, k.in_h = g->height, k.in_w = g->width;
+        k.out_c = filters, k.out_h = g->out_h, k.out_w = g->out_w;
+    }
+    return k;
+}
+
+bool nd_cpu_conv_forward(float *y, const float *x, const float *w, const float *bias, const nd_conv_geom *g,
+                         int64_t batch, int64_t filters, bool transposed) {
+    conv_key k = key_of(g, batch, filters, transposed, bias != NULL), *key = &k;
+    conv_prims *p = prims_for(key);
+    const dnnl_memory_desc_t *src_md = query(p->fwd_pd, dnnl_query_src_md);
+    const dnnl_memory_desc_t *w_md = query(p->fwd_pd, dnnl_query_weights_md);
+    const dnnl_memory_desc_t *dst_md = query(p->fwd_pd, dnnl_query_dst_md);
+    const void *src = as_layout(&p->user_src, x, src_md, SLOT_SRC);
+    const void *weights = as_layout(&p->user_weights, w, w_md, SLOT_WEIGHTS);
+    bool direct = dnnl_memory_desc_equal(dst_md, &p->user_dst);
+    void *dst = direct ? (void *)y : slot(SLOT_DST, dnnl_memory_desc_get_size(dst_md));
+    dnnl_memory_t m_src = memory(src_md, src), m_w = memory(w_md, weights), m_dst = memory(dst_md, dst);
+    dnnl_memory_t m_bias = bias ? memory(&p->user_bias, bias) : NULL;
+    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, m_src}, {DNNL_ARG_WEIGHTS, m_w}, {DNNL_ARG_DST, m_dst},
+                               {DNNL_ARG_BIAS, m_bias}};
+    execute(p->fwd, bias ? 4 : 3, args);
+    dnnl_memory_destroy(m_src), dnnl_memory_destroy(m_w), dnnl_memory_destroy(m_dst);
+    if (m_bias) dnnl_memory_destroy(m_bias);
+    if (!direct) reorder(dst_md, dst, &p->user_dst, y, false);
+    return true;
+}
+
+// dx += d/dx, dw += d/dw, dbias += d/dbias of the convolution for the gradient dy of its output; each
+// of dx, dw, dbias may be NULL.
+bool nd_cpu_conv_backward(float *dx, float *dw, float *dbias, const float *dy, const float *x, const float *w,
+                          const nd_conv_geom *g, int64_t batch, int64_t filters, bool transposed, bool bias) {
+    conv_key k = key_of(g, batch, filters, transposed, bias), *key = &k;
+    conv_prims *p = prims_for(key);
+    const dnnl_memory_desc_t *ddst_md = NULL; // dy in the layout of the primitive that read it last
+    const void *ddst = NULL;
+    if (dw || dbias) {
+        const dnnl_memory_desc_t *src_md = query(p->bwd_weights_pd, dnnl_query_src_md);
+        ddst_md = query(p->bwd_weights_pd, dnnl_query_diff_dst_md);
+        const dnnl_memory_desc_t *dw_md = query(p->bwd_weights_pd, dnnl_query_diff_weights_md);
+        const void *src = as_layout(&p->user_src, x, src_md, SLOT_SRC);
+        ddst = as_layout(&p->user_dst, dy, ddst_md, SLOT_DST);
+        void *dweights = slot(SLOT_WEIGHTS, dnnl_memory_desc_get_size(dw_md));
+        float *dbias_new = key->bias ? slot(SLOT_BIAS, (size_t)key->out_c * sizeof(float)) : NULL;
+        dnnl_memory_t m_src = memory(src_md, src), m_ddst = memory(ddst_md, ddst), m_dw = memory(dw_md, dweights);
+        dnnl_memory_t m_db = key->bias ? memory(&p->user_bias, dbias_new) : NULL;
+        dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, m_src}, {DNNL_ARG_DIFF_DST, m_ddst},
+                                   {DNNL_ARG_DIFF_WEIGHTS, m_dw}, {DNNL_ARG_DIFF_BIAS, m_db}};
+        execute(p->bwd_weights, key->bias ? 4 : 3, args);
+        dnnl_memory_destroy(m_src), dnnl_memory_destroy(m_ddst), dnnl_memory_destroy(m_dw);
+        if (m_db) dnnl_memory_destroy(m_db);
+        if (dw) reorder(dw_md, dweights, &p->user_weights, dw, true);
+        if (dbias)
+            for (int64_t c = 0; c < key->out_c; c++) dbias[c] += dbias_new[c];
+    }
+    if (dx) {
+        const dnnl_memory_desc_t *want = query(p->bwd_data_pd, dnnl_query_diff_dst_md);
+        if (!ddst_md || !dnnl_memory_desc_equal(ddst_md, want)) ddst = as_layout(&p->user_dst, dy, want, SLOT_DST);
+        ddst_md = want;
+        const dnnl_memory_desc_t *w_md = query(p->bwd_data_pd, dnnl_query_weights_md);
+        const dnnl_memory_desc_t *dsrc_md = query(p->bwd_data_pd, dnnl_query_diff_src_md);
+        const void *weights = as_layout(&p->user_weights, w, w_md, SLOT_WEIGHTS);
+        void *dsrc = slot(SLOT_DIFF, dnnl_memory_desc_get_size(dsrc_md));
+        dnnl_memory_t m_ddst = memory(ddst_md, ddst), m_w = memory(w_md, weights), m_dsrc = memory(dsrc_md, dsrc);
+        dnnl_exec_arg_t args[3] = {{DNNL_ARG_DIFF_DST, m_ddst}, {DNNL_ARG_WEIGHTS, m_w}, {DNNL_ARG_DIFF_SRC, m_dsrc}};
+        execute(p->bwd_data, 3, args);
+        dnnl_memory_destroy(m_ddst), dnnl_memory_destroy(m_w), dnnl_memory_destroy(m_dsrc);
+        reorder(dsrc_md, dsrc, &p->user_src, dx, true);
+    }
+    return true;
+}

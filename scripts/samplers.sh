@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The samplers side by side on one checkpoint: `nanodiff eval` (classifier accuracy of guided samples,
+# w = 2, and the classifier-feature FD beside its real-vs-real floor) for the course's DDPM (150 steps),
+# DDIM, Euler, Heun and DPM-Solver++ at 10, 20 and 50 steps, trailing spacing for the few-step samplers
+# (the same seed and start for all). Prints a markdown row per setting with its model calls; the JSON of
+# each run is kept in OUT_DIR.
+#
+#   scripts/samplers.sh CKPT [SAMPLES_PER_CLASS=50] [OUT_DIR=dirname(CKPT)/samplers] [STEPS="10 20 50"]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ckpt=${1:?usage: scripts/samplers.sh CKPT [SAMPLES_PER_CLASS] [OUT_DIR] [STEPS]}
+n=${2:-50}
+out=${3:-$(dirname "$ckpt")/samplers}
+step_counts=${4:-10 20 50}
+mkdir -p "$out"
+nanodiff=${NANODIFF:-build/nanodiff}
+
+field() { grep -E "^  \"$1\": " "$2" | sed -E 's/^  "[a-z_]+": //; s/,$//'; }
+
+echo "| sampler | steps | model calls | spacing | classified as requested | FD (floor) | sampling time |"
+echo "|---|---|---|---|---|---|---|"
+run() { # name, then eval flags
+    local name=$1
+    shift
+    "$nanodiff" eval --ckpt "$ckpt" --n "$n" --json "$out/$name.json" "$@" > "$out/$name.txt" 2> "$out/$name.log"
+    local j=$out/$name.json
+    printf '| %s | %s | %s | %s | %.1f%% | %.1f (%.1f) | %.0f s |\n' "$(field sampler "$j" | tr -d '"')" \
+        "$(field steps "$j")" "$(field model_calls "$j")" "$(field spacing "$j" | tr -d '"')" \
+        "$(awk "BEGIN{print 100*$(field accuracy "$j")}")" "$(field fd "$j")" "$(field fd_floor "$j")" \
+        "$(field sample_seconds "$j")"
+}
+run ddpm-150 --sampler ddpm
+for sampler in ddim euler heun dpm-solver++; do
+    for steps in $step_counts; do run "$sampler-$steps" --sampler "$sampler" --steps "$steps" --spacing trailing; done
+done

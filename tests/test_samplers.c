@@ -1,0 +1,275 @@
+// The deterministic samplers (DDIM, Euler, Heun, DPM-Solver++) against their numpy twin
+// (fixtures/make_sampler_fixtures.py), with the exact denoiser of Gaussian data; the timestep spacings
+// against diffusers' definitions; the solvers' accuracy against the exact ODE solution.
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fixture.h"
+#include "sample.h"
+#include "test.h"
+
+enum { PIXELS = 16 }; // one 1 x 4 x 4 image, each pixel its own 1-D Gaussian
+
+static const char *solver_names[] = {"ddim", "euler", "heun", "dpm-solver++"};
+static const char *spacing_names[] = {"linspace", "leading", "trailing"};
+static const char *prediction_names[] = {"eps", "x0", "v"};
+
+// The exact model of data N(mu, s^2) per pixel: E[x0 | x_t] in closed form, output as eps, x0 or v.
+typedef struct gaussian_model {
+    const float *mu, *s, *alpha_bar;
+    nd_prediction prediction;
+    int calls;
+} gaussian_model;
+
+static nd_tensor *gaussian_predict(void *user, nd_ctx *ctx, nd_tensor *x, int t) {
+    gaussian_model *g = user;
+    g->calls++;
+    float xh[PIXELS], out[PIXELS];
+    nd_copy_to_host(ctx, x, xh);
+    double a = g->alpha_bar[t];
+    for (int j = 0; j < PIXELS; j++) {
+        double mu = g->mu[j], var = (double)g->s[j] * g->s[j];
+        double x0 = mu + sqrt(a) * var * (xh[j] - sqrt(a) * mu) / (a * var + 1.0 - a);
+        double eps = (xh[j] - sqrt(a) * x0) / sqrt(1.0 - a);
+        out[j] = (float)(g->prediction == ND_PREDICT_EPS ? eps
+                         : g->prediction == ND_PREDICT_X0 ? x0
+                                                          : sqrt(a) * eps - sqrt(1.0 - a) * x0);
+    }
+    return nd_from_host(ctx, x->shape, out);
+}
+
+typedef struct fixture_data {
+    const fx_tensor *mu, *s, *x_T, *exact;
+} fixture_data;
+
+// One deterministic run from the fixture's x_T (start_mean = x_T, start_std = 0), into out.
+static int run_sampler(nd_ctx *ctx, const nd_schedule *sched, const fixture_data *fx, nd_sample_config sc,
+                       float *out) {
+    float zeros[PIXELS] = {0};
+    sc.start_mean = fx->x_T->data, sc.start_std = zeros;
+    gaussian_model g = {.mu = fx->mu->data, .s = fx->s->data, .alpha_bar = sched->alpha_bar,
+                        .prediction = sc.prediction};
+    nd_sample_run(ctx, sched, &sc, ND_SHAPE(1, 1, 4, 4), gaussian_predict, &g, out, NULL, NULL);
+    return g.calls;
+}
+
+static void test_timesteps(const fx_file *f) {
+    int ts[1000];
+    for (int k = 0; k < f->count; k++) {
+        const fx_tensor *ref = &f->tensors[k];
+        char spacing[16];
+        int T, steps;
+        if (sscanf(ref->name, "ts/%d/%15[a-z]/%d", &T, spacing, &steps) != 3) continue;
+        nd_sample_config sc = nd_sample_defaults();
+        sc.sampler = ND_SAMPLER_DDIM, sc.steps = steps;
+        CHECK(nd_spacing_parse(spacing, &sc.spacing), "spacing %s", spacing);
+        CHECK(nd_sample_steps(&sc, T) == ref->numel, "%s: %d steps, expected %lld", ref->name,
+              nd_sample_steps(&sc, T), (long long)ref->numel);
+        if (nd_sample_steps(&sc, T) != ref->numel) continue;
+        nd_sample_timesteps(&sc, T, ts);
+        int wrong = -1;
+        for (int i = 0; i < ref->numel; i++)
+            if (ts[i] != (int)ref->data[i] && wrong < 0) wrong = i;
+        CHECK(wrong < 0, "%s: timestep %d is %d, expected %d", ref->name, wrong, wrong < 0 ? 0 : ts[wrong],
+              wrong < 0 ? 0 : (int)ref->data[wrong]);
+    }
+}
+
+static void test_against_twin(nd_ctx *ctx, const nd_schedule *sched, const fx_file *f, const fixture_data *fx) {
+    nd_sampler_kind kinds[] = {ND_SAMPLER_DDIM, ND_SAMPLER_EULER, ND_SAMPLER_HEUN, ND_SAMPLER_DPM_SOLVER_PP};
+    int steps_list[] = {5, 20};
+    float out[PIXELS];
+    for (int k = 0; k < 4; k++)
+        for (int sp = 0; sp < 3; sp++)
+            for (int st = 0; st < 2; st++)
+                for (int pr = 0; pr < 3; pr++)
+                    for (int clip = 0; clip < 2; clip++) {
+                        char name[96];
+                        snprintf(name, sizeof name, "%s/%s/%d/%s/%d", solver_names[k], spacing_names[sp],
+                                 steps_list[st], prediction_names[pr], clip);
+                        const fx_tensor *ref = fx_get(f, name);
+                        CHECK(ref && ref->numel == PIXELS, "fixture %s missing", name);
+                        if (!ref) continue;
+                        nd_sample_config sc = nd_sample_defaults();
+                        sc.sampler = kinds[k], sc.steps = steps_list[st], sc.spacing = (nd_spacing)sp;
+                        sc.prediction = (nd_prediction)pr, sc.clamp_x0 = clip;
+                        int calls = run_sampler(ctx, sched, fx, sc, out);
+                        CHECK(calls == nd_sample_evaluations(&sc, sched->T), "%s: %d model calls, expected %d", name,
+                              calls, nd_sample_evaluations(&sc, sched->T));
+                        // float32 steps against the twin's float64: rounding of O(1) values over <= 39
+                        // model calls, whose gain near t = 0 is up to 1 / sqrt(1 - abar_0) = 100
+                        long long worst;
+                        double v = test_max_violation(out, ref->data, PIXELS, 2e-4, 2e-4, &worst);
+                        CHECK(v <= 1.0, "%s: pixel %lld is %.7g, the twin's %.7g", name, worst, out[worst],
+                              ref->data[worst]);
+                    }
+}
+
+// Max |out - exact| of one solver run, exact the Gaussian's probability-flow ODE solution.
+static double error_to_exact(nd_ctx *ctx, const nd_schedule *sched, const fixture_data *fx, nd_sampler_kind kind,
+                             nd_spacing spacing, int steps) {
+    nd_sample_config sc = nd_sample_defaults();
+    sc.sampler = kind, sc.steps = steps, sc.spacing = spacing;
+    float out[PIXELS];
+    run_sampler(ctx, sched, fx, sc, out);
+    double worst = 0;
+    for (int j = 0; j < PIXELS; j++) worst = fmax(worst, fabs((double)out[j] - fx->exact->data[j]));
+    return worst;
+}
+
+static void test_accuracy(nd_ctx *ctx, const nd_schedule *sched, const fixture_data *fx) {
+    // Euler on sigma = sqrt((1 - abar) / abar) is DDIM (Karras et al., section 4): the same to rounding
+    float a[PIXELS], b[PIXELS];
+    nd_sample_config sc = nd_sample_defaults();
+    sc.sampler = ND_SAMPLER_DDIM, sc.steps = 10;
+    run_sampler(ctx, sched, fx, sc, a);
+    sc.sampler = ND_SAMPLER_EULER;
+    run_sampler(ctx, sched, fx, sc, b);
+    long long worst;
+    CHECK(test_max_violation(a, b, PIXELS, 1e-5, 1e-5, &worst) <= 1.0, "euler %.7g, ddim %.7g at pixel %lld",
+          b[worst], a[worst], worst);
+    // second order where the steps are even in log-SNR: doubling Heun's 10 linspace steps to 20 cuts its error
+    // to the exact solution about 4x (twin: 0.040 -> 0.0089), DDIM's only 2x (0.110 -> 0.054)
+    double heun10 = error_to_exact(ctx, sched, fx, ND_SAMPLER_HEUN, ND_SPACING_LINSPACE, 10);
+    double heun20 = error_to_exact(ctx, sched, fx, ND_SAMPLER_HEUN, ND_SPACING_LINSPACE, 20);
+    double ddim20 = error_to_exact(ctx, sched, fx, ND_SAMPLER_DDIM, ND_SPACING_LINSPACE, 20);
+    CHECK(heun20 < heun10 / 3.0 && heun20 < ddim20 / 4.0, "heun: error %.3g at 10 steps, %.3g at 20 (ddim %.3g)",
+          heun10, heun20, ddim20);
+    // DPM-Solver++(2M) beats DDIM at the same model calls on trailing steps (twin: 0.028 vs 0.053 at 20)
+    double dpm20 = error_to_exact(ctx, sched, fx, ND_SAMPLER_DPM_SOLVER_PP, ND_SPACING_TRAILING, 20);
+    double ddim20t = error_to_exact(ctx, sched, fx, ND_SAMPLER_DDIM, ND_SPACING_TRAILING, 20);
+    CHECK(dpm20 < 0.7 * ddim20t, "dpm-solver++ error %.3g, ddim %.3g (20 trailing steps)", dpm20, ddim20t);
+    // clipping keeps every sample in [-1, 1] (the fixture's first four pixels end beyond it unclipped)
+    sc = nd_sample_defaults();
+    sc.sampler = ND_SAMPLER_DPM_SOLVER_PP, sc.steps = 20;
+    run_sampler(ctx, sched, fx, sc, a);
+    sc.clamp_x0 = true;
+    run_sampler(ctx, sched, fx, sc, b);
+    bool outside = false, inside = true;
+    for (int j = 0; j < PIXELS; j++) outside = outside || fabsf(a[j]) > 1.0f, inside = inside && fabsf(b[j]) <= 1.0f;
+    CHECK(outside && inside, "clipping: unclipped samples must leave [-1, 1] (%d), clipped ones not (%d)", outside,
+          inside);
+}
+
+// Nichol & Dhariwal's cosine schedule and Lin et al.'s zero-terminal-SNR rescaling against the twin, and every
+// deterministic sampler on them (x0 and v prediction where the last step is pure noise).
+static void test_schedules(nd_ctx *ctx, const fx_file *f, const fixture_data *fx) {
+    const char *names[] = {"cosine", "linear-zero-snr", "cosine-zero-snr"};
+    nd_sampler_kind kinds[] = {ND_SAMPLER_DDIM, ND_SAMPLER_EULER, ND_SAMPLER_HEUN, ND_SAMPLER_DPM_SOLVER_PP};
+    for (int k = 0; k < 3; k++) {
+        nd_schedule sched;
+        nd_schedule_make(&sched, k == 1 ? ND_SCHEDULE_LINEAR : ND_SCHEDULE_COSINE, 150, 1e-4, 0.02, k > 0);
+        char name[96];
+        snprintf(name, sizeof name, "alpha_bar/%s", names[k]);
+        const fx_tensor *abar = fx_get(f, name);
+        snprintf(name, sizeof name, "x_T/%s", names[k]);
+        const fx_tensor *x_T = fx_get(f, name);
+        CHECK(abar && x_T && abar->numel == 150, "fixture %s missing", names[k]);
+        if (!abar || !x_T || abar->numel != 150) {
+            nd_schedule_free(&sched);
+            continue;
+        }
+        long long worst;
+        // float32 cumulative products of 150 factors on both sides, the betas from float64 formulas
+        double v = test_max_violation(sched.alpha_bar, abar->data, 150, 1e-7, 1e-5, &worst);
+        CHECK(v <= 1.0, "%s: alpha_bar[%lld] %.9g, the twin's %.9g", names[k], worst, sched.alpha_bar[worst],
+              abar->data[worst]);
+        CHECK((k > 0) == (sched.alpha_bar[149] == 0.0f), "%s: alpha_bar_T %g", names[k], sched.alpha_bar[149]);
+        // the samplers run on the twin's alpha_bar itself: Heun's first step from the cosine schedule's
+        // sigma_T = 1100 turns their 1e-6 relative difference at t = T - 1 into 1e-3 in the samples
+        for (int t = 0; t < 150; t++) sched.alpha_bar[t] = abar->data[t];
+        fixture_data fs = *fx;
+        fs.x_T = x_T;
+        for (int kind = 0; kind < 4; kind++)
+            for (int sp = 0; sp < 2; sp++)
+                for (int pr = k > 0 ? 1 : 0; pr < (k > 0 ? 3 : 1); pr++) {
+                    nd_sample_config sc = nd_sample_defaults();
+                    sc.sampler = kinds[kind], sc.steps = 10;
+                    sc.spacing = sp ? ND_SPACING_TRAILING : ND_SPACING_LINSPACE, sc.prediction = (nd_prediction)pr;
+                    snprintf(name, sizeof name, "%s/%s/%s/%s", names[k], solver_names[kind], spacing_names[sc.spacing],
+                             prediction_names[pr]);
+                    const fx_tensor *ref = fx_get(f, name);
+                    CHECK(ref && ref->numel == PIXELS, "fixture %s missing", name);
+                    if (!ref) continue;
+                    float out[PIXELS];
+                    run_sampler(ctx, &sched, &fs, sc, out);
+                    // as test_against_twin's, but for Heun on the cosine schedule with eps: at sigma_T = 3044
+                    // x0 = (x - sqrt(1 - abar) eps) / sqrt(abar) carries eps's float32 rounding 3044 times, and
+                    // the correction's weight (sigma_next - sigma) / 2 = -1500 multiplies it again (the twin
+                    // moves by 0.015 when its eps moves by 1e-7 relative)
+                    double tol = k == 0 && kinds[kind] == ND_SAMPLER_HEUN ? 3e-2 : 2e-4;
+                    v = test_max_violation(out, ref->data, PIXELS, tol, tol, &worst);
+                    CHECK(v <= 1.0, "%s: pixel %lld is %.7g, the twin's %.7g", name, worst, out[worst],
+                          ref->data[worst]);
+                }
+        if (k > 0) { // the DDPM samplers' first step from pure noise (alpha_T = 0) takes the posterior mean's x0 form
+            for (int ddpm = 0; ddpm < 2; ddpm++) {
+                nd_sample_config sc = nd_sample_defaults();
+                sc.sampler = ddpm ? ND_SAMPLER_DDPM_POSTERIOR : ND_SAMPLER_DDPM, sc.prediction = ND_PREDICT_V;
+                sc.seed = 7;
+                float out[PIXELS];
+                run_sampler(ctx, &sched, &fs, sc, out);
+                bool finite = true;
+                for (int j = 0; j < PIXELS; j++) finite = finite && isfinite(out[j]) && fabsf(out[j]) < 10.0f;
+                CHECK(finite, "%s: %s samples are not finite", names[k], nd_sampler_name(sc.sampler));
+            }
+        }
+        nd_schedule_free(&sched);
+    }
+}
+
+static void test_names(void) {
+    for (int k = 0; k < ND_SAMPLER_COUNT; k++) {
+        nd_sampler_kind kind;
+        CHECK(nd_sampler_parse(nd_sampler_name((nd_sampler_kind)k), &kind) && kind == (nd_sampler_kind)k,
+              "sampler %d", k);
+    }
+    nd_sampler_kind kind;
+    nd_spacing spacing;
+    nd_prediction prediction;
+    CHECK(!nd_sampler_parse("dpm-solver", &kind) && !nd_spacing_parse("even", &spacing) &&
+              !nd_prediction_parse("epsilon", &prediction),
+          "unknown names must be refused");
+    nd_sample_config sc = nd_sample_defaults();
+    sc.sampler = ND_SAMPLER_HEUN, sc.steps = 500;
+    CHECK(nd_sample_steps(&sc, 150) == 150 && nd_sample_evaluations(&sc, 150) == 299, "heun steps clamp to T");
+    sc.sampler = ND_SAMPLER_DDPM, sc.steps = 10;
+    CHECK(nd_sample_steps(&sc, 150) == 150, "the DDPM samplers take every timestep");
+    CHECK(nd_start_resolve(ND_START_AUTO, ND_SAMPLER_DPM_SOLVER_PP) == ND_START_MATCHED &&
+              nd_start_resolve(ND_START_AUTO, ND_SAMPLER_DDPM_POSTERIOR) == ND_START_NOISE,
+          "auto start: matched for the deterministic samplers, noise for DDPM");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: test_samplers fixtures/samplers.ndfx\n");
+        return 2;
+    }
+    fx_file f;
+    if (!fx_load(&f, argv[1])) return 1;
+    fixture_data fx = {fx_get(&f, "mu"), fx_get(&f, "s"), fx_get(&f, "x_T"), fx_get(&f, "exact")};
+    const fx_tensor *abar = fx_get(&f, "alpha_bar");
+    if (!fx.mu || !fx.s || !fx.x_T || !fx.exact || !abar) {
+        fprintf(stderr, "%s: mu, s, x_T, exact or alpha_bar missing\n", argv[1]);
+        fx_free(&f);
+        return 1;
+    }
+    nd_schedule sched;
+    nd_schedule_linear(&sched, 150, 1e-4, 0.02);
+    long long worst;
+    CHECK(abar->numel == 150 && test_max_violation(sched.alpha_bar, abar->data, 150, 0, 1e-6, &worst) <= 1.0,
+          "the twin's schedule is not nanodiff's");
+    nd_ctx ctx;
+    nd_ctx_init(&ctx, ND_CPU, 1 << 20, 0);
+    test_names();
+    test_timesteps(&f);
+    test_against_twin(&ctx, &sched, &f, &fx);
+    test_accuracy(&ctx, &sched, &fx);
+    test_schedules(&ctx, &f, &fx);
+    nd_ctx_free(&ctx);
+    nd_schedule_free(&sched);
+    fx_free(&f);
+    return test_finish("samplers");
+}

@@ -75,6 +75,27 @@ typedef struct ex_prompt_block {
 void ex_prompt_block_init(ex_prompt_block *b, nd_params *params, int64_t d_model, int64_t context_dim, int heads);
 nd_tensor *ex_prompt_block_forward(nd_ctx *ctx, const ex_prompt_block *b, nd_tensor *x, nd_tensor *context);
 
+// P2: n images (n, C, S, S) into out for prompt, sampled by hand: the CLIP text encoder's features of the prompt
+// and of "", guidance scale s, the lesson's clamped reverse step over all T steps, x_T drawn from ctx's generator
+// reset to (seed, 0).
+void ex_t2i_sample(nd_ctx *ctx, const nd_model *unet, const nd_schedule *s, const nd_tokenizer *tok,
+                   const nd_clip *clip, const char *prompt, int n, float guidance_scale, uint64_t seed, float *out);
+
+// P5: the pipeline generate_image wires together, loaded once: the tokenizer, the frozen CLIP (its text encoder),
+// the text-to-image U-Net and its schedule, on ctx; seed: the starting noise's.
+typedef struct ex_pipeline {
+    nd_ctx *ctx;
+    const nd_tokenizer *tok;
+    const nd_clip *clip;
+    const nd_model *unet;
+    const nd_schedule *schedule;
+    uint64_t seed;
+} ex_pipeline;
+// One image (channels, image_size, image_size) into out, in [0, 1]; false, saying why on stderr, when image_size
+// or channels are not the U-Net's. steps: all T for the lesson's DDPM step, fewer for DDIM.
+bool ex_generate_image(const ex_pipeline *p, const char *prompt, const char *negative_prompt, float guidance_scale,
+                       int steps, int image_size, int channels, float *out);
+
 // 06: the assessment's blanks.
 typedef struct ex_ddpm {
     int T;

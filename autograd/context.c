@@ -155,6 +155,7 @@ nd_tensor *nd_op_output(nd_ctx *ctx, nd_shape shape, nd_tensor *const *inputs, i
 
 nd_node *nd_record(nd_ctx *ctx, const char *op, nd_backward_fn backward, nd_tensor *out,
                    nd_tensor *const *inputs, int n) {
+    if (ctx->check_numerics) nd_numerics_check(ctx, op, out); // every op records its output after computing it
     double flops = 0.0;
     if (ctx->profile) {
         flops = nd_profile_take_flops(ctx);

@@ -74,7 +74,8 @@ ND_HD static inline float nd_unary_f(nd_unary_kind kind, float x, float alpha, f
     case ND_UNARY_LOG: return logf(x);
     case ND_UNARY_SQRT: return sqrtf(x);
     case ND_UNARY_SQUARE: return x * x;
-    case ND_UNARY_RELU: return x > 0.0f ? x : 0.0f;
+    // a NaN passes through, as torch.relu's clamp_min does (x > 0 ? x : 0 would hide a diverged input)
+    case ND_UNARY_RELU: return x > 0.0f || isnan(x) ? x : 0.0f;
     case ND_UNARY_GELU: return 0.5f * x * (1.0f + nd_erff(x * ND_SQRT1_2));
     case ND_UNARY_SILU: return x * nd_sigmoidf(x);
     case ND_UNARY_SIGMOID: return nd_sigmoidf(x);
@@ -95,7 +96,8 @@ ND_HD static inline float nd_unary_df(nd_unary_kind kind, float x, float y, floa
     case ND_UNARY_LOG: return 1.0f / x;
     case ND_UNARY_SQRT: return 0.5f / y;
     case ND_UNARY_SQUARE: return 2.0f * x;
-    case ND_UNARY_RELU: return x > 0.0f ? 1.0f : 0.0f;
+    // threshold_backward's rule: the gradient is cut only where x <= 0, so it passes where x is NaN
+    case ND_UNARY_RELU: return x <= 0.0f ? 0.0f : 1.0f;
     case ND_UNARY_GELU: // d/dx x*Phi(x) = Phi(x) + x*phi(x)
         return 0.5f * (1.0f + nd_erff(x * ND_SQRT1_2)) + x * ND_INV_SQRT_2PI * nd_exp_neg(-0.5f * x * x);
     case ND_UNARY_SILU: {

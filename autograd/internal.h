@@ -21,6 +21,9 @@ void nd_profile_charge(nd_ctx *ctx, const char *op, int pass, const nd_tensor *o
 nd_node *nd_record(nd_ctx *ctx, const char *op, nd_backward_fn backward, nd_tensor *out,
                    nd_tensor *const *inputs, int n);
 
+// --check-numerics: checks an op's output for NaN/inf and records the first (ctx->numerics_first).
+void nd_numerics_check(nd_ctx *ctx, const char *op, const nd_tensor *out);
+
 // Normalizes a possibly negative axis; aborts when out of range.
 int nd_axis(int axis, int ndim, const char *op, nd_loc loc);
 

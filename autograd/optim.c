@@ -40,16 +40,25 @@ void nd_adam_step(nd_adam *opt, nd_params *params, nd_ctx *ctx) {
                          c->weight_decay, c->decoupled, bc1, bc2);
 }
 
-float nd_clip_grad_norm(nd_params *params, nd_ctx *ctx, float max_norm) {
-    int64_t n = params->total;
+// sqrt(sum(x^2)) over n floats of a device buffer.
+static float buffer_norm(nd_ctx *ctx, const float *x, int64_t n) {
     float *squares = nd_scratch(ctx, n); // (n,)
     float *total = nd_scratch(ctx, 1);
-    ctx->be->unary_forward(squares, params->grad, n, ND_UNARY_SQUARE, 0.0f, 0.0f);
+    ctx->be->unary_forward(squares, x, n, ND_UNARY_SQUARE, 0.0f, 0.0f);
     nd_reduce_plan plan = nd_reduce_plan_make(ND_SHAPE(n), ND_SHAPE(1));
     ctx->be->reduce_sum(total, squares, &plan, 1.0f, false);
     float sum;
     ctx->be->download(&sum, total, sizeof sum);
-    float norm = sqrtf(sum);
+    return sqrtf(sum);
+}
+
+float nd_grad_norm(const nd_params *params, nd_ctx *ctx) { return buffer_norm(ctx, params->grad, params->total); }
+
+float nd_weight_norm(const nd_params *params, nd_ctx *ctx) { return buffer_norm(ctx, params->data, params->total); }
+
+float nd_clip_grad_norm(nd_params *params, nd_ctx *ctx, float max_norm) {
+    int64_t n = params->total;
+    float norm = nd_grad_norm(params, ctx);
     // torch: clip_coef = max_norm / (norm + 1e-6), applied only when below 1
     float coef = max_norm / (norm + 1e-6f);
     if (coef < 1.0f) ctx->be->unary_forward(params->grad, params->grad, n, ND_UNARY_AFFINE, coef, 0.0f);

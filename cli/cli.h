@@ -16,7 +16,9 @@ typedef struct nd_flag {
     const char *help;
 } nd_flag;
 
-// Parses argv[first..] into flags; on a bad flag prints what was wrong and the usage, returns false.
+// Parses argv[first..] into flags; on a bad flag prints what was wrong and the usage, returns false. Numbers
+// are checked against their flag's limit (flags.c maps flag names to nd_limits.h): a non-finite number, or one
+// past 2^31 where an int is meant, is refused, never wrapped.
 bool nd_flags_parse(const char *command, int argc, char **argv, int first, const nd_flag *flags, int n_flags);
 void nd_flags_usage(const char *command, const char *summary, const nd_flag *flags, int n_flags);
 

@@ -96,8 +96,9 @@ int nd_cmd_train_clip(int argc, char **argv) {
     }
     char ckpt[1100];
     snprintf(ckpt, sizeof ckpt, "%s/clip.h5", t.out);
-    return nd_cli_training_done(result.steps, result.seconds, result.images_per_second, result.last_loss, ckpt,
-                                result.interrupted);
+    int rc = nd_cli_training_done(result.steps, result.seconds, result.images_per_second, result.last_loss, ckpt,
+                                  result.interrupted);
+    return result.interrupted ? 128 + result.signal : rc; // 130 for Ctrl-C, 143 for SIGTERM
 }
 
 // Splits "p1;p2;p3" in place into at most max prompts; returns the count.

@@ -55,6 +55,11 @@ int nd_cmd_info(int argc, char **argv) {
         }
         mc = nd_model_config_default(kind, (int)img_ch, (int)img_size, (int)classes);
         if (kind == ND_MODEL_T2I_UNET && classes == 0) mc.c_embed_dim = 64;
+        char why[256];
+        if (!nd_model_config_check(&mc, ND_MAX_PARAMS, why, sizeof why)) {
+            fprintf(stderr, "nanodiff info: --model %s: %s\n", model_name, why);
+            return 1;
+        }
     }
     nd_ctx ctx;
     nd_ctx_init(&ctx, ND_CPU, 16 << 20, 0);

@@ -38,7 +38,12 @@ static int parse_list(const char *text, float *ws, int max) {
     while (*p && n < max) {
         char *end;
         double v = strtod(p, &end);
+        nd_error err;
         if (end == p) return 0;
+        if (!nd_limit_check(ND_LIMIT_GUIDANCE, v, "--w-sweep", &err)) { // a NaN weight draws NaN images
+            fprintf(stderr, "nanodiff sample: %s\n", err.msg);
+            return 0;
+        }
         ws[n++] = (float)v;
         p = end;
         while (*p == ',' || isspace((unsigned char)*p)) p++;
@@ -218,9 +223,13 @@ int nd_cmd_sample(int argc, char **argv) {
     for (int i = 0; i < p.total; i++) labels[i] = p.first + i / p.per_class;
     strip_state st = {0};
     draw(&s, &o, &p, labels, images, &st);
+    int64_t values = (int64_t)(p.total * p.n_w) * p.image, bad = nd_first_nonfinite(images, values);
+    if (bad >= 0) // nothing is written: an all-NaN grid would read as black images
+        fprintf(stderr, "nanodiff sample: sample %lld holds %g: the model or the guidance weight diverged; nothing "
+                        "was written\n", (long long)(bad / p.image), images[bad]);
     // a sweep's grid: rows = w, columns = class, as the course's sample_w
-    bool ok = o.sweep ? write_grid(o.out, images, p.total * p.n_w, mc, p.total, s.cfg.unit_range)
-                      : write_grid(o.out, images, p.total, mc, p.per_class, s.cfg.unit_range);
+    bool ok = bad < 0 && (o.sweep ? write_grid(o.out, images, p.total * p.n_w, mc, p.total, s.cfg.unit_range)
+                                  : write_grid(o.out, images, p.total, mc, p.per_class, s.cfg.unit_range));
     if (ok && o.strip) ok = write_strip(o.strip, &st, &p, &s);
     if (ok && o.h5) ok = write_h5(o.h5, images, labels, &p, o.sweep != NULL, &s);
     free(st.frames);

@@ -1,6 +1,8 @@
 // nanodiff train: trains the course's DDPM (class-conditional with label dropout) and checkpoints it.
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "train.h"
@@ -14,6 +16,86 @@ static _Noreturn void train_failed(const nd_dist *dist, const nd_error *err) {
     nd_dist_abort(1);
 }
 
+// Whether argv[first..] gives flag (as "--flag value" or "--flag=value").
+static bool flag_given(int argc, char **argv, int first, const char *flag) {
+    size_t len = strlen(flag);
+    for (int i = first; i < argc; i++)
+        if (strncmp(argv[i], flag, len) == 0 && (argv[i][len] == '\0' || argv[i][len] == '=')) return true;
+    return false;
+}
+
+typedef enum { FIELD_INT, FIELD_FLOAT, FIELD_BOOL, FIELD_U64, FIELD_I64, FIELD_STR } field_kind;
+
+// The flags a resumed run takes from its checkpoint instead, with the configuration field each sets.
+static const struct {
+    const char *flag;
+    size_t offset;
+    field_kind kind;
+} resumed_flags[] = {
+    {"--model", offsetof(nd_ddpm_config, model.kind), FIELD_INT},
+    {"--data", offsetof(nd_ddpm_config, data), FIELD_STR},
+    {"--img-size", offsetof(nd_ddpm_config, model.img_size), FIELD_INT},
+    {"--classes", offsetof(nd_ddpm_config, model.c_embed_dim), FIELD_INT},
+    {"--T", offsetof(nd_ddpm_config, model.T), FIELD_INT},
+    {"--batch", offsetof(nd_ddpm_config, batch_size), FIELD_INT},
+    {"--lr", offsetof(nd_ddpm_config, lr), FIELD_FLOAT},
+    {"--adamw", offsetof(nd_ddpm_config, adamw), FIELD_BOOL},
+    {"--weight-decay", offsetof(nd_ddpm_config, weight_decay), FIELD_FLOAT},
+    {"--cfg-drop", offsetof(nd_ddpm_config, cfg_drop), FIELD_FLOAT},
+    {"--clip-grad", offsetof(nd_ddpm_config, clip_grad), FIELD_FLOAT},
+    {"--ema", offsetof(nd_ddpm_config, ema_decay), FIELD_FLOAT},
+    {"--unit-range", offsetof(nd_ddpm_config, unit_range), FIELD_BOOL},
+    {"--no-flip", offsetof(nd_ddpm_config, random_flip), FIELD_BOOL},
+    {"--seed", offsetof(nd_ddpm_config, seed), FIELD_U64},
+    {"--checkpoint-every", offsetof(nd_ddpm_config, checkpoint_every), FIELD_I64},
+    {"--preview-every", offsetof(nd_ddpm_config, preview_every), FIELD_I64},
+    {"--schedule", offsetof(nd_ddpm_config, schedule), FIELD_INT},
+    {"--zero-snr", offsetof(nd_ddpm_config, zero_snr), FIELD_BOOL},
+    {"--prediction", offsetof(nd_ddpm_config, prediction), FIELD_INT},
+    {"--min-snr-gamma", offsetof(nd_ddpm_config, min_snr_gamma), FIELD_FLOAT},
+};
+
+static bool field_equal(field_kind kind, const void *a, const void *b) {
+    switch (kind) {
+    case FIELD_INT: return *(const int *)a == *(const int *)b;
+    case FIELD_FLOAT: return *(const float *)a == *(const float *)b;
+    case FIELD_BOOL: return *(const bool *)a == *(const bool *)b;
+    case FIELD_U64: return *(const uint64_t *)a == *(const uint64_t *)b;
+    case FIELD_I64: return *(const int64_t *)a == *(const int64_t *)b;
+    case FIELD_STR: return strcmp(a, b) == 0;
+    }
+    return false;
+}
+
+// Before training into out: a folder that holds a run needs --resume (or --force to start over), and a
+// resumed run refuses flags that contradict its checkpoint (they were silently ignored), naming them.
+static bool check_out_dir(const char *out, bool resume, bool force, const nd_ddpm_config *cfg, int argc,
+                          char **argv) {
+    char ckpt[1100];
+    snprintf(ckpt, sizeof ckpt, "%s/model.h5", out);
+    if (!resume) {
+        if (force || access(ckpt, F_OK) != 0) return true;
+        fprintf(stderr, "nanodiff train: %s holds a run: pass --resume to continue it, or --force to start over "
+                        "and overwrite it\n", ckpt);
+        return false;
+    }
+    nd_ddpm_config stored;
+    nd_error err;
+    if (!nd_checkpoint_read_config(ckpt, &stored, &err)) return true; // training reports it
+    char conflicts[512] = "";
+    size_t used = 0;
+    for (size_t i = 0; i < sizeof resumed_flags / sizeof resumed_flags[0]; i++) {
+        const char *mine = (const char *)cfg + resumed_flags[i].offset, *theirs = (const char *)&stored + resumed_flags[i].offset;
+        if (flag_given(argc, argv, 2, resumed_flags[i].flag) && !field_equal(resumed_flags[i].kind, mine, theirs) &&
+            used < sizeof conflicts)
+            used += (size_t)snprintf(conflicts + used, sizeof conflicts - used, " %s", resumed_flags[i].flag);
+    }
+    if (!conflicts[0]) return true;
+    fprintf(stderr, "nanodiff train: --resume continues %s with its own settings, and these flags contradict "
+                    "them:%s (drop them, or train into a new --out)\n", ckpt, conflicts);
+    return false;
+}
+
 int nd_cmd_train(int argc, char **argv) {
     nd_ddpm_config cfg = nd_ddpm_defaults();
     nd_cli_training t = {.data = "fashion-mnist", .out = "runs/fm", .device = "auto", .epochs = cfg.epochs,
@@ -22,7 +104,8 @@ int nd_cmd_train(int argc, char **argv) {
     int64_t img_size = 16, classes = -1, T = cfg.model.T, preview_every = 0;
     double cfg_drop = cfg.cfg_drop, clip = 0, ema = 0, min_snr_gamma = 0;
     bool unit_range = false, adamw = false, profile = false, zero_snr = false;
-    nd_flag flags[ND_CLI_TRAINING_FLAGS + 15] = {
+    bool check_numerics = false, force = false;
+    nd_flag flags[ND_CLI_TRAINING_FLAGS + 17] = {
         {"--model", ND_FLAG_STRING, &model, "dli-unet or dli-unet-v1"},
         {"--img-size", ND_FLAG_INT, &img_size, "images are resized to this (the course: 16; the assessment: 28)"},
         {"--classes", ND_FLAG_INT, &classes, "context classes; -1 takes the data set's, 0 trains unconditionally"},
@@ -41,10 +124,13 @@ int nd_cmd_train(int argc, char **argv) {
         {"--unit-range", ND_FLAG_BOOL, &unit_range, "keep images in [0, 1] (the assessment) instead of [-1, 1]"},
         {"--preview-every", ND_FLAG_INT, &preview_every, "steps between preview grids (0: none)"},
         {"--profile", ND_FLAG_BOOL, &profile, "print where the time went, op by op (calls, ms, GFLOP/s), at the end"},
+        {"--force", ND_FLAG_BOOL, &force, "start over in an --out that holds a run (its checkpoint is replaced)"},
+        {"--check-numerics", ND_FLAG_BOOL, &check_numerics, "check every op's output for NaN/inf; a diverged run "
+                                                             "names the first op (slow)"},
     };
-    int n_flags = 15 + nd_cli_training_flags(&t, "fashion-mnist, an IDX directory (MNIST...) or an HDF5 file "
+    int n_flags = 17 + nd_cli_training_flags(&t, "fashion-mnist, an IDX directory (MNIST...) or an HDF5 file "
                                                  "(train + test, as the course)",
-                                             "output directory: model.h5, loss.csv, previews", flags + 15);
+                                             "output directory: model.h5, loss.csv, previews", flags + 17);
     const char *summary = "train a DDPM with classifier-free-guidance label dropout";
     if (!nd_flags_parse("train", argc, argv, 2, flags, n_flags) || t.help) {
         nd_flags_usage("train", summary, flags, n_flags);
@@ -92,14 +178,16 @@ int nd_cmd_train(int argc, char **argv) {
     cfg.cfg_drop = (float)cfg_drop, cfg.clip_grad = (float)clip, cfg.ema_decay = (float)ema;
     cfg.seed = (uint64_t)t.seed, cfg.checkpoint_every = t.checkpoint_every, cfg.preview_every = preview_every;
     cfg.profile = profile;
+    cfg.check_numerics = check_numerics;
+    if (!check_out_dir(t.out, t.resume, force, &cfg, argc, argv)) nd_dist_abort(1);
     nd_ddpm_result result;
     if (!nd_ddpm_train(&cfg, t.out, t.resume, (nd_device)dev, !t.quiet, &result, &err)) train_failed(dist, &err);
-    int rc = result.interrupted ? 130 : 0;
+    int rc = result.interrupted ? 128 + result.signal : 0; // 130 for Ctrl-C, 143 for SIGTERM
     if (dist->rank == 0) {
         char ckpt[1100];
         snprintf(ckpt, sizeof ckpt, "%s/model.h5", t.out);
-        rc = nd_cli_training_done(result.steps, result.seconds, result.images_per_second, result.last_loss, ckpt,
-                                  result.interrupted);
+        nd_cli_training_done(result.steps, result.seconds, result.images_per_second, result.last_loss, ckpt,
+                             result.interrupted);
         if (dist->size > 1 && dist->reductions > 0)
             printf("%d processes: the gradient all-reduce took %.1f ms a step, %.1f%% of the training time\n",
                    dist->size, 1e3 * dist->reduce_seconds / (double)dist->reductions,

@@ -29,6 +29,35 @@ void nd_flags_usage(const char *command, const char *summary, const nd_flag *fla
     }
 }
 
+// Each numeric flag's limit (nd_limits.h), the same for every command that takes the flag; a flag missing here
+// gets ND_LIMIT_ANY_INT or ND_LIMIT_ANY_FLOAT (an int's range; a finite number).
+static const struct {
+    const char *flag;
+    nd_limit_id limit;
+} flag_limits[] = {
+    {"--img-size", ND_LIMIT_IMG_SIZE},       {"--channels", ND_LIMIT_IMG_CH},
+    {"--classes", ND_LIMIT_CLASSES_FLAG},    {"--T", ND_LIMIT_T},
+    {"--epochs", ND_LIMIT_EPOCHS},           {"--max-steps", ND_LIMIT_STEP_COUNT},
+    {"--batch", ND_LIMIT_BATCH_SIZE},        {"--lr", ND_LIMIT_LR},
+    {"--weight-decay", ND_LIMIT_WEIGHT_DECAY}, {"--cfg-drop", ND_LIMIT_CFG_DROP},
+    {"--clip-grad", ND_LIMIT_CLIP_GRAD},     {"--ema", ND_LIMIT_EMA_DECAY},
+    {"--seed", ND_LIMIT_SEED},               {"--checkpoint-every", ND_LIMIT_STEP_COUNT},
+    {"--preview-every", ND_LIMIT_STEP_COUNT}, {"--steps", ND_LIMIT_SAMPLE_STEPS},
+    {"--eta", ND_LIMIT_ETA},                 {"--w", ND_LIMIT_GUIDANCE},
+    {"--guidance-scale", ND_LIMIT_GUIDANCE}, {"--n", ND_LIMIT_N_SAMPLES},
+    {"--hidden", ND_LIMIT_HIDDEN},
+};
+
+// A number against its flag's limit; prints "nanodiff CMD: --flag = VALUE: expected ..." when it is out.
+static bool check_limit(const char *command, const nd_flag *f, double value, nd_limit_id limit) {
+    for (size_t i = 0; i < sizeof flag_limits / sizeof flag_limits[0]; i++)
+        if (strcmp(flag_limits[i].flag, f->name) == 0) limit = flag_limits[i].limit;
+    nd_error err;
+    if (nd_limit_check(limit, value, f->name, &err)) return true;
+    fprintf(stderr, "nanodiff %s: %s\n", command, err.msg);
+    return false;
+}
+
 static bool set_value(const char *command, const nd_flag *f, const char *text) {
     char *end = NULL;
     errno = 0;
@@ -36,12 +65,14 @@ static bool set_value(const char *command, const nd_flag *f, const char *text) {
     case ND_FLAG_INT: {
         long long v = strtoll(text, &end, 10);
         if (errno || end == text || *end) break;
+        if (!check_limit(command, f, (double)v, ND_LIMIT_ANY_INT)) return false;
         *(int64_t *)f->value = v;
         return true;
     }
     case ND_FLAG_FLOAT: {
         double v = strtod(text, &end);
-        if (errno || end == text || *end) break;
+        if ((errno && errno != ERANGE) || end == text || *end) break;
+        if (!check_limit(command, f, v, ND_LIMIT_ANY_FLOAT)) return false;
         *(double *)f->value = v;
         return true;
     }

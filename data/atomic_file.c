@@ -1,7 +1,9 @@
 // Atomic file writes: every file nanodiff writes (checkpoints, caches, PNGs, HDF5 samples, JSON reports)
 // appears whole or not at all. The content goes to a temporary file in the target's directory, is flushed and
 // fsynced, renamed over the target, and the directory is fsynced so the rename itself survives a crash.
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,7 +16,7 @@
 bool nd_atomic_open(nd_atomic_file *af, const char *path, nd_error *err) {
     memset(af, 0, sizeof *af);
     if (snprintf(af->path, sizeof af->path, "%s", path) >= (int)sizeof af->path ||
-        snprintf(af->tmp, sizeof af->tmp, "%s.tmp.XXXXXX", path) >= (int)sizeof af->tmp)
+        snprintf(af->tmp, sizeof af->tmp, "%s.tmp.%d.XXXXXX", path, (int)getpid()) >= (int)sizeof af->tmp)
         return nd_error_set(err, "%s: path too long (at most %zu bytes)", path, sizeof af->path - 1);
     int fd = mkstemp(af->tmp);
     if (fd < 0)
@@ -84,4 +86,35 @@ bool nd_atomic_write(const char *path, const void *data, size_t size, nd_error *
         return nd_error_set(err, "%s: cannot write: writing failed: %s", path, e ? strerror(e) : "I/O error");
     }
     return nd_atomic_commit(&af, err);
+}
+
+// A temporary file of path's left by a process that died mid-write: "<name>.tmp.<pid>[.XXXXXX]" whose pid no
+// longer runs (kill(pid, 0) says ESRCH). Another live writer's file is left alone.
+static bool stale_temporary(const char *entry, const char *base) {
+    size_t len = strlen(base);
+    if (strncmp(entry, base, len) != 0 || strncmp(entry + len, ".tmp.", 5) != 0) return false;
+    char *end;
+    long pid = strtol(entry + len + 5, &end, 10);
+    if (end == entry + len + 5 || (*end != '\0' && *end != '.') || pid <= 0) return false;
+    return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+}
+
+int nd_atomic_clean_stale(const char *path) {
+    char dir[1024] = ".";
+    const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path;
+    if (slash && (size_t)(slash - path) < sizeof dir) {
+        memcpy(dir, path, (size_t)(slash - path));
+        dir[slash == path ? 1 : slash - path] = '\0';
+    }
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int removed = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        char full[2048];
+        if (!stale_temporary(e->d_name, base)) continue;
+        snprintf(full, sizeof full, "%s/%s", dir, e->d_name);
+        if (unlink(full) == 0) removed++;
+    }
+    closedir(d);
+    return removed;
 }

@@ -31,6 +31,7 @@ void nd_idx_free(nd_idx *idx);
 // ---------------------------------------------------------------------------------------------------
 // labelled image data sets
 
+#define ND_MAX_CLASSES 65536 // labels of a data set are below this (a class embedding has a row per class)
 #define ND_FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist" // Debian's dataset-fashion-mnist
 
 // Fashion-MNIST's class names by label, as the course lists them (label 0 is "T-shirt/top").
@@ -164,6 +165,9 @@ bool nd_atomic_commit(nd_atomic_file *af, nd_error *err);
 void nd_atomic_abort(nd_atomic_file *af);
 // The whole file from memory (an HDF5 file image, say).
 bool nd_atomic_write(const char *path, const void *data, size_t size, nd_error *err);
+// Removes path's temporary files left by writers that were killed ("<path>.tmp.<pid>..." whose process is
+// gone); returns how many.
+int nd_atomic_clean_stale(const char *path);
 #include "text.h" // captions and the BPE tokenizer
 
 #endif

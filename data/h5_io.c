@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "h5_guard.h"
 #include "h5_io.h"
 
 // The stored type (little endian, fixed width) and the native type in memory of each kind.
@@ -142,6 +143,7 @@ hid_t nd_h5_open(const char *path, const char *what, nd_error *err) {
         nd_error_set(err, "%s: not a nanodiff %s (not an HDF5 file)", path, what);
         return -1;
     }
+    if (!nd_h5_check_layout(path, err)) return -1; // what libhdf5 itself would crash on
     hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (file < 0) nd_error_set(err, "%s: cannot read the %s: the HDF5 file is truncated or damaged", path, what);
     return file;
@@ -194,7 +196,11 @@ bool nd_h5_write_device_params(hid_t file, const char *group, const nd_params *p
                                nd_device device, char *failed, size_t size) {
     float *host = nd_xmalloc((size_t)(p->total ? p->total : 1) * sizeof(float)); // (p->total,)
     nd_buffer_download(device, host, flat, p->total);
-    bool ok = nd_h5_write_params(file, group, p, host, failed, size);
+    // a diverged run is never saved: the previous file stays the last good one
+    char where[256];
+    bool ok = !nd_params_find_nonfinite(p, host, where, sizeof where);
+    if (!ok) snprintf(failed, size, "the check for NaN/inf ('%s': %s)", group, where);
+    ok = ok && nd_h5_write_params(file, group, p, host, failed, size);
     free(host);
     return ok;
 }
@@ -278,6 +284,10 @@ bool nd_h5_groups_read(hid_t file, const char *path, nd_h5_group *groups, int n,
         int64_t total = groups[i].like->total;
         groups[i].staged = nd_xmalloc((size_t)(total ? total : 1) * sizeof(float));
         if (!read_group(file, path, groups[i].name, groups[i].like, groups[i].staged, err)) return false;
+        char where[256];
+        if (nd_params_find_nonfinite(groups[i].like, groups[i].staged, where, sizeof where))
+            return nd_error_set(err, "%s: %s are not finite: '%s' %s (the run that wrote it had diverged)", path,
+                                groups[i].what, groups[i].name, where);
     }
     return true;
 }

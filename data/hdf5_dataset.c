@@ -9,18 +9,20 @@
 #include <unistd.h>
 
 #include "data.h"
+#include "h5_guard.h"
 #include "h5_io.h"
 
+#define H5_DEFLATE_MAX_RATIO 1032 // deflate's largest compression ratio
 #define H5_EXPECTED_IMAGES "expected N x C x H x W images, uint8 or float in [0, 1]"
 
 // "uint8", "int16", "float32", ... for messages.
 static void h5_type_str(char *buf, size_t size, hid_t type) {
     H5T_class_t cls = H5Tget_class(type);
-    int bits = (int)H5Tget_size(type) * 8;
+    unsigned long long bits = (unsigned long long)H5Tget_size(type) * 8; // a damaged file may give any size
     if (cls == H5T_INTEGER)
-        snprintf(buf, size, "%sint%d", H5Tget_sign(type) == H5T_SGN_NONE ? "u" : "", bits);
+        snprintf(buf, size, "%sint%llu", H5Tget_sign(type) == H5T_SGN_NONE ? "u" : "", bits);
     else if (cls == H5T_FLOAT)
-        snprintf(buf, size, "float%d", bits);
+        snprintf(buf, size, "float%llu", bits);
     else if (cls == H5T_STRING)
         snprintf(buf, size, "string");
     else
@@ -56,6 +58,52 @@ static bool h5_open(hid_t file, const char *path, const char *name, int rank, hi
     return true;
 }
 
+// HDF5 1.10 trusts a file's layout message: a contiguous or compact dataset whose storage is smaller than its
+// shape says, or lies past the end of the file, makes H5Dread copy from memory it never allocated. So the
+// storage is checked against the declared shape and element size before anything is read (or allocated): it
+// must be all there (contiguous: inside the file; compact: exactly the bytes), or chunked with filters this
+// build has, holding enough stored bytes to inflate to the declared shape.
+static bool h5_check_storage(hid_t file, hid_t dset, const char *path, const char *name, hsize_t numel,
+                             nd_error *err) {
+    hid_t dcpl = H5Dget_create_plist(dset), type = H5Dget_type(dset);
+    H5D_layout_t layout = dcpl < 0 ? H5D_LAYOUT_ERROR : H5Pget_layout(dcpl);
+    hsize_t need = numel * (hsize_t)(type < 0 ? 0 : H5Tget_size(type)), stored = H5Dget_storage_size(dset);
+    hsize_t file_size = 0;
+    H5Fget_filesize(file, &file_size);
+    bool ok = need > 0;
+    const char *why = "its element type has no size";
+    if (ok && layout == H5D_CONTIGUOUS) {
+        haddr_t at = H5Dget_offset(dset);
+        ok = stored == need && at != HADDR_UNDEF && at <= file_size && need <= file_size - at;
+        why = "its contiguous storage does not hold the declared shape inside the file";
+    } else if (ok && layout == H5D_COMPACT) {
+        ok = stored == need;
+        why = "its compact storage does not hold the declared shape";
+    } else if (ok && layout == H5D_CHUNKED) {
+        // unwritten chunks read as fill values, so a tiny file could declare any size: deflate packs at most
+        // 1032:1, so a chunked dataset holds at most that many times its stored bytes
+        int filters = H5Pget_nfilters(dcpl);
+        ok = filters >= 0 && stored <= file_size && need / H5_DEFLATE_MAX_RATIO <= stored;
+        for (int i = 0; ok && i < filters; i++) {
+            unsigned flags, config;
+            size_t n_values = 0;
+            H5Z_filter_t id = H5Pget_filter2(dcpl, (unsigned)i, &flags, &n_values, NULL, 0, NULL, &config);
+            ok = id >= 0 && H5Zfilter_avail(id) > 0;
+        }
+        why = "its chunks hold less than the declared shape could pack into, or use a filter this build lacks";
+    } else if (ok) {
+        ok = false;
+        why = "its storage layout is not contiguous, compact or chunked";
+    }
+    if (type >= 0) H5Tclose(type);
+    if (dcpl >= 0) H5Pclose(dcpl);
+    if (!ok)
+        return nd_error_set(err, "%s: dataset '%s' cannot be read: %s (%llu values of %llu bytes declared, %llu "
+                            "stored; the file is damaged)", path, name, why, (unsigned long long)numel,
+                            (unsigned long long)(numel ? need / numel : 0), (unsigned long long)stored);
+    return true;
+}
+
 // `images` into ds: uint8 kept as bytes, any float type converted to float32 and range-checked.
 static bool h5_read_images(nd_dataset *ds, hid_t file, const char *path, nd_error *err) {
     hid_t dset = -1, type = -1;
@@ -77,6 +125,7 @@ static bool h5_read_images(nd_dataset *ds, hid_t file, const char *path, nd_erro
         nd_error_set(err, "%s: dataset 'images' has type %s: %s", path, name, H5_EXPECTED_IMAGES);
         goto done;
     }
+    if (!h5_check_storage(file, dset, path, "images", numel, err)) goto done;
     void *buf = malloc(numel * (is_u8 ? 1 : sizeof(float)));
     if (!buf) {
         nd_error_set(err, "%s: out of memory for %zu image values", path, numel);
@@ -128,24 +177,32 @@ static bool h5_read_labels(nd_dataset *ds, hid_t file, const char *path, nd_erro
                      (unsigned long long)n, (long long)ds->n, expected);
         goto done;
     }
+    if (!h5_check_storage(file, dset, path, "labels", n, err)) goto done;
+    // read as 64-bit so a label past 2^31 is seen (HDF5 would clamp it to INT32_MAX when converting)
+    int64_t *wide = malloc((size_t)n * sizeof *wide);
     ds->labels = malloc((size_t)n * sizeof *ds->labels);
-    if (!ds->labels) {
+    if (!wide || !ds->labels) {
+        free(wide);
         nd_error_set(err, "%s: out of memory for %llu labels", path, (unsigned long long)n);
         goto done;
     }
-    if (H5Dread(dset, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, ds->labels) < 0) {
-        nd_error_set(err, "%s: dataset 'labels' cannot be read as 32-bit integers: %s", path, expected);
+    if (H5Dread(dset, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, wide) < 0) {
+        free(wide);
+        nd_error_set(err, "%s: dataset 'labels' cannot be read as integers: %s", path, expected);
         goto done;
     }
     int32_t max_label = 0;
     for (hsize_t i = 0; i < n; i++) {
-        if (ds->labels[i] < 0) {
-            nd_error_set(err, "%s: dataset 'labels' holds %d at index %llu: expected class indices >= 0", path,
-                         ds->labels[i], (unsigned long long)i);
+        if (wide[i] < 0 || wide[i] >= ND_MAX_CLASSES) {
+            nd_error_set(err, "%s: dataset 'labels' holds %lld at index %llu: expected class indices >= 0 and "
+                         "below %d", path, (long long)wide[i], (unsigned long long)i, ND_MAX_CLASSES);
+            free(wide);
             goto done;
         }
+        ds->labels[i] = (int32_t)wide[i];
         if (ds->labels[i] > max_label) max_label = ds->labels[i];
     }
+    free(wide);
     ds->num_classes = max_label + 1;
     ok = true;
 done:
@@ -158,6 +215,7 @@ done:
 static bool h5_load(nd_dataset *ds, const char *path, nd_error *err) {
     if (access(path, R_OK) != 0) return nd_error_set(err, "%s: cannot open: %s", path, strerror(errno));
     if (H5Fis_hdf5(path) <= 0) return nd_error_set(err, "%s: not an HDF5 file: %s", path, H5_EXPECTED_IMAGES);
+    if (!nd_h5_check_layout(path, err)) return false;
     hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (file < 0) return nd_error_set(err, "%s: cannot open as HDF5 (the file is damaged)", path);
     bool ok = h5_read_images(ds, file, path, err);

@@ -107,45 +107,84 @@ static bool idx_read_header(gzFile f, const char *path, nd_idx *out, nd_error *e
     return true;
 }
 
-// Reads the data the header promises, growing the buffer as bytes arrive so a corrupt header that promises
-// more than the file holds costs no more memory than the file.
+// What the whole file holds, learnt before anything is allocated: the byte count after decompression (a
+// header's promise is checked against it, so a corrupt header or a gzip bomb costs no memory), and for a gzip
+// file the CRC-32 of those bytes.
+typedef struct idx_extent {
+    int64_t bytes; // uncompressed bytes, header included
+    bool cut;      // a gzip stream that ended before its trailer
+    uint32_t crc;
+} idx_extent;
+
+// Streams the whole content through a fixed buffer, from the start.
+static bool idx_scan(gzFile f, const char *path, idx_extent *ext, nd_error *err) {
+    uint8_t *chunk = malloc(IDX_READ_CHUNK);
+    if (!chunk) return nd_error_set(err, "%s: out of memory", path);
+    gzrewind(f);
+    ext->bytes = 0, ext->cut = false, ext->crc = (uint32_t)crc32(0L, Z_NULL, 0);
+    for (;;) {
+        int64_t r = idx_read_bytes(f, path, chunk, IDX_READ_CHUNK, &ext->cut, err);
+        if (r < 0) {
+            free(chunk);
+            return false;
+        }
+        ext->crc = (uint32_t)crc32(ext->crc, chunk, (uInt)r);
+        ext->bytes += r;
+        if (r < IDX_READ_CHUNK) break;
+    }
+    free(chunk);
+    return true;
+}
+
+// zlib checks each gzip member's trailer but skips bytes after the last member that do not start a new one;
+// the file's own last 8 bytes (CRC-32 and length, little-endian) must describe the data read.
+static bool idx_check_trailer(const char *path, const idx_extent *ext, nd_error *err) {
+    FILE *raw = fopen(path, "rb");
+    uint8_t t[8];
+    bool got = raw && fseek(raw, -8, SEEK_END) == 0 && fread(t, 1, 8, raw) == 8;
+    if (raw) fclose(raw);
+    if (!got) return nd_error_set(err, "%s: cannot read the gzip trailer: %s", path, strerror(errno));
+    uint32_t crc = (uint32_t)t[0] | (uint32_t)t[1] << 8 | (uint32_t)t[2] << 16 | (uint32_t)t[3] << 24;
+    uint32_t isize = (uint32_t)t[4] | (uint32_t)t[5] << 8 | (uint32_t)t[6] << 16 | (uint32_t)t[7] << 24;
+    if (crc != ext->crc || isize != (uint32_t)ext->bytes)
+        return nd_error_set(err, "%s: the gzip trailer (CRC 0x%08X, length %u) does not match the data read "
+                            "(CRC 0x%08X, length %u): trailing garbage after the gzip stream, or a damaged file",
+                            path, crc, isize, ext->crc, (uint32_t)ext->bytes);
+    return true;
+}
+
+// Reads the data the header promises. The file's extent is checked against the promise first, so the
+// buffer is allocated once, at the size the file really holds.
 static bool idx_read_data(gzFile f, const char *path, nd_idx *out, nd_error *err) {
     char dims[128];
     idx_dims_str(dims, sizeof dims, out->dims, out->ndim);
-    int64_t header_bytes = 4 + 4 * (int64_t)out->ndim, got = 0, cap = 0;
-    bool cut = false;
-    while (got < out->numel) {
-        if (got == cap) {
-            cap = cap ? cap * 2 : IDX_READ_CHUNK;
-            if (cap > out->numel) cap = out->numel;
-            uint8_t *grown = realloc(out->data, (size_t)cap);
-            if (!grown) return nd_error_set(err, "%s: out of memory for %lld bytes", path, (long long)cap);
-            out->data = grown;
-        }
-        int64_t r = idx_read_bytes(f, path, out->data + got, cap - got, &cut, err);
-        if (r < 0) return false;
-        got += r;
-        if (got < cap) break;
-    }
-    if (got < out->numel)
+    int64_t header_bytes = 4 + 4 * (int64_t)out->ndim;
+    bool gzip = !gzdirect(f);
+    idx_extent ext = {0};
+    if (!idx_scan(f, path, &ext, err)) return false;
+    int64_t held = ext.bytes - header_bytes;
+    if (held < out->numel)
         return nd_error_set(err, "%s: truncated: header promises %s (%lld bytes) after the %lld-byte header, "
                             "file holds %lld%s",
-                            path, dims, (long long)out->numel, (long long)header_bytes, (long long)got,
-                            cut ? " (the gzip stream ends early)" : "");
-    uint8_t extra[4096];
-    int64_t trailing = 0;
-    for (;;) {
-        int64_t r = idx_read_bytes(f, path, extra, sizeof extra, &cut, err);
-        if (r < 0) return false;
-        trailing += r;
-        if (r < (int64_t)sizeof extra) break;
-    }
-    if (cut) return nd_error_set(err, "%s: truncated: the gzip stream ends before its trailer", path);
-    if (trailing > 0)
+                            path, dims, (long long)out->numel, (long long)header_bytes, (long long)held,
+                            ext.cut ? " (the gzip stream ends early)" : "");
+    if (ext.cut) return nd_error_set(err, "%s: truncated: the gzip stream ends before its trailer", path);
+    if (held > out->numel)
         return nd_error_set(err, "%s: %lld trailing bytes: header promises %s (%lld bytes) after the "
                             "%lld-byte header, the file holds more",
-                            path, (long long)trailing, dims, (long long)out->numel, (long long)header_bytes);
+                            path, (long long)(held - out->numel), dims, (long long)out->numel,
+                            (long long)header_bytes);
+    if (gzip && !idx_check_trailer(path, &ext, err)) return false;
+    out->data = malloc((size_t)out->numel);
+    if (!out->data) return nd_error_set(err, "%s: out of memory for %lld bytes", path, (long long)out->numel);
+    bool cut = false;
+    uint8_t header[4 + 4 * ND_IDX_MAX_DIMS];
+    gzrewind(f);
+    if (idx_read_bytes(f, path, header, header_bytes, &cut, err) != header_bytes) goto changed;
+    if (idx_read_bytes(f, path, out->data, out->numel, &cut, err) != out->numel) goto changed;
     return true;
+changed:
+    return nd_error_set(err, "%s: the file changed while it was read", path);
 }
 
 // torchvision's read_sn3_pascalvincent_tensor for unsigned bytes, with every field checked.

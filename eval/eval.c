@@ -158,11 +158,15 @@ bool nd_eval_images(const nd_evaluator *ev, nd_ctx *ctx, const float *images, co
             return nd_error_set(err, "label %d of image %lld: expected 0..%d", labels[i], (long long)i,
                                 c->classes - 1);
     int64_t values = n * c->img_ch * c->img_size * c->img_size;
+    int64_t bad = nd_first_nonfinite(images, values);
+    if (bad >= 0) // a diverged model's samples are not graded as black images
+        return nd_error_set(err, "sample %lld holds %g: refusing to grade non-finite samples (the model or the "
+                            "guidance weight diverged)", (long long)(bad / (values / n)), images[bad]);
     float lo = c->unit_range ? 0.0f : -1.0f;
     float *clamped = nd_xmalloc((size_t)values * sizeof(float));                // (n, C, S, S)
     float *logits = nd_xmalloc((size_t)(n * c->classes) * sizeof(float));       // (n, classes)
     float *features = nd_xmalloc((size_t)(n * ND_EVAL_FEATURES) * sizeof(float)); // (n, 128)
-    for (int64_t i = 0; i < values; i++) clamped[i] = isnan(images[i]) ? lo : fminf(fmaxf(images[i], lo), 1.0f);
+    for (int64_t i = 0; i < values; i++) clamped[i] = fminf(fmaxf(images[i], lo), 1.0f);
     nd_eval_classifier_run(ctx, c, clamped, n, logits, features);
     nd_eval_report_init(report, c->classes);
     nd_eval_report_add(report, logits, labels, n);

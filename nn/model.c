@@ -1,4 +1,5 @@
 // Models behind one interface: configuration, creation, forward, and the per-block summary.
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,6 +37,62 @@ nd_model_config nd_model_config_default(nd_model_kind kind, int img_ch, int img_
         break;
     }
     return c;
+}
+
+// True when n divides each of the three level widths; why names the group count that does not.
+static bool groups_divide(int groups, const char *name, const int *chs, char *why, size_t size) {
+    for (int i = 0; i < 3; i++)
+        if (chs[i] % groups != 0) {
+            snprintf(why, size, "%s %d does not divide down_chs[%d] = %d (GroupNorm splits the channels into "
+                     "equal groups)", name, groups, i, chs[i]);
+            return false;
+        }
+    return true;
+}
+
+// A sinusoidal embedding of dim: its frequency table holds 2..512 pairs.
+static bool sinusoid_ok(int dim, const char *name, char *why, size_t size) {
+    if (dim >= 4 && dim <= 1024 && dim % 2 == 0) return true;
+    snprintf(why, size, "%s %d: the sinusoidal time embedding needs an even width from 4 to 1024", name, dim);
+    return false;
+}
+
+bool nd_model_config_check(const nd_model_config *c, int64_t max_params, char *why, size_t size) {
+    if (c->img_size % 4 != 0) {
+        snprintf(why, size, "img_size %d: the U-Nets halve it twice, so it must be a multiple of 4", c->img_size);
+        return false;
+    }
+    switch (c->kind) {
+    case ND_MODEL_DLI_UNET:
+        if (!sinusoid_ok(c->t_embed_dim, "t_embed_dim", why, size) ||
+            !groups_divide(c->big_groups, "big_groups", c->down_chs, why, size) ||
+            !groups_divide(c->small_groups, "small_groups", (const int[]){c->down_chs[0], c->down_chs[0], c->down_chs[0]},
+                           why, size))
+            return false;
+        break;
+    case ND_MODEL_DLI_UNET_V1: break;
+    case ND_MODEL_T2I_UNET:
+        if (!sinusoid_ok(c->down_chs[0], "down_chs[0]", why, size) ||
+            !groups_divide(c->small_groups, "small_groups", c->down_chs, why, size))
+            return false;
+        if (c->heads < 1 || c->down_chs[1] % c->heads != 0 || c->down_chs[2] % c->heads != 0) {
+            snprintf(why, size, "heads %d must be at least 1 and divide down_chs[1] = %d and down_chs[2] = %d",
+                     c->heads, c->down_chs[1], c->down_chs[2]);
+            return false;
+        }
+        break;
+    default: snprintf(why, size, "unknown model kind %d", (int)c->kind); return false;
+    }
+    nd_model m;
+    nd_model_init(&m, *c);
+    int64_t params = m.params.total;
+    nd_model_free(&m);
+    if (params > max_params) {
+        snprintf(why, size, "the model would have %lld parameters: expected at most %lld", (long long)params,
+                 (long long)max_params);
+        return false;
+    }
+    return true;
 }
 
 void nd_model_init(nd_model *m, nd_model_config config) {

@@ -223,6 +223,10 @@ typedef struct nd_model {
     void *impl;        // the model's layers
 } nd_model;
 
+// Whether a model can be built from c: sizes that fit its architecture (an image size its poolings halve
+// evenly, group counts that divide the channels, attention heads that divide the width, an even time
+// embedding) and at most max_params parameters (counted without allocating). False with the reason in why.
+bool nd_model_config_check(const nd_model_config *c, int64_t max_params, char *why, size_t size);
 // Registers every parameter (not yet allocated: call nd_params_alloc(&model->params, ctx) and
 // nd_params_alloc(&model->buffers, ctx) after, or use nd_model_create).
 void nd_model_init(nd_model *m, nd_model_config config);

@@ -9,7 +9,8 @@ set -euo pipefail
 # libdnnl-dev: oneDNN, the CPU convolutions (optional: without it the build falls back to im2col + GEMM);
 # Open MPI: data-parallel training (optional: without it nanodiff trains in one process)
 packages=(cmake make gcc pkg-config libopenblas-openmp-dev libdnnl-dev libhdf5-dev zlib1g-dev dataset-fashion-mnist
-          libopenmpi-dev openmpi-bin)
+          libopenmpi-dev openmpi-bin
+          clang libclang-rt-dev libomp-dev) # clang: the libFuzzer runs of scripts/test.sh
 case "${1:-}" in
 --test) packages+=(python3-torch python3-h5py) ;;
 --dev) packages+=(python3-torch python3-h5py python3-pil python3-numpy) ;;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds nanodiff and runs every test: the full suite, then the unit, gradient, reference and data
-# suites again under AddressSanitizer + UndefinedBehaviorSanitizer (leaks included). The sanitized build
-# leaves oneDNN out, so the fallback convolutions (im2col + GEMM) pass every suite too.
+# suites again under AddressSanitizer + UndefinedBehaviorSanitizer (leaks included), then a bounded libFuzzer
+# run of each fuzz harness (clang; NANODIFF_FUZZ_SECONDS each, 5 by default). The sanitized build leaves
+# oneDNN out, so the fallback convolutions (im2col + GEMM) pass every suite too.
 # CUDA: AUTO by default (on when nvcc is found); CI (CI=true) insists on ON so CUDA code always compiles.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,3 +29,8 @@ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DNANODIFF_CUDA=OFF -DNANODIFF
     >/dev/null
 cmake --build build-asan -j"$jobs"
 (cd build-asan && ctest -j"$jobs" --output-on-failure -L 'unit|gradcheck|reference|data')
+
+cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DNANODIFF_CUDA=OFF -DNANODIFF_FUZZ=ON \
+      -DNANODIFF_FUZZ_SECONDS="${NANODIFF_FUZZ_SECONDS:-5}" >/dev/null
+cmake --build build-fuzz -j"$jobs" --target fuzz_idx fuzz_hdf5 fuzz_checkpoint fuzz_flags fuzz_tokenizer
+(cd build-fuzz && ctest -j"$jobs" --output-on-failure -L fuzz)

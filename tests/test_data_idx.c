@@ -3,7 +3,9 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -179,6 +181,69 @@ static void test_bad_files(void) {
     CHECK(file_size(huge) == good, "test file has the wrong size");
 }
 
+// Bytes appended after a complete gzip stream: zlib skips them, the trailer check does not.
+static void test_gzip_trailer(void) {
+    uint8_t buf[4096];
+    uint32_t dims[3] = {10, 8, 8};
+    size_t good = idx_bytes(buf, 0x08, 3, dims, NULL);
+    const char *whole = tmp_path("trailer.gz"), *garbage = tmp_path("trailer-garbage.gz");
+    write_gz(whole, buf, good);
+    uint8_t packed[8192];
+    FILE *f = fopen(whole, "rb");
+    size_t n = fread(packed, 1, sizeof packed - 3, f);
+    fclose(f);
+    memcpy(packed + n, "\x00\x01\x02", 3);
+    write_plain(garbage, packed, n + 3);
+    check_idx_fails(garbage, 2, "gzip trailer", "trailing garbage");
+    // The length field alone altered (the CRC still matches): zlib's own check names it.
+    packed[n - 1] ^= 0x10;
+    write_plain(garbage, packed, n);
+    check_idx_fails(garbage, 1, "corrupt gzip data");
+}
+
+// Peak resident memory (KiB) of a child that reads `path`, beyond what it held before the read.
+static long idx_read_peak_kib(const char *path) {
+    int pipefd[2];
+    if (pipe(pipefd) != 0) return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct rusage before, after;
+        getrusage(RUSAGE_SELF, &before);
+        nd_idx idx;
+        nd_error err;
+        if (nd_idx_read(&idx, path, &err)) nd_idx_free(&idx);
+        getrusage(RUSAGE_SELF, &after);
+        long grown = after.ru_maxrss - before.ru_maxrss;
+        ssize_t w = write(pipefd[1], &grown, sizeof grown);
+        _exit(w == sizeof grown ? 0 : 1);
+    }
+    long grown = -1;
+    close(pipefd[1]);
+    if (read(pipefd[0], &grown, sizeof grown) != sizeof grown) grown = -1;
+    close(pipefd[0]);
+    waitpid(pid, NULL, 0);
+    return grown;
+}
+
+// A 70 KB gzip file of 64 MiB of zeros under a header that promises 2 GB: refused as truncated before any
+// buffer of the promised (or the inflated) size exists.
+static void test_gzip_bomb(void) {
+    const int64_t inflated = (int64_t)64 << 20;
+    uint8_t header[16] = {0, 0, 0x08, 3, 0, 0, 0x07, 0xD0, 0, 0, 0x03, 0xE8, 0, 0, 0x03, 0xE8}; // 2000x1000x1000
+    uint8_t *zeros = calloc(1, 1 << 20);
+    const char *bomb = tmp_path("bomb.gz");
+    gzFile f = gzopen(bomb, "wb9");
+    gzwrite(f, header, sizeof header);
+    for (int64_t at = 0; at < inflated; at += 1 << 20) gzwrite(f, zeros, 1 << 20);
+    gzclose(f);
+    free(zeros);
+    CHECK(file_size(bomb) < 200000, "the bomb is %zu bytes, meant to be small", file_size(bomb));
+    check_idx_fails(bomb, 3, "truncated", "promises 2000x1000x1000", "holds 67108864");
+    long grown = idx_read_peak_kib(bomb);
+    CHECK(grown >= 0 && grown < 16 * 1024, "reading the bomb grew resident memory by %ld KiB (want < 16 MiB: "
+          "nothing is allocated before the file's real size is known)", grown);
+}
+
 static void check_pair_fails(const char *images, const char *labels, int num_classes, const char *name,
                              const char *word) {
     nd_dataset ds;
@@ -279,6 +344,8 @@ int main(int argc, char **argv) {
     }
     test_roundtrip();
     test_bad_files();
+    test_gzip_trailer();
+    test_gzip_bomb();
     test_bad_pairs();
     test_directories();
     for (int i = 0; i < n_created; i++) unlink(created[i]);

@@ -242,6 +242,18 @@ static void test_cache_file(void) {
     nd_ctx_free(&ctx);
 }
 
+// Samples holding a NaN or inf are refused before the classifier sees them (they were graded as black).
+static void test_nonfinite_samples(void) {
+    nd_evaluator ev = {.classifier = {.img_ch = 1, .img_size = 2, .classes = 2}};
+    float images[2 * 4] = {0.1f, 0.2f, 0.3f, 0.4f, 0.5f, NAN, 0.0f, 0.0f};
+    int32_t labels[2] = {0, 1};
+    nd_eval_report report;
+    nd_error err = {{0}};
+    CHECK(!nd_eval_images(&ev, NULL, images, labels, 2, &report, &err), "NaN samples were graded");
+    CHECK(strstr(err.msg, "sample 1") && strstr(err.msg, "nan") && strstr(err.msg, "non-finite"),
+          "the message names no sample: %s", err.msg);
+}
+
 int main(void) {
     if (!mkdtemp(tmp_dir)) {
         perror("mkdtemp");
@@ -252,6 +264,7 @@ int main(void) {
     test_frechet();
     test_report();
     test_cache_file();
+    test_nonfinite_samples();
     rmdir(tmp_dir);
     return test_finish("unit.eval");
 }

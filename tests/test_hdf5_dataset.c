@@ -113,6 +113,41 @@ static void test_bad_files(void) {
     h5_put(negative, false, "labels", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, (hsize_t[]){3}, labels);
     check_fails(negative, 2, "-1 at index 1", ">= 0");
 
+    // 2^32 as a 64-bit label (HDF5 clamps it to INT32_MAX when converting to int32), and one class too many
+    const char *huge_label = tmp_path("huge-label.h5");
+    h5_put(huge_label, true, "images", H5T_STD_U8LE, H5T_NATIVE_UINT8, 4, (hsize_t[]){3, 1, 4, 5}, pixels);
+    h5_put(huge_label, false, "labels", H5T_STD_I64LE, H5T_NATIVE_INT64, 1, (hsize_t[]){3},
+           (int64_t[]){0, (int64_t)1 << 32, 1});
+    check_fails(huge_label, 2, "4294967296 at index 1", "below 65536");
+    const char *many = tmp_path("many-classes.h5");
+    h5_put(many, true, "images", H5T_STD_U8LE, H5T_NATIVE_UINT8, 4, (hsize_t[]){3, 1, 4, 5}, pixels);
+    h5_put(many, false, "labels", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, (hsize_t[]){3}, (int32_t[]){0, 65536, 1});
+    check_fails(many, 2, "65536 at index 1", "below 65536");
+
+    // 256 MiB of images declared in a file of a few KB: chunked, no chunk written (HDF5 would return fill values)
+    const char *unwritten = tmp_path("unwritten.h5");
+    hid_t file = H5Fcreate(unwritten, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hsize_t big[4] = {1 << 16, 1, 64, 64}, chunk[4] = {1, 1, 64, 64};
+    hid_t space = H5Screate_simple(4, big, NULL), dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(dcpl, 4, chunk);
+    H5Dclose(H5Dcreate2(file, "images", H5T_STD_U8LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT));
+    H5Pclose(dcpl);
+    H5Sclose(space);
+    H5Fclose(file);
+    check_fails(unwritten, 3, "'images' cannot be read", "268435456 values", "0 stored");
+
+    // The superblock's driver information block given a 4 GB size: libhdf5 would allocate and zero-fill it.
+    const char *driver = tmp_path("driver-info.h5");
+    h5_put(driver, true, "images", H5T_STD_U8LE, H5T_NATIVE_UINT8, 4, (hsize_t[]){3, 1, 4, 5}, pixels);
+    FILE *patch = fopen(driver, "r+b");
+    const uint8_t at_0x100[8] = {0x00, 0x01}, huge_size[4] = {0xF0, 0xFF, 0xFF, 0xFF};
+    fseek(patch, 48, SEEK_SET); // superblock v0: the driver information address, after base, free space, EOF
+    fwrite(at_0x100, 1, 8, patch);
+    fseek(patch, 0x100 + 4, SEEK_SET);
+    fwrite(huge_size, 1, 4, patch);
+    fclose(patch);
+    check_fails(driver, 2, "driver information block at byte 256", "past the end of the file");
+
     const char *range = tmp_path("range.h5");
     h5_put(range, true, "images", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 4, (hsize_t[]){1, 1, 2, 2}, values);
     check_fails(range, 2, "1.5 at flat index 2", "[0, 1]");

@@ -7,8 +7,10 @@
 #include <hdf5.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "h5_guard.h"
 #include "h5_io.h"
 #include "train.h"
 
@@ -18,17 +20,17 @@
 // ---------------------------------------------------------------------------------------------------
 // configuration attributes: one root attribute per field of nd_ddpm_config (strings apart)
 
-#define MODEL_FIELD(field, kind, min) {#field, kind, offsetof(nd_ddpm_config, model.field), min}
+#define MODEL_FIELD(field, kind) {#field, kind, offsetof(nd_ddpm_config, model.field), 0}
 #define DDPM_FIELD(field, kind) {#field, kind, offsetof(nd_ddpm_config, field), 0}
 #define N_MODEL_FIELDS 9
 
 // The model's fields come first: a checkpoint loads only into a model whose fields all match.
 static const nd_h5_field config_fields[] = {
-    MODEL_FIELD(img_ch, ND_H5_INT, 1),         MODEL_FIELD(img_size, ND_H5_INT, 1),
-    MODEL_FIELD(T, ND_H5_INT, 1),              MODEL_FIELD(down_chs, ND_H5_INT3, 1),
-    MODEL_FIELD(t_embed_dim, ND_H5_INT, 0),    MODEL_FIELD(c_embed_dim, ND_H5_INT, 0),
-    MODEL_FIELD(small_groups, ND_H5_INT, 1),   MODEL_FIELD(big_groups, ND_H5_INT, 1),
-    MODEL_FIELD(heads, ND_H5_INT, 0),          DDPM_FIELD(unit_range, ND_H5_BOOL),
+    MODEL_FIELD(img_ch, ND_H5_INT),         MODEL_FIELD(img_size, ND_H5_INT),
+    MODEL_FIELD(T, ND_H5_INT),              MODEL_FIELD(down_chs, ND_H5_INT3),
+    MODEL_FIELD(t_embed_dim, ND_H5_INT),    MODEL_FIELD(c_embed_dim, ND_H5_INT),
+    MODEL_FIELD(small_groups, ND_H5_INT),   MODEL_FIELD(big_groups, ND_H5_INT),
+    MODEL_FIELD(heads, ND_H5_INT),          DDPM_FIELD(unit_range, ND_H5_BOOL),
     DDPM_FIELD(random_flip, ND_H5_BOOL),       DDPM_FIELD(beta_start, ND_H5_DOUBLE),
     DDPM_FIELD(beta_end, ND_H5_DOUBLE),        DDPM_FIELD(epochs, ND_H5_INT),
     DDPM_FIELD(batch_size, ND_H5_INT),         DDPM_FIELD(lr, ND_H5_FLOAT),
@@ -71,7 +73,7 @@ typedef struct ckpt_contents {
     const nd_ema *ema;
 } ckpt_contents;
 
-// Writes a flat device buffer laid out as p (p->total floats) as group's datasets.
+// Writes a flat device buffer laid out as p (p->total floats) as group's datasets (never a non-finite one).
 static bool write_flat(nd_h5_writer *w, const char *group, const nd_params *p, const float *flat, nd_device device) {
     return nd_h5_write_device_params(w->file, group, p, flat, device, w->failed, sizeof w->failed);
 }
@@ -138,8 +140,7 @@ bool nd_checkpoint_save(const char *path, const nd_model *model, const nd_ddpm_c
     if ((opt && opt->n != params->total) || (ema && ema->n != params->total))
         nd_abort_at(ND_HERE, "nd_checkpoint_save", "optimizer or EMA of %lld floats for a model of %lld",
                     (long long)(opt ? opt->n : ema->n), (long long)params->total);
-    nd_ddpm_config model_only = {.model = model->config};
-    nd_ddpm_config stored = cfg ? *cfg : model_only;
+    nd_ddpm_config stored = cfg ? *cfg : nd_ddpm_defaults(); // a model alone: the default training fields
     stored.model = model->config;
     nd_train_state fresh = {.step = 0, .rng = state ? state->rng : ctx->rng};
 
@@ -207,19 +208,9 @@ static bool read_config(hid_t file, const char *path, nd_ddpm_config *cfg, nd_er
         return false;
     if (!nd_model_kind_parse(kind, &cfg->model.kind))
         return nd_error_set(err, "%s: the checkpoint holds an unknown model kind '%s'", path, kind);
-    for (int i = 0; i < N_CONFIG_FIELDS; i++) {
-        const nd_h5_field *f = &config_fields[i];
-        if (!nd_h5_field_read(file, path, "", f, cfg, err)) return false;
-        if (i >= N_MODEL_FIELDS) continue;
-        const int *v = (const int *)((const char *)cfg + f->offset); // model fields are ints
-        for (int k = 0; k < (f->kind == ND_H5_INT3 ? 3 : 1); k++)
-            if (v[k] < f->min) {
-                char value[64];
-                return nd_error_set(err, "%s: the checkpoint has %s %s: expected at least %d", path, f->name,
-                                    nd_h5_field_str(f, cfg, value, sizeof value), f->min);
-            }
-    }
-    return read_later_fields(file, path, cfg, err);
+    for (int i = 0; i < N_CONFIG_FIELDS; i++)
+        if (!nd_h5_field_read(file, path, "", &config_fields[i], cfg, err)) return false;
+    return read_later_fields(file, path, cfg, err) && nd_ddpm_config_check(cfg, path, err);
 }
 
 // Names the first field where the checkpoint's model differs from the model's.

@@ -163,6 +163,7 @@ bool nd_clip_train(const nd_clip_train_config *config, const char *out_dir, bool
         if (epoch_end || periodic || nd_stop_requested() || r->state.step == total) ok = save(r, err);
         if (nd_stop_requested()) {
             result->interrupted = true;
+            result->signal = nd_stop_requested();
             if (progress) fprintf(stderr, "\nstopped at step %lld; continue with --resume\n", (long long)r->state.step);
             break;
         }

@@ -31,7 +31,8 @@ typedef struct nd_clip_train_result {
     int64_t steps;
     double last_loss;       // mean loss over the last epoch's steps (or the steps run, if fewer)
     double seconds, images_per_second;
-    bool interrupted;       // stopped by SIGINT after writing a checkpoint
+    bool interrupted;       // stopped by SIGINT or SIGTERM after writing a checkpoint
+    int signal;             // which one: the program exits with 128 + signal
 } nd_clip_train_result;
 
 // Trains a CLIP, or resumes the one in out_dir/clip.h5 (its config and tokenizer win over cfg, but for epochs

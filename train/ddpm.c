@@ -1,5 +1,6 @@
 // DDPM training with classifier-free-guidance label dropout (the course's notebooks 04 and 06):
 // x_t = q(x_0, t) at a uniform t, loss = MSE(noise, model(x_t, t, one_hot(c) * bernoulli(1 - p))).
+#include <errno.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -46,10 +47,24 @@ bool nd_ddpm_check_options(const nd_ddpm_config *cfg, nd_error *err) {
     return true;
 }
 
-static volatile sig_atomic_t stop_requested;
-static void on_sigint(int sig) {
-    (void)sig;
-    stop_requested = 1;
+// The output directory, before the first step: created, its path short enough for every file written in it
+// (a longer one was truncated), writable (a temporary file is made and removed), and cleared of temporary
+// checkpoint files that killed runs left behind.
+static bool out_dir_ready(const char *out_dir, const char *ckpt_path, size_t path_size, nd_error *err) {
+    size_t longest = strlen(out_dir) + sizeof "/preview_000000000000.png.tmp.4294967295.XXXXXX";
+    if (longest > path_size)
+        return nd_error_set(err, "output directory %.60s...: %zu bytes long, at most %zu: choose a shorter --out",
+                            out_dir, strlen(out_dir), path_size - (longest - strlen(out_dir)));
+    if (!nd_run_dir_make(out_dir, err)) return false;
+    char probe[1100];
+    snprintf(probe, sizeof probe, "%s/.write-check", out_dir);
+    nd_atomic_file af;
+    if (!nd_atomic_open(&af, probe, err))
+        return nd_error_set(err, "%s: the output directory is not writable: %s", out_dir, strerror(errno));
+    nd_atomic_abort(&af);
+    int removed = nd_atomic_clean_stale(ckpt_path);
+    if (removed) fprintf(stderr, "removed %d temporary checkpoint file(s) left by killed runs in %s\n", removed, out_dir);
+    return true;
 }
 
 // Loads the training images (train + test, as the course) at the model's size and checks they fit it.
@@ -129,13 +144,16 @@ typedef struct run {
     nd_schedule sched;
     nd_train_state state;
     nd_dist_shard shard; // this process's rows of each batch (all of them in a single process)
+    int64_t saved_step; // the step of the checkpoint on disk; -1: none yet
     char ckpt_path[1100];
 } run;
 
 static bool save(run *r, nd_error *err) {
     r->state.rng = r->ctx.rng;
-    return nd_checkpoint_save(r->ckpt_path, &r->model, &r->cfg, &r->state, &r->opt,
-                              r->cfg.ema_decay > 0 ? &r->ema : NULL, &r->ctx, err);
+    bool ok = nd_checkpoint_save(r->ckpt_path, &r->model, &r->cfg, &r->state, &r->opt,
+                                 r->cfg.ema_decay > 0 ? &r->ema : NULL, &r->ctx, err);
+    if (ok) r->saved_step = r->state.step;
+    return ok;
 }
 
 // This process's rows of a draw made for the whole batch: every process draws what one process would, so each
@@ -181,9 +199,30 @@ nd_tensor *nd_ddpm_loss(nd_ctx *ctx, const nd_ddpm_config *cfg, const nd_schedul
     return nd_mean_all(ctx, nd_mul(ctx, err, w));
 }
 
+// Why a step is refused: its loss or gradient (checked before the update, so the weights stay those of the
+// last good step) or the updated weights are not finite. Names the step, the tensor, the last checkpoint, and
+// with --check-numerics the first op whose output was not finite.
+static bool step_diverged(run *r, const char *what, float value, const float *buffer, nd_error *err) {
+    char where[256] = "";
+    if (buffer) nd_params_locate_nonfinite(&r->model.params, buffer, where, sizeof where);
+    char saved[1300] = "nothing was saved yet";
+    if (r->saved_step >= 0)
+        snprintf(saved, sizeof saved, "%s is from step %lld, before it", r->ckpt_path, (long long)r->saved_step);
+    char first_op[256] = "";
+    if (r->ctx.check_numerics && r->ctx.numerics_first[0])
+        snprintf(first_op, sizeof first_op, "; first non-finite output: %s", r->ctx.numerics_first);
+    return nd_error_set(err, "diverged at step %lld: %s is %g%s%s; %s; %s. Lower --lr or set --clip-grad%s",
+                        (long long)r->state.step + 1, what, value, where[0] ? ": " : "", where,
+                        buffer == r->model.params.data ? "this update was not saved" : "the update was not applied",
+                        saved, r->ctx.check_numerics ? first_op : " (--check-numerics names the first bad op)");
+}
+
 // One optimizer step on this process's b images x0 (already on the device) with their labels, the rows
-// shard.begin.. of the batch of cfg.batch_size; returns this process's loss.
-static float train_step(run *r, nd_tensor *x0, const int32_t *labels, int *t_host, float *t_values) {
+// shard.begin.. of the batch of cfg.batch_size; this process's loss in *loss.
+// False, with nothing saved, when the loss, the gradient (before the update) or the new weights are not finite:
+// the global gradient and weight norms are one reduction each.
+static bool train_step(run *r, nd_tensor *x0, const int32_t *labels, int *t_host, float *t_values, float *loss,
+                       nd_error *err) {
     nd_ctx *ctx = &r->ctx;
     const nd_model_config *mc = &r->model.config;
     int b = (int)x0->shape.d[0], classes = mc->c_embed_dim, batch = r->cfg.batch_size;
@@ -207,18 +246,29 @@ static float train_step(run *r, nd_tensor *x0, const int32_t *labels, int *t_hos
         nd_rand_bernoulli(ctx, mask, 1.0f - r->cfg.cfg_drop);
         context = nd_mul(ctx, c, shard_rows(ctx, mask, &r->shard));
     }
+    ctx->numerics_first[0] = '\0', ctx->numerics_ops = 0;
     nd_tensor *pred = nd_model_forward(ctx, &r->model, x_t, t, context, true);
-    nd_tensor *loss = nd_ddpm_loss(ctx, &r->cfg, &r->sched, x0, noise, pred, t_host);
-    nd_backward(ctx, loss);
-    nd_dist_average_grads(&r->model.params, r->shard.weight, ctx);
-    if (r->cfg.clip_grad > 0) nd_clip_grad_norm(&r->model.params, ctx, r->cfg.clip_grad);
-    nd_adam_step(&r->opt, &r->model.params, ctx);
-    nd_params_zero_grad(&r->model.params, ctx);
-    if (r->cfg.ema_decay > 0) nd_ema_update(&r->ema, &r->model.params, ctx);
-    float value = nd_item(ctx, loss);
+    nd_tensor *loss_t = nd_ddpm_loss(ctx, &r->cfg, &r->sched, x0, noise, pred, t_host);
+    nd_backward(ctx, loss_t);
+    *loss = nd_item(ctx, loss_t);
+    nd_params *params = &r->model.params;
+    nd_dist_average_grads(params, r->shard.weight, ctx); // a non-finite gradient on any process reaches all
+    float grad_norm = r->cfg.clip_grad > 0 ? nd_clip_grad_norm(params, ctx, r->cfg.clip_grad) : nd_grad_norm(params, ctx);
+    bool ok = true;
+    if (!isfinite(*loss))
+        ok = step_diverged(r, "the loss", *loss, NULL, err);
+    else if (!isfinite(grad_norm))
+        ok = step_diverged(r, "the gradient's global norm", grad_norm, params->grad, err);
+    if (ok) {
+        nd_adam_step(&r->opt, params, ctx);
+        float weight_norm = nd_weight_norm(params, ctx);
+        if (!isfinite(weight_norm)) ok = step_diverged(r, "the updated weights' norm", weight_norm, params->data, err);
+    }
+    nd_params_zero_grad(params, ctx);
+    if (ok && r->cfg.ema_decay > 0) nd_ema_update(&r->ema, params, ctx);
     nd_ctx_step_end(ctx);
-    r->state.step++;
-    return value;
+    if (ok) r->state.step++;
+    return ok;
 }
 
 // One loss.csv row; processes other than rank 0 keep no log (log NULL).
@@ -238,6 +288,8 @@ static bool run_open(run *r, const nd_ddpm_config *config, bool resume, nd_devic
     if (r->cfg.ema_decay > 0) nd_ema_init(&r->ema, &r->model.params, &r->ctx, r->cfg.ema_decay);
     nd_ddpm_schedule(&r->cfg, &r->sched);
     r->state.rng = r->ctx.rng;
+    r->ctx.check_numerics = config->check_numerics;
+    r->saved_step = -1;
     bool ok = true;
     if (resume) {
         ok = nd_checkpoint_load(r->ckpt_path, &r->model, &r->cfg, &r->state, &r->opt,
@@ -245,6 +297,7 @@ static bool run_open(run *r, const nd_ddpm_config *config, bool resume, nd_devic
         r->ctx.rng = r->state.rng;
         r->cfg.epochs = config->epochs;
         r->cfg.max_steps = config->max_steps;
+        r->saved_step = r->state.step;
     }
     return ok;
 }
@@ -267,8 +320,7 @@ static bool train_loop(run *r, nd_loader *loader, int64_t per_epoch, int64_t tot
     float *t_values = nd_xmalloc((size_t)r->cfg.batch_size * sizeof(float));
     nd_progress bar;
     nd_progress_init(&bar, "ddpm", total, r->state.step);
-    stop_requested = 0;
-    void (*previous_handler)(int) = signal(SIGINT, on_sigint);
+    nd_stop_signals_install();
     double start = nd_seconds(), loss_sum = 0.0;
     int64_t loss_count = 0, first_step = r->state.step;
     // The next batch is uploaded while the current step computes: batch k + 1 is put right after batch k is
@@ -295,17 +347,13 @@ static bool train_loop(run *r, nd_loader *loader, int64_t per_epoch, int64_t tot
             nd_prefetch_put(&prefetch, next->images, batch_bytes);
             if (next->labels) memcpy(labels[(k + 1) % 2], next->labels, (size_t)next->size * sizeof(int32_t));
         }
-        bool stop = stop_requested;
-        float loss = (float)nd_dist_mean_loss(train_step(r, x0, labels[k % 2], t_host, t_values), r->shard.weight,
-                                              &stop);
+        float loss;
+        if (!(ok = train_step(r, x0, labels[k % 2], t_host, t_values, &loss, err))) break;
+        bool stop = nd_stop_requested() != 0;
+        loss = (float)nd_dist_mean_loss(loss, r->shard.weight, &stop); // the whole batch's; a stop on any process
         // the first two steps create and first touch what later steps reuse (the arena grown to its peak,
         // convolution primitives): left out, as benchmarks leave out their warm-up
         if (r->cfg.profile && k == 1) nd_profile_begin(&r->ctx);
-        if (!isfinite(loss)) {
-            ok = nd_error_set(err, "the loss became %g at step %lld; lower --lr or enable --clip-grad", loss,
-                              (long long)r->state.step);
-            break;
-        }
         loss_sum += loss, loss_count++;
         append_loss(log, r->state.step, epoch, loss);
         if (progress && root)
@@ -317,12 +365,13 @@ static bool train_loop(run *r, nd_loader *loader, int64_t per_epoch, int64_t tot
             write_preview(&r->ctx, &r->model, &r->sched, out_dir, r->state.step, &r->cfg);
         if (stop) {
             result->interrupted = true;
+            result->signal = nd_stop_requested() ? nd_stop_requested() : SIGINT; // another process's stop
             if (progress && root)
                 fprintf(stderr, "\nstopped at step %lld; continue with --resume\n", (long long)r->state.step);
             break;
         }
     }
-    signal(SIGINT, previous_handler);
+    nd_stop_signals_restore();
     if (ok) {
         result->steps = r->state.step;
         result->last_loss = loss_count ? loss_sum / (double)loss_count : NAN;
@@ -348,11 +397,12 @@ bool nd_ddpm_train(const nd_ddpm_config *config, const char *out_dir, bool resum
     run *r = nd_xcalloc(1, sizeof *r);
     r->cfg = *config;
     snprintf(r->ckpt_path, sizeof r->ckpt_path, "%s/model.h5", out_dir);
+    if ((root && !out_dir_ready(out_dir, r->ckpt_path, sizeof r->ckpt_path, err)) ||
+        (resume && !nd_checkpoint_read_config(r->ckpt_path, &r->cfg, err))) {
+        free(r);
+        return false;
+    }
     if (resume) { // the checkpoint's configuration wins, but for how long to train
-        if (!nd_checkpoint_read_config(r->ckpt_path, &r->cfg, err)) {
-            free(r);
-            return false;
-        }
         r->cfg.epochs = config->epochs;
         r->cfg.max_steps = config->max_steps;
     }
@@ -364,7 +414,12 @@ bool nd_ddpm_train(const nd_ddpm_config *config, const char *out_dir, bool resum
     }
     r->shard = nd_dist_shard_of(dist, r->cfg.batch_size);
     nd_dataset ds = {0};
-    if ((root && !nd_run_dir_make(out_dir, err)) || !load_data(&ds, &r->cfg, err)) {
+    if (!load_data(&ds, &r->cfg, err)) {
+        free(r);
+        return false;
+    }
+    if (!nd_ddpm_config_check(&r->cfg, "the run's configuration", err)) {
+        nd_dataset_free(&ds);
         free(r);
         return false;
     }

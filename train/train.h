@@ -5,6 +5,7 @@
 #include "autograd.h"
 #include "data.h"
 #include "nn.h"
+#include "nd_limits.h"
 #include "sample.h"
 
 // ---------------------------------------------------------------------------------------------------
@@ -33,6 +34,7 @@ typedef struct nd_ddpm_config {
     int64_t preview_every;    // steps; 0: none
     int64_t max_steps;        // 0: epochs * batches per epoch; else stop early (quick runs, tests)
     bool profile;             // print where the time went, op by op, at the end (steps after the second)
+    bool check_numerics;      // check every op's output for NaN/inf (slow; not stored in checkpoints)
 } nd_ddpm_config;
 
 // The course's notebook 04 settings: dli-unet on 16x16 Fashion-MNIST, 10 classes, T = 150, 3 epochs of
@@ -52,13 +54,18 @@ nd_tensor *nd_ddpm_loss(nd_ctx *ctx, const nd_ddpm_config *cfg, const nd_schedul
                         nd_tensor *noise, nd_tensor *pred, const int *t_host);
 // Whether cfg's training choices fit together (zero SNR needs x0 or v prediction); else err says why.
 bool nd_ddpm_check_options(const nd_ddpm_config *cfg, nd_error *err);
+// Checks every number of cfg against its limit (nd_limits.h) and the relations between them (beta_start below
+// beta_end, group counts that divide the channels, a model under ND_MAX_PARAMS, a batch that fits); source
+// leads the message (a file, or "--flags").
+bool nd_ddpm_config_check(const nd_ddpm_config *cfg, const char *source, nd_error *err);
 
 typedef struct nd_ddpm_result {
     int64_t steps;       // optimizer steps taken in total (resumed runs included)
     double last_loss;    // mean loss over the last epoch's steps (or the steps run, if fewer)
     double seconds;      // this run's training time
     double images_per_second;
-    bool interrupted;    // stopped by SIGINT after writing a checkpoint
+    bool interrupted;    // stopped by SIGINT or SIGTERM after writing a checkpoint
+    int signal;          // which one (0: none); a program exits with 128 + signal, as a shell reports it
 } nd_ddpm_result;
 
 // Trains a DDPM, or resumes one from out_dir/model.h5 (its config wins over cfg, but for epochs and
@@ -89,7 +96,7 @@ typedef struct nd_train_state {
 // buffers/<name>, adam/m/<name>, adam/v/<name>, ema/<name>; the step and RNG state. Written to a
 // temporary file that is flushed and renamed over the target, so a crash never leaves a broken file.
 
-// The model config written is the model's own. cfg and state may be NULL (a model alone: zeroed training
+// The model config written is the model's own. cfg and state may be NULL (a model alone: the default training
 // fields, step 0, the context's RNG); opt and ema are saved when not NULL. The parent directory must exist.
 bool nd_checkpoint_save(const char *path, const nd_model *model, const nd_ddpm_config *cfg,
                         const nd_train_state *state, const nd_adam *opt, const nd_ema *ema, nd_ctx *ctx,

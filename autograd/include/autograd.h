@@ -152,6 +152,11 @@ typedef struct nd_ctx {
     void (*trace)(void *user, const char *module, const nd_tensor *out);
     void *trace_user;
     struct nd_profile *profile; // per-op timings when profiling (nd_profile_begin), else NULL
+    // --check-numerics: every op's output is checked for NaN/inf as it is made (a download each: slow);
+    // numerics_first describes the first that was not finite (empty: none yet), numerics_ops counts the ops.
+    bool check_numerics;
+    char numerics_first[192];
+    int64_t numerics_ops;
 } nd_ctx;
 
 // Per-op profile (F.* equivalents: torch.profiler's key_averages table): from nd_profile_begin on, every
@@ -499,6 +504,18 @@ void nd_adam_step(nd_adam *opt, nd_params *params, nd_ctx *ctx);
 // Scales the flat gradient so its global L2 norm is at most max_norm (torch.nn.utils.clip_grad_norm_);
 // returns the norm before clipping.
 float nd_clip_grad_norm(nd_params *params, nd_ctx *ctx, float max_norm);
+// The global L2 norm of the flat gradient (torch.linalg.vector_norm over every .grad) or of the weights:
+// one reduction, so a NaN or inf anywhere shows in one number.
+float nd_grad_norm(const nd_params *params, nd_ctx *ctx);
+float nd_weight_norm(const nd_params *params, nd_ctx *ctx);
+
+// The first non-finite value of n host floats, or -1.
+int64_t nd_first_nonfinite(const float *host, int64_t n);
+// Names the parameter whose values (host, or a device buffer laid out as p: data, grad, a moment) first
+// hold a NaN or inf: "'name' (shape) holds nan at flat index i"; false when all are finite (the device
+// version then names the largest value instead, for a norm that overflowed).
+bool nd_params_find_nonfinite(const nd_params *p, const float *host, char *where, size_t size);
+bool nd_params_locate_nonfinite(const nd_params *p, const float *buffer, char *where, size_t size);
 
 // An exponential moving average of the weights (the shadow copy samples are drawn from when enabled).
 typedef struct nd_ema {

@@ -1,0 +1,164 @@
+// The nanodiff train command stopped from outside and pointed at the wrong places: SIGTERM and a double
+// Ctrl-C finish the step, save and exit 143 / 130; loss.csv grows line by line while the run goes on; stale
+// temporary checkpoints of killed runs are removed; a folder holding a run needs --resume or --force; a
+// resume refuses flags that contradict its checkpoint; an --out longer than the path buffers is refused.
+//   test_signals NANODIFF
+#include <hdf5.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "test.h"
+#include "train.h"
+
+static char dir[] = "/tmp/nd_test_signals_XXXXXX";
+static const char *nanodiff;
+static char data[128], run[128], ckpt[160], csv[160];
+
+static void write_data(void) {
+    float images[64 * 64];
+    int32_t labels[64];
+    for (int i = 0; i < 64; i++) {
+        labels[i] = i % 2;
+        for (int p = 0; p < 64; p++) images[i * 64 + p] = (p < 32) == (i % 2) ? 0.9f : 0.1f;
+    }
+    nd_error err;
+    CHECK(nd_samples_write_hdf5(data, images, 64, 1, 8, 8, labels, &err), "data: %s", err.msg);
+}
+
+// Starts `nanodiff train` on the small set into run, with extra flags; returns its pid.
+static pid_t start_train(const char *extra) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        char cmd[1024];
+        snprintf(cmd, sizeof cmd, "exec %s train --data %s --img-size 8 --batch 4 --T 20 --epochs 100000 --out %s "
+                 "--quiet --device cpu %s >/dev/null 2>&1", nanodiff, data, run, extra);
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+static int csv_rows(void) {
+    FILE *f = fopen(csv, "r");
+    if (!f) return 0;
+    int rows = -1; // the header
+    for (int c; (c = fgetc(f)) != EOF;) rows += c == '\n';
+    fclose(f);
+    return rows;
+}
+
+// Waits (up to a minute) until loss.csv holds more than `rows` rows: it is written line by line.
+static bool wait_rows(int rows) {
+    for (int i = 0; i < 6000; i++) {
+        if (csv_rows() > rows) return true;
+        nanosleep(&(struct timespec){0, 10000000}, NULL);
+    }
+    return false;
+}
+
+static int64_t ckpt_step(void) {
+    int64_t step = -1;
+    hid_t f = H5Fopen(ckpt, H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t a = f >= 0 ? H5Aopen(f, "step", H5P_DEFAULT) : -1;
+    if (a >= 0) H5Aread(a, H5T_NATIVE_INT64, &step);
+    if (a >= 0) H5Aclose(a);
+    if (f >= 0) H5Fclose(f);
+    return step;
+}
+
+// Sends sig (twice when twice) once the run has logged a few steps; returns the exit status.
+static int stop_with(pid_t pid, int sig, bool twice, int after_rows) {
+    bool logging = wait_rows(after_rows);
+    CHECK(logging, "loss.csv did not grow while the run went on (rows: %d)", csv_rows());
+    kill(pid, sig);
+    if (twice) {
+        nanosleep(&(struct timespec){0, 20000000}, NULL);
+        kill(pid, sig);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    if (WIFSIGNALED(status)) return 1000 + WTERMSIG(status);
+    return WEXITSTATUS(status);
+}
+
+static void test_stop_signals(void) {
+    char stale[200];
+    snprintf(stale, sizeof stale, "%s/model.h5.tmp.99999999", run); // above any pid_max: its writer is gone
+    mkdir(run, 0755);
+    FILE *f = fopen(stale, "w");
+    fclose(f);
+    int status = stop_with(start_train(""), SIGTERM, false, 3);
+    CHECK(status == 143, "SIGTERM: exit status %d, want 143 (1000 + n: killed by signal n)", status);
+    int64_t step = ckpt_step();
+    CHECK(step > 0 && step == csv_rows(), "SIGTERM: checkpoint at step %lld, loss.csv holds %d rows",
+          (long long)step, csv_rows());
+    CHECK(access(stale, F_OK) != 0, "the stale temporary checkpoint %s was left", stale);
+
+    status = stop_with(start_train("--resume"), SIGINT, true, (int)step + 3);
+    CHECK(status == 130, "two Ctrl-C: exit status %d, want 130", status);
+    int64_t resumed = ckpt_step();
+    CHECK(resumed > step && resumed == csv_rows(), "two Ctrl-C: checkpoint at step %lld, loss.csv holds %d rows",
+          (long long)resumed, csv_rows());
+}
+
+// Runs nanodiff train on the small set with extra flags to completion; its status and stderr.
+static int run_train(const char *extra, const char *out_dir, char *out, size_t size) {
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "%s train --data %s --img-size 8 --batch 4 --T 20 --max-steps 1 --out %s --quiet "
+             "--device cpu %s 2>&1 >/dev/null", nanodiff, data, out_dir, extra);
+    FILE *p = popen(cmd, "r");
+    size_t n = p ? fread(out, 1, size - 1, p) : 0;
+    out[n] = '\0';
+    int status = p ? pclose(p) : -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void test_out_dir(void) {
+    char out[4096];
+    int64_t step = ckpt_step();
+    int status = run_train("", run, out, sizeof out);
+    CHECK(status == 1 && strstr(out, "holds a run") && strstr(out, "--resume") && strstr(out, "--force"),
+          "training into a run without --resume: status %d:\n%s", status, out);
+    CHECK(ckpt_step() == step, "the refused run changed the checkpoint");
+    status = run_train("--resume --lr 0.5 --T 20 --no-flip", run, out, sizeof out);
+    CHECK(status == 1 && strstr(out, "contradict") && strstr(out, "--lr") && strstr(out, "--no-flip") &&
+              !strstr(out, "--T"),
+          "--resume with contradicting flags: status %d:\n%s", status, out);
+    char long_out[1200];
+    snprintf(long_out, sizeof long_out, "%s/", dir);
+    while (strlen(long_out) < 1150) strcat(long_out, "a");
+    status = run_train("", long_out, out, sizeof out);
+    CHECK(status == 1 && strstr(out, "shorter --out"), "an --out of 1150 bytes: status %d:\n%s", status, out);
+    status = run_train("--force", run, out, sizeof out);
+    CHECK(status == 0 && ckpt_step() == 1, "--force: status %d, step %lld:\n%s", status, (long long)ckpt_step(),
+          out);
+}
+
+int main(int argc, char **argv) {
+    if (argc != 2) {
+        fprintf(stderr, "usage: test_signals NANODIFF\n");
+        return 1;
+    }
+    nanodiff = argv[1];
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    snprintf(data, sizeof data, "%s/data.h5", dir);
+    snprintf(run, sizeof run, "%s/run", dir);
+    snprintf(ckpt, sizeof ckpt, "%s/model.h5", run);
+    snprintf(csv, sizeof csv, "%s/loss.csv", run);
+    write_data();
+    test_stop_signals();
+    test_out_dir();
+    char cmd[200];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0, "cannot remove %s", dir);
+    return test_finish("signals");
+}

@@ -53,7 +53,7 @@ typedef struct nd_cli_sampling {
     bool clip_x0, ema, no_ema, no_tf32;
 } nd_cli_sampling;
 
-#define ND_CLI_SAMPLING_FLAGS 14
+#define ND_CLI_SAMPLING_FLAGS 15
 
 nd_cli_sampling nd_cli_sampling_defaults(void);
 // Writes the ND_CLI_SAMPLING_FLAGS shared flags, bound to s, to flags; returns how many.
@@ -75,6 +75,20 @@ typedef struct nd_cli_session {
 // sampler and x_T's start. False, with why printed, leaves nothing to close.
 bool nd_cli_session_open(const char *command, const nd_cli_sampling *flags, nd_cli_session *session);
 void nd_cli_session_close(nd_cli_session *session);
+
+// train's --clip and --cond: refused for a class model; for t2i-unet --clip must name a CLIP checkpoint (unless
+// resuming, when the run's own wins) and --cond be sequence or pooled. Sets cfg->clip and cfg->text_pooled.
+bool nd_cli_t2i_train_flags(nd_model_kind kind, const char *clip, const char *cond, bool resume,
+                            nd_ddpm_config *cfg);
+
+// Whether `nanodiff sample` is asked for prompts: a prompt flag is given or --ckpt names a text-to-image
+// checkpoint; nd_cmd_sample_prompt then runs it (cmd_sample_prompt.c).
+bool nd_cli_is_prompt_sampling(int argc, char **argv);
+int nd_cmd_sample_prompt(int argc, char **argv);
+
+// Whether `nanodiff eval` is asked for --attributes; nd_cmd_eval_attributes runs it (cmd_eval_attrs.c).
+bool nd_cli_is_attribute_eval(int argc, char **argv);
+int nd_cmd_eval_attributes(int argc, char **argv);
 
 int nd_cmd_train_classifier(int argc, char **argv);
 int nd_cmd_train(int argc, char **argv);

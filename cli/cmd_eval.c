@@ -19,6 +19,7 @@ typedef struct eval_result {
     double w, eta;
     uint64_t seed;
     bool ema, unit_range;
+    bool prompted; // a text-to-image model asked "a photo of a {class}"
     int img_size;
     const nd_evaluator *ev;
     nd_eval_report report;
@@ -72,7 +73,7 @@ static bool write_json(const char *path, const eval_result *r) {
             r->eta, (unsigned long long)r->seed, r->ema ? "true" : "false", r->per_class);
     fprintf(f, "  \"model_calls\": %d,\n  \"spacing\": \"%s\",\n  \"clip_x0\": %s,\n", r->evaluations, r->spacing,
             r->clip_x0 ? "true" : "false");
-    fprintf(f, "  \"start\": \"%s\",\n", r->start);
+    fprintf(f, "  \"start\": \"%s\",\n  \"prompted\": %s,\n", r->start, r->prompted ? "true" : "false");
     fprintf(f, "  \"classifier_random_flip\": %s,\n", r->ev->classifier.random_flip ? "true" : "false");
     fprintf(f, "  \"classifier_test_accuracy\": ");
     json_number(f, r->ev->test_accuracy);
@@ -129,6 +130,8 @@ static void print_table(const eval_result *r) {
            r->img_size, r->unit_range ? "[0, 1]" : "[-1, 1]",
            ev->classifier.random_flip ? ", images mirrored at random as the model's" : "", 100.0 * ev->test_accuracy,
            ev->trained ? "trained now" : "from the cache");
+    if (r->prompted) printf("prompts: \"a photo of a {class}\", guidance scale %g (the empty prompt unconditional)\n",
+                            1.0 + r->w);
     printf("samples: %d a class, %s with %d steps%s, w = %g, from %s, seed %llu%s\n\n", r->per_class, r->sampler,
            r->steps, sampler_text(r, sampler_buf, sizeof sampler_buf), r->w, r->start, (unsigned long long)r->seed,
            r->ema ? ", EMA weights" : "");
@@ -148,23 +151,31 @@ static void print_table(const eval_result *r) {
     printf("time: %.1f s (sampling %.1f s)\n", r->total_seconds, r->sample_seconds);
 }
 
-// Draws per_class guided samples of every class, class by class, in batches of at most batch images.
-static void draw_samples(nd_cli_session *s, int per_class, int batch, float *images, int32_t *labels) {
+// Draws per_class guided samples of each of classes classes, class by class, in batches of at most batch
+// images; a text-to-image model (text not NULL) is asked for the prompt "a photo of a {class}".
+static void draw_samples(nd_cli_session *s, nd_text_encoder *text, int classes, int per_class, int batch,
+                         float *images, int32_t *labels) {
     nd_ctx *ctx = &s->ctx;
     const nd_model *model = &s->model;
     const nd_sample_config *sc = &s->sc;
     const nd_model_config *mc = &model->config;
-    int classes = mc->c_embed_dim, total = classes * per_class;
+    int total = classes * per_class;
     int64_t image = (int64_t)mc->img_ch * mc->img_size * mc->img_size;
     for (int i = 0; i < total; i++) labels[i] = i / per_class;
     for (int first = 0, chunk = 0; first < total; first += batch, chunk++) {
         int n = total - first < batch ? total - first : batch;
         nd_arena_mark mark = nd_arena_get_mark(&ctx->pool);
-        nd_tensor *context = nd_class_context(ctx, labels + first, n, classes, true);
+        nd_tensor *context, *null_context = NULL;
+        if (text) {
+            context = nd_t2i_class_context(text, ctx, labels + first, n);
+            null_context = nd_t2i_empty_context(text, ctx, n);
+        } else {
+            context = nd_class_context(ctx, labels + first, n, classes, true);
+        }
         nd_sample_config chunk_cfg = *sc;
         chunk_cfg.seed = sc->seed + ((uint64_t)chunk << 32); // every batch its own noise, reproducible from --seed
-        nd_sample_images(ctx, model, &s->sched, &chunk_cfg, n, context, NULL, images + (int64_t)first * image, NULL,
-                         NULL);
+        nd_sample_images(ctx, model, &s->sched, &chunk_cfg, n, context, null_context, images + (int64_t)first * image,
+                         NULL, NULL);
         nd_arena_release(&ctx->pool, mark);
         fprintf(stderr, "\rsampled %d/%d", first + n, total);
         fflush(stderr);
@@ -175,17 +186,19 @@ static void draw_samples(nd_cli_session *s, int per_class, int batch, float *ima
 // What eval does beyond the shared sampling flags.
 typedef struct eval_options {
     nd_cli_sampling sampling;
-    const char *cache, *json, *data;
+    const char *cache, *json, *data, *clip;
     int64_t n, batch;
 } eval_options;
 
 // Parses argv into o; returns -1 to go on, else the exit status (help shown, or a bad flag).
 static int parse_flags(int argc, char **argv, eval_options *o) {
     *o = (eval_options){.sampling = nd_cli_sampling_defaults(), .n = 100, .batch = 250};
-    bool help = false;
-    nd_flag flags[ND_CLI_SAMPLING_FLAGS + 8];
+    bool help = false, attributes = false;
+    nd_flag flags[ND_CLI_SAMPLING_FLAGS + 10];
     int n_flags = nd_cli_sampling_flags(&o->sampling, flags);
     const nd_flag own[] = {
+        {"--clip", ND_FLAG_STRING, &o->clip, "text-to-image: the CLIP checkpoint (default: clip.h5 beside --ckpt)"},
+        {"--attributes", ND_FLAG_BOOL, &attributes, "text-to-image: check dark/light and facing left/right instead"},
         {"--n", ND_FLAG_INT, &o->n, "samples per class"},
         {"--batch", ND_FLAG_INT, &o->batch, "samples drawn at once (memory grows with it)"},
         {"--data", ND_FLAG_STRING, &o->data,
@@ -209,23 +222,25 @@ static int parse_flags(int argc, char **argv, eval_options *o) {
     return -1;
 }
 
-// Why eval cannot score this model (class-guided grey images only), or NULL.
+// Why eval cannot score this model (class- or prompt-guided grey images only), or NULL.
 static const char *model_problem(const nd_model_config *mc) {
-    if (mc->kind == ND_MODEL_T2I_UNET) return "is text-conditioned: eval scores class-guided samples";
+    if (mc->kind == ND_MODEL_T2I_UNET) return NULL; // asked "a photo of a {class}"
     if (mc->c_embed_dim <= 0) return "is unconditional: eval scores class-guided samples";
     if (mc->img_ch != 1) return "makes images of more than one channel: eval's classifier takes grey images";
     return NULL;
 }
 
 // Draws the samples, scores them and the real-vs-real floor, prints the table and writes the JSON.
-static bool run_eval(nd_cli_session *s, const eval_options *o, nd_evaluator *ev, const char *data, double start) {
+static bool run_eval(nd_cli_session *s, const eval_options *o, nd_evaluator *ev, nd_text_encoder *text,
+                     const char *data, double start) {
     const nd_model_config *mc = &s->model.config;
     const nd_sample_config *sc = &s->sc;
     eval_result r = {.start = sc->start_mean ? "q(x_T)'s moments" : "N(0, I)", .ckpt = o->sampling.ckpt,
                      .data = data, .sampler = nd_sampler_name(sc->sampler),
                      .spacing = nd_spacing_name(sc->spacing), .clip_x0 = sc->clamp_x0,
                      .steps = nd_sample_steps(sc, mc->T), .evaluations = nd_sample_evaluations(sc, mc->T),
-                     .per_class = (int)o->n, .classes = mc->c_embed_dim, .w = sc->w, .eta = sc->eta,
+                     .per_class = (int)o->n, .classes = text ? 10 : mc->c_embed_dim, .prompted = text != NULL,
+                     .w = sc->w, .eta = sc->eta,
                      .seed = sc->seed, .ema = s->ema, .unit_range = s->cfg.unit_range,
                      .img_size = mc->img_size, .ev = ev};
     int total = r.classes * r.per_class;
@@ -233,7 +248,7 @@ static bool run_eval(nd_cli_session *s, const eval_options *o, nd_evaluator *ev,
     float *images = nd_xmalloc((size_t)total * (size_t)image * sizeof(float)); // (total, C, S, S)
     int32_t *labels = nd_xmalloc((size_t)total * sizeof(int32_t));            // (total)
     double sample_start = nd_seconds();
-    draw_samples(s, r.per_class, (int)o->batch, images, labels);
+    draw_samples(s, text, r.classes, r.per_class, (int)o->batch, images, labels);
     r.sample_seconds = nd_seconds() - sample_start;
     nd_error err;
     bool ok = nd_eval_images(ev, &s->ctx, images, labels, total, &r.report, &err) &&
@@ -248,6 +263,7 @@ static bool run_eval(nd_cli_session *s, const eval_options *o, nd_evaluator *ev,
 }
 
 int nd_cmd_eval(int argc, char **argv) {
+    if (nd_cli_is_attribute_eval(argc, argv)) return nd_cmd_eval_attributes(argc, argv);
     eval_options o;
     int status = parse_flags(argc, argv, &o);
     if (status >= 0) return status;
@@ -262,19 +278,29 @@ int nd_cmd_eval(int argc, char **argv) {
         nd_cli_session_close(&s);
         return 1;
     }
-    nd_eval_setup setup = {.data = o.data ? o.data : s.cfg.data, .img_ch = mc->img_ch, .img_size = mc->img_size,
-                           .unit_range = s.cfg.unit_range, .random_flip = s.cfg.random_flip,
-                           .classes = mc->c_embed_dim, .cache_dir = o.cache, .train = nd_eval_train_defaults(),
-                           .log = stderr};
-    nd_evaluator ev;
     nd_error err;
-    if (!nd_evaluator_init(&ev, &setup, &s.ctx, &err)) {
-        fprintf(stderr, "nanodiff eval: %s%s\n", err.msg, o.data ? "" : " (the checkpoint's data set; see --data)");
+    nd_text_encoder *text = NULL;
+    if (mc->kind == ND_MODEL_T2I_UNET &&
+        !nd_t2i_open_text(o.sampling.ckpt, &s.cfg, o.clip, s.ctx.device, &text, &err)) {
+        fprintf(stderr, "nanodiff eval: %s\n", err.msg);
         nd_cli_session_close(&s);
         return 1;
     }
-    bool ok = run_eval(&s, &o, &ev, setup.data, start);
+    // a prompt names one of Fashion-MNIST's ten classes
+    nd_eval_setup setup = {.data = o.data ? o.data : s.cfg.data, .img_ch = mc->img_ch, .img_size = mc->img_size,
+                           .unit_range = s.cfg.unit_range, .random_flip = s.cfg.random_flip,
+                           .classes = text ? 10 : mc->c_embed_dim, .cache_dir = o.cache,
+                           .train = nd_eval_train_defaults(), .log = stderr};
+    nd_evaluator ev;
+    if (!nd_evaluator_init(&ev, &setup, &s.ctx, &err)) {
+        fprintf(stderr, "nanodiff eval: %s%s\n", err.msg, o.data ? "" : " (the checkpoint's data set; see --data)");
+        nd_text_encoder_close(text);
+        nd_cli_session_close(&s);
+        return 1;
+    }
+    bool ok = run_eval(&s, &o, &ev, text, setup.data, start);
     nd_evaluator_free(&ev);
+    nd_text_encoder_close(text);
     nd_cli_session_close(&s);
     return ok ? 0 : 1;
 }

@@ -42,6 +42,9 @@ int nd_cmd_info(int argc, char **argv) {
                ckpt, cfg.data, cfg.epochs, cfg.batch_size, cfg.lr, cfg.cfg_drop, mc.T, schedule,
                cfg.zero_snr ? ", zero terminal SNR" : "", nd_prediction_name(cfg.prediction), loss,
                cfg.ema_decay > 0 ? ", with EMA" : "");
+        if (mc.kind == ND_MODEL_T2I_UNET)
+            printf("text: CLIP %s (%s), the %s\n", cfg.clip, cfg.clip_hash,
+                   cfg.text_pooled ? "pooled end-token vector" : "token sequence");
     } else {
         nd_model_kind kind;
         if (!nd_model_kind_parse(model_name, &kind)) {

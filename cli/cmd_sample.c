@@ -111,7 +111,8 @@ static int parse_flags(int argc, char **argv, sample_options *o) {
         {"--help", ND_FLAG_BOOL, &help, "show this help"},
     };
     for (int i = 0; i < ND_COUNT(own); i++) flags[n_flags++] = own[i];
-    const char *summary = "draw classifier-free-guided samples from a checkpoint";
+    const char *summary = "draw classifier-free-guided samples from a checkpoint (a text-to-image one: --ckpt FILE "
+                          "--help shows the prompt flags)";
     if (!nd_flags_parse("sample", argc, argv, 2, flags, n_flags) || help || !o->sampling.ckpt) {
         if (!help && !o->sampling.ckpt) fprintf(stderr, "nanodiff sample: --ckpt is required\n");
         nd_flags_usage("sample", summary, flags, n_flags);
@@ -207,6 +208,7 @@ static bool write_h5(const char *path, float *images, const int32_t *labels, con
 }
 
 int nd_cmd_sample(int argc, char **argv) {
+    if (nd_cli_is_prompt_sampling(argc, argv)) return nd_cmd_sample_prompt(argc, argv);
     sample_options o;
     int status = parse_flags(argc, argv, &o);
     if (status >= 0) return status;

@@ -103,10 +103,15 @@ int nd_cmd_train(int argc, char **argv) {
     const char *model = "dli-unet", *schedule = "linear", *prediction = "eps";
     int64_t img_size = 16, classes = -1, T = cfg.model.T, preview_every = 0;
     double cfg_drop = cfg.cfg_drop, clip = 0, ema = 0, min_snr_gamma = 0;
+    const char *clip_path = NULL, *cond = NULL;
     bool unit_range = false, adamw = false, profile = false, zero_snr = false;
     bool check_numerics = false, force = false;
-    nd_flag flags[ND_CLI_TRAINING_FLAGS + 17] = {
-        {"--model", ND_FLAG_STRING, &model, "dli-unet or dli-unet-v1"},
+    nd_flag flags[ND_CLI_TRAINING_FLAGS + 19] = {
+        {"--model", ND_FLAG_STRING, &model, "dli-unet, dli-unet-v1 or t2i-unet (text to image, needs --clip)"},
+        {"--clip", ND_FLAG_STRING, &clip_path, "t2i-unet: the CLIP checkpoint (nanodiff train-clip) whose frozen "
+                                               "text encoder reads the captions"},
+        {"--cond", ND_FLAG_STRING, &cond, "t2i-unet: sequence (attend to the caption's tokens; the default) or pooled "
+                                          "(the projected end-token vector alone)"},
         {"--img-size", ND_FLAG_INT, &img_size, "images are resized to this (the course: 16; the assessment: 28)"},
         {"--classes", ND_FLAG_INT, &classes, "context classes; -1 takes the data set's, 0 trains unconditionally"},
         {"--T", ND_FLAG_INT, &T, "diffusion steps"},
@@ -128,19 +133,20 @@ int nd_cmd_train(int argc, char **argv) {
         {"--check-numerics", ND_FLAG_BOOL, &check_numerics, "check every op's output for NaN/inf; a diverged run "
                                                              "names the first op (slow)"},
     };
-    int n_flags = 17 + nd_cli_training_flags(&t, "fashion-mnist, an IDX directory (MNIST...) or an HDF5 file "
+    int n_flags = 19 + nd_cli_training_flags(&t, "fashion-mnist, an IDX directory (MNIST...) or an HDF5 file "
                                                  "(train + test, as the course)",
-                                             "output directory: model.h5, loss.csv, previews", flags + 17);
+                                             "output directory: model.h5, loss.csv, previews", flags + 19);
     const char *summary = "train a DDPM with classifier-free-guidance label dropout";
     if (!nd_flags_parse("train", argc, argv, 2, flags, n_flags) || t.help) {
         nd_flags_usage("train", summary, flags, n_flags);
         return t.help ? 0 : 1;
     }
     nd_model_kind kind;
-    if (!nd_model_kind_parse(model, &kind) || kind == ND_MODEL_T2I_UNET) {
-        fprintf(stderr, "nanodiff train: --model expects dli-unet or dli-unet-v1, got \"%s\"\n", model);
+    if (!nd_model_kind_parse(model, &kind)) {
+        fprintf(stderr, "nanodiff train: --model expects dli-unet, dli-unet-v1 or t2i-unet, got \"%s\"\n", model);
         return 1;
     }
+    if (!nd_cli_t2i_train_flags(kind, clip_path, cond, t.resume, &cfg)) return 1;
     if (img_size < 4 || img_size % 4 || T < 2 || !(cfg_drop >= 0 && cfg_drop < 1) || clip < 0 || !(ema >= 0 && ema < 1)) {
         fprintf(stderr, "nanodiff train: need --img-size a positive multiple of 4, --T >= 2, --cfg-drop in [0, 1), "
                         "--clip-grad >= 0, --ema in [0, 1)\n");

@@ -15,15 +15,16 @@ nd_cli_sampling nd_cli_sampling_defaults(void) {
 int nd_cli_sampling_flags(nd_cli_sampling *s, nd_flag *flags) {
     const nd_flag shared[ND_CLI_SAMPLING_FLAGS] = {
         {"--ckpt", ND_FLAG_STRING, &s->ckpt, "checkpoint written by nanodiff train (required)"},
-        {"--sampler", ND_FLAG_STRING, &s->sampler, "ddpm (the course's), ddpm-posterior, ddim, euler, heun (Karras "
-                                                   "et al.) or dpm-solver++ (2M)"},
+        {"--sampler", ND_FLAG_STRING, &s->sampler, "ddpm (the course's), ddpm-posterior, ddpm-clamped (the lesson's "
+                                                   "clamped step), ddim, euler, heun (Karras et al.) or dpm-solver++ (2M)"},
         {"--steps", ND_FLAG_INT, &s->steps, "steps of ddim, euler, heun (2 model calls a step) and dpm-solver++; "
                                             "the DDPM samplers take all T"},
         {"--spacing", ND_FLAG_STRING, &s->spacing, "the few-step samplers' timesteps: linspace (T - 1 to 0), leading, "
                                                    "trailing, or auto (trailing for dpm-solver++, else linspace)"},
         {"--eta", ND_FLAG_FLOAT, &s->eta, "DDIM eta: 0 deterministic, 1 DDPM-like noise"},
-        {"--clip-x0", ND_FLAG_BOOL, &s->clip_x0, "clip every step's x0 estimate to the data's range (the lesson's "
-                                                 "clamp), any sampler"},
+        {"--clamp-x0", ND_FLAG_BOOL, &s->clip_x0, "clamp every step's x0 estimate to the data's range (the lesson's "
+                                                  "clamp), any sampler"},
+        {"--clip-x0", ND_FLAG_BOOL, &s->clip_x0, "the same as --clamp-x0"},
         {"--start", ND_FLAG_STRING, &s->start, "x_T: noise (the course's N(0, I)), matched (q(x_T)'s moments) or "
                                                "auto (matched for all but the ddpm samplers)"},
         {"--w", ND_FLAG_FLOAT, &s->w, "guidance weight, the course's (1 + w) e_c - w e_u"},
@@ -45,7 +46,8 @@ static bool cli_sampler(const char *command, const nd_cli_sampling *f, nd_sample
     int64_t steps = f->steps;
     *sc = nd_sample_defaults();
     if (!nd_sampler_parse(sampler, &sc->sampler)) {
-        fprintf(stderr, "nanodiff %s: --sampler expects ddpm, ddpm-posterior, ddim, euler, heun or dpm-solver++, "
+        fprintf(stderr, "nanodiff %s: --sampler expects ddpm, ddpm-posterior, ddpm-clamped, ddim, euler, heun or "
+                        "dpm-solver++, "
                         "got \"%s\"\n", command, sampler);
         return false;
     }

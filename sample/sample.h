@@ -50,11 +50,12 @@ typedef enum nd_sampler_kind {
     ND_SAMPLER_EULER,          // Karras et al. (EDM) Algorithm 1 on sigma_t = sqrt((1 - abar_t) / abar_t)
     ND_SAMPLER_HEUN,           // Karras et al. Algorithm 2 (no churn): 2 model calls a step, 1 for the last
     ND_SAMPLER_DPM_SOLVER_PP,  // Lu et al. DPM-Solver++(2M): multistep, data prediction, first order at both ends
+    ND_SAMPLER_DDPM_CLAMPED,   // the lesson's step: ddpm-posterior with x0 always clamped (x0 itself at t = 0)
     ND_SAMPLER_COUNT
 } nd_sampler_kind;
 
 const char *nd_sampler_name(nd_sampler_kind kind);
-// "ddpm", "ddpm-posterior", "ddim", "euler", "heun", "dpm-solver++"
+// "ddpm", "ddpm-posterior", "ddim", "euler", "heun", "dpm-solver++", "ddpm-clamped"
 bool nd_sampler_parse(const char *name, nd_sampler_kind *kind);
 
 // Which of the T timesteps a few-step sampler visits (diffusers' timestep_spacing), descending; every
@@ -81,7 +82,8 @@ typedef struct nd_sample_config {
     float w;      // guidance weight, course form (1 + w) e_cond - w e_uncond; the scale form s = 1 + w
     nd_prediction prediction; // what the model outputs (the checkpoint's choice)
     // Clip every step's x0 estimate to [x0_min, x0_max] (the data's range) and take the eps it implies, so
-    // each sampler's update sees a prediction inside the data's range (the lesson's clamp, for every sampler).
+    // each sampler's update sees a prediction inside the data's range (the lesson's clamp, for every sampler:
+    // the DDPM steps are then the posterior mean of q(x_{t-1} | x_t, x0_hat)). ddpm-clamped always clamps.
     bool clamp_x0;
     float x0_min, x0_max;
     uint64_t seed;
@@ -113,6 +115,12 @@ int nd_sample_evaluations(const nd_sample_config *cfg, int T);
 void nd_sample_timesteps(const nd_sample_config *cfg, int T, int *ts);
 
 nd_sample_config nd_sample_defaults(void); // DDPM, w = 2, guided, eps, linspace, no clipping
+
+// One reverse step from x (B, C, H, W) at timestep t to t_next (-1: the clean image) given the guided model
+// output out (B, C, H, W), read as cfg->prediction; noise, where the step draws any, comes from ctx's RNG.
+// Every sampler but heun (which evaluates the model again) and dpm-solver++ (which remembers the previous step).
+nd_tensor *nd_sample_step(nd_ctx *ctx, const nd_schedule *s, const nd_sample_config *cfg, nd_tensor *x,
+                          nd_tensor *out, int t, int t_next);
 
 // Called with x_T before the first step (step_index -1, t = T), then after every step with the new x (for
 // denoising-progression strips); t is the step just taken.

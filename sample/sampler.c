@@ -8,7 +8,7 @@
 #include "private/solvers.h"
 
 static const char *sampler_names[ND_SAMPLER_COUNT] = {"ddpm", "ddpm-posterior", "ddim",
-                                                       "euler", "heun", "dpm-solver++"};
+                                                       "euler", "heun", "dpm-solver++", "ddpm-clamped"};
 static const char *spacing_names[] = {"linspace", "leading", "trailing"};
 static const char *prediction_names[] = {"eps", "x0", "v"};
 
@@ -50,7 +50,7 @@ bool nd_start_parse(const char *name, nd_start_kind *kind) {
 
 // The DDPM samplers visit all T timesteps; the others are few-step samplers.
 static bool takes_every_step(nd_sampler_kind sampler) {
-    return sampler == ND_SAMPLER_DDPM || sampler == ND_SAMPLER_DDPM_POSTERIOR;
+    return sampler == ND_SAMPLER_DDPM || sampler == ND_SAMPLER_DDPM_POSTERIOR || sampler == ND_SAMPLER_DDPM_CLAMPED;
 }
 
 nd_start_kind nd_start_resolve(nd_start_kind kind, nd_sampler_kind sampler) {
@@ -115,6 +115,30 @@ void nd_sample_timesteps(const nd_sample_config *cfg, int T, int *ts) {
     }
 }
 
+// nd_sample_step's model: the output it was given, whatever x and t.
+static nd_tensor *given_output(void *user, nd_ctx *ctx, nd_tensor *x, int t) {
+    (void)ctx, (void)x, (void)t;
+    return user;
+}
+
+nd_tensor *nd_sample_step(nd_ctx *ctx, const nd_schedule *s, const nd_sample_config *cfg, nd_tensor *x,
+                          nd_tensor *out, int t, int t_next) {
+    nd_denoiser den = {.ctx = ctx, .s = s, .cfg = cfg, .predict = given_output, .user = out};
+    nd_denoised p = nd_denoise(&den, x, t);
+    switch (cfg->sampler) {
+    case ND_SAMPLER_DDPM:
+    case ND_SAMPLER_DDPM_POSTERIOR:
+    case ND_SAMPLER_DDPM_CLAMPED: return nd_step_ddpm(ctx, s, cfg, x, p, t);
+    case ND_SAMPLER_DDIM: return nd_step_ddim(ctx, s, cfg, x, p, t, t_next);
+    case ND_SAMPLER_EULER: return nd_step_euler(ctx, s, p, t_next);
+    case ND_SAMPLER_HEUN:
+    case ND_SAMPLER_DPM_SOLVER_PP:
+    case ND_SAMPLER_COUNT: break;
+    }
+    nd_abort_at(ND_HERE, "nd_sample_step", "sampler %s needs nd_sample_run (it evaluates the model again or "
+                "remembers steps)", nd_sampler_name(cfg->sampler));
+}
+
 // The guided batch's context: [context; null] with zeros for a missing null context.
 static nd_tensor *doubled_context(nd_ctx *ctx, const nd_tensor *context, const nd_tensor *null_context) {
     nd_shape shape = context->shape;
@@ -156,7 +180,8 @@ void nd_sample_run(nd_ctx *ctx, const nd_schedule *s, const nd_sample_config *cf
         nd_tensor *next = NULL; // (n, C, H, W)
         switch (cfg->sampler) {
         case ND_SAMPLER_DDPM:
-        case ND_SAMPLER_DDPM_POSTERIOR: next = nd_step_ddpm(ctx, s, cfg, x, p, t); break;
+        case ND_SAMPLER_DDPM_POSTERIOR:
+        case ND_SAMPLER_DDPM_CLAMPED: next = nd_step_ddpm(ctx, s, cfg, x, p, t); break;
         case ND_SAMPLER_DDIM: next = nd_step_ddim(ctx, s, cfg, x, p, t, t_next); break;
         case ND_SAMPLER_EULER: next = nd_step_euler(ctx, s, p, t_next); break;
         case ND_SAMPLER_HEUN: next = nd_step_heun(&den, p, t, t_next); break;

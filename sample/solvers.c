@@ -32,7 +32,8 @@ nd_denoised nd_denoise(const nd_denoiser *d, nd_tensor *x, int t) {
         p.eps = nd_add(ctx, nd_mul_scalar(ctx, x, b), nd_mul_scalar(ctx, out, a));
         break;
     }
-    if (d->cfg->clamp_x0) { // the eps that the clipped x0 implies keeps the pair consistent for every update
+    // the eps that the clipped x0 implies keeps the pair consistent for every update; ddpm-clamped always clips
+    if (d->cfg->clamp_x0 || d->cfg->sampler == ND_SAMPLER_DDPM_CLAMPED) {
         p.x0 = clamp(ctx, p.x0, d->cfg->x0_min, d->cfg->x0_max);
         p.eps = nd_mul_scalar(ctx, nd_sub(ctx, x, nd_mul_scalar(ctx, p.x0, a)), 1.0f / b);
     }
@@ -42,13 +43,20 @@ nd_denoised nd_denoise(const nd_denoiser *d, nd_tensor *x, int t) {
 nd_tensor *nd_step_ddpm(nd_ctx *ctx, const nd_schedule *s, const nd_sample_config *cfg, nd_tensor *x, nd_denoised p,
                         int t) {
     // u_t = sqrt(1 / a_t) (x_t - (1 - a_t) / sqrt(1 - abar_t) e_t): the posterior mean of x_{t-1} given x_t
-    // and the x0 that e_t implies. At a zero-SNR step (a_t = 0, x_t pure noise) the mean's x0 form,
-    // sqrt(abar_{t-1}) beta_t / (1 - abar_t) x0 + sqrt(a_t) (1 - abar_{t-1}) / (1 - abar_t) x_t, is
-    // sqrt(abar_{t-1}) x0.
-    nd_tensor *u = s->alpha[t] == 0.0f
-                       ? nd_mul_scalar(ctx, p.x0, sqrtf(s->alpha_bar[t - 1]))
-                       : nd_mul_scalar(ctx, nd_sub(ctx, x, nd_mul_scalar(ctx, p.eps, s->pred_noise_coeff[t])),
-                                       s->sqrt_alpha_inv[t]);
+    // and the x0 that e_t implies. Its x0 form, sqrt(abar_{t-1}) beta_t / (1 - abar_t) x0 + sqrt(a_t)
+    // (1 - abar_{t-1}) / (1 - abar_t) x_t, serves at a zero-SNR step (a_t = 0, x_t pure noise: sqrt(abar_{t-1})
+    // x0) and for a clamped x0, whose implied eps divides by sqrt(1 - abar_t), small near t = 0 (the lesson's
+    // step; x0 itself at t = 0).
+    nd_tensor *u;
+    if (s->alpha[t] == 0.0f || cfg->clamp_x0 || cfg->sampler == ND_SAMPLER_DDPM_CLAMPED) {
+        if (t == 0) return p.x0; // the weights are 1 and 0 there, exactly
+        double abar = s->alpha_bar[t], abar_prev = abar_at(s, t - 1);
+        float coef_x0 = (float)(s->beta[t] * sqrt(abar_prev) / (1.0 - abar));
+        float coef_xt = (float)(sqrt(s->alpha[t]) * (1.0 - abar_prev) / (1.0 - abar));
+        u = nd_add(ctx, nd_mul_scalar(ctx, p.x0, coef_x0), nd_mul_scalar(ctx, x, coef_xt));
+    } else {
+        u = nd_mul_scalar(ctx, nd_sub(ctx, x, nd_mul_scalar(ctx, p.eps, s->pred_noise_coeff[t])), s->sqrt_alpha_inv[t]);
+    }
     if (t == 0) return u;
     float sigma = cfg->sampler == ND_SAMPLER_DDPM
                       ? sqrtf(s->beta[t - 1])

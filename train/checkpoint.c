@@ -90,6 +90,13 @@ static bool write_contents(nd_h5_writer *w, const void *arg) {
     for (int i = 0; i < ND_COUNT(strings); i++)
         if (!nd_h5_attr_write_str(w->file, strings[i][0], strings[i][1]))
             return nd_h5_writer_fail(w, "writing attribute", strings[i][0]);
+    if (cfg->model.kind == ND_MODEL_T2I_UNET) { // which CLIP encodes the prompts
+        uint8_t pooled = cfg->text_pooled;
+        if (!nd_h5_attr_write_str(w->file, "clip", cfg->clip) ||
+            !nd_h5_attr_write_str(w->file, "clip_hash", cfg->clip_hash) ||
+            !nd_h5_attr_write(w->file, "text_pooled", H5T_STD_U8LE, H5T_NATIVE_UINT8, 1, &pooled))
+            return nd_h5_writer_fail(w, "writing attribute", "clip");
+    }
     int version = CKPT_VERSION;
     if (!nd_h5_attr_write(w->file, "format_version", H5T_STD_I32LE, H5T_NATIVE_INT, 1, &version))
         return nd_h5_writer_fail(w, "writing attribute", "format_version");
@@ -208,6 +215,12 @@ static bool read_config(hid_t file, const char *path, nd_ddpm_config *cfg, nd_er
         return false;
     if (!nd_model_kind_parse(kind, &cfg->model.kind))
         return nd_error_set(err, "%s: the checkpoint holds an unknown model kind '%s'", path, kind);
+    static const nd_h5_field pooled = {"text_pooled", ND_H5_BOOL, offsetof(nd_ddpm_config, text_pooled), 0};
+    if (cfg->model.kind == ND_MODEL_T2I_UNET &&
+        (!nd_h5_attr_read_str(file, path, "clip", cfg->clip, sizeof cfg->clip, err) ||
+         !nd_h5_attr_read_str(file, path, "clip_hash", cfg->clip_hash, sizeof cfg->clip_hash, err) ||
+         !nd_h5_field_read(file, path, "", &pooled, cfg, err)))
+        return false;
     for (int i = 0; i < N_CONFIG_FIELDS; i++)
         if (!nd_h5_field_read(file, path, "", &config_fields[i], cfg, err)) return false;
     return read_later_fields(file, path, cfg, err) && nd_ddpm_config_check(cfg, path, err);

@@ -81,32 +81,35 @@ static bool load_data(nd_dataset *ds, nd_ddpm_config *cfg, nd_error *err) {
         return false;
     }
     if (m->kind == ND_MODEL_DLI_UNET && m->c_embed_dim < 0) m->c_embed_dim = ds->num_classes;
-    if (m->c_embed_dim > 0 && ds->num_classes != m->c_embed_dim) {
+    if (m->kind != ND_MODEL_T2I_UNET && m->c_embed_dim > 0 && ds->num_classes != m->c_embed_dim) {
         nd_dataset_free(ds);
         return nd_error_set(err, "%s: the data set has %d classes, the model's context expects %d", cfg->data,
                             ds->num_classes, m->c_embed_dim);
     }
-    if (m->kind == ND_MODEL_T2I_UNET) {
-        nd_dataset_free(ds);
-        return nd_error_set(err, "model t2i-unet: training needs text embeddings; train dli-unet or dli-unet-v1");
-    }
     return true;
 }
 
-// Four samples a class (or four unconditional ones) drawn with the current weights, one row per class.
-static void write_preview(nd_ctx *ctx, const nd_model *model, const nd_schedule *sched, const char *out_dir,
-                          int64_t step, const nd_ddpm_config *cfg) {
+// Four samples a class (or four unconditional ones) drawn with the current weights, one row per class; a
+// text-to-image model draws them for the prompts "a photo of a {class}".
+static void write_preview(nd_ctx *ctx, const nd_model *model, nd_text_encoder *text, const nd_schedule *sched,
+                          const char *out_dir, int64_t step, const nd_ddpm_config *cfg) {
     const nd_model_config *mc = &model->config;
-    int rows = mc->c_embed_dim > 0 ? mc->c_embed_dim : 1, n = rows * 4;
+    int rows = text ? 10 : mc->c_embed_dim > 0 ? mc->c_embed_dim : 1, n = rows * 4;
     int32_t *labels = nd_xmalloc((size_t)n * sizeof(int32_t)); // (n) row i / 4
     for (int i = 0; i < n; i++) labels[i] = i / 4;
     nd_arena_mark mark = nd_arena_get_mark(&ctx->pool);
-    nd_tensor *context = nd_class_context(ctx, labels, n, mc->c_embed_dim, true);
+    nd_tensor *context, *null_context = NULL; // null: zeros, the class model's; "" for text
+    if (text) {
+        context = nd_t2i_class_context(text, ctx, labels, n);
+        null_context = nd_t2i_empty_context(text, ctx, n);
+    } else {
+        context = nd_class_context(ctx, labels, n, mc->c_embed_dim, true);
+    }
     int64_t image = (int64_t)mc->img_ch * mc->img_size * mc->img_size;
     float *images = nd_xmalloc((size_t)(n * image) * sizeof(float));
     nd_sample_config sc = nd_ddpm_sample_defaults(cfg);
     sc.seed = (uint64_t)step;
-    nd_sample_images(ctx, model, sched, &sc, n, context, NULL, images, NULL, NULL);
+    nd_sample_images(ctx, model, sched, &sc, n, context, null_context, images, NULL, NULL);
     nd_arena_release(&ctx->pool, mark);
     char path[1100];
     snprintf(path, sizeof path, "%s/preview_%06lld.png", out_dir, (long long)step);
@@ -145,6 +148,7 @@ typedef struct run {
     nd_train_state state;
     nd_dist_shard shard; // this process's rows of each batch (all of them in a single process)
     int64_t saved_step; // the step of the checkpoint on disk; -1: none yet
+    nd_t2i_cond *text; // the captions' text features of a t2i-unet, else NULL
     char ckpt_path[1100];
 } run;
 
@@ -240,7 +244,9 @@ static bool train_step(run *r, nd_tensor *x0, const int32_t *labels, int *t_host
     for (int i = 0; i < b; i++) t_values[i] = (float)t_host[i];
     nd_tensor *t = nd_from_host(ctx, ND_SHAPE(b), t_values);
     nd_tensor *context = NULL;
-    if (classes > 0) { // get_context_mask: one_hot(c) * bernoulli(ones - drop_prob), element by element
+    if (r->text) {
+        context = nd_t2i_cond_batch(r->text, ctx, r->state.step, b, labels);
+    } else if (classes > 0) { // get_context_mask: one_hot(c) * bernoulli(ones - drop_prob), element by element
         nd_tensor *c = nd_class_context(ctx, labels, b, classes, false);
         nd_tensor *mask = nd_empty(ctx, ND_SHAPE(batch, classes));
         nd_rand_bernoulli(ctx, mask, 1.0f - r->cfg.cfg_drop);
@@ -309,6 +315,7 @@ static void run_close(run *r) {
     nd_adam_free(&r->opt);
     nd_model_free(&r->model);
     nd_ctx_free(&r->ctx);
+    nd_t2i_cond_close(r->text);
 }
 
 // Steps from the run's state to `total` (per_epoch steps an epoch), a loss line each to log, checkpoints at
@@ -362,7 +369,8 @@ static bool train_loop(run *r, nd_loader *loader, int64_t per_epoch, int64_t tot
         bool periodic = r->cfg.checkpoint_every > 0 && r->state.step % r->cfg.checkpoint_every == 0;
         if (root && (epoch_end || periodic || stop || r->state.step == total)) ok = save(r, err);
         if (ok && root && r->cfg.preview_every > 0 && r->state.step % r->cfg.preview_every == 0)
-            write_preview(&r->ctx, &r->model, &r->sched, out_dir, r->state.step, &r->cfg);
+            write_preview(&r->ctx, &r->model, r->text ? nd_t2i_cond_text(r->text) : NULL, &r->sched, out_dir,
+                          r->state.step, &r->cfg);
         if (stop) {
             result->interrupted = true;
             result->signal = nd_stop_requested() ? nd_stop_requested() : SIGINT; // another process's stop
@@ -418,7 +426,23 @@ bool nd_ddpm_train(const nd_ddpm_config *config, const char *out_dir, bool resum
         free(r);
         return false;
     }
+    // the captions follow the loader's whole batches: a process holding a shard of each would caption
+    // another process's images
+    if (r->cfg.model.kind == ND_MODEL_T2I_UNET && dist->size > 1) {
+        nd_error_set(err, "t2i-unet training runs in a single process (its captions follow whole batches): "
+                          "found %d processes, expected 1", dist->size);
+        nd_dataset_free(&ds);
+        free(r);
+        return false;
+    }
+    // (a t2i-unet learns its context width from the CLIP here)
+    if (r->cfg.model.kind == ND_MODEL_T2I_UNET && !nd_t2i_cond_open(&r->text, &r->cfg, &ds, out_dir, device, err)) {
+        nd_dataset_free(&ds);
+        free(r);
+        return false;
+    }
     if (!nd_ddpm_config_check(&r->cfg, "the run's configuration", err)) {
+        nd_t2i_cond_close(r->text);
         nd_dataset_free(&ds);
         free(r);
         return false;

@@ -33,6 +33,10 @@ typedef struct nd_ddpm_config {
     int64_t checkpoint_every; // steps; 0: only at the end of each epoch
     int64_t preview_every;    // steps; 0: none
     int64_t max_steps;        // 0: epochs * batches per epoch; else stop early (quick runs, tests)
+    // t2i-unet only: the frozen CLIP whose text encoder reads the captions (train/t2i.c)
+    char clip[512];           // the CLIP checkpoint's path as given to training
+    char clip_hash[32];       // its content hash (nd_file_hash), checked wherever the CLIP is loaded again
+    bool text_pooled;         // attend to the projected end-token vector alone instead of the token sequence
     bool profile;             // print where the time went, op by op, at the end (steps after the second)
     bool check_numerics;      // check every op's output for NaN/inf (slow; not stored in checkpoints)
 } nd_ddpm_config;
@@ -170,6 +174,56 @@ bool nd_run_dir_make(const char *dir, nd_error *err);
 FILE *nd_loss_log_open(const char *out_dir, bool resume, const char *header, nd_error *err);
 // One line "step,epoch,values[0],...", flushed so a killed run keeps its log up to its last step.
 void nd_loss_log_row(FILE *log, int64_t step, int64_t epoch, const float *values, int n);
+
+// text to image (t2i_text.c, t2i.c): the t2i-unet conditioned by cross-attention on a frozen CLIP's text
+// encoder, trained by nd_ddpm_train on captions measured on each image as shown (flipped or not)
+
+// FNV-1a 64 of a file's bytes as "fnv1a64:" and 16 hex digits (25 bytes with the terminator): which CLIP a
+// text-to-image checkpoint was trained with.
+bool nd_file_hash(const char *path, char *hash, size_t size, nd_error *err);
+
+typedef struct nd_text_encoder nd_text_encoder;
+
+// Loads the CLIP checkpoint clip_path (its tokenizer and text encoder) on device; when want_hash is neither
+// NULL nor "", the file's hash must equal it. A prompt's context is its token sequence after the final
+// LayerNorm (context_length, text_width), or with pooled the projected end-token feature (1, embed_dim).
+bool nd_text_encoder_open(nd_text_encoder **te, const char *clip_path, const char *want_hash, bool pooled,
+                          nd_device device, nd_error *err);
+void nd_text_encoder_close(nd_text_encoder *te);
+int nd_text_encoder_tokens(const nd_text_encoder *te);       // S of a prompt's context (S, D)
+int nd_text_encoder_width(const nd_text_encoder *te);        // D
+const char *nd_text_encoder_hash(const nd_text_encoder *te); // the CLIP file's nd_file_hash
+int64_t nd_text_encoder_cached(const nd_text_encoder *te);   // distinct prompts encoded so far
+// The contexts of n prompts into out (n, S, D) on the host; each distinct prompt is encoded once and cached.
+void nd_text_encoder_features(nd_text_encoder *te, const char *const *prompts, int n, float *out);
+// The same as a tensor (n, S, D) on ctx: in its step arena, or in its pool when persistent.
+nd_tensor *nd_text_encoder_context(nd_text_encoder *te, nd_ctx *ctx, const char *const *prompts, int n,
+                                   bool persistent);
+
+// Opens the CLIP that encodes a t2i checkpoint's prompts: clip_override when not NULL, else clip.h5 beside the
+// checkpoint (training leaves a copy there), else the path recorded at training; each must carry the recorded
+// hash. The message says where it looked when none does.
+bool nd_t2i_open_text(const char *ckpt_path, const nd_ddpm_config *cfg, const char *clip_override,
+                      nd_device device, nd_text_encoder **te, nd_error *err);
+
+// The conditioning of a t2i training run: the captioner, the text encoder and the loader's order.
+typedef struct nd_t2i_cond nd_t2i_cond;
+
+// For nd_ddpm_train: opens cfg->clip (checked against cfg->clip_hash when set, which it is set to otherwise),
+// copies it to out_dir/clip.h5, sets cfg->model.c_embed_dim to the context width and measures the caption
+// attributes' thresholds on ds (Fashion-MNIST's ten labelled classes, one channel).
+bool nd_t2i_cond_open(nd_t2i_cond **cond, nd_ddpm_config *cfg, const nd_dataset *ds, const char *out_dir,
+                      nd_device device, nd_error *err);
+void nd_t2i_cond_close(nd_t2i_cond *cond);
+// The context (b, S, D) in ctx's step arena of the training batch at step (the loader's batch step % P of epoch
+// step / P): each image's caption as flipped, replaced by the empty prompt "" with probability cfg_drop.
+// labels are the loader's, checked against the captioned images.
+nd_tensor *nd_t2i_cond_batch(nd_t2i_cond *cond, nd_ctx *ctx, int64_t step, int b, const int32_t *labels);
+// Contexts (n, S, D) in ctx's pool of the prompts "a photo of a {class}" for the classes labels (n).
+nd_tensor *nd_t2i_class_context(nd_text_encoder *te, nd_ctx *ctx, const int32_t *labels, int n);
+// Contexts (n, S, D) in ctx's pool of the empty prompt "": the unconditional half of guidance.
+nd_tensor *nd_t2i_empty_context(nd_text_encoder *te, nd_ctx *ctx, int n);
+nd_text_encoder *nd_t2i_cond_text(nd_t2i_cond *cond);
 
 // ---------------------------------------------------------------------------------------------------
 // progress

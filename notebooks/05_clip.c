@@ -185,8 +185,8 @@ int main(int argc, char **argv) {
     nd_schedule sched;
     nd_ddpm_schedule(&cfg, &sched);
     nd_sample_config sc = nb_sample_config(&args, true, 3);
-    if (!args.quick) sc.sampler = ND_SAMPLER_DDPM_POSTERIOR; // with x0_hat clamped: the lesson's step
-    sc.clamp_x0 = true;
+    if (!args.quick) sc.sampler = ND_SAMPLER_DDPM_CLAMPED; // the lesson's step
+    sc.clamp_x0 = true; // and x0_hat clamped in --quick's DDIM too
     float *samples = malloc((size_t)(n * image) * sizeof(float));
     nd_sample_images(&ctx, &model, &sched, &sc, n, context, null_context, samples, NULL, NULL);
     for (int k = 0; k < 4; k++) printf("row %d: \"%s\" (guidance scale s = %.1f)\n", k + 1, sample_prompts[k], 1.0f + sc.w);

@@ -49,6 +49,53 @@ int ex_group_size_base(void);
 nd_tensor *ex_context_mask(nd_ctx *ctx, const int32_t *labels, int n, int classes, float drop_prob);
 nd_tensor *ex_guided_eps(nd_ctx *ctx, const nd_model *model, nd_tensor *x_t, nd_tensor *t, nd_tensor *c, float w);
 
+// 05: get_img_encodings (preprocess each image, stack, encode with the image encoder) and the cosine
+// similarity of every row of a (n, E) with every row of b (m, E) -> (n, m).
+nd_tensor *ex_get_img_encodings(nd_ctx *ctx, const nd_clip *clip, const nd_dataset *ds, const int64_t *indices, int n);
+nd_tensor *ex_cosine_similarity(nd_ctx *ctx, nd_tensor *a, nd_tensor *b);
+
+// P1: the lesson's CrossAttention: x (B, N, d_model) attends over context (B, S, context_dim).
+typedef struct ex_cross_attention {
+    nd_norm_layer norm;                         // LayerNorm(d_model) on the image features
+    nd_linear_layer to_q, to_k, to_v, out_proj; // q from the image, k and v from the context
+    int heads;
+    int64_t d_model, context_dim;
+} ex_cross_attention;
+void ex_cross_attention_init(ex_cross_attention *m, nd_params *params, const char *name, int64_t d_model,
+                             int64_t context_dim, int heads);
+nd_tensor *ex_cross_attention_forward(nd_ctx *ctx, const ex_cross_attention *m, nd_tensor *x, nd_tensor *context);
+
+// P4: a U-Net level's cross-attention block on feature maps x (B, C, H, W) and a prompt's tokens
+// (B, S, context_dim): x + to_out(attention(to_q(norm(x)), to_k(context), to_v(context))).
+typedef struct ex_prompt_block {
+    nd_norm_layer norm;
+    nd_linear_layer to_q, to_k, to_v, to_out;
+    int heads;
+} ex_prompt_block;
+void ex_prompt_block_init(ex_prompt_block *b, nd_params *params, int64_t d_model, int64_t context_dim, int heads);
+nd_tensor *ex_prompt_block_forward(nd_ctx *ctx, const ex_prompt_block *b, nd_tensor *x, nd_tensor *context);
+
+// P2: n images (n, C, S, S) into out for prompt, sampled by hand: the CLIP text encoder's features of the prompt
+// and of "", guidance scale s, the lesson's clamped reverse step over all T steps, x_T drawn from ctx's generator
+// reset to (seed, 0).
+void ex_t2i_sample(nd_ctx *ctx, const nd_model *unet, const nd_schedule *s, const nd_tokenizer *tok,
+                   const nd_clip *clip, const char *prompt, int n, float guidance_scale, uint64_t seed, float *out);
+
+// P5: the pipeline generate_image wires together, loaded once: the tokenizer, the frozen CLIP (its text encoder),
+// the text-to-image U-Net and its schedule, on ctx; seed: the starting noise's.
+typedef struct ex_pipeline {
+    nd_ctx *ctx;
+    const nd_tokenizer *tok;
+    const nd_clip *clip;
+    const nd_model *unet;
+    const nd_schedule *schedule;
+    uint64_t seed;
+} ex_pipeline;
+// One image (channels, image_size, image_size) into out, in [0, 1]; false, saying why on stderr, when image_size
+// or channels are not the U-Net's. steps: all T for the lesson's DDPM step, fewer for DDIM.
+bool ex_generate_image(const ex_pipeline *p, const char *prompt, const char *negative_prompt, float guidance_scale,
+                       int steps, int image_size, int channels, float *out);
+
 // 06: the assessment's blanks.
 typedef struct ex_ddpm {
     int T;

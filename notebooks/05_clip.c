@@ -22,8 +22,7 @@
 
 // get_img_encodings: clip_preprocess each image (ToTensor, then x * 2 - 1 as in CLIP's training), stack them
 // into one batch and run the image encoder -> (n, E), not normalised.
-static nd_tensor *get_img_encodings(nd_ctx *ctx, const nd_clip *clip, const nd_dataset *ds, const int64_t *idx,
-                                    int n) {
+static nd_tensor *get_img_encodings(nd_ctx *ctx, const nd_clip *clip, const nd_dataset *ds, const int64_t *idx, int n) {
     long image = (long)ds->c * ds->h * ds->w;
     float *processed_imgs = malloc((size_t)(n * image) * sizeof(float)); // np.stack's (n, C, S, S)
     for (int i = 0; i < n; i++) nd_dataset_sample(processed_imgs + i * image, ds, idx[i], false, false);
@@ -55,8 +54,10 @@ static bool write_similarity(const nb_args *args, const float *images, int size,
     nd_error err;
     bool ok = nd_png_write(nb_path(path, args, "05_similarity.png"), &img, &err);
     nd_image8_free(&img);
-    if (!ok) fprintf(stderr, "%s\n", err.msg);
-    else printf("wrote %s\n", path);
+    if (!ok)
+        fprintf(stderr, "%s\n", err.msg);
+    else
+        printf("wrote %s\n", path);
     return ok;
 }
 
@@ -92,8 +93,8 @@ int main(int argc, char **argv) {
     }
     const nd_clip_config *cc = &clip.config;
     printf("CLIP: %lld parameters, %dx%d images in %dx%d patches, a %d-token context; CLIP_FEATURES = %d\n",
-           (long long)clip.params.total, cc->img_size, cc->img_size, cc->patch_size, cc->patch_size,
-           cc->context_length, cc->embed_dim);
+           (long long)clip.params.total, cc->img_size, cc->img_size, cc->patch_size, cc->patch_size, cc->context_length,
+           cc->embed_dim);
 
     // clip.tokenize: start token, the prompt's BPE tokens, end token, zero padding to the context.
     const char *text_list[N_PAIRS] = {"a photo of an ankle boot", "a photo of a trouser", "a photo of a bag"};
@@ -106,7 +107,8 @@ int main(int argc, char **argv) {
 
     // Three test images, one of each prompt's class, as CLIP sees them (resized to 16x16, in [-1, 1]).
     nd_dataset ds;
-    if (!nd_dataset_load(&ds, args.data, ND_SPLIT_TEST, &err) || !nd_dataset_resize(&ds, cc->img_size, cc->img_size, &err)) {
+    if (!nd_dataset_load(&ds, args.data, ND_SPLIT_TEST, &err) ||
+        !nd_dataset_resize(&ds, cc->img_size, cc->img_size, &err)) {
         fprintf(stderr, "%s\n", err.msg);
         return 1;
     }
@@ -118,7 +120,7 @@ int main(int argc, char **argv) {
     for (int k = 0; k < N_PAIRS; k++) nd_dataset_sample(images + k * image, &ds, idx[k], false, false);
     nb_write_grid(&args, "05_images.png", images, N_PAIRS, ds.c, ds.h, N_PAIRS, false);
 
-    nd_tensor *img_enc = get_img_encodings(&ctx, &clip, &ds, idx, N_PAIRS); // (3, E)
+    nd_tensor *img_enc = get_img_encodings(&ctx, &clip, &ds, idx, N_PAIRS);     // (3, E)
     nd_tensor *text_enc = nd_clip_encode_text(&ctx, &clip, ids, N_PAIRS, NULL); // (3, E): the end token's feature
     char a[64], b[64];
     printf("encode_image: %s, encode_text: %s\n", nd_shape_str(img_enc->shape, a, sizeof a),
@@ -186,10 +188,11 @@ int main(int argc, char **argv) {
     nd_ddpm_schedule(&cfg, &sched);
     nd_sample_config sc = nb_sample_config(&args, true, 3);
     if (!args.quick) sc.sampler = ND_SAMPLER_DDPM_CLAMPED; // the lesson's step
-    sc.clamp_x0 = true; // and x0_hat clamped in --quick's DDIM too
+    sc.clamp_x0 = true;                                    // and x0_hat clamped in --quick's DDIM too
     float *samples = malloc((size_t)(n * image) * sizeof(float));
     nd_sample_images(&ctx, &model, &sched, &sc, n, context, null_context, samples, NULL, NULL);
-    for (int k = 0; k < 4; k++) printf("row %d: \"%s\" (guidance scale s = %.1f)\n", k + 1, sample_prompts[k], 1.0f + sc.w);
+    for (int k = 0; k < 4; k++)
+        printf("row %d: \"%s\" (guidance scale s = %.1f)\n", k + 1, sample_prompts[k], 1.0f + sc.w);
     nb_write_grid(&args, "05_samples.png", samples, n, 1, cc->img_size, per, false);
 
     free(samples);

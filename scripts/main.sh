@@ -4,7 +4,7 @@
 # one row per class (top to bottom: top, trouser, pullover, dress, coat, sandal, shirt, sneaker, bag,
 # ankle boot).
 #
-# Quick settings by default (one epoch: about 10-15 minutes on 2 CPU cores, seconds on a GPU); the course's
+# Quick settings by default (one epoch: about 6 minutes on 2 CPU cores, seconds on a GPU); the course's
 # settings are one flag away:  scripts/main.sh --epochs 3
 # Stopped midway (Ctrl-C writes a checkpoint), it resumes where it stopped when run again.
 set -euo pipefail

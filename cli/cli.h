@@ -76,6 +76,18 @@ typedef struct nd_cli_session {
 bool nd_cli_session_open(const char *command, const nd_cli_sampling *flags, nd_cli_session *session);
 void nd_cli_session_close(nd_cli_session *session);
 
+// What sampling commands write. Each says why it failed (prefixed by command) and returns false.
+// Samples holding NaN/inf are refused: an all-NaN grid would read as black images, so nothing is written.
+bool nd_cli_samples_finite(const char *command, const float *images, int64_t n_images, int64_t image);
+// images (n, C, S, S) as a PNG grid of nrow images a row.
+bool nd_cli_write_grid(const char *command, const char *path, const float *images, int n, const nd_model_config *mc,
+                       int nrow, bool unit_range);
+// Model outputs mapped to grey levels in [0, 1] (from [-1, 1] unless unit_range), clamped, in place.
+void nd_cli_images_to_unit(float *images, int64_t values, bool unit_range);
+// images (n, C, S, S) mapped to [0, 1] in place, then written as HDF5 with their labels (NULL: none).
+bool nd_cli_write_samples_h5(const char *command, const char *path, float *images, int64_t n, const nd_model_config *mc,
+                             const int32_t *labels, bool unit_range);
+
 // train's --clip and --cond: refused for a class model; for t2i-unet --clip must name a CLIP checkpoint (unless
 // resuming, when the run's own wins) and --cond be sequence or pooled. Sets cfg->clip and cfg->text_pooled.
 bool nd_cli_t2i_train_flags(nd_model_kind kind, const char *clip, const char *cond, bool resume, nd_ddpm_config *cfg);

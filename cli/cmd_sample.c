@@ -65,20 +65,6 @@ static void keep_frame(void *user, int step_index, int t, nd_ctx *ctx, const nd_
     s->stored++;
 }
 
-static bool write_grid(const char *path, const float *images, int n, const nd_model_config *mc, int nrow,
-                       bool unit_range) {
-    nd_image8 grid;
-    nd_error err;
-    if (!nd_image_grid(&grid, images, n, mc->img_ch, mc->img_size, mc->img_size, nrow, 2, unit_range, &err) ||
-        !nd_png_write(path, &grid, &err)) {
-        fprintf(stderr, "nanodiff sample: %s\n", err.msg);
-        return false;
-    }
-    nd_image8_free(&grid);
-    printf("wrote %s\n", path);
-    return true;
-}
-
 // What sample draws beyond the shared sampling flags.
 typedef struct sample_options {
     nd_cli_sampling sampling;
@@ -184,27 +170,10 @@ static bool write_strip(const char *path, const strip_state *st, const sample_pl
         for (int f = 0; f < st->stored; f++)
             memcpy(ordered + ((int64_t)i * st->stored + f) * p->image,
                    st->frames + ((int64_t)f * p->total + i) * p->image, (size_t)p->image * sizeof(float));
-    bool ok = write_grid(path, ordered, st->stored * p->total, &s->model.config, st->stored, s->cfg.unit_range);
+    bool ok = nd_cli_write_grid("sample", path, ordered, st->stored * p->total, &s->model.config, st->stored,
+                                s->cfg.unit_range);
     free(ordered);
     return ok;
-}
-
-// The raw samples mapped to [0, 1] (in place) and their labels (none for a sweep), as HDF5.
-static bool write_h5(const char *path, float *images, const int32_t *labels, const sample_plan *p, bool sweep,
-                     const nd_cli_session *s) {
-    const nd_model_config *mc = &s->model.config;
-    int64_t n = (int64_t)p->total * p->n_w, values = n * p->image;
-    for (int64_t i = 0; i < values; i++) {
-        float v = s->cfg.unit_range ? images[i] : (images[i] + 1.0f) * 0.5f;
-        images[i] = v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
-    }
-    nd_error err;
-    if (!nd_samples_write_hdf5(path, images, n, mc->img_ch, mc->img_size, mc->img_size, sweep ? NULL : labels, &err)) {
-        fprintf(stderr, "nanodiff sample: %s\n", err.msg);
-        return false;
-    }
-    printf("wrote %s\n", path);
-    return true;
 }
 
 int nd_cmd_sample(int argc, char **argv) {
@@ -225,17 +194,15 @@ int nd_cmd_sample(int argc, char **argv) {
     for (int i = 0; i < p.total; i++) labels[i] = p.first + i / p.per_class;
     strip_state st = {0};
     draw(&s, &o, &p, labels, images, &st);
-    int64_t values = (int64_t)(p.total * p.n_w) * p.image, bad = nd_first_nonfinite(images, values);
-    if (bad >= 0) // nothing is written: an all-NaN grid would read as black images
-        fprintf(stderr,
-                "nanodiff sample: sample %lld holds %g: the model or the guidance weight diverged; nothing "
-                "was written\n",
-                (long long)(bad / p.image), images[bad]);
+    bool finite = nd_cli_samples_finite("sample", images, (int64_t)p.total * p.n_w, p.image);
     // a sweep's grid: rows = w, columns = class, as the course's sample_w
-    bool ok = bad < 0 && (o.sweep ? write_grid(o.out, images, p.total * p.n_w, mc, p.total, s.cfg.unit_range)
-                                  : write_grid(o.out, images, p.total, mc, p.per_class, s.cfg.unit_range));
+    bool ok = finite &&
+              (o.sweep ? nd_cli_write_grid("sample", o.out, images, p.total * p.n_w, mc, p.total, s.cfg.unit_range)
+                       : nd_cli_write_grid("sample", o.out, images, p.total, mc, p.per_class, s.cfg.unit_range));
     if (ok && o.strip) ok = write_strip(o.strip, &st, &p, &s);
-    if (ok && o.h5) ok = write_h5(o.h5, images, labels, &p, o.sweep != NULL, &s);
+    if (ok && o.h5)
+        ok = nd_cli_write_samples_h5("sample", o.h5, images, (int64_t)p.total * p.n_w, mc, o.sweep ? NULL : labels,
+                                     s.cfg.unit_range);
     free(st.frames);
     free(images);
     free(labels);

@@ -67,8 +67,10 @@ static int read_prompts(const char *path, char **prompts, int max) {
         prompts[n++] = strdup(line);
     }
     fclose(f);
+    if (n < 0)
+        for (int i = 0; i < max && prompts[i]; i++) free(prompts[i]);
     if (n == 0) fprintf(stderr, "nanodiff sample: --prompts-file %s: no prompt in the file\n", path);
-    return n == 0 ? -1 : n;
+    return n <= 0 ? -1 : n;
 }
 
 int nd_cmd_sample_prompt(int argc, char **argv) {
@@ -133,7 +135,7 @@ int nd_cmd_sample_prompt(int argc, char **argv) {
         fprintf(stderr, "nanodiff sample: --n must be in [1, 1024], got %lld\n", (long long)n);
         return 1;
     }
-    char *prompts[MAX_PROMPTS];
+    char *prompts[MAX_PROMPTS] = {0};
     int n_prompts = prompt ? 1 : read_prompts(prompts_file, prompts, MAX_PROMPTS);
     if (n_prompts < 0) return 1;
     if (prompt) prompts[0] = strdup(prompt);
@@ -164,28 +166,11 @@ int nd_cmd_sample_prompt(int argc, char **argv) {
     fprintf(stderr, "sampled %d images of %d prompt%s with %s, guidance scale %g, from %s in %.1f s\n", total,
             n_prompts, n_prompts > 1 ? "s" : "", nd_sampler_name(s.sc.sampler), 1.0 + s.sc.w,
             s.sc.start_mean ? "q(x_T)'s moments" : "N(0, I)", nd_seconds() - start);
-    nd_image8 grid;
-    if (!nd_image_grid(&grid, images, total, mc->img_ch, mc->img_size, mc->img_size, (int)n, 2, s.cfg.unit_range,
-                       &err) ||
-        !nd_png_write(out, &grid, &err)) {
-        fprintf(stderr, "nanodiff sample: %s\n", err.msg);
-        status = 1;
-    } else {
-        nd_image8_free(&grid);
-        printf("wrote %s (a row per prompt)\n", out);
-    }
-    if (h5 && status == 0) {
-        for (int64_t i = 0; i < (int64_t)total * image; i++) {
-            float v = s.cfg.unit_range ? images[i] : (images[i] + 1.0f) * 0.5f;
-            images[i] = v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
-        }
-        if (!nd_samples_write_hdf5(h5, images, total, mc->img_ch, mc->img_size, mc->img_size, labels, &err)) {
-            fprintf(stderr, "nanodiff sample: %s\n", err.msg);
-            status = 1;
-        } else {
-            printf("wrote %s\n", h5);
-        }
-    }
+    // a row per prompt
+    bool ok = nd_cli_samples_finite("sample", images, total, image) &&
+              nd_cli_write_grid("sample", out, images, total, mc, (int)n, s.cfg.unit_range) &&
+              (!h5 || nd_cli_write_samples_h5("sample", h5, images, total, mc, labels, s.cfg.unit_range));
+    status = ok ? 0 : 1;
     free(images);
     free(rows);
     free(negatives);

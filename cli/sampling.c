@@ -153,3 +153,45 @@ void nd_cli_session_close(nd_cli_session *s) {
     nd_model_free(&s->model);
     nd_ctx_free(&s->ctx);
 }
+
+bool nd_cli_samples_finite(const char *command, const float *images, int64_t n_images, int64_t image) {
+    int64_t bad = nd_first_nonfinite(images, n_images * image);
+    if (bad < 0) return true;
+    fprintf(stderr,
+            "nanodiff %s: sample %lld holds %g: the model or the guidance weight diverged; nothing was written\n",
+            command, (long long)(bad / image), images[bad]);
+    return false;
+}
+
+bool nd_cli_write_grid(const char *command, const char *path, const float *images, int n, const nd_model_config *mc,
+                       int nrow, bool unit_range) {
+    nd_image8 grid = {0};
+    nd_error err;
+    bool ok = nd_image_grid(&grid, images, n, mc->img_ch, mc->img_size, mc->img_size, nrow, 2, unit_range, &err) &&
+              nd_png_write(path, &grid, &err);
+    nd_image8_free(&grid);
+    if (!ok)
+        fprintf(stderr, "nanodiff %s: %s\n", command, err.msg);
+    else
+        printf("wrote %s\n", path);
+    return ok;
+}
+
+void nd_cli_images_to_unit(float *images, int64_t values, bool unit_range) {
+    for (int64_t i = 0; i < values; i++) {
+        float v = unit_range ? images[i] : (images[i] + 1.0f) * 0.5f;
+        images[i] = v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
+    }
+}
+
+bool nd_cli_write_samples_h5(const char *command, const char *path, float *images, int64_t n, const nd_model_config *mc,
+                             const int32_t *labels, bool unit_range) {
+    nd_cli_images_to_unit(images, n * mc->img_ch * mc->img_size * mc->img_size, unit_range);
+    nd_error err;
+    if (!nd_samples_write_hdf5(path, images, n, mc->img_ch, mc->img_size, mc->img_size, labels, &err)) {
+        fprintf(stderr, "nanodiff %s: %s\n", command, err.msg);
+        return false;
+    }
+    printf("wrote %s\n", path);
+    return true;
+}

@@ -68,8 +68,7 @@ bool nd_tokenizer_from_merges(nd_tokenizer *tok, const int32_t *merges, int n_me
     }
     memset(tok->pair_keys, 0xff, (size_t)tok->table_size * sizeof *tok->pair_keys);
     for (int i = 0; i < 256; i++) {
-        tok->bytes[i] = malloc(1);
-        if (!tok->bytes[i]) abort();
+        tok->bytes[i] = nd_xmalloc(1);
         tok->bytes[i][0] = (uint8_t)i, tok->n_bytes[i] = 1;
     }
     for (int i = 0; i < n_merges; i++) {
@@ -82,8 +81,7 @@ bool nd_tokenizer_from_merges(nd_tokenizer *tok, const int32_t *merges, int n_me
         }
         tok->merges[2 * i] = a, tok->merges[2 * i + 1] = b;
         tok->n_bytes[id] = tok->n_bytes[a] + tok->n_bytes[b];
-        tok->bytes[id] = malloc((size_t)tok->n_bytes[id]);
-        if (!tok->bytes[id]) abort();
+        tok->bytes[id] = nd_xmalloc((size_t)tok->n_bytes[id]);
         memcpy(tok->bytes[id], tok->bytes[a], (size_t)tok->n_bytes[a]);
         memcpy(tok->bytes[id] + tok->n_bytes[a], tok->bytes[b], (size_t)tok->n_bytes[b]);
         int64_t key = ((int64_t)a << 32) | (uint32_t)b;
@@ -158,8 +156,7 @@ bool nd_tokenizer_train(nd_tokenizer *tok, const char *const *texts, int64_t n_t
     bool ok = true;
     for (int64_t t = 0; t < n_texts && ok; t++) {
         size_t len = strlen(texts[t]);
-        uint8_t *lower = malloc(len + 1);
-        if (!lower) abort();
+        uint8_t *lower = nd_xmalloc(len + 1);
         for (size_t i = 0; i < len; i++) lower[i] = lower_byte((uint8_t)texts[t][i]);
         for (size_t i = 0; i < len && ok;) {
             size_t n = word_length(lower + i, len - i);
@@ -219,9 +216,8 @@ bool nd_tokenizer_train(nd_tokenizer *tok, const char *const *texts, int64_t n_t
 int nd_tokenizer_encode_bytes(const nd_tokenizer *tok, const uint8_t *text, size_t len, int32_t *ids, bool *truncated) {
     int room = tok->context - 2, n = 0; // text tokens that fit between sot and eot
     bool cut = false;
-    int32_t *word = malloc((len > 0 ? len : 1) * sizeof *word);
-    uint8_t *lower = malloc(len > 0 ? len : 1);
-    if (!word || !lower) abort();
+    int32_t *word = nd_xmalloc((len > 0 ? len : 1) * sizeof *word);
+    uint8_t *lower = nd_xmalloc(len > 0 ? len : 1);
     for (size_t i = 0; i < len; i++) lower[i] = lower_byte(text[i]);
     memset(ids, 0, (size_t)tok->context * sizeof *ids);
     ids[0] = tok->sot;

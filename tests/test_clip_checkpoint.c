@@ -111,6 +111,16 @@ int main(void) {
           "loaded tokenizer differs");
     nd_tokenizer_free(&loaded);
 
+    // a tokenizer that pads to another length than the model's positions (rows are sized by the model's)
+    char longer[200];
+    snprintf(longer, sizeof longer, "%s/longer.h5", dir);
+    nd_tokenizer tok12;
+    CHECK(nd_tokenizer_train(&tok12, texts, ND_COUNT(texts), 266, 12, &err), "%s", err.msg);
+    CHECK(nd_clip_checkpoint_save(longer, &a, &tok12, NULL, NULL, NULL, &ctx, &err), "%s", err.msg);
+    nd_tokenizer_free(&tok12);
+    check_refused(longer, &b, NULL, &ctx, "the tokenizer pads to 12 tokens", "the model's positions number 8");
+    remove(longer);
+
     // refusals name what differs
     nd_clip_config wide = tiny_config(tok.vocab_size);
     wide.text_width = 12;

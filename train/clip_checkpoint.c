@@ -280,6 +280,10 @@ static bool stage(hid_t file, const char *path, const nd_clip *clip, bool want_t
     if (s->tok.vocab_size != clip->config.vocab_size)
         return nd_error_set(err, "%s: the tokenizer has %d tokens, the model's embedding %d", path, s->tok.vocab_size,
                             clip->config.vocab_size);
+    // every caller sizes token rows by the model's context: a longer tokenizer context would write past them
+    if (s->tok.context != clip->config.context_length)
+        return nd_error_set(err, "%s: the tokenizer pads to %d tokens, the model's positions number %d", path,
+                            s->tok.context, clip->config.context_length);
     return true;
 }
 

@@ -159,6 +159,11 @@ static bool save(run *r, nd_error *err) {
     bool ok = nd_checkpoint_save(r->ckpt_path, &r->model, &r->cfg, &r->state, &r->opt,
                                  r->cfg.ema_decay > 0 ? &r->ema : NULL, &r->ctx, err);
     if (ok) r->saved_step = r->state.step;
+    // rank 0 alone saves: the other processes would wait for it in the next all-reduce, so a failure ends all
+    if (!ok && nd_dist_world()->size > 1) {
+        fprintf(stderr, "nanodiff train (rank 0): %s\n", err->msg);
+        nd_dist_abort(1);
+    }
     return ok;
 }
 

@@ -25,22 +25,24 @@ struct nd_t2i_cond {
 
 // Copies src to dst through a temporary file renamed into place.
 static bool copy_file(const char *src, const char *dst, nd_error *err) {
-    char tmp[1200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", dst, (long)getpid());
-    FILE *in = fopen(src, "rb"), *out = in ? fopen(tmp, "wb") : NULL;
-    bool ok = in && out;
+    FILE *in = fopen(src, "rb");
+    if (!in) return nd_error_set(err, "%s: cannot read the CLIP checkpoint to copy it: %s", src, strerror(errno));
+    nd_atomic_file af;
+    if (!nd_atomic_open(&af, dst, err)) {
+        fclose(in);
+        return false;
+    }
     char buf[1 << 16];
     size_t got;
-    while (ok && (got = fread(buf, 1, sizeof buf, in)) > 0) ok = fwrite(buf, 1, got, out) == got;
+    bool ok = true;
+    while (ok && (got = fread(buf, 1, sizeof buf, in)) > 0) ok = fwrite(buf, 1, got, af.f) == got;
     ok = ok && !ferror(in);
-    if (out) ok = fclose(out) == 0 && ok;
-    if (in) fclose(in);
-    if (ok && rename(tmp, dst) != 0) ok = false;
+    fclose(in);
     if (!ok) {
-        unlink(tmp);
+        nd_atomic_abort(&af);
         return nd_error_set(err, "%s: cannot copy the CLIP checkpoint here: %s", dst, strerror(errno));
     }
-    return true;
+    return nd_atomic_commit(&af, err);
 }
 
 bool nd_t2i_cond_open(nd_t2i_cond **out, nd_ddpm_config *cfg, const nd_dataset *ds, const char *out_dir,

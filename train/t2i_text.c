@@ -115,8 +115,8 @@ static void encode_new(nd_text_encoder *te, const char *const *prompts, int n) {
     int64_t row = (int64_t)te->tokens * te->width, context = te->clip.config.context_length;
     if (te->n + n > te->cap) {
         te->cap = 2 * (te->n + n);
-        te->prompts = realloc(te->prompts, (size_t)te->cap * sizeof(char *));
-        te->features = realloc(te->features, (size_t)(te->cap * row) * sizeof(float));
+        te->prompts = nd_xrealloc(te->prompts, (size_t)te->cap * sizeof(char *));
+        te->features = nd_xrealloc(te->features, (size_t)(te->cap * row) * sizeof(float));
     }
     int32_t *ids = nd_xmalloc((size_t)context * sizeof(int32_t)); // (1, context)
     bool grad = nd_ctx_set_grad(&te->ctx, false);
@@ -127,7 +127,8 @@ static void encode_new(nd_text_encoder *te, const char *const *prompts, int n) {
         nd_copy_to_host(&te->ctx, te->pooled ? pooled : tokens, te->features + te->n * row);
         nd_ctx_step_end(&te->ctx);
         grow_slots(te);
-        te->prompts[te->n] = strdup(prompts[i]);
+        size_t len = strlen(prompts[i]) + 1;
+        te->prompts[te->n] = memcpy(nd_xmalloc(len), prompts[i], len);
         te->slots[find_slot(te, prompts[i])] = te->n;
         te->n++;
     }

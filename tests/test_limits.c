@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -88,6 +89,37 @@ static void test_checkpoint_attributes(void) {
                        "down_chs[0] = 8");
     check_edit_refused(good, "lr", H5T_NATIVE_FLOAT, &nan_value, "= nan", "finite");
     unlink(good);
+}
+
+// A CLIP checkpoint edited to batch_size 0 is refused when a run resumes from it (it divided by zero).
+static void test_clip_resume_fields(void) {
+    char out[128], path[160];
+    snprintf(out, sizeof out, "%s/clip-run", dir);
+    snprintf(path, sizeof path, "%s/clip.h5", out);
+    CHECK(mkdir(out, 0777) == 0, "cannot create %s", out);
+    nd_ctx ctx;
+    nd_ctx_init(&ctx, ND_CPU, 4 << 20, 0);
+    nd_error err = {{0}};
+    const char *texts[] = {"a photo of a bag", "a dark sneaker"};
+    nd_tokenizer tok;
+    CHECK(nd_tokenizer_train(&tok, texts, ND_COUNT(texts), 266, 77, &err), "%s", err.msg);
+    nd_clip_train_config cfg = nd_clip_train_defaults();
+    cfg.model = nd_clip_config_default(tok.vocab_size);
+    nd_clip clip;
+    nd_clip_create(&clip, cfg.model, &ctx);
+    nd_train_state state = {0};
+    CHECK(nd_clip_checkpoint_save(path, &clip, &tok, &cfg, &state, NULL, &ctx, &err), "%s", err.msg);
+    int zero = 0;
+    edit_attribute(path, "batch_size", H5T_NATIVE_INT, &zero);
+    nd_clip_train_result result;
+    CHECK(!nd_clip_train(&cfg, out, true, ND_CPU, false, &result, &err), "a resume from batch_size 0 was accepted");
+    CHECK(strstr(err.msg, path) && strstr(err.msg, "batch_size") && strstr(err.msg, "from 1 to 65536"),
+          "the message must name the file, batch_size and its range: %s", err.msg);
+    nd_clip_free(&clip);
+    nd_tokenizer_free(&tok);
+    nd_ctx_free(&ctx);
+    unlink(path);
+    rmdir(out);
 }
 
 // Runs nanodiff with args; returns its exit status and its stderr in out.
@@ -204,6 +236,7 @@ int main(int argc, char **argv) {
     }
     test_limit_check();
     test_checkpoint_attributes();
+    test_clip_resume_fields();
     test_global_heap_size();
     test_flags();
     test_sample_nan_checkpoint();

@@ -76,12 +76,32 @@ static bool save(run *r, nd_error *err) {
     return nd_clip_checkpoint_save(r->ckpt_path, &r->clip, &r->tok, &r->cfg, &r->state, &r->opt, &r->ctx, err);
 }
 
+// The training numbers of a resumed run's checkpoint, against the range table (a batch of 0 divides by zero).
+static bool training_fields_check(const nd_clip_train_config *cfg, const char *path, nd_error *err) {
+    const struct {
+        nd_limit_id id;
+        const char *name;
+        double value;
+    } fields[] = {{ND_LIMIT_BATCH_SIZE, "batch_size", cfg->batch_size},
+                  {ND_LIMIT_LR, "lr", cfg->lr},
+                  {ND_LIMIT_WEIGHT_DECAY, "weight_decay", cfg->weight_decay},
+                  {ND_LIMIT_STEP_COUNT, "warmup_steps", (double)cfg->warmup_steps},
+                  {ND_LIMIT_STEP_COUNT, "checkpoint_every", (double)cfg->checkpoint_every}};
+    for (int i = 0; i < ND_COUNT(fields); i++) {
+        char what[1200];
+        snprintf(what, sizeof what, "%s: %s", path, fields[i].name);
+        if (!nd_limit_check(fields[i].id, fields[i].value, what, err)) return false;
+    }
+    return true;
+}
+
 bool nd_clip_train(const nd_clip_train_config *config, const char *out_dir, bool resume, nd_device device,
                    bool progress, nd_clip_train_result *result, nd_error *err) {
     run *r = nd_xcalloc(1, sizeof *r);
     r->cfg = *config;
     snprintf(r->ckpt_path, sizeof r->ckpt_path, "%s/clip.h5", out_dir);
-    if (resume && !nd_clip_checkpoint_read_config(r->ckpt_path, &r->cfg, err)) {
+    if (resume && (!nd_clip_checkpoint_read_config(r->ckpt_path, &r->cfg, err) ||
+                   !training_fields_check(&r->cfg, r->ckpt_path, err))) {
         free(r);
         return false;
     }

@@ -60,7 +60,11 @@ typedef struct strip_state {
 static void keep_frame(void *user, int step_index, int t, nd_ctx *ctx, const nd_tensor *x) {
     strip_state *s = user;
     if (step_index < 0) return; // x_T: the strip starts after the first step
-    if ((step_index % s->every != s->every - 1 && t != 0) || s->stored >= s->max) return;
+    if (step_index % s->every != s->every - 1 && t != 0) return;
+    if (s->stored == s->max) {
+        if (t != 0) return;
+        s->stored--; // the strip always ends on the finished image, in the last frame's place
+    }
     nd_copy_to_host(ctx, x, s->frames + (int64_t)s->stored * s->n * s->image);
     s->stored++;
 }

@@ -49,11 +49,11 @@ int nd_cli_training_done(int64_t steps, double seconds, double images_per_second
 typedef struct nd_cli_sampling {
     const char *ckpt, *sampler, *spacing, *start, *device;
     int64_t steps, seed;
-    double w, scale, eta; // scale: --guidance-scale, NAN when not given (then w applies)
-    bool clip_x0, ema, no_ema, no_tf32;
+    double w, scale, eta; // scale: --guidance-scale, NAN when not given (then w applies); eta: NAN when not given
+    bool clip_x0, ema, no_ema, no_tf32, quiet;
 } nd_cli_sampling;
 
-#define ND_CLI_SAMPLING_FLAGS 15
+#define ND_CLI_SAMPLING_FLAGS 16
 
 nd_cli_sampling nd_cli_sampling_defaults(void);
 // Writes the ND_CLI_SAMPLING_FLAGS shared flags, bound to s, to flags; returns how many.
@@ -76,12 +76,32 @@ typedef struct nd_cli_session {
 bool nd_cli_session_open(const char *command, const nd_cli_sampling *flags, nd_cli_session *session);
 void nd_cli_session_close(nd_cli_session *session);
 
+// The progress line of a sampling command on stderr, as training's (train.h's nd_progress):
+// "sample batch 2/4  step 37/50  12 img/s  ETA 1:05" (no batch when there is one). Its step callback
+// nd_cli_progress_step goes to nd_sample_images and hands every step on to another callback (a strip's) first.
+typedef struct nd_cli_progress {
+    nd_progress bar;
+    bool on;                 // false: --quiet
+    int steps, batches;      // sampler steps a batch, batches in all
+    int batch, batch_images; // the batch being drawn (0-based) and its images
+    nd_sample_step_fn then;  // NULL or the other callback
+    void *then_user;
+} nd_cli_progress;
+
+// Starts the clock for batches batches of the sampler's steps (with cfg on a schedule of T steps).
+void nd_cli_progress_begin(nd_cli_progress *p, const char *command, bool on, const nd_sample_config *cfg, int T,
+                           int batches);
+// Before drawing batch (0-based) of images images; then/then_user: the other step callback, or NULL.
+void nd_cli_progress_batch(nd_cli_progress *p, int batch, int images, nd_sample_step_fn then, void *then_user);
+// nd_sample_step_fn with user an nd_cli_progress.
+void nd_cli_progress_step(void *user, int step_index, int t, nd_ctx *ctx, const nd_tensor *x);
+
 // What sampling commands write. Each says why it failed (prefixed by command) and returns false.
 // Samples holding NaN/inf are refused: an all-NaN grid would read as black images, so nothing is written.
 bool nd_cli_samples_finite(const char *command, const float *images, int64_t n_images, int64_t image);
-// images (n, C, S, S) as a PNG grid of nrow images a row.
+// images (n, C, S, S) as a PNG grid of nrow images a row, each pixel a scale x scale block (--scale).
 bool nd_cli_write_grid(const char *command, const char *path, const float *images, int n, const nd_model_config *mc,
-                       int nrow, bool unit_range);
+                       int nrow, bool unit_range, int scale);
 // Model outputs mapped to grey levels in [0, 1] (from [-1, 1] unless unit_range), clamped, in place.
 void nd_cli_images_to_unit(float *images, int64_t values, bool unit_range);
 // images (n, C, S, S) mapped to [0, 1] in place, then written as HDF5 with their labels (NULL: none).

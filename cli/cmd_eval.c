@@ -157,9 +157,10 @@ static void print_table(const eval_result *r) {
 }
 
 // Draws per_class guided samples of each of classes classes, class by class, in batches of at most batch
-// images; a text-to-image model (text not NULL) is asked for the prompt "a photo of a {class}".
-static void draw_samples(nd_cli_session *s, nd_text_encoder *text, int classes, int per_class, int batch, float *images,
-                         int32_t *labels) {
+// images, with a progress line unless quiet; a text-to-image model (text not NULL) is asked for the prompt
+// "a photo of a {class}".
+static void draw_samples(nd_cli_session *s, nd_text_encoder *text, int classes, int per_class, int batch, bool quiet,
+                         float *images, int32_t *labels) {
     nd_ctx *ctx = &s->ctx;
     const nd_model *model = &s->model;
     const nd_sample_config *sc = &s->sc;
@@ -167,6 +168,8 @@ static void draw_samples(nd_cli_session *s, nd_text_encoder *text, int classes, 
     int total = classes * per_class;
     int64_t image = (int64_t)mc->img_ch * mc->img_size * mc->img_size;
     for (int i = 0; i < total; i++) labels[i] = i / per_class;
+    nd_cli_progress progress;
+    nd_cli_progress_begin(&progress, "eval", !quiet, sc, mc->T, (total + batch - 1) / batch);
     for (int first = 0, chunk = 0; first < total; first += batch, chunk++) {
         int n = total - first < batch ? total - first : batch;
         nd_arena_mark mark = nd_arena_get_mark(&ctx->pool);
@@ -179,13 +182,11 @@ static void draw_samples(nd_cli_session *s, nd_text_encoder *text, int classes, 
         }
         nd_sample_config chunk_cfg = *sc;
         chunk_cfg.seed = sc->seed + ((uint64_t)chunk << 32); // every batch its own noise, reproducible from --seed
+        nd_cli_progress_batch(&progress, chunk, n, NULL, NULL);
         nd_sample_images(ctx, model, &s->sched, &chunk_cfg, n, context, null_context, images + (int64_t)first * image,
-                         NULL, NULL);
+                         nd_cli_progress_step, &progress);
         nd_arena_release(&ctx->pool, mark);
-        fprintf(stderr, "\rsampled %d/%d", first + n, total);
-        fflush(stderr);
     }
-    fputc('\n', stderr);
 }
 
 // What eval does beyond the shared sampling flags.
@@ -264,7 +265,7 @@ static bool run_eval(nd_cli_session *s, const eval_options *o, nd_evaluator *ev,
     float *images = nd_xmalloc((size_t)total * (size_t)image * sizeof(float)); // (total, C, S, S)
     int32_t *labels = nd_xmalloc((size_t)total * sizeof(int32_t));             // (total)
     double sample_start = nd_seconds();
-    draw_samples(s, text, r.classes, r.per_class, (int)o->batch, images, labels);
+    draw_samples(s, text, r.classes, r.per_class, (int)o->batch, o->sampling.quiet, images, labels);
     r.sample_seconds = nd_seconds() - sample_start;
     nd_error err;
     bool ok = nd_eval_images(ev, &s->ctx, images, labels, total, &r.report, &err) &&

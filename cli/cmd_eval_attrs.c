@@ -20,15 +20,18 @@ bool nd_cli_is_attribute_eval(int argc, char **argv) {
     return false;
 }
 
-// n samples of each prompt into images (n_prompts * n, C, S, S), batch rows at a time.
+// n samples of each prompt into images (n_prompts * n, C, S, S), batch rows at a time, with a progress line
+// unless quiet.
 static void draw(nd_ctx *ctx, const nd_model *model, nd_text_encoder *text, const nd_schedule *sched,
                  const nd_sample_config *sc, char (*prompts)[ND_CAPTION_MAX], int n_prompts, int n, int batch,
-                 float *images) {
+                 bool quiet, float *images) {
     const nd_model_config *mc = &model->config;
     int64_t image = (int64_t)mc->img_ch * mc->img_size * mc->img_size;
     int total = n_prompts * n;
     const char **rows = nd_xmalloc((size_t)total * sizeof(char *));
     for (int i = 0; i < total; i++) rows[i] = prompts[i / n];
+    nd_cli_progress progress;
+    nd_cli_progress_begin(&progress, "eval", !quiet, sc, model->config.T, (total + batch - 1) / batch);
     for (int first = 0, chunk = 0; first < total; first += batch, chunk++) {
         int b = total - first < batch ? total - first : batch;
         nd_arena_mark mark = nd_arena_get_mark(&ctx->pool);
@@ -36,13 +39,11 @@ static void draw(nd_ctx *ctx, const nd_model *model, nd_text_encoder *text, cons
         nd_tensor *null_context = nd_t2i_empty_context(text, ctx, b);                   // (b, S, D)
         nd_sample_config chunk_cfg = *sc;
         chunk_cfg.seed = sc->seed + ((uint64_t)chunk << 32);
-        nd_sample_images(ctx, model, sched, &chunk_cfg, b, context, null_context, images + (int64_t)first * image, NULL,
-                         NULL);
+        nd_cli_progress_batch(&progress, chunk, b, NULL, NULL);
+        nd_sample_images(ctx, model, sched, &chunk_cfg, b, context, null_context, images + (int64_t)first * image,
+                         nd_cli_progress_step, &progress);
         nd_arena_release(&ctx->pool, mark);
-        fprintf(stderr, "\rsampled %d/%d", first + b, total);
-        fflush(stderr);
     }
-    fputc('\n', stderr);
     free(rows);
 }
 
@@ -118,7 +119,7 @@ int nd_cmd_eval_attributes(int argc, char **argv) {
     const nd_model_config *mc = &ses.model.config;
     int64_t hw = (int64_t)mc->img_size * mc->img_size;
     float *images = nd_xmalloc((size_t)(N_PROMPTS * n * hw) * sizeof(float)); // (prompts * n, 1, S, S)
-    draw(&ses.ctx, &ses.model, text, &ses.sched, &ses.sc, prompts, N_PROMPTS, (int)n, (int)batch, images);
+    draw(&ses.ctx, &ses.model, text, &ses.sched, &ses.sc, prompts, N_PROMPTS, (int)n, (int)batch, f.quiet, images);
     // each sample as the captions measure an image: grey levels in [0, 1]
     double ink[N_PROMPTS] = {0};
     int64_t asked_way[N_PROMPTS] = {0};

@@ -73,7 +73,7 @@ static void keep_frame(void *user, int step_index, int t, nd_ctx *ctx, const nd_
 typedef struct sample_options {
     nd_cli_sampling sampling;
     const char *class_spec, *out, *h5, *strip, *sweep;
-    int64_t n;
+    int64_t n, scale;
     bool profile; // print the time per op at the end
 } sample_options;
 
@@ -86,9 +86,10 @@ typedef struct sample_plan {
 
 // Parses argv into o; returns -1 to go on, else the exit status (help shown, or a bad flag).
 static int parse_flags(int argc, char **argv, sample_options *o) {
-    *o = (sample_options){.sampling = nd_cli_sampling_defaults(), .class_spec = "all", .out = "samples.png", .n = 8};
+    *o = (sample_options){
+        .sampling = nd_cli_sampling_defaults(), .class_spec = "all", .out = "samples.png", .n = 8, .scale = 1};
     bool help = false;
-    nd_flag flags[ND_CLI_SAMPLING_FLAGS + 8];
+    nd_flag flags[ND_CLI_SAMPLING_FLAGS + 9];
     int n_flags = nd_cli_sampling_flags(&o->sampling, flags);
     const nd_flag own[] = {
         {"--class", ND_FLAG_STRING, &o->class_spec, "all, a class number, or a Fashion-MNIST name (\"ankle boot\")"},
@@ -97,6 +98,7 @@ static int parse_flags(int argc, char **argv, sample_options *o) {
         {"--strip", ND_FLAG_STRING, &o->strip, "also write a denoising strip (10 frames a class) to this PNG"},
         {"--h5", ND_FLAG_STRING, &o->h5, "also write the raw samples (in [0, 1]) and their labels to this HDF5 file"},
         {"-o", ND_FLAG_STRING, &o->out, "output PNG"},
+        {"--scale", ND_FLAG_INT, &o->scale, "PNG pixels per sample pixel, each way (nearest neighbour), 1 to 16"},
         {"--profile", ND_FLAG_BOOL, &o->profile,
          "print where the time went, op by op (calls, ms, GFLOP/s), at the end"},
         {"--help", ND_FLAG_BOOL, &help, "show this help"},
@@ -152,6 +154,8 @@ static void draw(nd_cli_session *s, const sample_options *o, const sample_plan *
     nd_sample_config sc = s->sc;
     double start = nd_seconds();
     if (o->profile) nd_profile_begin(&s->ctx);
+    nd_cli_progress progress; // a sweep draws a batch per w
+    nd_cli_progress_begin(&progress, "sample", !o->sampling.quiet, &sc, mc->T, p->n_w);
     for (int k = 0; k < p->n_w; k++) {
         sc.w = p->ws[k];
         if (o->strip && k == 0) {
@@ -159,8 +163,9 @@ static void draw(nd_cli_session *s, const sample_options *o, const sample_plan *
             *st = (strip_state){.every = steps >= 10 ? steps / 10 : 1, .max = 10, .n = p->total, .image = p->image};
             st->frames = nd_xmalloc((size_t)(10 * p->total) * (size_t)p->image * sizeof(float));
         }
+        nd_cli_progress_batch(&progress, k, p->total, o->strip && k == 0 ? keep_frame : NULL, st);
         nd_sample_images(&s->ctx, &s->model, &s->sched, &sc, p->total, context, NULL,
-                         images + (int64_t)k * p->total * p->image, o->strip && k == 0 ? keep_frame : NULL, st);
+                         images + (int64_t)k * p->total * p->image, nd_cli_progress_step, &progress);
     }
     fprintf(stderr, "sampled %d images with %s from %s in %.1f s\n", p->total * p->n_w, nd_sampler_name(sc.sampler),
             sc.start_mean ? "q(x_T)'s moments" : "N(0, I)", nd_seconds() - start);
@@ -168,14 +173,15 @@ static void draw(nd_cli_session *s, const sample_options *o, const sample_plan *
 }
 
 // The denoising strip: frames are stored step-major, the strip shows each sample's frames left to right.
-static bool write_strip(const char *path, const strip_state *st, const sample_plan *p, const nd_cli_session *s) {
+static bool write_strip(const char *path, const strip_state *st, const sample_plan *p, const nd_cli_session *s,
+                        int scale) {
     float *ordered = nd_xmalloc((size_t)(st->stored * p->total) * (size_t)p->image * sizeof(float));
     for (int i = 0; i < p->total; i++)
         for (int f = 0; f < st->stored; f++)
             memcpy(ordered + ((int64_t)i * st->stored + f) * p->image,
                    st->frames + ((int64_t)f * p->total + i) * p->image, (size_t)p->image * sizeof(float));
     bool ok = nd_cli_write_grid("sample", path, ordered, st->stored * p->total, &s->model.config, st->stored,
-                                s->cfg.unit_range);
+                                s->cfg.unit_range, scale);
     free(ordered);
     return ok;
 }
@@ -200,10 +206,9 @@ int nd_cmd_sample(int argc, char **argv) {
     draw(&s, &o, &p, labels, images, &st);
     bool finite = nd_cli_samples_finite("sample", images, (int64_t)p.total * p.n_w, p.image);
     // a sweep's grid: rows = w, columns = class, as the course's sample_w
-    bool ok = finite &&
-              (o.sweep ? nd_cli_write_grid("sample", o.out, images, p.total * p.n_w, mc, p.total, s.cfg.unit_range)
-                       : nd_cli_write_grid("sample", o.out, images, p.total, mc, p.per_class, s.cfg.unit_range));
-    if (ok && o.strip) ok = write_strip(o.strip, &st, &p, &s);
+    bool ok = finite && nd_cli_write_grid("sample", o.out, images, p.total * p.n_w, mc, o.sweep ? p.total : p.per_class,
+                                          s.cfg.unit_range, (int)o.scale);
+    if (ok && o.strip) ok = write_strip(o.strip, &st, &p, &s, (int)o.scale);
     if (ok && o.h5)
         ok = nd_cli_write_samples_h5("sample", o.h5, images, (int64_t)p.total * p.n_w, mc, o.sweep ? NULL : labels,
                                      s.cfg.unit_range);

@@ -77,9 +77,9 @@ int nd_cmd_sample_prompt(int argc, char **argv) {
     nd_cli_sampling f = nd_cli_sampling_defaults();
     const char *prompt = NULL, *prompts_file = NULL, *negative = "", *clip = NULL;
     const char *out = "samples.png", *h5 = NULL, *class_spec = NULL;
-    int64_t n = 8;
+    int64_t n = 8, scale = 1;
     bool help = false;
-    nd_flag flags[ND_CLI_SAMPLING_FLAGS + 9];
+    nd_flag flags[ND_CLI_SAMPLING_FLAGS + 10];
     int n_flags = nd_cli_sampling_flags(&f, flags);
     const nd_flag own[] = {
         {"--prompt", ND_FLAG_STRING, &prompt, "what to draw, e.g. \"a photo of a sneaker\""},
@@ -94,6 +94,7 @@ int nd_cmd_sample_prompt(int argc, char **argv) {
          "also write the raw samples (in [0, 1]) to this HDF5 file, labelled by prompt "
          "number"},
         {"-o", ND_FLAG_STRING, &out, "output PNG"},
+        {"--scale", ND_FLAG_INT, &scale, "PNG pixels per sample pixel, each way (nearest neighbour), 1 to 16"},
         {"--help", ND_FLAG_BOOL, &help, "show this help"},
     };
     for (int i = 0; i < ND_COUNT(own); i++) flags[n_flags++] = own[i];
@@ -162,13 +163,17 @@ int nd_cmd_sample_prompt(int argc, char **argv) {
     nd_tensor *null_context = nd_text_encoder_context(text, &s.ctx, negatives, total, true); // (total, S, D)
     float *images = nd_xmalloc((size_t)total * (size_t)image * sizeof(float));               // (total, C, S, S)
     double start = nd_seconds();
-    nd_sample_images(&s.ctx, &s.model, &s.sched, &s.sc, total, context, null_context, images, NULL, NULL);
+    nd_cli_progress progress;
+    nd_cli_progress_begin(&progress, "sample", !f.quiet, &s.sc, mc->T, 1);
+    nd_cli_progress_batch(&progress, 0, total, NULL, NULL);
+    nd_sample_images(&s.ctx, &s.model, &s.sched, &s.sc, total, context, null_context, images, nd_cli_progress_step,
+                     &progress);
     fprintf(stderr, "sampled %d images of %d prompt%s with %s, guidance scale %g, from %s in %.1f s\n", total,
             n_prompts, n_prompts > 1 ? "s" : "", nd_sampler_name(s.sc.sampler), 1.0 + s.sc.w,
             s.sc.start_mean ? "q(x_T)'s moments" : "N(0, I)", nd_seconds() - start);
     // a row per prompt
     bool ok = nd_cli_samples_finite("sample", images, total, image) &&
-              nd_cli_write_grid("sample", out, images, total, mc, (int)n, s.cfg.unit_range) &&
+              nd_cli_write_grid("sample", out, images, total, mc, (int)n, s.cfg.unit_range, (int)scale) &&
               (!h5 || nd_cli_write_samples_h5("sample", h5, images, total, mc, labels, s.cfg.unit_range));
     status = ok ? 0 : 1;
     free(images);

@@ -1,5 +1,6 @@
 // Flag parsing for the subcommands: --name value or --name=value, errors that name the flag.
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +23,8 @@ void nd_flags_usage(const char *command, const char *summary, const nd_flag *fla
         const nd_flag *f = &flags[i];
         char def[64] = "";
         if (f->type == ND_FLAG_INT) snprintf(def, sizeof def, " (default %lld)", (long long)*(int64_t *)f->value);
-        if (f->type == ND_FLAG_FLOAT) snprintf(def, sizeof def, " (default %g)", *(double *)f->value);
+        if (f->type == ND_FLAG_FLOAT && !isnan(*(double *)f->value)) // NAN: not given, a default of its own
+            snprintf(def, sizeof def, " (default %g)", *(double *)f->value);
         if (f->type == ND_FLAG_STRING && *(const char **)f->value)
             snprintf(def, sizeof def, " (default %s)", *(const char **)f->value);
         fprintf(stderr, "  %-18s %s%s\n", f->name, f->help, def);
@@ -56,6 +58,7 @@ static const struct {
     {"--guidance-scale", ND_LIMIT_GUIDANCE},
     {"--n", ND_LIMIT_N_SAMPLES},
     {"--hidden", ND_LIMIT_HIDDEN},
+    {"--scale", ND_LIMIT_PNG_SCALE},
 };
 
 // A number against its flag's limit; prints "nanodiff CMD: --flag = VALUE: expected ..." when it is out.

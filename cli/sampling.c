@@ -8,8 +8,14 @@
 #include "cli.h"
 
 nd_cli_sampling nd_cli_sampling_defaults(void) {
-    return (nd_cli_sampling){
-        .sampler = "ddpm", .spacing = "auto", .start = "auto", .device = "auto", .steps = 50, .w = 2.0, .scale = NAN};
+    return (nd_cli_sampling){.sampler = "ddpm",
+                             .spacing = "auto",
+                             .start = "auto",
+                             .device = "auto",
+                             .steps = 50,
+                             .w = 2.0,
+                             .scale = NAN,
+                             .eta = NAN};
 }
 
 int nd_cli_sampling_flags(nd_cli_sampling *s, nd_flag *flags) {
@@ -24,7 +30,7 @@ int nd_cli_sampling_flags(nd_cli_sampling *s, nd_flag *flags) {
         {"--spacing", ND_FLAG_STRING, &s->spacing,
          "the few-step samplers' timesteps: linspace (T - 1 to 0), leading, "
          "trailing, or auto (trailing for dpm-solver++, else linspace)"},
-        {"--eta", ND_FLAG_FLOAT, &s->eta, "DDIM eta: 0 deterministic, 1 DDPM-like noise"},
+        {"--eta", ND_FLAG_FLOAT, &s->eta, "ddim only: eta, 0 deterministic (the default), 1 DDPM-like noise"},
         {"--clamp-x0", ND_FLAG_BOOL, &s->clip_x0,
          "clamp every step's x0 estimate to the data's range (the lesson's "
          "clamp), any sampler"},
@@ -39,6 +45,7 @@ int nd_cli_sampling_flags(nd_cli_sampling *s, nd_flag *flags) {
         {"--no-ema", ND_FLAG_BOOL, &s->no_ema, "sample from the trained weights even when the checkpoint has EMA ones"},
         {"--device", ND_FLAG_STRING, &s->device, "auto, cpu or cuda"},
         {"--no-tf32", ND_FLAG_BOOL, &s->no_tf32, "full float32 matrix products on the GPU (TF32 is on by default)"},
+        {"--quiet", ND_FLAG_BOOL, &s->quiet, "no progress line"},
     };
     memcpy(flags, shared, sizeof shared);
     return ND_CLI_SAMPLING_FLAGS;
@@ -72,7 +79,13 @@ static bool cli_sampler(const char *command, const nd_cli_sampling *f, nd_sample
         fprintf(stderr, "nanodiff %s: --steps must be positive, got %lld\n", command, (long long)steps);
         return false;
     }
-    sc->steps = (int)steps, sc->eta = (float)f->eta, sc->seed = (uint64_t)f->seed, sc->clamp_x0 = f->clip_x0;
+    // only DDIM's step reads eta (solvers.c): elsewhere it would be ignored without a word
+    if (!isnan(f->eta) && sc->sampler != ND_SAMPLER_DDIM) {
+        fprintf(stderr, "nanodiff %s: --eta is for --sampler ddim; --sampler %s takes no eta\n", command, sampler);
+        return false;
+    }
+    sc->steps = (int)steps, sc->seed = (uint64_t)f->seed, sc->clamp_x0 = f->clip_x0;
+    sc->eta = isnan(f->eta) ? 0.0f : (float)f->eta; // DDIM deterministic unless asked
     sc->w = isnan(f->scale) ? (float)f->w : (float)(f->scale - 1.0);
     return true;
 }
@@ -154,6 +167,29 @@ void nd_cli_session_close(nd_cli_session *s) {
     nd_ctx_free(&s->ctx);
 }
 
+void nd_cli_progress_begin(nd_cli_progress *p, const char *command, bool on, const nd_sample_config *cfg, int T,
+                           int batches) {
+    *p = (nd_cli_progress){.on = on, .steps = nd_sample_steps(cfg, T), .batches = batches};
+    nd_progress_init(&p->bar, command, (int64_t)p->steps * batches, 0);
+}
+
+void nd_cli_progress_batch(nd_cli_progress *p, int batch, int images, nd_sample_step_fn then, void *then_user) {
+    p->batch = batch, p->batch_images = images, p->then = then, p->then_user = then_user;
+}
+
+void nd_cli_progress_step(void *user, int step_index, int t, nd_ctx *ctx, const nd_tensor *x) {
+    nd_cli_progress *p = user;
+    if (p->then) p->then(p->then_user, step_index, t, ctx, x);
+    if (!p->on || step_index < 0) return;
+    int64_t step = (int64_t)p->batch * p->steps + step_index;
+    double images = (double)p->batch_images / p->steps; // a step takes the batch 1/steps of its way
+    if (p->batches > 1)
+        nd_progress_show(&p->bar, step, images, "batch %d/%d  step %d/%d", p->batch + 1, p->batches, step_index + 1,
+                         p->steps);
+    else
+        nd_progress_show(&p->bar, step, images, "step %d/%d", step_index + 1, p->steps);
+}
+
 bool nd_cli_samples_finite(const char *command, const float *images, int64_t n_images, int64_t image) {
     int64_t bad = nd_first_nonfinite(images, n_images * image);
     if (bad < 0) return true;
@@ -164,12 +200,13 @@ bool nd_cli_samples_finite(const char *command, const float *images, int64_t n_i
 }
 
 bool nd_cli_write_grid(const char *command, const char *path, const float *images, int n, const nd_model_config *mc,
-                       int nrow, bool unit_range) {
-    nd_image8 grid = {0};
+                       int nrow, bool unit_range, int scale) {
+    nd_image8 grid = {0}, scaled = {0};
     nd_error err;
     bool ok = nd_image_grid(&grid, images, n, mc->img_ch, mc->img_size, mc->img_size, nrow, 2, unit_range, &err) &&
-              nd_png_write(path, &grid, &err);
+              nd_image8_scale(&scaled, &grid, scale, &err) && nd_png_write(path, &scaled, &err);
     nd_image8_free(&grid);
+    nd_image8_free(&scaled);
     if (!ok)
         fprintf(stderr, "nanodiff %s: %s\n", command, err.msg);
     else

@@ -141,6 +141,9 @@ typedef struct nd_image8 {
 bool nd_image_grid(nd_image8 *out, const float *images, int n, int c, int h, int w, int nrow, int padding,
                    bool unit_range, nd_error *err); // images: (N, C, H, W)
 void nd_image8_free(nd_image8 *img);
+// out = img with each pixel repeated factor x factor times (nearest-neighbour upscaling, factor >= 1), so a grid
+// of small images can be judged by eye; false, out empty, when the result would pass the PNG size limit.
+bool nd_image8_scale(nd_image8 *out, const nd_image8 *img, int factor, nd_error *err);
 // Writes an 8-bit grey or RGB PNG through a temporary file renamed into place, so an existing file is never
 // left half-written.
 bool nd_png_write(const char *path, const nd_image8 *img, nd_error *err);

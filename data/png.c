@@ -52,6 +52,24 @@ bool nd_image_grid(nd_image8 *out, const float *images, int n, int c, int h, int
     return true;
 }
 
+bool nd_image8_scale(nd_image8 *out, const nd_image8 *img, int factor, nd_error *err) {
+    memset(out, 0, sizeof *out);
+    if (factor < 1) return nd_error_set(err, "image scale %d: expected 1 or more", factor);
+    int64_t h = (int64_t)img->height * factor, w = (int64_t)img->width * factor, c = img->channels;
+    if (h > PNG_MAX_SIDE || w > PNG_MAX_SIDE)
+        return nd_error_set(err, "a %dx%d image scaled %d times is %lldx%lld pixels: expected at most %d on a side",
+                            img->height, img->width, factor, (long long)h, (long long)w, PNG_MAX_SIDE);
+    out->pixels = malloc((size_t)(h * w * c)); // (h, w, C)
+    if (!out->pixels) return nd_error_set(err, "out of memory for a %lldx%lld image", (long long)h, (long long)w);
+    out->height = (int)h, out->width = (int)w, out->channels = (int)c;
+    for (int64_t y = 0; y < h; y++) {
+        const uint8_t *src = img->pixels + (y / factor) * img->width * c; // (W, C)
+        uint8_t *dst = out->pixels + y * w * c;
+        for (int64_t x = 0; x < w; x++) memcpy(dst + x * c, src + (x / factor) * c, (size_t)c);
+    }
+    return true;
+}
+
 void nd_image8_free(nd_image8 *img) {
     free(img->pixels);
     memset(img, 0, sizeof *img);

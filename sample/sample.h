@@ -123,7 +123,8 @@ nd_tensor *nd_sample_step(nd_ctx *ctx, const nd_schedule *s, const nd_sample_con
                           int t, int t_next);
 
 // Called with x_T before the first step (step_index -1, t = T), then after every step with the new x (for
-// denoising-progression strips); t is the step just taken.
+// denoising-progression strips, and progress lines: step_index + 1 of nd_sample_steps are done); t is the step
+// just taken. The library itself prints nothing.
 typedef void (*nd_sample_step_fn)(void *user, int step_index, int t, nd_ctx *ctx, const nd_tensor *x);
 
 // The model's raw output (eps, x0 or v, as cfg->prediction says) at integer timestep t for x (n, C, H, W),

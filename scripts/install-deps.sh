@@ -7,9 +7,10 @@
 set -euo pipefail
 
 # libdnnl-dev: oneDNN, the CPU convolutions (optional: without it the build falls back to im2col + GEMM);
-# Open MPI: data-parallel training (optional: without it nanodiff trains in one process)
+# Open MPI: data-parallel training (optional: without it nanodiff trains in one process);
+# gnuplot-nox: tools/plot.sh's loss and guidance-sweep plots (optional: the CSV files are written without it)
 packages=(cmake make gcc pkg-config libopenblas-openmp-dev libdnnl-dev libhdf5-dev zlib1g-dev dataset-fashion-mnist
-          libopenmpi-dev openmpi-bin
+          libopenmpi-dev openmpi-bin gnuplot-nox
           clang clang-format libclang-rt-dev libomp-dev) # clang: the libFuzzer runs of scripts/test.sh
 case "${1:-}" in
 --test) packages+=(python3-torch python3-h5py) ;;

@@ -13,21 +13,20 @@ n=${2:-50}
 out=${3:-$(dirname "$ckpt")/samplers}
 step_counts=${4:-10 20 50}
 mkdir -p "$out"
-nanodiff=${NANODIFF:-build/nanodiff}
-
-field() { grep -E "^  \"$1\": " "$2" | sed -E 's/^  "[a-z_]+": //; s/,$//'; }
+# shellcheck source=scripts/eval_lib.sh
+. scripts/eval_lib.sh
 
 echo "| sampler | steps | model calls | spacing | classified as requested | FD (floor) | sampling time |"
 echo "|---|---|---|---|---|---|---|"
 run() { # name, then eval flags
     local name=$1
     shift
-    "$nanodiff" eval --ckpt "$ckpt" --n "$n" --json "$out/$name.json" "$@" > "$out/$name.txt" 2> "$out/$name.log"
+    eval_json "$out" "$name" --ckpt "$ckpt" --n "$n" "$@"
     local j=$out/$name.json
-    printf '| %s | %s | %s | %s | %.1f%% | %.1f (%.1f) | %.0f s |\n' "$(field sampler "$j" | tr -d '"')" \
-        "$(field steps "$j")" "$(field model_calls "$j")" "$(field spacing "$j" | tr -d '"')" \
-        "$(awk "BEGIN{print 100*$(field accuracy "$j")}")" "$(field fd "$j")" "$(field fd_floor "$j")" \
-        "$(field sample_seconds "$j")"
+    printf '| %s | %s | %s | %s | %.1f%% | %.1f (%.1f) | %.0f s |\n' "$(eval_field sampler "$j")" \
+        "$(eval_field steps "$j")" "$(eval_field model_calls "$j")" "$(eval_field spacing "$j")" \
+        "$(awk "BEGIN{print 100*$(eval_field accuracy "$j")}")" "$(eval_field fd "$j")" "$(eval_field fd_floor "$j")" \
+        "$(eval_field sample_seconds "$j")"
 }
 run ddpm-150 --sampler ddpm
 for sampler in ddim euler heun dpm-solver++; do

@@ -4,8 +4,9 @@
 // draws them) score >= 90% with a Fréchet distance near the real-vs-real floor, and >= 88% when all are
 // mirrored (Fashion-MNIST's shoes all point left: a classifier that never saw one pointing right calls most of
 // them something else); uniform noise scores near chance with a distance far above it. The eval and sample
-// commands run on a small random checkpoint and write their files; their errors name the file or flag. A
-// damaged cache file is retrained with a note.
+// commands run on a small random checkpoint and write their files (eval with its progress line); their errors
+// name the file or flag. scripts/guidance_sweep.sh collects an eval per w into sweep.csv. A damaged cache file is
+// retrained with a note.
 #include <dirent.h>
 #include <math.h>
 #include <stdio.h>
@@ -102,6 +103,7 @@ static void test_command(const char *nanodiff) {
     int rc = run(command, err_text, sizeof err_text);
     CHECK(rc == 0, "eval exited with %d: %s", rc, err_text);
     CHECK(!strstr(err_text, "training"), "the cached classifier was not used: %s", err_text);
+    CHECK(strstr(err_text, "eval step 2/2") && strstr(err_text, "img/s"), "no progress line: %s", err_text);
     FILE *f = fopen(json, "r");
     char text[8192] = "";
     size_t n = f ? fread(text, 1, sizeof text - 1, f) : 0;
@@ -238,6 +240,39 @@ static void test_sample_command(const char *nanodiff) {
     }
 }
 
+// scripts/guidance_sweep.sh on the small checkpoint, the classifier cached: an eval run per w, their accuracy
+// and FD collected into sweep.csv (a row per w, in order), and the plot where gnuplot is installed.
+static void test_guidance_sweep(const char *nanodiff, const char *source_dir) {
+    char command[3000], err_text[4096], csv[600], png[600];
+    snprintf(command, sizeof command,
+             "NANODIFF=%s bash %s/scripts/guidance_sweep.sh %s/model.h5 --n 2 --sampler ddim --steps 2 --w 0,1.5 "
+             "--out %s -- --cache %s --device cpu",
+             nanodiff, source_dir, tmp_dir, tmp_dir, tmp_dir);
+    int rc = run(command, err_text, sizeof err_text);
+    CHECK(rc == 0, "guidance_sweep.sh exited with %d: %s", rc, err_text);
+    snprintf(csv, sizeof csv, "%s/sweep.csv", tmp_dir);
+    FILE *f = fopen(csv, "r");
+    char line[3][256] = {"", "", ""};
+    int rows = 0;
+    while (f && rows < 3 && fgets(line[rows], sizeof line[rows], f)) rows++;
+    bool more = f && fgetc(f) != EOF;
+    if (f) fclose(f);
+    double w[2] = {NAN, NAN}, accuracy[2] = {NAN, NAN}, fd[2] = {NAN, NAN};
+    for (int r = 0; r < 2; r++) sscanf(line[r + 1], "%lf,%lf,%*[^,],%lf", &w[r], &accuracy[r], &fd[r]);
+    CHECK(rows == 3 && !more && strncmp(line[0], "w,accuracy,confidence,fd,fd_floor,", 34) == 0 && w[0] == 0.0 &&
+              w[1] == 1.5 && accuracy[0] >= 0.0 && accuracy[1] <= 1.0 && fd[0] > 0.0 && fd[1] > 0.0 &&
+              strstr(line[1], ",ddim,2,2,"),
+          "sweep.csv (%d rows):\n%s%s%s", rows, line[0], line[1], line[2]);
+    snprintf(png, sizeof png, "%s/sweep.png", tmp_dir);
+    if (system("command -v gnuplot > /dev/null") == 0)
+        CHECK(access(png, R_OK) == 0, "gnuplot is installed but no %s", png);
+    // a bad weight is refused before eval runs
+    snprintf(command, sizeof command, "NANODIFF=%s bash %s/scripts/guidance_sweep.sh %s/model.h5 --w 0,x --out %s",
+             nanodiff, source_dir, tmp_dir, tmp_dir);
+    rc = run(command, err_text, sizeof err_text);
+    CHECK(rc == 1 && strstr(err_text, "--w") && strstr(err_text, "\"x\""), "--w 0,x: %d %s", rc, err_text);
+}
+
 // Whether two files hold the same bytes.
 static bool same_bytes(const char *a, const char *b) {
     FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
@@ -314,8 +349,8 @@ int main(int argc, char **argv) {
         printf("e2e.eval: skipped: %s is missing (scripts/install-deps.sh installs it)\n", ND_FASHION_MNIST_DIR);
         return ND_TEST_SKIP;
     }
-    if (argc < 2 || !mkdtemp(tmp_dir)) {
-        fprintf(stderr, "usage: test_e2e_eval NANODIFF (and a writable /tmp)\n");
+    if (argc < 3 || !mkdtemp(tmp_dir)) {
+        fprintf(stderr, "usage: test_e2e_eval NANODIFF SOURCE_DIR (and a writable /tmp)\n");
         return 1;
     }
     nd_ctx ctx;
@@ -370,6 +405,7 @@ int main(int argc, char **argv) {
     CHECK(noise.fd > 20.0 * floor.mean, "noise: FD %.3f against a floor of %.3f", noise.fd, floor.mean);
 
     test_command(argv[1]);
+    test_guidance_sweep(argv[1], argv[2]);
     test_sample_command(argv[1]);
     test_ema_and_train_flags(argv[1]);
 

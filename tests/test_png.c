@@ -168,6 +168,31 @@ static void test_grid(void) {
           "2 channels accepted: %s", err.msg);
 }
 
+// Nearest-neighbour upscaling (sample --scale): every pixel becomes a factor x factor block, channels kept
+// together; a result past the PNG size limit is refused.
+static void test_scale(void) {
+    uint8_t rgb[2 * 3 * 3]; // (2, 3, RGB)
+    for (int i = 0; i < 18; i++) rgb[i] = (uint8_t)(10 * i + 1);
+    nd_image8 img = {.pixels = rgb, .height = 2, .width = 3, .channels = 3}, big;
+    nd_error err = {{0}};
+    CHECK(nd_image8_scale(&big, &img, 4, &err), "%s", err.msg);
+    CHECK(big.height == 8 && big.width == 12 && big.channels == 3, "scaled 4 times: %dx%dx%d", big.height, big.width,
+          big.channels);
+    int wrong = 0;
+    for (int y = 0; y < big.height; y++)
+        for (int x = 0; x < big.width; x++)
+            for (int c = 0; c < 3; c++)
+                wrong += big.pixels[(y * big.width + x) * 3 + c] != rgb[((y / 4) * 3 + x / 4) * 3 + c];
+    CHECK(wrong == 0, "%d values of the scaled image differ from their source pixel", wrong);
+    nd_image8_free(&big);
+    CHECK(nd_image8_scale(&big, &img, 1, &err) && big.height == 2 && memcmp(big.pixels, rgb, sizeof rgb) == 0,
+          "scale 1 changed the image");
+    nd_image8_free(&big);
+    nd_image8 wide = {.pixels = rgb, .height = 1, .width = 5000, .channels = 1};
+    CHECK(!nd_image8_scale(&big, &wide, 16, &err) && strstr(err.msg, "80000") && !big.pixels,
+          "a 1x5000 image scaled 16 times: %s", err.msg);
+}
+
 int main(void) {
     if (!mkdtemp(tmp_dir)) {
         perror("mkdtemp");
@@ -175,6 +200,7 @@ int main(void) {
     }
     test_write();
     test_grid();
+    test_scale();
     const char *names[] = {"grey.png", "rgb.png", "grid.png"};
     for (int i = 0; i < 3; i++) {
         char path[256];

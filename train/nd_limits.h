@@ -37,6 +37,7 @@
     X(GUIDANCE, "w", -100, 100, false)                                                                                 \
     X(N_SAMPLES, "n", 1, 65536, true)                                                                                  \
     X(HIDDEN, "hidden", 1, 65536, true)                                                                                \
+    X(PNG_SCALE, "scale", 1, 16, true) /* sample --scale: pixels a grid pixel becomes, each way */                     \
     X(ADAM_BETA, "beta", 0, 0.999999, false)                                                                           \
     X(ADAM_EPS, "eps", 1e-30, 1, false)
 

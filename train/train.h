@@ -231,14 +231,21 @@ double nd_seconds(void); // monotonic clock
 
 typedef struct nd_progress {
     const char *what;
-    int64_t total_steps, first_step, images;
+    int64_t total_steps, first_step;
+    int64_t printed_step; // steps done at the last line
+    double images;        // done by this run (a sampling step does a fraction of its batch's)
     double start, last_print;
     bool tty;
 } nd_progress;
 
 // first_step: where a resumed run starts, so images/s and the ETA count only this run's work.
 void nd_progress_init(nd_progress *p, const char *what, int64_t total_steps, int64_t first_step);
-// Call after every step; prints when enough time has passed, and always after the last step.
+// Call after every step (0-based, of total_steps) with the images it did; prints "WHAT FIELDS  R img/s  ETA m:ss"
+// (fields formatted as printf's) when due: on a terminal redrawn in place a few times a second, into a log at
+// most a line a tenth of the run (or a minute), and always after the last step.
+void nd_progress_show(nd_progress *p, int64_t step, double images, const char *fields, ...)
+    __attribute__((format(printf, 4, 5)));
+// Training's line: nd_progress_show with step, epoch and loss.
 void nd_progress_update(nd_progress *p, int64_t step, int64_t epoch, int64_t epochs, double loss, int64_t images);
 
 // ---------------------------------------------------------------------------------------------------

@@ -12,8 +12,6 @@
 #define ND_SQRT1_2 0.70710678118654752440f // 1/sqrt(2)
 #define ND_INV_SQRT_2PI 0.39894228040143267794f
 
-ND_HD static inline float nd_sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
-
 // erf(x) in float32 as a rational function (the odd/even minimax pair XLA and Eigen use): within 5e-7 of
 // erf, branch-free so loops over it vectorize; beyond |x| = 4 erf is +/-1 in float32. The clamp is written
 // as selects, which vectorize (the build's -fno-trapping-math), where fminf/fmaxf stay library calls on the
@@ -38,10 +36,11 @@ ND_HD static inline float nd_erff(float x) {
 
 // exp(x) for x <= 0 (GELU's Gaussian factor), branch-free so that loops over it vectorize where expf stays
 // a library call: Cephes' expf (x = n ln 2 + r, a degree-6 polynomial in r, then 2^n from the exponent
-// bits), within 2 ulp. Below -87 it returns exp(-87) ~ 1.6e-38 instead of underflowing towards 0.
+// bits), within 2 ulp. Below -87 it returns exp(-87) ~ 1.6e-38 instead of underflowing towards 0; NaN gives NaN.
 ND_HD static inline float nd_exp_neg(float x) {
     x = x < -87.0f ? -87.0f : x > 0.0f ? 0.0f : x;
     float n = floorf(x * 1.44269504088896341f + 0.5f);
+    n = n == n ? n : 0.0f; // a NaN stays in r (and the result), not in the integer conversion below
     float r = x - n * 0.693359375f + n * 2.12194440e-4f;
     float p = 1.9875691500e-4f;
     p = p * r + 1.3981999507e-3f;
@@ -61,6 +60,15 @@ ND_HD static inline float nd_exp_neg(float x) {
     two_n.i = bits;
     return p * two_n.f;
 #endif
+}
+
+// 1 / (1 + exp(-x)) from exp(-|x|) <= 1, so that it never overflows and loops over it vectorize: for x < 0
+// it is e / (1 + e). A NaN passes through (the select keeps it, as torch.sigmoid does).
+ND_HD static inline float nd_sigmoidf(float x) {
+    float e = nd_exp_neg(x < 0.0f ? x : x >= 0.0f ? -x : 0.0f); // -|x|; a NaN is handled below
+    float s = 1.0f / (1.0f + e);
+    s = x < 0.0f ? e * s : s;
+    return x != x ? x : s;
 }
 
 // y = f(x) for each unary kind

@@ -152,6 +152,36 @@ static void test_exp_neg(void) {
     CHECK(worst < 2.5e-7, "nd_exp_neg is off by a relative %g", worst);
 }
 
+// Sigmoid (and SiLU, x * sigmoid) from exp(-|x|): within float rounding of the double formula over the
+// whole range, exactly 0/1 far out, NaN through; softmax of a row with -inf (masked) scores gives those 0
+// exactly and a NaN score makes the row NaN, as torch.softmax does.
+static void test_sigmoid_softmax(void) {
+    double worst = 0;
+    for (double x = -87.0; x <= 90.0; x += 1e-3) { // below -87: 1.6e-38 (exp's floor), not a denormal
+        float xf = (float)x;
+        double want = 1.0 / (1.0 + exp(-(double)xf));
+        worst = fmax(worst, fabs((double)nd_sigmoidf(xf) - want) / want);
+    }
+    CHECK(worst < 1e-6, "nd_sigmoidf is off by a relative %g", worst);
+    CHECK(isnan(nd_sigmoidf(NAN)) && isnan(nd_unary_f(ND_UNARY_SILU, NAN, 1, 0)), "sigmoid/SiLU lose a NaN");
+    CHECK(nd_sigmoidf(200.0f) == 1.0f && nd_sigmoidf(-200.0f) < 1e-37f, "sigmoid's tails: %g %g", nd_sigmoidf(200.0f),
+          nd_sigmoidf(-200.0f));
+
+    nd_ctx ctx;
+    nd_ctx_init(&ctx, ND_CPU, 1 << 16, 0);
+    float row[2][5] = {{1.0f, -INFINITY, 3.0f, -INFINITY, 0.5f}, {1.0f, NAN, 2.0f, 0.0f, 0.0f}};
+    nd_tensor *x = nd_from_host(&ctx, ND_SHAPE(2, 5), &row[0][0]);
+    float y[10];
+    nd_copy_to_host(&ctx, nd_softmax(&ctx, x, -1), y);
+    double z = exp(1.0) + exp(3.0) + exp(0.5);
+    CHECK(y[1] == 0.0f && y[3] == 0.0f, "masked scores weigh %g and %g, not 0", y[1], y[3]);
+    CHECK(fabs(y[0] - exp(1.0) / z) < 1e-7 && fabs(y[2] - exp(3.0) / z) < 1e-7, "softmax row %g %g", y[0], y[2]);
+    bool all_nan = true;
+    for (int j = 5; j < 10; j++) all_nan = all_nan && isnan(y[j]);
+    CHECK(all_nan, "a NaN score left the softmax row finite: %g %g", y[5], y[6]);
+    nd_ctx_free(&ctx);
+}
+
 // --profile's table: every op of a forward and backward with its calls, and GFLOP/s where the op states
 // its work (a convolution's 2 * outputs * C * kh * kw).
 static void test_profile(void) {
@@ -242,6 +272,7 @@ int main(void) {
     test_params();
     test_fast_erf();
     test_exp_neg();
+    test_sigmoid_softmax();
     test_profile();
     test_prefetch();
     test_prefetch_misuse();

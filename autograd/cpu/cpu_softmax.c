@@ -1,26 +1,42 @@
 // CPU softmax, log-softmax, negative log-likelihood and embedding rows.
 #include <math.h>
 
+#include "../elementwise_math.h"
 #include "cpu.h"
 
+// exp(d) for d = x - max <= 0, 0 below -87 (where nd_exp_neg stops), so a masked -inf score weighs exactly 0
+static inline float softmax_exp(float d) { return d < -87.0f ? 0.0f : nd_exp_neg(d); }
+
+// One row: y[j * inner] = softmax(x[j * inner]); exp is computed once and kept in y, and the loops over a
+// contiguous row (inner == 1, attention's case) vectorize.
+static inline void softmax_row(float *y, const float *x, int64_t n, int64_t inner, bool log) {
+    float max = -INFINITY;
+    for (int64_t j = 0; j < n; j++) max = x[j * inner] > max ? x[j * inner] : max; // a NaN reaches y through exp
+    float sum = 0.0f;
+    if (log) {
+        for (int64_t j = 0; j < n; j++) sum += softmax_exp(x[j * inner] - max);
+        float lse = max + logf(sum);
+        for (int64_t j = 0; j < n; j++) y[j * inner] = x[j * inner] - lse;
+        return;
+    }
+    for (int64_t j = 0; j < n; j++) {
+        float e = softmax_exp(x[j * inner] - max);
+        y[j * inner] = e;
+        sum += e;
+    }
+    float inv = 1.0f / sum;
+    for (int64_t j = 0; j < n; j++) y[j * inner] *= inv;
+}
+
 void nd_cpu_softmax_forward(float *y, const float *x, int64_t outer, int64_t n, int64_t inner, bool log) {
+    if (inner == 1) {
+#pragma omp parallel for if (outer * n > ND_CPU_PARALLEL_MIN / 8)
+        for (int64_t o = 0; o < outer; o++) softmax_row(y + o * n, x + o * n, n, 1, log);
+        return;
+    }
 #pragma omp parallel for collapse(2) if (outer * n * inner > ND_CPU_PARALLEL_MIN / 8)
     for (int64_t o = 0; o < outer; o++)
-        for (int64_t i = 0; i < inner; i++) {
-            const float *xr = x + o * n * inner + i;
-            float *yr = y + o * n * inner + i;
-            float max = -INFINITY;
-            for (int64_t j = 0; j < n; j++) max = fmaxf(max, xr[j * inner]);
-            float sum = 0.0f;
-            for (int64_t j = 0; j < n; j++) sum += expf(xr[j * inner] - max);
-            if (log) {
-                float lse = max + logf(sum);
-                for (int64_t j = 0; j < n; j++) yr[j * inner] = xr[j * inner] - lse;
-            } else {
-                float inv = 1.0f / sum;
-                for (int64_t j = 0; j < n; j++) yr[j * inner] = expf(xr[j * inner] - max) * inv;
-            }
-        }
+        for (int64_t i = 0; i < inner; i++) softmax_row(y + o * n * inner + i, x + o * n * inner + i, n, inner, log);
 }
 
 // softmax: dx = y * (dy - sum(dy * y)); log_softmax: dx = dy - exp(y) * sum(dy)

@@ -7,8 +7,13 @@ void nd_ema_init(nd_ema *ema, const nd_params *params, nd_ctx *ctx, float decay)
     ctx->be->copy(ema->shadow, params->data, ema->n);
 }
 
-void nd_ema_update(nd_ema *ema, const nd_params *params, nd_ctx *ctx) {
-    ctx->be->ema_update(ema->shadow, params->data, ema->decay, ema->n);
+float nd_ema_decay_at(float decay, int64_t step) {
+    double warm = (1.0 + (double)step) / (10.0 + (double)step);
+    return warm < (double)decay ? (float)warm : decay;
+}
+
+void nd_ema_update(nd_ema *ema, const nd_params *params, nd_ctx *ctx, int64_t step) {
+    ctx->be->ema_update(ema->shadow, params->data, nd_ema_decay_at(ema->decay, step), ema->n);
 }
 
 void nd_ema_free(nd_ema *ema) {

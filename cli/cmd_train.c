@@ -24,6 +24,30 @@ static bool flag_given(int argc, char **argv, int first, const char *flag) {
     return false;
 }
 
+// Named bundles of training defaults; flags given beside --preset override its values. With no --preset,
+// a dli-unet trains with the course's settings and a t2i-unet with its quick setting.
+typedef struct train_preset {
+    const char *name, *model;
+    int64_t epochs, batch;
+    double lr, ema, min_snr_gamma;
+    const char *schedule, *prediction, *about;
+} train_preset;
+
+static const train_preset presets[] = {
+    {"course", "dli-unet", 3, 128, 1e-3, 0, 0, "linear", "eps",
+     "notebook 04's settings: 3 epochs of 128, Adam 1e-3, plain MSE, no EMA (dli-unet's default)"},
+    {"quick", "dli-unet", 2, 128, 1e-3, 0.999, 5, "linear", "eps",
+     "scripts/main.sh's: 2 epochs of 128, EMA 0.999, min-SNR 5"},
+    {"t2i-quick", "t2i-unet", 2, 64, 1e-3, 0.995, 5, "linear", "eps",
+     "the text-to-image quick setting: 2 epochs of 64, EMA 0.995, min-SNR 5 (t2i-unet's default)"},
+};
+
+static const train_preset *find_preset(const char *name) {
+    for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++)
+        if (strcmp(presets[i].name, name) == 0) return &presets[i];
+    return NULL;
+}
+
 typedef enum { FIELD_INT, FIELD_FLOAT, FIELD_BOOL, FIELD_U64, FIELD_I64, FIELD_STR } field_kind;
 
 // The flags a resumed run takes from its checkpoint instead, with the configuration field each sets.
@@ -111,10 +135,12 @@ int nd_cmd_train(int argc, char **argv) {
     const char *model = "dli-unet", *schedule = "linear", *prediction = "eps";
     int64_t img_size = 16, classes = -1, T = cfg.model.T, preview_every = 0;
     double cfg_drop = cfg.cfg_drop, clip = 0, ema = 0, min_snr_gamma = 0;
-    const char *clip_path = NULL, *cond = NULL;
+    const char *clip_path = NULL, *cond = NULL, *preset_name = NULL;
     bool unit_range = false, adamw = false, profile = false, zero_snr = false;
     bool check_numerics = false, force = false;
-    nd_flag flags[ND_CLI_TRAINING_FLAGS + 19] = {
+    nd_flag flags[ND_CLI_TRAINING_FLAGS + 20] = {
+        {"--preset", ND_FLAG_STRING, &preset_name,
+         "course, quick or t2i-quick: a bundle of the defaults below (listed at the end); flags given win"},
         {"--model", ND_FLAG_STRING, &model, "dli-unet, dli-unet-v1 or t2i-unet (text to image, needs --clip)"},
         {"--clip", ND_FLAG_STRING, &clip_path,
          "t2i-unet: the CLIP checkpoint (nanodiff train-clip) whose frozen "
@@ -147,14 +173,46 @@ int nd_cmd_train(int argc, char **argv) {
          "check every op's output for NaN/inf; a diverged run "
          "names the first op (slow)"},
     };
-    int n_flags = 19 + nd_cli_training_flags(&t,
+    int n_flags = 20 + nd_cli_training_flags(&t,
                                              "fashion-mnist, an IDX directory (MNIST...) or an HDF5 file "
                                              "(train + test, as the course)",
-                                             "output directory: model.h5, loss.csv, previews", flags + 19);
+                                             "output directory: model.h5, loss.csv, previews", flags + 20);
     const char *summary = "train a DDPM with classifier-free-guidance label dropout";
-    if (!nd_flags_parse("train", argc, argv, 2, flags, n_flags) || t.help) {
+    if (!nd_flags_parse("train", argc, argv, 2, flags, n_flags)) {
         nd_flags_usage("train", summary, flags, n_flags);
-        return t.help ? 0 : 1;
+        return 1;
+    }
+    // The preset's values become the defaults, then the flags are read again so that those given win.
+    const train_preset *preset = find_preset(preset_name                      ? preset_name
+                                             : strcmp(model, "t2i-unet") == 0 ? "t2i-quick"
+                                                                              : "course");
+    if (!preset) {
+        fprintf(stderr, "nanodiff train: --preset expects");
+        for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++)
+            fprintf(stderr, "%s %s", i ? "," : "", presets[i].name);
+        fprintf(stderr, ", got \"%s\"\n", preset_name);
+        return 1;
+    }
+    if (preset_name && flag_given(argc, argv, 2, "--model") && strcmp(model, preset->model) != 0) {
+        fprintf(stderr, "nanodiff train: --preset %s trains a %s, not the --model %s given\n", preset->name,
+                preset->model, model);
+        return 1;
+    }
+    if (preset_name && t.resume) {
+        fprintf(stderr, "nanodiff train: --resume continues a run with its checkpoint's settings; drop --preset %s\n",
+                preset->name);
+        return 1;
+    }
+    model = preset->model, t.epochs = preset->epochs, t.batch = preset->batch, t.lr = preset->lr;
+    ema = preset->ema, min_snr_gamma = preset->min_snr_gamma;
+    schedule = preset->schedule, prediction = preset->prediction;
+    if (!nd_flags_parse("train", argc, argv, 2, flags, n_flags)) return 1; // cannot fail: it passed above
+    if (t.help) {
+        nd_flags_usage("train", summary, flags, n_flags);
+        fprintf(stderr, "presets (--preset NAME):\n");
+        for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++)
+            fprintf(stderr, "  %-18s %s\n", presets[i].name, presets[i].about);
+        return 0;
     }
     nd_model_kind kind;
     if (!nd_model_kind_parse(model, &kind)) {

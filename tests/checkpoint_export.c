@@ -90,7 +90,7 @@ static void adam_step(nd_ctx *ctx, nd_model *m, nd_adam *opt, nd_ema *ema) {
     nd_tensor *context = nd_zeros(ctx, ND_SHAPE(2, c->c_embed_dim));
     nd_backward(ctx, nd_mse_loss(ctx, nd_model_forward(ctx, m, x, t, context, true), noise));
     nd_adam_step(opt, &m->params, ctx);
-    nd_ema_update(ema, &m->params, ctx);
+    nd_ema_update(ema, &m->params, ctx, opt->step - 1);
     nd_ctx_step_end(ctx);
 }
 

@@ -101,7 +101,7 @@ static void train_step(nd_ctx *ctx, nd_model *m, nd_adam *opt, nd_ema *ema) {
     nd_params_zero_grad(&m->params, ctx);
     nd_backward(ctx, nd_mse_loss(ctx, nd_model_forward(ctx, m, x, t, context, true), noise));
     nd_adam_step(opt, &m->params, ctx);
-    if (ema) nd_ema_update(ema, &m->params, ctx);
+    if (ema) nd_ema_update(ema, &m->params, ctx, opt->step - 1);
     nd_ctx_step_end(ctx);
 }
 

@@ -121,6 +121,33 @@ static bool same_file_params(const char *a, const char *b) {
     return same;
 }
 
+// The EMA's warm-up: update k uses min(decay, (1 + k) / (10 + k)), so the first updates follow the weights
+// closely instead of keeping the random initial ones (0.999^1000 = 37% of them after 1,000 steps).
+static void test_ema_warmup(void) {
+    CHECK(nd_ema_decay_at(0.999f, 0) == 0.1f && nd_ema_decay_at(0.5f, 0) == 0.1f, "first decay %g",
+          nd_ema_decay_at(0.999f, 0));
+    CHECK(fabsf(nd_ema_decay_at(0.999f, 90) - 0.91f) < 1e-7f && nd_ema_decay_at(0.9f, 90) == 0.9f &&
+              nd_ema_decay_at(0.999f, 100000) == 0.999f,
+          "decays %g %g %g", nd_ema_decay_at(0.999f, 90), nd_ema_decay_at(0.9f, 90), nd_ema_decay_at(0.999f, 100000));
+    nd_ctx ctx;
+    nd_ctx_init(&ctx, ND_CPU, 1 << 16, 0);
+    nd_params p;
+    nd_params_init(&p);
+    nd_params_add(&p, "w", ND_SHAPE(1), ND_INIT_ZEROS, 0.0f);
+    nd_params_alloc(&p, &ctx);
+    nd_ema ema;
+    nd_ema_init(&ema, &p, &ctx, 0.999f); // shadow 0
+    p.data[0] = 1.0f;
+    nd_ema_update(&ema, &p, &ctx, 0); // 0.1 * 0 + 0.9 * 1
+    p.data[0] = 2.0f;
+    nd_ema_update(&ema, &p, &ctx, 1); // 2/11 * 0.9 + 9/11 * 2
+    float want = 2.0f / 11.0f * 0.9f + 9.0f / 11.0f * 2.0f;
+    CHECK(fabsf(ema.shadow[0] - want) < 1e-6f, "EMA after two warm-up updates: %g, want %g", ema.shadow[0], want);
+    nd_ema_free(&ema);
+    nd_params_free(&p);
+    nd_ctx_free(&ctx);
+}
+
 static void test_resume(const char *data) {
     char straight[128], split[128];
     snprintf(straight, sizeof straight, "%s/straight", dir);
@@ -433,6 +460,7 @@ int main(void) {
     write_bars(data, 64, false);
     test_loss_falls(data);
     test_overfit_one_batch();
+    test_ema_warmup();
     test_resume(data);
     test_samplers(data);
     test_start(data);

@@ -1,7 +1,8 @@
 // The nanodiff train command stopped from outside and pointed at the wrong places: SIGTERM and a double
 // Ctrl-C finish the step, save and exit 143 / 130; loss.csv grows line by line while the run goes on; stale
 // temporary checkpoints of killed runs are removed; a folder holding a run needs --resume or --force; a
-// resume refuses flags that contradict its checkpoint; an --out longer than the path buffers is refused.
+// resume refuses flags that contradict its checkpoint; an --out longer than the path buffers is refused;
+// --preset's defaults and refusals.
 //   test_signals NANODIFF
 #include <hdf5.h>
 #include <signal.h>
@@ -143,6 +144,30 @@ static void test_out_dir(void) {
     CHECK(status == 0 && ckpt_step() == 1, "--force: status %d, step %lld:\n%s", status, (long long)ckpt_step(), out);
 }
 
+// --preset sets defaults that flags given beside it override; it names the model it trains and is refused
+// with a contradicting --model, an unknown name, or --resume (which keeps the checkpoint's settings).
+static void test_presets(void) {
+    char out[4096], info[4096], preset_run[160], cmd[600];
+    snprintf(preset_run, sizeof preset_run, "%s/preset", dir);
+    int status = run_train("--preset quick", preset_run, out, sizeof out); // run_train gives --batch 4
+    CHECK(status == 0, "--preset quick: status %d:\n%s", status, out);
+    snprintf(cmd, sizeof cmd, "%s info --ckpt %s/model.h5 2>&1", nanodiff, preset_run);
+    FILE *p = popen(cmd, "r");
+    size_t n = p ? fread(info, 1, sizeof info - 1, p) : 0;
+    info[n] = '\0';
+    if (p) pclose(p);
+    CHECK(strstr(info, "2 epochs of batch 4") && strstr(info, "min-SNR gamma 5") && strstr(info, "with EMA"),
+          "--preset quick --batch 4 trained with other settings:\n%s", info);
+    status = run_train("--preset t2i-quick --model dli-unet", dir, out, sizeof out);
+    CHECK(status == 1 && strstr(out, "trains a t2i-unet"), "--preset t2i-quick --model dli-unet: status %d:\n%s",
+          status, out);
+    status = run_train("--preset fast", dir, out, sizeof out);
+    CHECK(status == 1 && strstr(out, "--preset expects course, quick, t2i-quick"), "--preset fast: status %d:\n%s",
+          status, out);
+    status = run_train("--preset quick --resume", preset_run, out, sizeof out);
+    CHECK(status == 1 && strstr(out, "drop --preset"), "--preset with --resume: status %d:\n%s", status, out);
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: test_signals NANODIFF\n");
@@ -160,6 +185,7 @@ int main(int argc, char **argv) {
     write_data();
     test_stop_signals();
     test_out_dir();
+    test_presets();
     char cmd[200];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     CHECK(system(cmd) == 0, "cannot remove %s", dir);

@@ -279,7 +279,7 @@ static bool train_step(run *r, nd_tensor *x0, const int32_t *labels, int *t_host
         if (!isfinite(weight_norm)) ok = step_diverged(r, "the updated weights' norm", weight_norm, params->data, err);
     }
     nd_params_zero_grad(params, ctx);
-    if (ok && r->cfg.ema_decay > 0) nd_ema_update(&r->ema, params, ctx);
+    if (ok && r->cfg.ema_decay > 0) nd_ema_update(&r->ema, params, ctx, r->state.step);
     nd_ctx_step_end(ctx);
     if (ok) r->state.step++;
     return ok;

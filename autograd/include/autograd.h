@@ -524,7 +524,12 @@ typedef struct nd_ema {
 } nd_ema;
 
 void nd_ema_init(nd_ema *ema, const nd_params *params, nd_ctx *ctx, float decay); // shadow = params
-void nd_ema_update(nd_ema *ema, const nd_params *params, nd_ctx *ctx);
+// The decay of update number `step` (0 for the first): min(decay, (1 + step) / (10 + step)), the warm-up
+// diffusers' EMAModel uses, so that a short run's average is not dominated by the random initial weights
+// (0.999 without it would still weigh them 0.999^1000 = 37% after 1,000 steps).
+float nd_ema_decay_at(float decay, int64_t step);
+// shadow = d * shadow + (1 - d) * params with d = nd_ema_decay_at(ema->decay, step)
+void nd_ema_update(nd_ema *ema, const nd_params *params, nd_ctx *ctx, int64_t step);
 void nd_ema_free(nd_ema *ema);
 
 #ifdef __cplusplus

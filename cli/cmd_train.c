@@ -36,8 +36,8 @@ typedef struct train_preset {
 static const train_preset presets[] = {
     {"course", "dli-unet", 3, 128, 1e-3, 0, 0, "linear", "eps",
      "notebook 04's settings: 3 epochs of 128, Adam 1e-3, plain MSE, no EMA (dli-unet's default)"},
-    {"quick", "dli-unet", 2, 128, 1e-3, 0.999, 5, "linear", "eps",
-     "scripts/main.sh's: 2 epochs of 128, EMA 0.999, min-SNR 5"},
+    {"quick", "dli-unet", 1, 128, 1e-3, 0.999, 5, "linear", "eps",
+     "scripts/main.sh's: 1 epoch of 128, EMA 0.999, min-SNR 5"},
     {"t2i-quick", "t2i-unet", 2, 64, 1e-3, 0.995, 5, "linear", "eps",
      "the text-to-image quick setting: 2 epochs of 64, EMA 0.995, min-SNR 5 (t2i-unet's default)"},
 };

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job: installs what is missing, builds nanodiff, trains the course's class-conditional U-Net on
-# Fashion-MNIST with classifier-free-guidance label dropout, and writes samples.png: guided samples (w = 2),
+# Fashion-MNIST with classifier-free-guidance label dropout, and writes samples.png: guided samples (w = 3),
 # one row per class (top to bottom: top, trouser, pullover, dress, coat, sandal, shirt, sneaker, bag,
 # ankle boot).
 #
@@ -23,4 +23,6 @@ start=(--preset quick) # 1 epoch of 128, EMA (sampled from), min-SNR loss weight
 [ -f "$run/model.h5" ] && start=(--resume) # a resumed run keeps its checkpoint's settings
 build/nanodiff train --model dli-unet --data fashion-mnist --img-size 16 --cfg-drop 0.1 \
     --out "$run" "${start[@]}" "$@"
-build/nanodiff sample --ckpt "$run/model.h5" --w 2 --class all --n 10 -o samples.png
+# DDIM with 10 steps at w = 3: on this model both more faithful and closer to the data than the course's
+# DDPM at w = 2 (95% vs 92% classified as asked, FD 45 vs 87; README); `--sampler ddpm --w 2` is the course's
+build/nanodiff sample --ckpt "$run/model.h5" --sampler ddim --steps 10 --w 3 --class all --n 10 -o samples.png

@@ -106,10 +106,12 @@ ND_BACKEND_ENTRY(void, col2im, (float *dx, const float *col, const nd_conv_geom 
 // false when it has none, and the op runs the im2col + GEMM path above. The windows g are conv2d's over its
 // input x, or with `transposed` a conv_transpose2d's: those of a conv2d over its output (ops_conv.c); the
 // weight is (filters, g->channels, kernel_h, kernel_w) in both: conv2d (out_c, in_c, ...), transposed
-// (in_c, out_c, ...). conv_forward: y = conv(x, w) + bias (bias NULL: none).
+// (in_c, out_c, ...). conv_forward: y = conv(x, w) + bias (bias NULL: none). `inference`: no backward
+// follows, so the backend may take a forward-only algorithm (oneDNN's Winograd) and keep the weights in
+// its own layout from call to call (checked against the weights at every call, so a changed weight is seen).
 ND_BACKEND_ENTRY(bool, conv_forward,
                  (float *y, const float *x, const float *w, const float *bias, const nd_conv_geom *g, int64_t batch,
-                  int64_t filters, bool transposed))
+                  int64_t filters, bool transposed, bool inference))
 // dx += dL/dx, dw += dL/dw, dbias += dL/dbias for the gradient dy of y; any of the three may be NULL, `bias`
 // says whether the forward had one.
 ND_BACKEND_ENTRY(bool, conv_backward,

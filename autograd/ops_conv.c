@@ -187,8 +187,8 @@ nd_tensor *nd_conv2d_at(nd_ctx *ctx, nd_tensor *x, nd_tensor *weight, nd_tensor 
     nd_conv_geom g = conv2d_geom(x->shape, weight->shape, stride, padding);
     int64_t n = x->shape.d[0], rows = g.channels * g.kernel_h * g.kernel_w;
     nd_tensor *y = nd_op_output(ctx, ND_SHAPE(n, out_c, g.out_h, g.out_w), in, 3); // (N, O, OH, OW)
-    if (ctx->conv_gemm ||
-        !ctx->be->conv_forward(y->data, x->data, weight->data, bias ? bias->data : NULL, &g, n, out_c, false))
+    if (ctx->conv_gemm || !ctx->be->conv_forward(y->data, x->data, weight->data, bias ? bias->data : NULL, &g, n, out_c,
+                                                 false, !y->requires_grad))
         conv2d_gemm(ctx, y, x, weight, bias, &g);
     nd_profile_flops(ctx, 2.0 * (double)y->numel * (double)rows);
     nd_node *node = nd_record(ctx, op, conv2d_backward, y, in, 3);
@@ -292,8 +292,8 @@ nd_tensor *nd_conv_transpose2d_at(nd_ctx *ctx, nd_tensor *x, nd_tensor *weight, 
 
     int64_t n = x->shape.d[0], in_c = x->shape.d[1], rows = g.channels * g.kernel_h * g.kernel_w;
     nd_tensor *y = nd_op_output(ctx, ND_SHAPE(n, g.channels, g.height, g.width), in, 3); // (N, C_out, OH, OW)
-    if (ctx->conv_gemm ||
-        !ctx->be->conv_forward(y->data, x->data, weight->data, bias ? bias->data : NULL, &g, n, in_c, true))
+    if (ctx->conv_gemm || !ctx->be->conv_forward(y->data, x->data, weight->data, bias ? bias->data : NULL, &g, n, in_c,
+                                                 true, !y->requires_grad))
         conv_transpose2d_gemm(ctx, y, x, weight, bias, &g);
     nd_profile_flops(ctx, 2.0 * (double)x->numel * (double)rows);
     nd_node *node = nd_record(ctx, op, conv_transpose2d_backward, y, in, 3);

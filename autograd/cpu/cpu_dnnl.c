@@ -7,6 +7,14 @@
 // then runs its AVX-512 kernels instead of im2col + GEMM. Primitives are cached by shape, so each distinct
 // convolution of a model pays its creation once. The blocked copies live in a few grow-only buffers owned
 // here (their size is reported beside the step arena's peak).
+//
+// A convolution that no backward follows (sampling, evaluation) is an inference one: a 3x3 stride-1
+// convolution then runs Winograd's F(4x4, 3x3) (oneDNN's forward-only kernels, about twice the direct
+// ones' speed here, within ~1e-6 of them), and its weights stay in the primitive's layout from call to
+// call. Winograd's weight transform costs as much as the convolution, so that cache is what makes it pay.
+// A cached entry is keyed by the weights' address and layout and holds a copy of the plain weights it was
+// made from; every call compares the weights with that copy, so any change to them (an optimizer step,
+// a loaded checkpoint, a buffer reused for other weights) is seen, at the cost of reading them twice.
 #define _DEFAULT_SOURCE // MAP_ANONYMOUS
 #include <dnnl.h>
 #include <sys/mman.h>
@@ -20,6 +28,7 @@
 // entries in turn (a program that keeps changing shapes pays the creation again, nothing else).
 #define ND_DNNL_MAX_SHAPES 64
 #define ND_DNNL_MAX_REORDERS 256
+#define ND_DNNL_MAX_WEIGHTS 64 // a U-Net has about 20 convolutions
 
 static void dnnl_check(dnnl_status_t status, const char *call, int line) {
     if (status == dnnl_success) return;
@@ -34,15 +43,24 @@ static void dnnl_check(dnnl_status_t status, const char *call, int line) {
 // (in_c, out_c, kh, kw) into (batch, out_c, out_h, out_w).
 typedef struct conv_key {
     int64_t batch, in_c, out_c, in_h, in_w, out_h, out_w, kh, kw, stride, padding;
-    int transposed, bias;
+    int transposed, bias, inference;
 } conv_key;
 
 typedef struct conv_prims {
     conv_key key;
     dnnl_memory_desc_t user_src, user_weights, user_dst, user_bias;
-    dnnl_primitive_desc_t fwd_pd, bwd_data_pd, bwd_weights_pd;
+    dnnl_primitive_desc_t fwd_pd, bwd_data_pd, bwd_weights_pd; // an inference key has no backward
     dnnl_primitive_t fwd, bwd_data, bwd_weights;
 } conv_prims;
+
+// Weights kept in a primitive's layout between inference calls.
+typedef struct weight_entry {
+    const float *user;       // the plain weights' address
+    dnnl_memory_desc_t want; // the primitive's layout
+    size_t plain_bytes, blocked_bytes;
+    float *plain; // the plain weights `blocked` was made from
+    void *blocked;
+} weight_entry;
 
 typedef struct reorder_entry {
     dnnl_memory_desc_t from, to;
@@ -60,6 +78,8 @@ static struct {
     int n_shapes, next_shape; // entries filled; the entry a full cache replaces next
     reorder_entry reorders[ND_DNNL_MAX_REORDERS];
     int n_reorders, next_reorder;
+    weight_entry weights[ND_DNNL_MAX_WEIGHTS];
+    int n_weights, next_weight;
     void *slot[N_SLOTS];
     size_t slot_bytes[N_SLOTS];
 } dnnl;
@@ -73,6 +93,7 @@ static void dnnl_init(void) {
 size_t nd_cpu_workspace_bytes(void) {
     size_t total = 0;
     for (int i = 0; i < N_SLOTS; i++) total += dnnl.slot_bytes[i];
+    for (int i = 0; i < dnnl.n_weights; i++) total += dnnl.weights[i].plain_bytes + dnnl.weights[i].blocked_bytes;
     return total;
 }
 
@@ -159,6 +180,41 @@ static const void *as_layout(const dnnl_memory_desc_t *have, const void *ptr, co
     return copy;
 }
 
+static void *xmalloc_aligned(size_t bytes) {
+    void *p = NULL;
+    if (posix_memalign(&p, 64, bytes ? bytes : 1) != 0 || !p) {
+        fprintf(stderr, "nanodiff: out of memory for %zu bytes of cached convolution weights\n", bytes);
+        abort();
+    }
+    return p;
+}
+
+// The weights w (plain layout `have`) in the layout `want`, from the cache when it holds the same weights.
+static const void *cached_weights(const dnnl_memory_desc_t *have, const float *w, const dnnl_memory_desc_t *want) {
+    size_t plain_bytes = dnnl_memory_desc_get_size(have);
+    weight_entry *e = NULL;
+    for (int i = 0; i < dnnl.n_weights && !e; i++)
+        if (dnnl.weights[i].user == w && dnnl_memory_desc_equal(&dnnl.weights[i].want, want)) e = &dnnl.weights[i];
+    if (e && memcmp(e->plain, w, plain_bytes) == 0) return e->blocked;
+    if (!e) {
+        if (dnnl.n_weights == ND_DNNL_MAX_WEIGHTS) {
+            e = &dnnl.weights[dnnl.next_weight];
+            dnnl.next_weight = (dnnl.next_weight + 1) % ND_DNNL_MAX_WEIGHTS;
+            free(e->plain);
+            free(e->blocked);
+        } else {
+            e = &dnnl.weights[dnnl.n_weights++];
+        }
+        e->user = w, e->want = *want;
+        e->plain_bytes = plain_bytes, e->blocked_bytes = dnnl_memory_desc_get_size(want);
+        e->plain = xmalloc_aligned(e->plain_bytes);
+        e->blocked = xmalloc_aligned(e->blocked_bytes);
+    }
+    reorder(have, w, want, e->blocked, false);
+    memcpy(e->plain, w, plain_bytes);
+    return e->blocked;
+}
+
 static const dnnl_memory_desc_t *query(dnnl_primitive_desc_t pd, dnnl_query_t what) {
     return dnnl_primitive_desc_query_md(pd, what, 0);
 }
@@ -180,8 +236,8 @@ static conv_prims *prims_for(const conv_key *key) {
         dnnl_primitive_t prims[3] = {p->fwd, p->bwd_data, p->bwd_weights};
         dnnl_primitive_desc_t pds[3] = {p->fwd_pd, p->bwd_data_pd, p->bwd_weights_pd};
         for (int i = 0; i < 3; i++) {
-            DNNL_CHECK(dnnl_primitive_destroy(prims[i]));
-            DNNL_CHECK(dnnl_primitive_desc_destroy(pds[i]));
+            if (prims[i]) DNNL_CHECK(dnnl_primitive_destroy(prims[i]));
+            if (pds[i]) DNNL_CHECK(dnnl_primitive_desc_destroy(pds[i]));
         }
     } else {
         p = &dnnl.shapes[dnnl.n_shapes++];
@@ -207,11 +263,25 @@ static conv_prims *prims_for(const conv_key *key) {
     dnnl_dims_t pad_r = {(conv_h - 1) * key->stride + key->kh - image_h - key->padding,
                          (conv_w - 1) * key->stride + key->kw - image_w - key->padding};
     const dnnl_memory_desc_t *bias_md = key->bias ? &bias : NULL;
+    if (key->inference && !key->transposed && key->kh == 3 && key->kw == 3 && key->stride == 1) {
+        // Winograd where oneDNN has it for this shape (channels in whole blocks of 16), else the direct kernels
+        dnnl_convolution_desc_t fwd;
+        DNNL_CHECK(dnnl_convolution_forward_desc_init(&fwd, dnnl_forward_inference, dnnl_convolution_winograd, &src,
+                                                      &weights, bias_md, &dst, strides, pad_l, pad_r));
+        if (dnnl_primitive_desc_create(&p->fwd_pd, &fwd, NULL, dnnl.engine, NULL) == dnnl_success) {
+            p->fwd = make(p->fwd_pd);
+            return p;
+        }
+    }
     if (key->transposed) {
         dnnl_deconvolution_desc_t fwd, bwd_data, bwd_weights;
         DNNL_CHECK(dnnl_deconvolution_forward_desc_init(&fwd, dnnl_forward_training, dnnl_deconvolution_direct, &src,
                                                         &weights, bias_md, &dst, strides, pad_l, pad_r));
         DNNL_CHECK(dnnl_primitive_desc_create(&p->fwd_pd, &fwd, NULL, dnnl.engine, NULL));
+        if (key->inference) {
+            p->fwd = make(p->fwd_pd);
+            return p;
+        }
         DNNL_CHECK(dnnl_deconvolution_backward_data_desc_init(&bwd_data, dnnl_deconvolution_direct, &src, &weights,
                                                               &dst, strides, pad_l, pad_r));
         DNNL_CHECK(dnnl_primitive_desc_create(&p->bwd_data_pd, &bwd_data, NULL, dnnl.engine, p->fwd_pd));
@@ -223,6 +293,10 @@ static conv_prims *prims_for(const conv_key *key) {
         DNNL_CHECK(dnnl_convolution_forward_desc_init(&fwd, dnnl_forward_training, dnnl_convolution_direct, &src,
                                                       &weights, bias_md, &dst, strides, pad_l, pad_r));
         DNNL_CHECK(dnnl_primitive_desc_create(&p->fwd_pd, &fwd, NULL, dnnl.engine, NULL));
+        if (key->inference) {
+            p->fwd = make(p->fwd_pd);
+            return p;
+        }
         DNNL_CHECK(dnnl_convolution_backward_data_desc_init(&bwd_data, dnnl_convolution_direct, &src, &weights, &dst,
                                                             strides, pad_l, pad_r));
         DNNL_CHECK(dnnl_primitive_desc_create(&p->bwd_data_pd, &bwd_data, NULL, dnnl.engine, p->fwd_pd));
@@ -238,14 +312,16 @@ static conv_prims *prims_for(const conv_key *key) {
 
 // The key of a convolution given as its windows: conv2d's over x (channels = in_c), or, transposed, those
 // of a conv2d over the output (channels = out_c; see ops_conv.c); `filters` is the weight's other channel count.
-static conv_key key_of(const nd_conv_geom *g, int64_t batch, int64_t filters, bool transposed, bool bias) {
+static conv_key key_of(const nd_conv_geom *g, int64_t batch, int64_t filters, bool transposed, bool bias,
+                       bool inference) {
     conv_key k = {.batch = batch,
                   .kh = g->kernel_h,
                   .kw = g->kernel_w,
                   .stride = g->stride,
                   .padding = g->padding,
                   .transposed = transposed,
-                  .bias = bias};
+                  .bias = bias,
+                  .inference = inference};
     if (transposed) {
         k.in_c = filters, k.in_h = g->out_h, k.in_w = g->out_w;
         k.out_c = g->channels, k.out_h = g->height, k.out_w = g->width;
@@ -257,14 +333,15 @@ static conv_key key_of(const nd_conv_geom *g, int64_t batch, int64_t filters, bo
 }
 
 bool nd_cpu_conv_forward(float *y, const float *x, const float *w, const float *bias, const nd_conv_geom *g,
-                         int64_t batch, int64_t filters, bool transposed) {
-    conv_key k = key_of(g, batch, filters, transposed, bias != NULL), *key = &k;
+                         int64_t batch, int64_t filters, bool transposed, bool inference) {
+    conv_key k = key_of(g, batch, filters, transposed, bias != NULL, inference), *key = &k;
     conv_prims *p = prims_for(key);
     const dnnl_memory_desc_t *src_md = query(p->fwd_pd, dnnl_query_src_md);
     const dnnl_memory_desc_t *w_md = query(p->fwd_pd, dnnl_query_weights_md);
     const dnnl_memory_desc_t *dst_md = query(p->fwd_pd, dnnl_query_dst_md);
     const void *src = as_layout(&p->user_src, x, src_md, SLOT_SRC);
-    const void *weights = as_layout(&p->user_weights, w, w_md, SLOT_WEIGHTS);
+    const void *weights = inference ? cached_weights(&p->user_weights, w, w_md)
+                                    : as_layout(&p->user_weights, w, w_md, SLOT_WEIGHTS);
     bool direct = dnnl_memory_desc_equal(dst_md, &p->user_dst);
     void *dst = direct ? (void *)y : slot(SLOT_DST, dnnl_memory_desc_get_size(dst_md));
     dnnl_memory_t m_src = memory(src_md, src), m_w = memory(w_md, weights), m_dst = memory(dst_md, dst);
@@ -282,7 +359,7 @@ bool nd_cpu_conv_forward(float *y, const float *x, const float *w, const float *
 // of dx, dw, dbias may be NULL.
 bool nd_cpu_conv_backward(float *dx, float *dw, float *dbias, const float *dy, const float *x, const float *w,
                           const nd_conv_geom *g, int64_t batch, int64_t filters, bool transposed, bool bias) {
-    conv_key k = key_of(g, batch, filters, transposed, bias), *key = &k;
+    conv_key k = key_of(g, batch, filters, transposed, bias, false), *key = &k;
     conv_prims *p = prims_for(key);
     const dnnl_memory_desc_t *ddst_md = NULL; // dy in the layout of the primitive that read it last
     const void *ddst = NULL;

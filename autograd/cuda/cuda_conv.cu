@@ -123,7 +123,7 @@ void nd_cuda_col2im(float *dx, const float *col, const nd_conv_geom *g, int64_t 
 
 // No convolution library is linked for the GPU: convolutions run as im2col + cuBLAS GEMMs (ops_conv.c).
 bool nd_cuda_conv_forward(float *y, const float *x, const float *w, const float *bias, const nd_conv_geom *g,
-                          int64_t batch, int64_t filters, bool transposed) {
+                          int64_t batch, int64_t filters, bool transposed, bool inference) {
     return false;
 }
 

@@ -157,6 +157,11 @@ ND_BACKEND_ENTRY(void, norm_row_stats, (float *mean, float *rstd, const float *x
 ND_BACKEND_ENTRY(void, norm_row_forward,
                  (float *y, const float *x, const float *mean, const float *rstd, const float *weight,
                   const float *bias, int64_t rows, int64_t len, int64_t channels, int64_t inner))
+// y = act(norm_row_forward's y) in the same pass (GroupNorm with its GELU); act a unary kind without
+// parameters (alpha = beta = 0)
+ND_BACKEND_ENTRY(void, norm_row_act_forward,
+                 (float *y, const float *x, const float *mean, const float *rstd, const float *weight,
+                  const float *bias, int64_t rows, int64_t len, int64_t channels, int64_t inner, nd_unary_kind act))
 // dx += the input gradient of norm_row_forward given dy (through the row statistics); weight NULL for 1
 ND_BACKEND_ENTRY(void, norm_row_backward,
                  (float *dx, const float *dy, const float *x, const float *mean, const float *rstd, const float *weight,

@@ -62,6 +62,8 @@ typedef struct nd_norm_layer {
 void nd_group_norm_layer_init(nd_norm_layer *layer, nd_params *params, const char *name, int num_groups,
                               int64_t channels);
 nd_tensor *nd_group_norm_layer_forward(nd_ctx *ctx, const nd_norm_layer *layer, nd_tensor *x);
+// act(GroupNorm(x)) as one op (nd_group_norm_act), e.g. the GELU after a GELUConvBlock's GroupNorm.
+nd_tensor *nd_group_norm_layer_act_forward(nd_ctx *ctx, const nd_norm_layer *layer, nd_tensor *x, nd_unary_kind act);
 void nd_layer_norm_layer_init(nd_norm_layer *layer, nd_params *params, const char *name, int64_t dim);
 nd_tensor *nd_layer_norm_layer_forward(nd_ctx *ctx, const nd_norm_layer *layer, nd_tensor *x);
 

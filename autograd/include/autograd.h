@@ -382,6 +382,13 @@ nd_tensor *nd_upsample_nearest_at(nd_ctx *ctx, nd_tensor *x, int factor, nd_loc 
     nd_group_norm_at(ctx, x, num_groups, weight, bias, eps, ND_HERE)
 nd_tensor *nd_group_norm_at(nd_ctx *ctx, nd_tensor *x, int num_groups, nd_tensor *weight, nd_tensor *bias, float eps,
                             nd_loc loc);
+// act(F.group_norm(x, ...)) as one op, e.g. F.gelu(F.group_norm(...)) with act ND_UNARY_GELU: one pass
+// over x for both, and the norm's output is neither kept for backward nor given a gradient (backward makes
+// it again from x). act: any unary kind without parameters (not AFFINE or RECIP).
+#define nd_group_norm_act(ctx, x, num_groups, weight, bias, eps, act)                                                  \
+    nd_group_norm_act_at(ctx, x, num_groups, weight, bias, eps, act, ND_HERE)
+nd_tensor *nd_group_norm_act_at(nd_ctx *ctx, nd_tensor *x, int num_groups, nd_tensor *weight, nd_tensor *bias,
+                                float eps, nd_unary_kind act, nd_loc loc);
 // F.layer_norm(x, (D,), weight, bias, eps): x (..., D) normalized over the last dim, weight and bias (D) or NULL.
 #define nd_layer_norm(ctx, x, weight, bias, eps) nd_layer_norm_at(ctx, x, weight, bias, eps, ND_HERE)
 nd_tensor *nd_layer_norm_at(nd_ctx *ctx, nd_tensor *x, nd_tensor *weight, nd_tensor *bias, float eps, nd_loc loc);

@@ -112,6 +112,14 @@ ND_BACKEND_ENTRY(void, col2im, (float *dx, const float *col, const nd_conv_geom 
 ND_BACKEND_ENTRY(bool, conv_forward,
                  (float *y, const float *x, const float *w, const float *bias, const nd_conv_geom *g, int64_t batch,
                   int64_t filters, bool transposed, bool inference))
+// y = act(group norm of conv_forward's output) for an inference conv2d (not transposed): groups groups of
+// the `filters` output channels, statistics per image and group as norm_row_stats, then norm_row_act_forward's
+// map with norm_weight, norm_bias (NULL for 1, 0). false, before writing anything, where the backend has no
+// such path: the op then runs the three.
+ND_BACKEND_ENTRY(bool, conv_norm_act_forward,
+                 (float *y, const float *x, const float *w, const float *bias, const nd_conv_geom *g, int64_t batch,
+                  int64_t filters, int64_t groups, const float *norm_weight, const float *norm_bias, float eps,
+                  nd_unary_kind act))
 // dx += dL/dx, dw += dL/dw, dbias += dL/dbias for the gradient dy of y; any of the three may be NULL, `bias`
 // says whether the forward had one.
 ND_BACKEND_ENTRY(bool, conv_backward,

@@ -13,7 +13,7 @@ void nd_gelu_conv_block_init(nd_gelu_conv_block *b, nd_params *params, const cha
 
 // GELUConvBlock.forward
 nd_tensor *nd_gelu_conv_block_forward(nd_ctx *ctx, const nd_gelu_conv_block *b, nd_tensor *x) {
-    return nd_group_norm_layer_act_forward(ctx, &b->norm, nd_conv2d_layer_forward(ctx, &b->conv, x), ND_UNARY_GELU);
+    return nd_conv2d_norm_act_layers_forward(ctx, &b->conv, &b->norm, x, ND_UNARY_GELU);
 }
 
 void nd_down_block_init(nd_down_block *b, nd_params *params, const char *name, int64_t in_ch, int64_t out_ch,

@@ -64,6 +64,9 @@ void nd_group_norm_layer_init(nd_norm_layer *layer, nd_params *params, const cha
 nd_tensor *nd_group_norm_layer_forward(nd_ctx *ctx, const nd_norm_layer *layer, nd_tensor *x);
 // act(GroupNorm(x)) as one op (nd_group_norm_act), e.g. the GELU after a GELUConvBlock's GroupNorm.
 nd_tensor *nd_group_norm_layer_act_forward(nd_ctx *ctx, const nd_norm_layer *layer, nd_tensor *x, nd_unary_kind act);
+// act(GroupNorm(Conv2d(x))) (nd_conv2d_group_norm_act: one call when nothing needs a gradient).
+nd_tensor *nd_conv2d_norm_act_layers_forward(nd_ctx *ctx, const nd_conv2d_layer *conv, const nd_norm_layer *norm,
+                                             nd_tensor *x, nd_unary_kind act);
 void nd_layer_norm_layer_init(nd_norm_layer *layer, nd_params *params, const char *name, int64_t dim);
 nd_tensor *nd_layer_norm_layer_forward(nd_ctx *ctx, const nd_norm_layer *layer, nd_tensor *x);
 

@@ -3,7 +3,8 @@
 // scratch of a convolution goes back to the step arena when the op returns, one input's gradient does
 // not depend on which others require one, and the backend's convolution library (oneDNN, where the build
 // has it) agrees with the im2col + GEMM path on the U-Net's shapes, in training and in inference (its
-// Winograd kernels and the weights it keeps between calls, which must follow every change to them).
+// Winograd kernels and the weights it keeps between calls, which must follow every change to them), and
+// conv2d + group norm + activation in one call equals the three ops.
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -283,6 +284,61 @@ static void test_inference_weights_follow_changes(void) {
     nd_ctx_free(&ref);
 }
 
+typedef struct fused_case {
+    const char *name;
+    int64_t x[4], out_c;
+    int groups;
+    bool bias, affine;
+    nd_unary_kind act;
+} fused_case;
+
+// act(group_norm(conv2d(x))) with nothing to differentiate: the backend's one call (oneDNN: normalized from
+// the convolution's blocked output) against nd_conv2d then nd_group_norm_act on the GEMM path.
+static void fused_run(const fused_case *fc, bool gemm, float *out) {
+    nd_ctx ctx;
+    nd_ctx_init(&ctx, ND_CPU, 16 << 20, 9); // same seed: same inputs on both paths
+    ctx.conv_gemm = gemm;
+    int64_t in_c = fc->x[1], out_c = fc->out_c;
+    nd_tensor *x = nd_empty(&ctx, nd_shape_from(fc->x, 4)), *w = nd_empty(&ctx, ND_SHAPE(out_c, in_c, 3, 3));
+    nd_tensor *b = nd_empty(&ctx, ND_SHAPE(out_c)), *nw = nd_empty(&ctx, ND_SHAPE(out_c));
+    nd_tensor *nb = nd_empty(&ctx, ND_SHAPE(out_c));
+    nd_rand_normal(&ctx, x, 0.0f, 1.0f);
+    nd_rand_normal(&ctx, w, 0.0f, 1.0f / 3.0f);
+    nd_rand_normal(&ctx, b, 0.5f, 1.0f); // a mean far from 0, which the variance must not feel
+    nd_rand_normal(&ctx, nw, 1.0f, 0.5f);
+    nd_rand_normal(&ctx, nb, 0.0f, 0.5f);
+    nd_tensor *y = nd_conv2d_group_norm_act(&ctx, x, w, fc->bias ? b : NULL, 1, 1, fc->groups, fc->affine ? nw : NULL,
+                                            fc->affine ? nb : NULL, 1e-5f, fc->act);
+    nd_copy_to_host(&ctx, y, out);
+    nd_ctx_free(&ctx);
+}
+
+static void test_conv_norm_act_matches_three_ops(void) {
+    const fused_case cases[] = {
+        {"GELUConvBlock 64->64, 16x16, 32 groups", {2, 64, 16, 16}, 64, 32, true, true, ND_UNARY_GELU},
+        {"first block 1->64, 8 groups", {2, 1, 16, 16}, 64, 8, true, true, ND_UNARY_GELU},
+        {"256->64 at 4x4 (rearrange pooling)", {3, 256, 4, 4}, 64, 32, true, true, ND_UNARY_GELU},
+        {"24 channels (a part block), groups across blocks", {2, 16, 6, 6}, 24, 2, true, true, ND_UNARY_SILU},
+        {"5x5 positions (a part tile), no affine", {2, 32, 5, 5}, 32, 4, false, false, ND_UNARY_RELU},
+        {"128 channels, 1 group", {1, 64, 8, 8}, 128, 1, true, true, ND_UNARY_TANH},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        const fused_case *fc = &cases[k];
+        int64_t n = fc->x[0] * fc->out_c * fc->x[2] * fc->x[3];
+        float *fused = malloc((size_t)n * sizeof(float)), *three = malloc((size_t)n * sizeof(float));
+        fused_run(fc, false, fused);
+        fused_run(fc, true, three);
+        // normalized outputs of O(1): the convolutions' rounding (Winograd's included) divided by the
+        // groups' standard deviation
+        long long worst;
+        double v = test_max_violation(fused, three, n, 1e-4, 1e-4, &worst);
+        CHECK(v <= 1.0, "%s: fused conv + group norm + act differs from the three ops (violation %.2f at %lld)",
+              fc->name, v, worst);
+        free(fused);
+        free(three);
+    }
+}
+
 int main(void) {
     test_shape_errors();
     test_max_pool_ties();
@@ -292,6 +348,7 @@ int main(void) {
     test_library_matches_gemm(false);
     test_library_matches_gemm(true);
     test_inference_weights_follow_changes();
+    test_conv_norm_act_matches_three_ops();
     test_many_shapes();
     return test_finish("conv_unit");
 }

@@ -181,5 +181,11 @@ bool nd_cpu_conv_backward(float *dx, float *dw, float *dbias, const float *dy, c
     return false;
 }
 
+bool nd_cpu_conv_norm_act_forward(float *y, const float *x, const float *w, const float *bias, const nd_conv_geom *g,
+                                  int64_t batch, int64_t filters, int64_t groups, const float *norm_weight,
+                                  const float *norm_bias, float eps, nd_unary_kind act) {
+    return false;
+}
+
 size_t nd_cpu_workspace_bytes(void) { return 0; }
 #endif

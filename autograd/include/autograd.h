@@ -356,6 +356,16 @@ nd_tensor *nd_embedding_at(nd_ctx *ctx, nd_tensor *weight, nd_tensor *indices, n
 #define nd_conv2d(ctx, x, weight, bias, stride, padding) nd_conv2d_at(ctx, x, weight, bias, stride, padding, ND_HERE)
 nd_tensor *nd_conv2d_at(nd_ctx *ctx, nd_tensor *x, nd_tensor *weight, nd_tensor *bias, int stride, int padding,
                         nd_loc loc);
+// act(F.group_norm(F.conv2d(x, weight, bias, stride, padding), num_groups, norm_weight, norm_bias, eps)), the
+// course's GELUConvBlock. When nothing needs a gradient the backend may do it in one call (the CPU's oneDNN
+// path normalizes the convolution's output while it is in its blocked layout and in cache); otherwise, and
+// for backward, it is nd_conv2d then nd_group_norm_act.
+#define nd_conv2d_group_norm_act(ctx, x, weight, bias, stride, padding, num_groups, norm_weight, norm_bias, eps, act)  \
+    nd_conv2d_group_norm_act_at(ctx, x, weight, bias, stride, padding, num_groups, norm_weight, norm_bias, eps, act,   \
+                                ND_HERE)
+nd_tensor *nd_conv2d_group_norm_act_at(nd_ctx *ctx, nd_tensor *x, nd_tensor *weight, nd_tensor *bias, int stride,
+                                       int padding, int num_groups, nd_tensor *norm_weight, nd_tensor *norm_bias,
+                                       float eps, nd_unary_kind act, nd_loc loc);
 // F.conv_transpose2d(x, weight, bias, stride, padding, output_padding): x (N, C_in, H, W),
 // weight (C_in, C_out, kh, kw), bias (C_out) or NULL -> (N, C_out, (H - 1) stride - 2 padding + kh +
 // output_padding, likewise for W).

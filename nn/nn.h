@@ -237,7 +237,8 @@ void nd_model_create(nd_model *m, nd_model_config config, nd_ctx *ctx);
 void nd_model_free(nd_model *m);
 // Predicted noise for x (B, C, S, S) at timesteps t (B,) (raw step numbers, divided by T inside) given the
 // context: dli-unet (B, classes) one-hot already multiplied by its mask, or NULL when unconditional;
-// t2i-unet (B, tokens, D). training selects BatchNorm's batch statistics (v1 only).
+// t2i-unet (B, tokens, D). training selects BatchNorm's batch statistics (v1 only). With grad mode off
+// (sampling, evaluation) a large batch runs in chunks whose intermediates are released as it goes.
 nd_tensor *nd_model_forward(nd_ctx *ctx, const nd_model *m, nd_tensor *x, nd_tensor *t, nd_tensor *context,
                             bool training);
 // Prints each block's output shape and parameter count for a batch of one, then the total.

@@ -170,6 +170,12 @@ ND_BACKEND_ENTRY(void, norm_row_forward,
 ND_BACKEND_ENTRY(void, norm_row_act_forward,
                  (float *y, const float *x, const float *mean, const float *rstd, const float *weight,
                   const float *bias, int64_t rows, int64_t len, int64_t channels, int64_t inner, nd_unary_kind act))
+// dh = dy * act'(h) (written, not accumulated): the gradient reaching the row norm's output h through
+// y = act(h) of norm_row_act_forward, with h made again from x and the statistics as that pass made it
+ND_BACKEND_ENTRY(void, norm_row_act_backward,
+                 (float *dh, const float *dy, const float *x, const float *y, const float *mean, const float *rstd,
+                  const float *weight, const float *bias, int64_t rows, int64_t len, int64_t channels, int64_t inner,
+                  nd_unary_kind act))
 // dx += the input gradient of norm_row_forward given dy (through the row statistics); weight NULL for 1
 ND_BACKEND_ENTRY(void, norm_row_backward,
                  (float *dx, const float *dy, const float *x, const float *mean, const float *rstd, const float *weight,

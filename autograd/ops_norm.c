@@ -27,8 +27,8 @@ typedef struct row_norm_dims {
     int64_t channels, inner; // element i's affine channel is (i / inner) % channels
 } row_norm_dims;
 
-// With an activation, y = act(h) for the norm's output h, which is not kept: it is made again from x and
-// the saved statistics, and dy becomes the gradient of h, act'(h) dy, in scratch released on return.
+// With an activation, y = act(h) for the norm's output h, which is not kept: dy becomes the gradient of h,
+// act'(h) dy, with h made again from x and the saved statistics, in scratch released on return.
 static void row_norm_backward(nd_ctx *ctx, nd_node *node) {
     nd_tensor *x = node->in[0], *y = node->out;           // (rows, len) when flattened
     nd_tensor *weight = node->in[1], *bias = node->in[2]; // (channels,) or NULL
@@ -40,11 +40,9 @@ static void row_norm_backward(nd_ctx *ctx, nd_node *node) {
     nd_arena_mark mark = nd_arena_get_mark(&ctx->step);
     const float *dh = y->grad; // (rows, len)
     if (act != ND_NO_ACT) {
-        float *h = nd_scratch(ctx, x->numel), *dh_act = nd_scratch(ctx, x->numel); // (rows, len) each
-        ctx->be->norm_row_forward(h, x->data, mean, rstd, weight ? weight->data : NULL, bias ? bias->data : NULL, rows,
-                                  len, channels, inner);
-        ctx->be->fill(dh_act, 0.0f, x->numel);
-        ctx->be->unary_backward(dh_act, y->grad, h, y->data, x->numel, (nd_unary_kind)act, 0.0f, 0.0f);
+        float *dh_act = nd_scratch(ctx, x->numel); // (rows, len)
+        ctx->be->norm_row_act_backward(dh_act, y->grad, x->data, y->data, mean, rstd, weight ? weight->data : NULL,
+                                       bias ? bias->data : NULL, rows, len, channels, inner, (nd_unary_kind)act);
         dh = dh_act;
     }
     if (x->grad)

@@ -247,7 +247,9 @@ void nd_rand_bernoulli(nd_ctx *ctx, nd_tensor *t, float p);
 // ---------------------------------------------------------------------------------------------------
 // backward
 
-// Seeds d(loss)/d(loss) = 1 for a one-element loss and runs the tape in reverse.
+// Seeds d(loss)/d(loss) = 1 for a one-element loss and runs the tape in reverse. Gradients accumulate into
+// the leaves (nd_requires_grad, parameters); an op output's gradient exists only while backward needs it
+// (its buffer is reused once spent) and is NULL afterwards, as PyTorch keeps .grad for leaves only.
 #define nd_backward(ctx, loss) nd_backward_at(ctx, loss, ND_HERE)
 void nd_backward_at(nd_ctx *ctx, nd_tensor *loss, nd_loc loc);
 

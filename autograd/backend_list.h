@@ -106,10 +106,20 @@ ND_BACKEND_ENTRY(void, col2im, (float *dx, const float *col, const nd_conv_geom 
 // false when it has none, and the op runs the im2col + GEMM path above. The windows g are conv2d's over its
 // input x, or with `transposed` a conv_transpose2d's: those of a conv2d over its output (ops_conv.c); the
 // weight is (filters, g->channels, kernel_h, kernel_w) in both: conv2d (out_c, in_c, ...), transposed
-// (in_c, out_c, ...). conv_forward: y = conv(x, w) + bias (bias NULL: none).
+// (in_c, out_c, ...). conv_forward: y = conv(x, w) + bias (bias NULL: none). `inference`: no backward
+// follows, so the backend may take a forward-only algorithm (oneDNN's Winograd) and keep the weights in
+// its own layout from call to call (checked against the weights at every call, so a changed weight is seen).
 ND_BACKEND_ENTRY(bool, conv_forward,
                  (float *y, const float *x, const float *w, const float *bias, const nd_conv_geom *g, int64_t batch,
-                  int64_t filters, bool transposed))
+                  int64_t filters, bool transposed, bool inference))
+// y = act(group norm of conv_forward's output) for an inference conv2d (not transposed): groups groups of
+// the `filters` output channels, statistics per image and group as norm_row_stats, then norm_row_act_forward's
+// map with norm_weight, norm_bias (NULL for 1, 0). false, before writing anything, where the backend has no
+// such path: the op then runs the three.
+ND_BACKEND_ENTRY(bool, conv_norm_act_forward,
+                 (float *y, const float *x, const float *w, const float *bias, const nd_conv_geom *g, int64_t batch,
+                  int64_t filters, int64_t groups, const float *norm_weight, const float *norm_bias, float eps,
+                  nd_unary_kind act))
 // dx += dL/dx, dw += dL/dw, dbias += dL/dbias for the gradient dy of y; any of the three may be NULL, `bias`
 // says whether the forward had one.
 ND_BACKEND_ENTRY(bool, conv_backward,
@@ -155,6 +165,17 @@ ND_BACKEND_ENTRY(void, norm_row_stats, (float *mean, float *rstd, const float *x
 ND_BACKEND_ENTRY(void, norm_row_forward,
                  (float *y, const float *x, const float *mean, const float *rstd, const float *weight,
                   const float *bias, int64_t rows, int64_t len, int64_t channels, int64_t inner))
+// y = act(norm_row_forward's y) in the same pass (GroupNorm with its GELU); act a unary kind without
+// parameters (alpha = beta = 0)
+ND_BACKEND_ENTRY(void, norm_row_act_forward,
+                 (float *y, const float *x, const float *mean, const float *rstd, const float *weight,
+                  const float *bias, int64_t rows, int64_t len, int64_t channels, int64_t inner, nd_unary_kind act))
+// dh = dy * act'(h) (written, not accumulated): the gradient reaching the row norm's output h through
+// y = act(h) of norm_row_act_forward, with h made again from x and the statistics as that pass made it
+ND_BACKEND_ENTRY(void, norm_row_act_backward,
+                 (float *dh, const float *dy, const float *x, const float *y, const float *mean, const float *rstd,
+                  const float *weight, const float *bias, int64_t rows, int64_t len, int64_t channels, int64_t inner,
+                  nd_unary_kind act))
 // dx += the input gradient of norm_row_forward given dy (through the row statistics); weight NULL for 1
 ND_BACKEND_ENTRY(void, norm_row_backward,
                  (float *dx, const float *dy, const float *x, const float *mean, const float *rstd, const float *weight,

@@ -189,6 +189,57 @@ float *nd_scratch(nd_ctx *ctx, int64_t n) { return nd_arena_alloc_data(&ctx->ste
 // ---------------------------------------------------------------------------------------------------
 // backward
 
+// Gradient buffers of op outputs are made when a gradient first flows into them and handed back once spent:
+// before an op's backward runs, each input that wants a gradient and has none gets a zeroed buffer; after it
+// has run, its output's gradient is complete and read by no one (every op that reads the output comes later
+// on the tape, so its backward ran before), and the buffer goes to a free list that later buffers of the
+// same size take from. The step then holds the gradients in flight, not one per op output, as PyTorch
+// frees each gradient once used. Gradients of op outputs are not kept after backward (their handles are
+// cleared), as PyTorch keeps .grad only for leaves.
+#define ND_GRAD_POOL 64 // spent buffers kept for reuse; a U-Net's activations come in a dozen sizes
+
+typedef struct grad_pool {
+    int n;
+    int64_t numel[ND_GRAD_POOL];
+    float *buffer[ND_GRAD_POOL];
+} grad_pool;
+
+// The tensor whose gradient t shares: t itself, or for the output of a view (a node without backward,
+// which shares its input's storage and gradient) the view's input, followed back through views.
+static nd_tensor *grad_owner(const nd_tape *tape, nd_tensor *t) {
+    for (int i = tape->n - 1; i >= 0; i--)
+        if (tape->nodes[i].out == t && !tape->nodes[i].backward) t = tape->nodes[i].in[0];
+    return t;
+}
+
+// Gives t a zeroed gradient buffer (shared with the tensor it views) unless it has one; true when it zeroed one.
+static bool grad_ensure(nd_ctx *ctx, grad_pool *pool, nd_tensor *t) {
+    if (t->grad) return false;
+    bool zeroed = false;
+    nd_tensor *owner = grad_owner(&ctx->tape, t);
+    if (!owner->grad) {
+        for (int i = 0; i < pool->n && !owner->grad; i++)
+            if (pool->numel[i] == owner->numel) {
+                owner->grad = pool->buffer[i];
+                pool->n--;
+                pool->numel[i] = pool->numel[pool->n];
+                pool->buffer[i] = pool->buffer[pool->n];
+            }
+        if (!owner->grad) owner->grad = nd_scratch(ctx, owner->numel);
+        ctx->be->fill(owner->grad, 0.0f, owner->numel);
+        zeroed = true;
+    }
+    t->grad = owner->grad;
+    return zeroed;
+}
+
+static void grad_release(grad_pool *pool, nd_tensor *t) {
+    if (pool->n < ND_GRAD_POOL) {
+        pool->numel[pool->n] = t->numel;
+        pool->buffer[pool->n++] = t->grad;
+    }
+}
+
 void nd_backward_at(nd_ctx *ctx, nd_tensor *loss, nd_loc loc) {
     if (loss->numel != 1) {
         nd_abort_shapes(loc, "nd_backward", "the loss must have one element; got shape vs expected", loss->shape,
@@ -197,30 +248,28 @@ void nd_backward_at(nd_ctx *ctx, nd_tensor *loss, nd_loc loc) {
     if (!loss->requires_grad)
         nd_abort_at(loc, "nd_backward", "the loss does not depend on any tensor that requires grad");
     nd_tape *tape = &ctx->tape;
-    // Forward order: every op output gets a zeroed gradient; views share their input's.
-    for (int i = 0; i < tape->n; i++) {
-        nd_node *node = &tape->nodes[i];
-        if (node->out->grad) continue;
-        if (!node->backward) {
-            node->out->grad = node->in[0]->grad;
-        } else {
-            node->out->grad = nd_scratch(ctx, node->out->numel);
-            ctx->be->fill(node->out->grad, 0.0f, node->out->numel);
-        }
-    }
-    if (!loss->grad) nd_abort_at(loc, "nd_backward", "the loss was not produced by a recorded op");
+    grad_pool pool = {0};
+    bool recorded = loss->grad != NULL; // a leaf has its own gradient
+    for (int i = 0; i < tape->n && !recorded; i++) recorded = tape->nodes[i].out == loss;
+    if (!recorded) nd_abort_at(loc, "nd_backward", "the loss was not produced by a recorded op");
+    grad_ensure(ctx, &pool, loss);
     ctx->be->fill(loss->grad, 1.0f, 1);
-    if (ctx->profile) nd_profile_charge(ctx, "(zeroed gradient buffers)", 1, loss, 0.0);
     for (int i = tape->n - 1; i >= 0; i--) {
         nd_node *node = &tape->nodes[i];
-        if (!node->backward) continue;
+        if (!node->backward || !node->out->grad) continue; // a view, or an output no gradient reached
+        bool zeroed = false;
+        for (int k = 0; k < node->n_in; k++)
+            if (node->in[k] && node->in[k]->requires_grad) zeroed |= grad_ensure(ctx, &pool, node->in[k]);
+        if (ctx->profile && zeroed) nd_profile_charge(ctx, "(zeroed gradient buffers)", 1, NULL, 0.0);
         node->backward(ctx, node);
         if (ctx->profile) { // a product's backward is one product per input that wants a gradient
             int wanted = (node->n_in > 0 && node->in[0] && node->in[0]->grad) +
                          (node->n_in > 1 && node->in[1] && node->in[1]->grad);
             nd_profile_charge(ctx, node->op, 1, node->out, node->flops * wanted);
         }
+        grad_release(&pool, node->out);
     }
     // One backward per tape, as PyTorch without retain_graph.
+    for (int i = 0; i < tape->n; i++) tape->nodes[i].out->grad = NULL;
     tape->n = 0;
 }

@@ -187,8 +187,8 @@ nd_tensor *nd_conv2d_at(nd_ctx *ctx, nd_tensor *x, nd_tensor *weight, nd_tensor 
     nd_conv_geom g = conv2d_geom(x->shape, weight->shape, stride, padding);
     int64_t n = x->shape.d[0], rows = g.channels * g.kernel_h * g.kernel_w;
     nd_tensor *y = nd_op_output(ctx, ND_SHAPE(n, out_c, g.out_h, g.out_w), in, 3); // (N, O, OH, OW)
-    if (ctx->conv_gemm ||
-        !ctx->be->conv_forward(y->data, x->data, weight->data, bias ? bias->data : NULL, &g, n, out_c, false))
+    if (ctx->conv_gemm || !ctx->be->conv_forward(y->data, x->data, weight->data, bias ? bias->data : NULL, &g, n, out_c,
+                                                 false, !y->requires_grad))
         conv2d_gemm(ctx, y, x, weight, bias, &g);
     nd_profile_flops(ctx, 2.0 * (double)y->numel * (double)rows);
     nd_node *node = nd_record(ctx, op, conv2d_backward, y, in, 3);
@@ -197,6 +197,48 @@ nd_tensor *nd_conv2d_at(nd_ctx *ctx, nd_tensor *x, nd_tensor *weight, nd_tensor 
         node->iarg[1] = padding;
     }
     return y;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// conv2d with its group norm and activation
+
+// True when the fused call applies: nothing to differentiate, the backend's library path, and shapes the
+// three ops accept (anything else goes to them, which name what is wrong).
+static bool conv_norm_act_fusable(nd_ctx *ctx, nd_tensor *const *in, int num_groups) {
+    nd_tensor *x = in[0], *weight = in[1];
+    if (ctx->conv_gemm || !x || !weight || x->shape.ndim != 4 || weight->shape.ndim != 4) return false;
+    for (int i = 0; i < 5; i++)
+        if (in[i] && (in[i]->device != ctx->device || (ctx->grad_enabled && in[i]->requires_grad))) return false;
+    int64_t out_c = weight->shape.d[0];
+    if (x->shape.d[1] != weight->shape.d[1] || num_groups <= 0 || out_c % num_groups) return false;
+    for (int i = 2; i < 5; i++)
+        if (in[i] && (in[i]->shape.ndim != 1 || in[i]->shape.d[0] != out_c)) return false;
+    return true;
+}
+
+nd_tensor *nd_conv2d_group_norm_act_at(nd_ctx *ctx, nd_tensor *x, nd_tensor *weight, nd_tensor *bias, int stride,
+                                       int padding, int num_groups, nd_tensor *norm_weight, nd_tensor *norm_bias,
+                                       float eps, nd_unary_kind act, nd_loc loc) {
+    const char *op = "nd_conv2d_group_norm_act";
+    nd_tensor *in[5] = {x, weight, bias, norm_weight, norm_bias};
+    bool valid_act = act != ND_UNARY_AFFINE && act != ND_UNARY_RECIP && (int)act >= 0 && act < ND_UNARY_COUNT;
+    if (valid_act && conv_norm_act_fusable(ctx, in, num_groups) && stride >= 1 && padding >= 0 &&
+        x->shape.d[2] + 2 * padding >= weight->shape.d[2] && x->shape.d[3] + 2 * padding >= weight->shape.d[3]) {
+        nd_conv_geom g = conv2d_geom(x->shape, weight->shape, stride, padding);
+        int64_t n = x->shape.d[0], out_c = weight->shape.d[0];
+        nd_arena_mark mark = nd_arena_get_mark(&ctx->step);
+        nd_tensor *y = nd_empty(ctx, ND_SHAPE(n, out_c, g.out_h, g.out_w)); // (N, O, OH, OW)
+        if (ctx->be->conv_norm_act_forward(y->data, x->data, weight->data, bias ? bias->data : NULL, &g, n, out_c,
+                                           num_groups, norm_weight ? norm_weight->data : NULL,
+                                           norm_bias ? norm_bias->data : NULL, eps, act)) {
+            nd_profile_flops(ctx, 2.0 * (double)y->numel * (double)(g.channels * g.kernel_h * g.kernel_w));
+            nd_record(ctx, op, NULL, y, in, 5); // profiling and numerics checks; nothing is recorded
+            return y;
+        }
+        nd_arena_release(&ctx->step, mark);
+    }
+    nd_tensor *h = nd_conv2d_at(ctx, x, weight, bias, stride, padding, loc); // (N, O, OH, OW)
+    return nd_group_norm_act_at(ctx, h, num_groups, norm_weight, norm_bias, eps, act, loc);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -292,8 +334,8 @@ nd_tensor *nd_conv_transpose2d_at(nd_ctx *ctx, nd_tensor *x, nd_tensor *weight, 
 
     int64_t n = x->shape.d[0], in_c = x->shape.d[1], rows = g.channels * g.kernel_h * g.kernel_w;
     nd_tensor *y = nd_op_output(ctx, ND_SHAPE(n, g.channels, g.height, g.width), in, 3); // (N, C_out, OH, OW)
-    if (ctx->conv_gemm ||
-        !ctx->be->conv_forward(y->data, x->data, weight->data, bias ? bias->data : NULL, &g, n, in_c, true))
+    if (ctx->conv_gemm || !ctx->be->conv_forward(y->data, x->data, weight->data, bias ? bias->data : NULL, &g, n, in_c,
+                                                 true, !y->requires_grad))
         conv_transpose2d_gemm(ctx, y, x, weight, bias, &g);
     nd_profile_flops(ctx, 2.0 * (double)x->numel * (double)rows);
     nd_node *node = nd_record(ctx, op, conv_transpose2d_backward, y, in, 3);

@@ -1,6 +1,8 @@
 // Normalization ops: F.group_norm, F.layer_norm and F.batch_norm on (N, C, H, W), each with its backward.
 // Group and layer norm are one row norm: a view of x as (rows, len) whose rows are normalized on their own,
-// then a per-channel affine. The statistics of the forward are saved for backward.
+// then a per-channel affine. The statistics of the forward are saved for backward. Group norm with its
+// activation (nd_group_norm_act) is the same row norm with the activation applied in the same pass.
+#define ND_NO_ACT (-1) // a row norm without activation
 #include "internal.h"
 
 // x is required; the optional inputs (weight, bias, running statistics) are checked where present.
@@ -25,42 +27,61 @@ typedef struct row_norm_dims {
     int64_t channels, inner; // element i's affine channel is (i / inner) % channels
 } row_norm_dims;
 
+// With an activation, y = act(h) for the norm's output h, which is not kept: dy becomes the gradient of h,
+// act'(h) dy, with h made again from x and the saved statistics, in scratch released on return.
 static void row_norm_backward(nd_ctx *ctx, nd_node *node) {
     nd_tensor *x = node->in[0], *y = node->out;           // (rows, len) when flattened
     nd_tensor *weight = node->in[1], *bias = node->in[2]; // (channels,) or NULL
     int64_t rows = node->iarg[0], len = node->iarg[1], channels = node->iarg[2], inner = node->iarg[3];
+    int act = (int)node->iarg[4];
     const float *mean = node->saved, *rstd = node->saved + rows; // (rows,) each
-    if (x->grad)
-        ctx->be->norm_row_backward(x->grad, y->grad, x->data, mean, rstd, weight ? weight->data : NULL, rows, len,
-                                   channels, inner);
     float *dweight = weight ? weight->grad : NULL, *dbias = bias ? bias->grad : NULL;
+    if (!x->grad && !dweight && !dbias) return;
+    nd_arena_mark mark = nd_arena_get_mark(&ctx->step);
+    const float *dh = y->grad; // (rows, len)
+    if (act != ND_NO_ACT) {
+        float *dh_act = nd_scratch(ctx, x->numel); // (rows, len)
+        ctx->be->norm_row_act_backward(dh_act, y->grad, x->data, y->data, mean, rstd, weight ? weight->data : NULL,
+                                       bias ? bias->data : NULL, rows, len, channels, inner, (nd_unary_kind)act);
+        dh = dh_act;
+    }
+    if (x->grad)
+        ctx->be->norm_row_backward(x->grad, dh, x->data, mean, rstd, weight ? weight->data : NULL, rows, len, channels,
+                                   inner);
     if (dweight || dbias)
-        ctx->be->norm_row_affine_backward(dweight, dbias, y->grad, x->data, mean, rstd, rows, len, channels, inner);
+        ctx->be->norm_row_affine_backward(dweight, dbias, dh, x->data, mean, rstd, rows, len, channels, inner);
+    nd_arena_release(&ctx->step, mark);
 }
 
+// act: an nd_unary_kind applied to the norm's output, or ND_NO_ACT.
 static nd_tensor *row_norm(nd_ctx *ctx, const char *op, nd_tensor *x, nd_tensor *weight, nd_tensor *bias,
-                           row_norm_dims d, float eps) {
+                           row_norm_dims d, float eps, int act) {
     nd_tensor *in[3] = {x, weight, bias};
     float *stats = nd_scratch(ctx, 2 * d.rows); // mean (rows,) then rstd (rows,)
     ctx->be->norm_row_stats(stats, stats + d.rows, x->data, d.rows, d.len, eps);
     nd_tensor *y = nd_op_output(ctx, x->shape, in, 3); // x's shape
-    ctx->be->norm_row_forward(y->data, x->data, stats, stats + d.rows, weight ? weight->data : NULL,
-                              bias ? bias->data : NULL, d.rows, d.len, d.channels, d.inner);
+    const float *w = weight ? weight->data : NULL, *b = bias ? bias->data : NULL;
+    if (act == ND_NO_ACT)
+        ctx->be->norm_row_forward(y->data, x->data, stats, stats + d.rows, w, b, d.rows, d.len, d.channels, d.inner);
+    else
+        ctx->be->norm_row_act_forward(y->data, x->data, stats, stats + d.rows, w, b, d.rows, d.len, d.channels, d.inner,
+                                      (nd_unary_kind)act);
     nd_node *node = nd_record(ctx, op, row_norm_backward, y, in, 3);
     if (node) {
         node->iarg[0] = d.rows;
         node->iarg[1] = d.len;
         node->iarg[2] = d.channels;
         node->iarg[3] = d.inner;
+        node->iarg[4] = act;
         node->saved = stats;
     }
     return y;
 }
 
-// F.group_norm: x (N, C, ...) normalized over each group of C / num_groups channels of each image.
-nd_tensor *nd_group_norm_at(nd_ctx *ctx, nd_tensor *x, int num_groups, nd_tensor *weight, nd_tensor *bias, float eps,
-                            nd_loc loc) {
-    const char *op = "nd_group_norm";
+// F.group_norm: x (N, C, ...) normalized over each group of C / num_groups channels of each image, then
+// the activation act when it is not ND_NO_ACT.
+static nd_tensor *group_norm(nd_ctx *ctx, const char *op, nd_tensor *x, int num_groups, nd_tensor *weight,
+                             nd_tensor *bias, float eps, int act, nd_loc loc) {
     nd_tensor *in[3] = {x, weight, bias};
     check_devices(ctx, op, loc, in, 3);
     char s[96];
@@ -75,7 +96,20 @@ nd_tensor *nd_group_norm_at(nd_ctx *ctx, nd_tensor *x, int num_groups, nd_tensor
     int64_t inner = x->numel / (x->shape.d[0] * channels); // (H*W...) per channel
     row_norm_dims d = {
         .rows = x->shape.d[0] * num_groups, .len = channels / num_groups * inner, .channels = channels, .inner = inner};
-    return row_norm(ctx, op, x, weight, bias, d, eps);
+    return row_norm(ctx, op, x, weight, bias, d, eps, act);
+}
+
+nd_tensor *nd_group_norm_at(nd_ctx *ctx, nd_tensor *x, int num_groups, nd_tensor *weight, nd_tensor *bias, float eps,
+                            nd_loc loc) {
+    return group_norm(ctx, "nd_group_norm", x, num_groups, weight, bias, eps, ND_NO_ACT, loc);
+}
+
+nd_tensor *nd_group_norm_act_at(nd_ctx *ctx, nd_tensor *x, int num_groups, nd_tensor *weight, nd_tensor *bias,
+                                float eps, nd_unary_kind act, nd_loc loc) {
+    const char *op = "nd_group_norm_act";
+    if (act == ND_UNARY_AFFINE || act == ND_UNARY_RECIP || (int)act < 0 || act >= ND_UNARY_COUNT)
+        nd_abort_at(loc, op, "activation %d must be a unary kind without parameters (GELU, SiLU, ReLU...)", (int)act);
+    return group_norm(ctx, op, x, num_groups, weight, bias, eps, (int)act, loc);
 }
 
 // F.layer_norm with normalized_shape (D,): x (..., D) normalized over its last dim.
@@ -90,7 +124,7 @@ nd_tensor *nd_layer_norm_at(nd_ctx *ctx, nd_tensor *x, nd_tensor *weight, nd_ten
     check_channel_param(weight, dim, x, op, "weight must be (D,) for input (..., D)", loc);
     check_channel_param(bias, dim, x, op, "bias must be (D,) for input (..., D)", loc);
     row_norm_dims d = {.rows = x->numel / dim, .len = dim, .channels = dim, .inner = 1};
-    return row_norm(ctx, op, x, weight, bias, d, eps);
+    return row_norm(ctx, op, x, weight, bias, d, eps, ND_NO_ACT);
 }
 
 // ---------------------------------------------------------------------------------------------------

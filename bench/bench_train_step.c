@@ -3,7 +3,7 @@
 // (bench_train_step.py, eager mode) on the same cases and prints both and their ratio.
 //
 //   bench_train_step [--device cpu|cuda] [--repeats N] [--no-torch] [--python PATH] [--no-sampling]
-//                    [--sample-steps N]
+//                    [--sample-steps N] [--no-training]
 //
 // Each side reports wall time and its process's CPU time (all threads). On a machine shared with other
 // work the wall times depend on when each side got the cores; the CPU times (threads sleep at barriers on
@@ -135,7 +135,7 @@ int main(int argc, char **argv) {
     nd_threads_prefer_passive(argv); // as the nanodiff program runs
     nd_device device = ND_CPU;
     int repeats = 5, sample_steps = 150;
-    bool torch = true, sampling = true;
+    bool torch = true, sampling = true, training = true;
     const char *python = "/usr/bin/python3";
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--device") == 0 && i + 1 < argc)
@@ -148,11 +148,13 @@ int main(int argc, char **argv) {
             torch = false;
         else if (strcmp(argv[i], "--no-sampling") == 0)
             sampling = false;
+        else if (strcmp(argv[i], "--no-training") == 0)
+            training = false;
         else if (strcmp(argv[i], "--python") == 0 && i + 1 < argc)
             python = argv[++i];
         else {
             fprintf(stderr, "usage: bench_train_step [--device cpu|cuda] [--repeats N] [--no-torch] [--no-sampling] "
-                            "[--sample-steps N] [--python PATH]\n");
+                            "[--no-training] [--sample-steps N] [--python PATH]\n");
             return 2;
         }
     }
@@ -167,7 +169,7 @@ int main(int argc, char **argv) {
     timing ours[3] = {{0}};
     size_t peak;
     for (int k = 0; k < 3; k++) {
-        if (k == 2 && !sampling) break;
+        if ((k == 2 && !sampling) || (k < 2 && !training)) continue;
         ours[k] = k < 2 ? time_train_step(device, &cases[k], repeats, &peak)
                         : time_sampling(device, sample_steps, &peak);
         printf("nanodiff %-24s %9.1f ms  (cpu %9.1f ms)  rss %7.1f MiB  (step arena + library buffers %.1f MiB)\n",
@@ -176,8 +178,9 @@ int main(int argc, char **argv) {
     }
     if (!torch) return 0;
     char cmd[2048];
-    snprintf(cmd, sizeof cmd, "%s %s/bench_train_step.py --device %s --repeats %d --sample-steps %d%s", python,
-             ND_BENCH_DIR, device == ND_CUDA ? "cuda" : "cpu", repeats, sample_steps, sampling ? "" : " --no-sampling");
+    snprintf(cmd, sizeof cmd, "%s %s/bench_train_step.py --device %s --repeats %d --sample-steps %d%s%s", python,
+             ND_BENCH_DIR, device == ND_CUDA ? "cuda" : "cpu", repeats, sample_steps, sampling ? "" : " --no-sampling",
+             training ? "" : " --no-training");
     FILE *p = popen(cmd, "r");
     if (!p) return 1;
     char line[512];

@@ -79,11 +79,12 @@ def main():
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--no-sampling", action="store_true")
+    parser.add_argument("--no-training", action="store_true")
     parser.add_argument("--sample-steps", type=int, default=150)
     args = parser.parse_args()
     if args.device == "cpu":
         torch.set_num_threads(os.cpu_count() or 2)
-    for size in (16, 28):
+    for size in () if args.no_training else (16, 28):
         wall, cpu = train_step_ms(args.device, size, 128, args.repeats)
         print(f"torch train_step_{size}px_b128 {wall:.1f} {cpu:.1f} {max_rss_mib():.1f}", flush=True)
     if not args.no_sampling:

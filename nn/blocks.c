@@ -13,7 +13,7 @@ void nd_gelu_conv_block_init(nd_gelu_conv_block *b, nd_params *params, const cha
 
 // GELUConvBlock.forward
 nd_tensor *nd_gelu_conv_block_forward(nd_ctx *ctx, const nd_gelu_conv_block *b, nd_tensor *x) {
-    return nd_gelu(ctx, nd_group_norm_layer_forward(ctx, &b->norm, nd_conv2d_layer_forward(ctx, &b->conv, x)));
+    return nd_conv2d_norm_act_layers_forward(ctx, &b->conv, &b->norm, x, ND_UNARY_GELU);
 }
 
 void nd_down_block_init(nd_down_block *b, nd_params *params, const char *name, int64_t in_ch, int64_t out_ch,
@@ -103,9 +103,9 @@ void nd_res_block_init(nd_res_block *b, nd_params *params, const char *name, int
 
 nd_tensor *nd_res_block_forward(nd_ctx *ctx, const nd_res_block *b, nd_tensor *x, nd_tensor *temb) {
     nd_tensor *h = nd_conv2d_layer_forward(ctx, &b->conv1,
-                                           nd_silu(ctx, nd_group_norm_layer_forward(ctx, &b->norm1, x)));
+                                           nd_group_norm_layer_act_forward(ctx, &b->norm1, x, ND_UNARY_SILU));
     nd_tensor *shift = nd_linear_layer_forward(ctx, &b->temb_proj, nd_silu(ctx, temb)); // (B, out)
     h = nd_add(ctx, h, nd_reshape(ctx, shift, ND_SHAPE(shift->shape.d[0], shift->shape.d[1], 1, 1)));
-    h = nd_conv2d_layer_forward(ctx, &b->conv2, nd_silu(ctx, nd_group_norm_layer_forward(ctx, &b->norm2, h)));
+    h = nd_conv2d_layer_forward(ctx, &b->conv2, nd_group_norm_layer_act_forward(ctx, &b->norm2, h, ND_UNARY_SILU));
     return nd_add(ctx, b->has_skip ? nd_conv2d_layer_forward(ctx, &b->skip, x) : x, h);
 }

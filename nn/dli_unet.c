@@ -73,7 +73,7 @@ nd_tensor *nd_dli_unet_forward(nd_ctx *ctx, const nd_dli_unet *u, const nd_model
     nd_trace(ctx, "up2", up2);
     nd_tensor *pair[2] = {up2, down0};
     nd_tensor *h = nd_conv2d_layer_forward(ctx, &u->out_conv1, nd_concat(ctx, pair, 2, 1));
-    h = nd_relu(ctx, nd_group_norm_layer_forward(ctx, &u->out_norm, h));
+    h = nd_group_norm_layer_act_forward(ctx, &u->out_norm, h, ND_UNARY_RELU);
     nd_tensor *out = nd_conv2d_layer_forward(ctx, &u->out_conv2, h); // (B, C, S, S)
     nd_trace(ctx, "out", out);
     return out;

@@ -91,6 +91,16 @@ nd_tensor *nd_group_norm_layer_forward(nd_ctx *ctx, const nd_norm_layer *layer, 
     return nd_group_norm(ctx, x, layer->num_groups, layer->weight, layer->bias, ND_NORM_EPS);
 }
 
+nd_tensor *nd_conv2d_norm_act_layers_forward(nd_ctx *ctx, const nd_conv2d_layer *conv, const nd_norm_layer *norm,
+                                             nd_tensor *x, nd_unary_kind act) {
+    return nd_conv2d_group_norm_act(ctx, x, conv->weight, conv->bias, conv->stride, conv->padding, norm->num_groups,
+                                    norm->weight, norm->bias, ND_NORM_EPS, act);
+}
+
+nd_tensor *nd_group_norm_layer_act_forward(nd_ctx *ctx, const nd_norm_layer *layer, nd_tensor *x, nd_unary_kind act) {
+    return nd_group_norm_act(ctx, x, layer->num_groups, layer->weight, layer->bias, ND_NORM_EPS, act);
+}
+
 void nd_layer_norm_layer_init(nd_norm_layer *layer, nd_params *params, const char *name, int64_t dim) {
     norm_init(layer, params, name, dim);
     layer->num_groups = 0;

@@ -5,6 +5,11 @@
 
 #include "dli_models.h"
 
+// Images per chunk of a forward pass that nothing differentiates (sampling, evaluation): enough for the
+// convolutions to run at full speed (the course model's sampling batch of 200 runs as fast in chunks of 50),
+// few enough that the step arena holds a quarter of the activations.
+#define ND_INFERENCE_CHUNK 50
+
 static const char *kind_names[] = {"dli-unet", "dli-unet-v1", "t2i-unet"};
 
 const char *nd_model_kind_name(nd_model_kind kind) { return kind_names[kind]; }
@@ -136,19 +141,56 @@ void nd_model_free(nd_model *m) {
     *m = (nd_model){0};
 }
 
-nd_tensor *nd_model_forward(nd_ctx *ctx, const nd_model *m, nd_tensor *x, nd_tensor *t, nd_tensor *context,
-                            bool training) {
+static nd_tensor *forward_batch(nd_ctx *ctx, const nd_model *m, nd_tensor *x, nd_tensor *t, nd_tensor *context,
+                                bool training) {
     const nd_model_config *c = &m->config;
-    nd_shape want = nd_shape_from((const int64_t[]){x->shape.d[0], c->img_ch, c->img_size, c->img_size}, 4);
-    if (!nd_shape_equal(x->shape, want))
-        nd_abort_shapes(ND_HERE, nd_model_kind_name(c->kind), "images must be (B, img_ch, img_size, img_size)",
-                        x->shape, want);
     switch (c->kind) {
     case ND_MODEL_DLI_UNET: return nd_dli_unet_forward(ctx, m->impl, c, x, t, context);
     case ND_MODEL_DLI_UNET_V1: return nd_dli_unet_v1_forward(ctx, m->impl, c, x, t, training);
     case ND_MODEL_T2I_UNET: return nd_t2i_unet_forward(ctx, m->impl, c, x, t, context);
     }
     return NULL;
+}
+
+// Rows [start, start + count) of t (N, ...) as a handle on its storage (view), or NULL for NULL.
+static nd_tensor *rows_view(nd_tensor *t, int64_t start, int64_t count, nd_tensor *view) {
+    if (!t) return NULL;
+    int64_t row = t->numel / t->shape.d[0];
+    *view = *t;
+    view->data = t->data + start * row;
+    view->shape.d[0] = count;
+    view->numel = count * row;
+    return view;
+}
+
+nd_tensor *nd_model_forward(nd_ctx *ctx, const nd_model *m, nd_tensor *x, nd_tensor *t, nd_tensor *context,
+                            bool training) {
+    const nd_model_config *c = &m->config;
+    int64_t batch = x->shape.d[0];
+    nd_shape want = nd_shape_from((const int64_t[]){batch, c->img_ch, c->img_size, c->img_size}, 4);
+    if (!nd_shape_equal(x->shape, want))
+        nd_abort_shapes(ND_HERE, nd_model_kind_name(c->kind), "images must be (B, img_ch, img_size, img_size)",
+                        x->shape, want);
+    if (ctx->grad_enabled || training || batch <= ND_INFERENCE_CHUNK)
+        return forward_batch(ctx, m, x, t, context, training);
+    // Nothing to differentiate: equal chunks of at most ND_INFERENCE_CHUNK images, each chunk's intermediates
+    // handed back to the step arena before the next. No layer mixes images (group norms are per image, batch
+    // norm uses its running statistics outside training), so the output is the whole batch's, and the arena
+    // holds one chunk's activations instead of the batch's.
+    int64_t chunks = (batch + ND_INFERENCE_CHUNK - 1) / ND_INFERENCE_CHUNK, chunk = (batch + chunks - 1) / chunks;
+    nd_tensor *out = nd_empty(ctx, x->shape); // (B, C, S, S): the predicted noise
+    int64_t per_image = out->numel / batch;
+    for (int64_t start = 0; start < batch; start += chunk) {
+        int64_t count = batch - start < chunk ? batch - start : chunk;
+        nd_tensor views[3]; // the chunk's x, t and context
+        nd_arena_mark mark = nd_arena_get_mark(&ctx->step);
+        nd_tensor *y = forward_batch(ctx, m, rows_view(x, start, count, &views[0]),
+                                     rows_view(t, start, count, &views[1]), rows_view(context, start, count, &views[2]),
+                                     false);
+        nd_buffer_copy(ctx, out->data + start * per_image, y->data, y->numel);
+        nd_arena_release(&ctx->step, mark);
+    }
+    return out;
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -62,6 +62,11 @@ typedef struct nd_norm_layer {
 void nd_group_norm_layer_init(nd_norm_layer *layer, nd_params *params, const char *name, int num_groups,
                               int64_t channels);
 nd_tensor *nd_group_norm_layer_forward(nd_ctx *ctx, const nd_norm_layer *layer, nd_tensor *x);
+// act(GroupNorm(x)) as one op (nd_group_norm_act), e.g. the GELU after a GELUConvBlock's GroupNorm.
+nd_tensor *nd_group_norm_layer_act_forward(nd_ctx *ctx, const nd_norm_layer *layer, nd_tensor *x, nd_unary_kind act);
+// act(GroupNorm(Conv2d(x))) (nd_conv2d_group_norm_act: one call when nothing needs a gradient).
+nd_tensor *nd_conv2d_norm_act_layers_forward(nd_ctx *ctx, const nd_conv2d_layer *conv, const nd_norm_layer *norm,
+                                             nd_tensor *x, nd_unary_kind act);
 void nd_layer_norm_layer_init(nd_norm_layer *layer, nd_params *params, const char *name, int64_t dim);
 nd_tensor *nd_layer_norm_layer_forward(nd_ctx *ctx, const nd_norm_layer *layer, nd_tensor *x);
 
@@ -232,7 +237,8 @@ void nd_model_create(nd_model *m, nd_model_config config, nd_ctx *ctx);
 void nd_model_free(nd_model *m);
 // Predicted noise for x (B, C, S, S) at timesteps t (B,) (raw step numbers, divided by T inside) given the
 // context: dli-unet (B, classes) one-hot already multiplied by its mask, or NULL when unconditional;
-// t2i-unet (B, tokens, D). training selects BatchNorm's batch statistics (v1 only).
+// t2i-unet (B, tokens, D). training selects BatchNorm's batch statistics (v1 only). With grad mode off
+// (sampling, evaluation) a large batch runs in chunks whose intermediates are released as it goes.
 nd_tensor *nd_model_forward(nd_ctx *ctx, const nd_model *m, nd_tensor *x, nd_tensor *t, nd_tensor *context,
                             bool training);
 // Prints each block's output shape and parameter count for a batch of one, then the total.

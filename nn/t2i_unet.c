@@ -67,7 +67,7 @@ nd_tensor *nd_t2i_unet_forward(nd_ctx *ctx, const nd_t2i_unet *u, const nd_model
         }
         nd_trace(ctx, level == 0 ? "up.0" : level == 1 ? "up.1" : "up.2", h);
     }
-    h = nd_silu(ctx, nd_group_norm_layer_forward(ctx, &u->norm_out, h));
+    h = nd_group_norm_layer_act_forward(ctx, &u->norm_out, h, ND_UNARY_SILU);
     nd_tensor *out = nd_conv2d_layer_forward(ctx, &u->conv_out, h);
     nd_trace(ctx, "out", out);
     return out;

@@ -18,6 +18,15 @@ static nd_tensor *group_norm(nd_ctx *c, nd_tensor **x) { return nd_group_norm(c,
 static nd_tensor *group_norm_noaffine(nd_ctx *c, nd_tensor **x) {
     return nd_group_norm(c, x[0], 3, NULL, NULL, NORM_EPS);
 }
+static nd_tensor *group_norm_gelu(nd_ctx *c, nd_tensor **x) {
+    return nd_group_norm_act(c, x[0], 3, x[1], x[2], NORM_EPS, ND_UNARY_GELU);
+}
+static nd_tensor *group_norm_silu_noaffine(nd_ctx *c, nd_tensor **x) {
+    return nd_group_norm_act(c, x[0], 2, NULL, NULL, NORM_EPS, ND_UNARY_SILU);
+}
+static nd_tensor *group_norm_tanh(nd_ctx *c, nd_tensor **x) { // an activation whose derivative reads its output
+    return nd_group_norm_act(c, x[0], 3, x[1], x[2], NORM_EPS, ND_UNARY_TANH);
+}
 static nd_tensor *layer_norm(nd_ctx *c, nd_tensor **x) { return nd_layer_norm(c, x[0], x[1], x[2], NORM_EPS); }
 static nd_tensor *layer_norm_noaffine(nd_ctx *c, nd_tensor **x) { return nd_layer_norm(c, x[0], NULL, NULL, NORM_EPS); }
 
@@ -45,6 +54,9 @@ static nd_tensor *attention_causal(nd_ctx *c, nd_tensor **x) { return nd_attenti
 const gc_case gc_cases_norm[] = {
     {.name = "group_norm", .n_inputs = 3, .inputs = {IN(2, 6, 3, 3), IN(6), IN(6)}, .build = group_norm},
     {.name = "group_norm_noaffine", .n_inputs = 1, .inputs = {IN(2, 6, 3, 3)}, .build = group_norm_noaffine},
+    {.name = "group_norm_gelu", .n_inputs = 3, .inputs = {IN(2, 6, 3, 3), IN(6), IN(6)}, .build = group_norm_gelu},
+    {.name = "group_norm_silu_noaffine", .n_inputs = 1, .inputs = {IN(2, 4, 2, 3)}, .build = group_norm_silu_noaffine},
+    {.name = "group_norm_tanh", .n_inputs = 3, .inputs = {IN(2, 6, 3, 3), IN(6), IN(6)}, .build = group_norm_tanh},
     // A row of 5 values can have a small variance, where normalization curves sharply: at the default eps the
     // truncation error reaches half the tolerance. 5e-3 cuts it 4x while rounding, which grows as 1/eps, stays
     // small (worst seen 0.05 of the tolerance).

@@ -1,4 +1,5 @@
-// Unit tests of the autograd core: arena growth and stable addresses, views, the tape, shape errors,
+// Unit tests of the autograd core: arena growth and stable addresses, views, the tape and the gradient
+// buffers of backward, shape errors,
 // the counter-based RNG, flat parameter buffers, batch prefetching, and the BLAS the program really loads.
 #include <math.h>
 #include <stdlib.h>
@@ -74,6 +75,39 @@ static void test_views_and_tape(void) {
     nd_ctx_set_grad(&ctx, false);
     nd_tensor *z = nd_exp(&ctx, x);
     CHECK(!z->requires_grad && ctx.tape.n == 0, "no-grad mode must not record");
+    nd_ctx_free(&ctx);
+}
+
+// Backward makes an op output's gradient when a gradient first flows into it and reuses it once spent: a
+// chain of 16 same-sized ops needs a few gradient buffers, not 16; the input's gradient is right; the
+// intermediate gradients are not kept afterwards.
+static void test_backward_memory(void) {
+    enum { N = 4096, DEPTH = 16 };
+    nd_ctx ctx;
+    nd_ctx_init(&ctx, ND_CPU, 4 << 20, 2);
+    nd_tensor *x = nd_empty(&ctx, ND_SHAPE(N));
+    nd_rand_normal(&ctx, x, 0.0f, 1.0f);
+    nd_requires_grad(&ctx, x, false);
+    nd_tensor *h = x, *mid = NULL; // h_{k+1} = 0.9 h_k (+ a reshape in the middle: a view shares its gradient)
+    for (int k = 0; k < DEPTH; k++) {
+        h = nd_mul_scalar(&ctx, h, 0.9f);
+        if (k == DEPTH / 2) h = mid = nd_reshape(&ctx, h, ND_SHAPE(64, 64));
+    }
+    nd_tensor *loss = nd_sum_all(&ctx, h);
+    size_t before = ctx.step.data_used, buffer = N * sizeof(float);
+    ctx.step.data_peak = 0;
+    nd_backward(&ctx, loss);
+    size_t used = ctx.step.data_peak > before ? ctx.step.data_peak - before : 0;
+    CHECK(used <= 3 * buffer, "backward of %d ops took %zu bytes, %zu per gradient", DEPTH, used, buffer);
+    float *grad = malloc(buffer), want = powf(0.9f, DEPTH);
+    nd_grad_to_host(&ctx, x, grad);
+    for (int i = 0; i < N; i++)
+        if (fabsf(grad[i] - want) > 1e-6f * want) {
+            CHECK(false, "grad[%d] = %g, want %g", i, grad[i], want);
+            break;
+        }
+    free(grad);
+    CHECK(!h->grad && !mid->grad && !loss->grad, "op outputs keep no gradient after backward");
     nd_ctx_free(&ctx);
 }
 
@@ -268,6 +302,7 @@ int main(void) {
     test_shape_errors();
     test_arena();
     test_views_and_tape();
+    test_backward_memory();
     test_rng();
     test_params();
     test_fast_erf();

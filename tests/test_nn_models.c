@@ -1,5 +1,6 @@
 // The models' parameter counts equal the course's (reference/dli-course.md), parameter names follow the
-// PyTorch modules, and each model runs forward at its image sizes.
+// PyTorch modules, each model runs forward at its image sizes, and inference runs large batches in chunks.
+#include <stdlib.h>
 #include <string.h>
 
 #include "nn.h"
@@ -78,9 +79,77 @@ static void test_forward_shapes(void) {
     nd_ctx_free(&ctx);
 }
 
+// A forward pass with grad mode off runs a large batch in chunks, releasing each chunk's intermediates: the
+// output equals the whole batch's (computed with grad mode on, in one piece), each image's equals its own
+// forward alone, and the step arena's peak is a chunk's, not the batch's.
+static void test_inference_chunks(void) {
+    enum { BATCH = 120, CHUNK = 40 }; // three chunks of 40 (at most 50 images each)
+    nd_model_kind kinds[] = {ND_MODEL_DLI_UNET, ND_MODEL_DLI_UNET_V1, ND_MODEL_T2I_UNET};
+    for (int k = 0; k < 3; k++) {
+        nd_ctx ctx;
+        nd_ctx_init(&ctx, ND_CPU, 1 << 20, 5);
+        nd_model_config c = nd_model_config_default(kinds[k], 1, 16, kinds[k] == ND_MODEL_T2I_UNET ? 16 : 10);
+        nd_model m;
+        nd_model_create(&m, c, &ctx);
+        // every image its own noise, timestep and context, so a chunk given another chunk's rows would show
+        nd_tensor *x = nd_empty_persistent(&ctx, ND_SHAPE(BATCH, 1, 16, 16));
+        nd_rand_normal(&ctx, x, 0.0f, 1.0f);
+        nd_tensor *t = nd_empty_persistent(&ctx, ND_SHAPE(BATCH));
+        nd_rand_uniform(&ctx, t, 0.0f, 149.0f);
+        nd_shape context_shape = kinds[k] == ND_MODEL_T2I_UNET ? ND_SHAPE(BATCH, 5, 16) : ND_SHAPE(BATCH, 10);
+        nd_tensor *context = kinds[k] == ND_MODEL_DLI_UNET_V1 ? NULL : nd_empty_persistent(&ctx, context_shape);
+        if (context) nd_rand_normal(&ctx, context, 0.0f, 1.0f);
+        int64_t n = x->numel, per_image = n / BATCH;
+        float *whole = malloc((size_t)n * sizeof(float)), *chunked = malloc((size_t)n * sizeof(float));
+        nd_copy_to_host(&ctx, nd_model_forward(&ctx, &m, x, t, context, false), whole); // grad mode on
+        nd_ctx_step_end(&ctx);
+        ctx.step.data_peak = 0;
+        nd_ctx_set_grad(&ctx, false);
+        nd_copy_to_host(&ctx, nd_model_forward(&ctx, &m, x, t, context, false), chunked);
+        size_t batch_peak = ctx.step.data_peak;
+        nd_ctx_step_end(&ctx);
+        // the whole batch's path differs (direct convolutions where inference runs Winograd's, group norms
+        // apart from them): rounding of O(1) outputs
+        long long worst;
+        double v = test_max_violation(chunked, whole, n, 1e-4, 1e-4, &worst);
+        CHECK(v <= 1.0, "%s: chunked inference differs from the whole batch (violation %.2f at image %lld)",
+              nd_model_kind_name(kinds[k]), v, worst / per_image);
+        for (int64_t i = 0; i < BATCH; i += CHUNK - 1) { // first and last images of chunks
+            nd_tensor xs = *x, ts = *t, cs = context ? *context : (nd_tensor){0};
+            xs.data += i * per_image, xs.shape.d[0] = 1, xs.numel = per_image;
+            ts.data += i, ts.shape.d[0] = 1, ts.numel = 1;
+            if (context) cs.data += i * (context->numel / BATCH), cs.shape.d[0] = 1, cs.numel = context->numel / BATCH;
+            float alone[256];
+            nd_copy_to_host(&ctx, nd_model_forward(&ctx, &m, &xs, &ts, context ? &cs : NULL, false), alone);
+            nd_ctx_step_end(&ctx);
+            v = test_max_violation(chunked + i * per_image, alone, per_image, 1e-5, 1e-5, &worst);
+            CHECK(v <= 1.0, "%s: image %lld of the chunked batch differs from its forward alone (violation %.2f)",
+                  nd_model_kind_name(kinds[k]), (long long)i, v);
+        }
+        ctx.step.data_peak = 0;
+        nd_tensor x40 = *x;
+        x40.shape.d[0] = CHUNK, x40.numel = CHUNK * per_image;
+        nd_tensor t40 = *t, c40 = context ? *context : (nd_tensor){0};
+        t40.shape.d[0] = CHUNK, t40.numel = CHUNK;
+        if (context) c40.shape.d[0] = CHUNK, c40.numel = context->numel / BATCH * CHUNK;
+        nd_model_forward(&ctx, &m, &x40, &t40, context ? &c40 : NULL, false);
+        size_t chunk_peak = ctx.step.data_peak;
+        nd_ctx_step_end(&ctx);
+        printf("%s: inference peak %zu KiB for %d images, %zu KiB for one chunk of %d\n", nd_model_kind_name(kinds[k]),
+               batch_peak >> 10, BATCH, chunk_peak >> 10, CHUNK);
+        CHECK(batch_peak < chunk_peak + chunk_peak / 2, "%s: the batch of %d took %zu bytes, a chunk %zu",
+              nd_model_kind_name(kinds[k]), BATCH, batch_peak, chunk_peak);
+        free(whole);
+        free(chunked);
+        nd_model_free(&m);
+        nd_ctx_free(&ctx);
+    }
+}
+
 int main(void) {
     test_counts();
     test_names();
     test_forward_shapes();
+    test_inference_chunks();
     return test_finish("nn_models");
 }

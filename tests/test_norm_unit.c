@@ -1,5 +1,6 @@
 // Unit tests of the norm and attention ops beyond their gradient checks: batch norm's running statistics
-// against PyTorch (fixture tensors batch_norm2d_running/* in norm.ndfx), and the shape errors of every op.
+// against PyTorch (fixture tensors batch_norm2d_running/* in norm.ndfx), group norm with its activation
+// in one op against the two ops it replaces, and the shape errors of every op.
 #include <stdlib.h>
 #include <string.h>
 
@@ -52,10 +53,74 @@ static void test_running_statistics(const char *path) {
 }
 
 // ---------------------------------------------------------------------------------------------------
+// group norm with its activation
+
+// The output and the gradients of x, weight and bias of sum(act(group_norm(x)) * r), fused or as two ops;
+// also the step arena's bytes after the forward.
+static void group_norm_act_run(nd_unary_kind act, bool fused, float **out, size_t *forward_bytes) {
+    const int64_t shape[4] = {2, 64, 8, 8}; // a GELUConvBlock's: 32 groups of 2 channels
+    nd_ctx ctx;
+    nd_ctx_init(&ctx, ND_CPU, 4 << 20, 11); // same seed: same inputs both ways
+    nd_tensor *in[3] = {nd_empty(&ctx, nd_shape_from(shape, 4)), nd_empty(&ctx, ND_SHAPE(64)),
+                        nd_empty(&ctx, ND_SHAPE(64))};
+    for (int i = 0; i < 3; i++) {
+        nd_rand_normal(&ctx, in[i], 0.0f, 1.0f);
+        nd_requires_grad(&ctx, in[i], false);
+    }
+    size_t before = ctx.step.data_used;
+    nd_tensor *y = fused ? nd_group_norm_act(&ctx, in[0], 32, in[1], in[2], 1e-5f, act)
+                         : nd_unary_at(&ctx, act, nd_group_norm(&ctx, in[0], 32, in[1], in[2], 1e-5f), 0.0f, 0.0f,
+                                       ND_HERE);
+    *forward_bytes = ctx.step.data_used - before;
+    nd_tensor *r = nd_empty(&ctx, y->shape);
+    nd_rand_normal(&ctx, r, 0.0f, 1.0f);
+    nd_backward(&ctx, nd_sum_all(&ctx, nd_mul(&ctx, y, r)));
+    nd_tensor *values[4] = {y, in[0], in[1], in[2]};
+    for (int i = 0; i < 4; i++) {
+        out[i] = malloc((size_t)values[i]->numel * sizeof(float));
+        if (i == 0)
+            nd_copy_to_host(&ctx, y, out[0]);
+        else
+            nd_grad_to_host(&ctx, values[i], out[i]);
+    }
+    nd_ctx_free(&ctx);
+}
+
+// The fused op computes each element with the same formulas as the two ops, in the same order: outputs and
+// gradients agree exactly (a zero's sign aside: the two ops add the activation's gradient to a zeroed
+// buffer). Its forward keeps one activation less (the norm's output).
+static void test_group_norm_act_matches_two_ops(void) {
+    const nd_unary_kind acts[] = {ND_UNARY_GELU, ND_UNARY_SILU, ND_UNARY_RELU, ND_UNARY_TANH};
+    const char *what[4] = {"output", "x gradient", "weight gradient", "bias gradient"};
+    const int64_t sizes[4] = {2 * 64 * 8 * 8, 2 * 64 * 8 * 8, 64, 64};
+    for (int k = 0; k < 4; k++) {
+        float *fused[4], *two[4];
+        size_t fused_bytes, two_bytes;
+        group_norm_act_run(acts[k], true, fused, &fused_bytes);
+        group_norm_act_run(acts[k], false, two, &two_bytes);
+        for (int i = 0; i < 4; i++) {
+            long long worst;
+            CHECK(test_max_violation(fused[i], two[i], sizes[i], 0.0, 0.0, &worst) == 0.0,
+                  "nd_group_norm_act with %s: %s differs from the two ops' (at %lld)", nd_unary_name(acts[k]), what[i],
+                  worst);
+            free(fused[i]);
+            free(two[i]);
+        }
+        size_t activation = (size_t)sizes[0] * sizeof(float);
+        CHECK(fused_bytes + activation <= two_bytes, "fused forward kept %zu bytes, the two ops %zu", fused_bytes,
+              two_bytes);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
 // shape errors: each must abort naming the op and both shapes (or the shape and the bad number)
 
 static nd_ctx err_ctx;
 static nd_tensor *zeros(nd_shape s) { return nd_zeros(&err_ctx, s); }
+
+static void group_norm_act_affine(void) {
+    nd_group_norm_act(&err_ctx, zeros(ND_SHAPE(2, 6, 3, 3)), 3, NULL, NULL, 1e-5f, ND_UNARY_AFFINE);
+}
 
 static void group_norm_groups(void) { nd_group_norm(&err_ctx, zeros(ND_SHAPE(2, 6, 3, 3)), 4, NULL, NULL, 1e-5f); }
 static void group_norm_weight(void) {
@@ -96,6 +161,7 @@ static void test_shape_errors(void) {
     static const shape_error cases[] = {
         {group_norm_groups, {"nd_group_norm", "(2,6,3,3)", "4 groups"}},
         {group_norm_weight, {"nd_group_norm", "(5)", "(2,6,3,3)"}},
+        {group_norm_act_affine, {"nd_group_norm_act", "activation", "without parameters"}},
         {layer_norm_bias, {"nd_layer_norm", "(4)", "(2,3,5)"}},
         {batch_norm_rank, {"nd_batch_norm2d", "(2,3,4)", "(N, C, H, W)"}},
         {batch_norm_running, {"nd_batch_norm2d", "(4)", "(2,3,3,3)"}},
@@ -123,6 +189,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     test_running_statistics(argv[1]);
+    test_group_norm_act_matches_two_ops();
     test_shape_errors();
     return test_finish("norm");
 }

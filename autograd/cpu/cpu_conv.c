@@ -172,12 +172,18 @@ void nd_cpu_upsample_backward(float *dx, const float *dy, int64_t planes, int64_
 #ifndef ND_WITH_DNNL
 // Built without oneDNN: convolutions run as im2col + OpenBLAS GEMMs (ops_conv.c).
 bool nd_cpu_conv_forward(float *y, const float *x, const float *w, const float *bias, const nd_conv_geom *g,
-                         int64_t batch, int64_t filters, bool transposed) {
+                         int64_t batch, int64_t filters, bool transposed, bool inference) {
     return false;
 }
 
 bool nd_cpu_conv_backward(float *dx, float *dw, float *dbias, const float *dy, const float *x, const float *w,
                           const nd_conv_geom *g, int64_t batch, int64_t filters, bool transposed, bool bias) {
+    return false;
+}
+
+bool nd_cpu_conv_norm_act_forward(float *y, const float *x, const float *w, const float *bias, const nd_conv_geom *g,
+                                  int64_t batch, int64_t filters, int64_t groups, const float *norm_weight,
+                                  const float *norm_bias, float eps, nd_unary_kind act) {
     return false;
 }
 

@@ -7,19 +7,41 @@
 // then runs its AVX-512 kernels instead of im2col + GEMM. Primitives are cached by shape, so each distinct
 // convolution of a model pays its creation once. The blocked copies live in a few grow-only buffers owned
 // here (their size is reported beside the step arena's peak).
+//
+// A convolution that no backward follows (sampling, evaluation) is an inference one: a 3x3 stride-1
+// convolution then runs Winograd's F(4x4, 3x3) (oneDNN's forward-only kernels, about twice the direct
+// ones' speed here, within ~1e-6 of them), and its weights stay in the primitive's layout from call to
+// call. Winograd's weight transform costs as much as the convolution, so that cache is what makes it pay.
+// A cached entry is keyed by the weights' address and layout and holds a copy of the plain weights it was
+// made from; every call compares the weights with that copy, so any change to them (an optimizer step,
+// a loaded checkpoint, a buffer reused for other weights) is seen, at the cost of reading them twice.
+//
+// A transposed convolution whose windows do not overlap (kernel = stride, no padding: the U-Net's 2x2
+// upsampling) is a 1x1 convolution to kernel_h * kernel_w * out_c channels followed by depth-to-space;
+// oneDNN's 1x1 kernels run it at twice its deconvolution's speed.
+//
+// An inference convolution followed by group norm and its activation (a GELUConvBlock) is normalized
+// straight from the convolution's blocked output: the statistics and act(norm(.)) read each image while it
+// is in cache and write the NCHW result once, where the three ops would reorder it back, then read it
+// three times and write it twice.
 #define _DEFAULT_SOURCE // MAP_ANONYMOUS
 #include <dnnl.h>
+#ifdef __AVX__
+#include <immintrin.h>
+#endif
 #include <sys/mman.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../elementwise_math.h"
 #include "cpu.h"
 
 // Cache sizes: a U-Net has about a dozen convolution shapes per batch size. A full cache replaces its
 // entries in turn (a program that keeps changing shapes pays the creation again, nothing else).
 #define ND_DNNL_MAX_SHAPES 64
 #define ND_DNNL_MAX_REORDERS 256
+#define ND_DNNL_MAX_WEIGHTS 64 // a U-Net has about 20 convolutions
 
 static void dnnl_check(dnnl_status_t status, const char *call, int line) {
     if (status == dnnl_success) return;
@@ -34,15 +56,26 @@ static void dnnl_check(dnnl_status_t status, const char *call, int line) {
 // (in_c, out_c, kh, kw) into (batch, out_c, out_h, out_w).
 typedef struct conv_key {
     int64_t batch, in_c, out_c, in_h, in_w, out_h, out_w, kh, kw, stride, padding;
-    int transposed, bias;
+    int transposed, bias, inference;
+    int pointwise_of_transposed; // the 1x1 convolution of a kernel = stride transposed one: plain NCHW
+                                 // tensors, weights (in_c, out_c) as stored for the transposed one
 } conv_key;
 
 typedef struct conv_prims {
     conv_key key;
     dnnl_memory_desc_t user_src, user_weights, user_dst, user_bias;
-    dnnl_primitive_desc_t fwd_pd, bwd_data_pd, bwd_weights_pd;
+    dnnl_primitive_desc_t fwd_pd, bwd_data_pd, bwd_weights_pd; // an inference key has no backward
     dnnl_primitive_t fwd, bwd_data, bwd_weights;
 } conv_prims;
+
+// Weights kept in a primitive's layout between inference calls.
+typedef struct weight_entry {
+    const float *user;       // the plain weights' address
+    dnnl_memory_desc_t want; // the primitive's layout
+    size_t plain_bytes, blocked_bytes;
+    float *plain; // the plain weights `blocked` was made from
+    void *blocked;
+} weight_entry;
 
 typedef struct reorder_entry {
     dnnl_memory_desc_t from, to;
@@ -60,6 +93,8 @@ static struct {
     int n_shapes, next_shape; // entries filled; the entry a full cache replaces next
     reorder_entry reorders[ND_DNNL_MAX_REORDERS];
     int n_reorders, next_reorder;
+    weight_entry weights[ND_DNNL_MAX_WEIGHTS];
+    int n_weights, next_weight;
     void *slot[N_SLOTS];
     size_t slot_bytes[N_SLOTS];
 } dnnl;
@@ -73,6 +108,7 @@ static void dnnl_init(void) {
 size_t nd_cpu_workspace_bytes(void) {
     size_t total = 0;
     for (int i = 0; i < N_SLOTS; i++) total += dnnl.slot_bytes[i];
+    for (int i = 0; i < dnnl.n_weights; i++) total += dnnl.weights[i].plain_bytes + dnnl.weights[i].blocked_bytes;
     return total;
 }
 
@@ -159,6 +195,41 @@ static const void *as_layout(const dnnl_memory_desc_t *have, const void *ptr, co
     return copy;
 }
 
+static void *xmalloc_aligned(size_t bytes) {
+    void *p = NULL;
+    if (posix_memalign(&p, 64, bytes ? bytes : 1) != 0 || !p) {
+        fprintf(stderr, "nanodiff: out of memory for %zu bytes of cached convolution weights\n", bytes);
+        abort();
+    }
+    return p;
+}
+
+// The weights w (plain layout `have`) in the layout `want`, from the cache when it holds the same weights.
+static const void *cached_weights(const dnnl_memory_desc_t *have, const float *w, const dnnl_memory_desc_t *want) {
+    size_t plain_bytes = dnnl_memory_desc_get_size(have);
+    weight_entry *e = NULL;
+    for (int i = 0; i < dnnl.n_weights && !e; i++)
+        if (dnnl.weights[i].user == w && dnnl_memory_desc_equal(&dnnl.weights[i].want, want)) e = &dnnl.weights[i];
+    if (e && memcmp(e->plain, w, plain_bytes) == 0) return e->blocked;
+    if (!e) {
+        if (dnnl.n_weights == ND_DNNL_MAX_WEIGHTS) {
+            e = &dnnl.weights[dnnl.next_weight];
+            dnnl.next_weight = (dnnl.next_weight + 1) % ND_DNNL_MAX_WEIGHTS;
+            free(e->plain);
+            free(e->blocked);
+        } else {
+            e = &dnnl.weights[dnnl.n_weights++];
+        }
+        e->user = w, e->want = *want;
+        e->plain_bytes = plain_bytes, e->blocked_bytes = dnnl_memory_desc_get_size(want);
+        e->plain = xmalloc_aligned(e->plain_bytes);
+        e->blocked = xmalloc_aligned(e->blocked_bytes);
+    }
+    reorder(have, w, want, e->blocked, false);
+    memcpy(e->plain, w, plain_bytes);
+    return e->blocked;
+}
+
 static const dnnl_memory_desc_t *query(dnnl_primitive_desc_t pd, dnnl_query_t what) {
     return dnnl_primitive_desc_query_md(pd, what, 0);
 }
@@ -180,8 +251,8 @@ static conv_prims *prims_for(const conv_key *key) {
         dnnl_primitive_t prims[3] = {p->fwd, p->bwd_data, p->bwd_weights};
         dnnl_primitive_desc_t pds[3] = {p->fwd_pd, p->bwd_data_pd, p->bwd_weights_pd};
         for (int i = 0; i < 3; i++) {
-            DNNL_CHECK(dnnl_primitive_destroy(prims[i]));
-            DNNL_CHECK(dnnl_primitive_desc_destroy(pds[i]));
+            if (prims[i]) DNNL_CHECK(dnnl_primitive_destroy(prims[i]));
+            if (pds[i]) DNNL_CHECK(dnnl_primitive_desc_destroy(pds[i]));
         }
     } else {
         p = &dnnl.shapes[dnnl.n_shapes++];
@@ -191,7 +262,8 @@ static conv_prims *prims_for(const conv_key *key) {
     md_plain(&p->user_src, key->batch, key->in_c, key->in_h, key->in_w, dnnl_nchw);
     md_plain(&p->user_dst, key->batch, key->out_c, key->out_h, key->out_w, dnnl_nchw);
     // oneDNN's weights are (out_c, in_c, kh, kw) for both; a transposed convolution stores (in_c, out_c, ...)
-    md_plain(&p->user_weights, key->out_c, key->in_c, key->kh, key->kw, key->transposed ? dnnl_iohw : dnnl_oihw);
+    md_plain(&p->user_weights, key->out_c, key->in_c, key->kh, key->kw,
+             key->transposed || key->pointwise_of_transposed ? dnnl_iohw : dnnl_oihw);
     dnnl_dims_t bias_dims = {key->out_c};
     DNNL_CHECK(dnnl_memory_desc_init_by_tag(&p->user_bias, 1, bias_dims, dnnl_f32, dnnl_a));
 
@@ -207,11 +279,34 @@ static conv_prims *prims_for(const conv_key *key) {
     dnnl_dims_t pad_r = {(conv_h - 1) * key->stride + key->kh - image_h - key->padding,
                          (conv_w - 1) * key->stride + key->kw - image_w - key->padding};
     const dnnl_memory_desc_t *bias_md = key->bias ? &bias : NULL;
+    if (key->pointwise_of_transposed) { // forward only, plain layouts: depth-to-space reads its output next
+        dnnl_convolution_desc_t fwd;
+        DNNL_CHECK(dnnl_convolution_forward_desc_init(
+            &fwd, key->inference ? dnnl_forward_inference : dnnl_forward_training, dnnl_convolution_direct,
+            &p->user_src, &weights, NULL, &p->user_dst, strides, pad_l, pad_r));
+        DNNL_CHECK(dnnl_primitive_desc_create(&p->fwd_pd, &fwd, NULL, dnnl.engine, NULL));
+        p->fwd = make(p->fwd_pd);
+        return p;
+    }
+    if (key->inference && !key->transposed && key->kh == 3 && key->kw == 3 && key->stride == 1) {
+        // Winograd where oneDNN has it for this shape (channels in whole blocks of 16), else the direct kernels
+        dnnl_convolution_desc_t fwd;
+        DNNL_CHECK(dnnl_convolution_forward_desc_init(&fwd, dnnl_forward_inference, dnnl_convolution_winograd, &src,
+                                                      &weights, bias_md, &dst, strides, pad_l, pad_r));
+        if (dnnl_primitive_desc_create(&p->fwd_pd, &fwd, NULL, dnnl.engine, NULL) == dnnl_success) {
+            p->fwd = make(p->fwd_pd);
+            return p;
+        }
+    }
     if (key->transposed) {
         dnnl_deconvolution_desc_t fwd, bwd_data, bwd_weights;
         DNNL_CHECK(dnnl_deconvolution_forward_desc_init(&fwd, dnnl_forward_training, dnnl_deconvolution_direct, &src,
                                                         &weights, bias_md, &dst, strides, pad_l, pad_r));
         DNNL_CHECK(dnnl_primitive_desc_create(&p->fwd_pd, &fwd, NULL, dnnl.engine, NULL));
+        if (key->inference) {
+            p->fwd = make(p->fwd_pd);
+            return p;
+        }
         DNNL_CHECK(dnnl_deconvolution_backward_data_desc_init(&bwd_data, dnnl_deconvolution_direct, &src, &weights,
                                                               &dst, strides, pad_l, pad_r));
         DNNL_CHECK(dnnl_primitive_desc_create(&p->bwd_data_pd, &bwd_data, NULL, dnnl.engine, p->fwd_pd));
@@ -223,6 +318,10 @@ static conv_prims *prims_for(const conv_key *key) {
         DNNL_CHECK(dnnl_convolution_forward_desc_init(&fwd, dnnl_forward_training, dnnl_convolution_direct, &src,
                                                       &weights, bias_md, &dst, strides, pad_l, pad_r));
         DNNL_CHECK(dnnl_primitive_desc_create(&p->fwd_pd, &fwd, NULL, dnnl.engine, NULL));
+        if (key->inference) {
+            p->fwd = make(p->fwd_pd);
+            return p;
+        }
         DNNL_CHECK(dnnl_convolution_backward_data_desc_init(&bwd_data, dnnl_convolution_direct, &src, &weights, &dst,
                                                             strides, pad_l, pad_r));
         DNNL_CHECK(dnnl_primitive_desc_create(&p->bwd_data_pd, &bwd_data, NULL, dnnl.engine, p->fwd_pd));
@@ -238,14 +337,16 @@ static conv_prims *prims_for(const conv_key *key) {
 
 // The key of a convolution given as its windows: conv2d's over x (channels = in_c), or, transposed, those
 // of a conv2d over the output (channels = out_c; see ops_conv.c); `filters` is the weight's other channel count.
-static conv_key key_of(const nd_conv_geom *g, int64_t batch, int64_t filters, bool transposed, bool bias) {
+static conv_key key_of(const nd_conv_geom *g, int64_t batch, int64_t filters, bool transposed, bool bias,
+                       bool inference) {
     conv_key k = {.batch = batch,
                   .kh = g->kernel_h,
                   .kw = g->kernel_w,
                   .stride = g->stride,
                   .padding = g->padding,
                   .transposed = transposed,
-                  .bias = bias};
+                  .bias = bias,
+                  .inference = inference};
     if (transposed) {
         k.in_c = filters, k.in_h = g->out_h, k.in_w = g->out_w;
         k.out_c = g->channels, k.out_h = g->height, k.out_w = g->width;
@@ -256,15 +357,66 @@ static conv_key key_of(const nd_conv_geom *g, int64_t batch, int64_t filters, bo
     return k;
 }
 
+// y (batch, out_c, h * kh, w * kw) = z (batch, out_c * kh * kw, h, w) moved to space (channel (c * kh + i) * kw + j
+// to pixel (i, j) of each kh x kw block of channel c) + bias (out_c) or NULL.
+static void depth_to_space(float *y, const float *z, const float *bias, int64_t batch, int64_t out_c, int64_t h,
+                           int64_t w, int64_t kh, int64_t kw) {
+    int64_t plane = h * w, out_w = w * kw;
+#pragma omp parallel for
+    for (int64_t nc = 0; nc < batch * out_c; nc++) {
+        float b = bias ? bias[nc % out_c] : 0.0f;
+        const float *zc = z + nc * kh * kw * plane; // (kh, kw, h, w)
+        float *yc = y + nc * kh * kw * plane;       // (h * kh, w * kw)
+        for (int64_t r = 0; r < h; r++)
+            for (int64_t i = 0; i < kh; i++)
+                for (int64_t c = 0; c < w; c++)
+                    for (int64_t j = 0; j < kw; j++)
+                        yc[(r * kh + i) * out_w + c * kw + j] = zc[(i * kw + j) * plane + r * w + c] + b;
+    }
+}
+
+// conv_transpose2d with kernel = stride and no padding as a 1x1 convolution, then depth-to-space.
+static void transposed_as_pointwise(float *y, const float *x, const float *w, const float *bias, const conv_key *t,
+                                    bool inference) {
+    conv_key k = {.batch = t->batch,
+                  .in_c = t->in_c,
+                  .out_c = t->out_c * t->kh * t->kw,
+                  .in_h = t->in_h,
+                  .in_w = t->in_w,
+                  .out_h = t->in_h,
+                  .out_w = t->in_w,
+                  .kh = 1,
+                  .kw = 1,
+                  .stride = 1,
+                  .inference = inference,
+                  .pointwise_of_transposed = 1};
+    conv_prims *p = prims_for(&k);
+    const dnnl_memory_desc_t *w_md = query(p->fwd_pd, dnnl_query_weights_md);
+    const void *weights = inference ? cached_weights(&p->user_weights, w, w_md)
+                                    : as_layout(&p->user_weights, w, w_md, SLOT_WEIGHTS);
+    void *z = slot(SLOT_DST, dnnl_memory_desc_get_size(&p->user_dst));
+    dnnl_memory_t m_src = memory(&p->user_src, x), m_w = memory(w_md, weights), m_dst = memory(&p->user_dst, z);
+    dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, m_src}, {DNNL_ARG_WEIGHTS, m_w}, {DNNL_ARG_DST, m_dst}};
+    execute(p->fwd, 3, args);
+    dnnl_memory_destroy(m_src), dnnl_memory_destroy(m_w), dnnl_memory_destroy(m_dst);
+    depth_to_space(y, z, bias, t->batch, t->out_c, t->in_h, t->in_w, t->kh, t->kw);
+}
+
 bool nd_cpu_conv_forward(float *y, const float *x, const float *w, const float *bias, const nd_conv_geom *g,
-                         int64_t batch, int64_t filters, bool transposed) {
-    conv_key k = key_of(g, batch, filters, transposed, bias != NULL), *key = &k;
+                         int64_t batch, int64_t filters, bool transposed, bool inference) {
+    conv_key k = key_of(g, batch, filters, transposed, bias != NULL, inference), *key = &k;
+    if (transposed && key->kh == key->stride && key->kw == key->stride && key->padding == 0 &&
+        key->out_h == key->in_h * key->kh && key->out_w == key->in_w * key->kw) {
+        transposed_as_pointwise(y, x, w, bias, key, inference);
+        return true;
+    }
     conv_prims *p = prims_for(key);
     const dnnl_memory_desc_t *src_md = query(p->fwd_pd, dnnl_query_src_md);
     const dnnl_memory_desc_t *w_md = query(p->fwd_pd, dnnl_query_weights_md);
     const dnnl_memory_desc_t *dst_md = query(p->fwd_pd, dnnl_query_dst_md);
     const void *src = as_layout(&p->user_src, x, src_md, SLOT_SRC);
-    const void *weights = as_layout(&p->user_weights, w, w_md, SLOT_WEIGHTS);
+    const void *weights = inference ? cached_weights(&p->user_weights, w, w_md)
+                                    : as_layout(&p->user_weights, w, w_md, SLOT_WEIGHTS);
     bool direct = dnnl_memory_desc_equal(dst_md, &p->user_dst);
     void *dst = direct ? (void *)y : slot(SLOT_DST, dnnl_memory_desc_get_size(dst_md));
     dnnl_memory_t m_src = memory(src_md, src), m_w = memory(w_md, weights), m_dst = memory(dst_md, dst);
@@ -282,7 +434,7 @@ bool nd_cpu_conv_forward(float *y, const float *x, const float *w, const float *
 // of dx, dw, dbias may be NULL.
 bool nd_cpu_conv_backward(float *dx, float *dw, float *dbias, const float *dy, const float *x, const float *w,
                           const nd_conv_geom *g, int64_t batch, int64_t filters, bool transposed, bool bias) {
-    conv_key k = key_of(g, batch, filters, transposed, bias), *key = &k;
+    conv_key k = key_of(g, batch, filters, transposed, bias, false), *key = &k;
     conv_prims *p = prims_for(key);
     const dnnl_memory_desc_t *ddst_md = NULL; // dy in the layout of the primitive that read it last
     const void *ddst = NULL;
@@ -321,5 +473,136 @@ bool nd_cpu_conv_backward(float *dx, float *dw, float *dbias, const float *dy, c
         dnnl_memory_destroy(m_ddst), dnnl_memory_destroy(m_w), dnnl_memory_destroy(m_dsrc);
         reorder(dsrc_md, dsrc, &p->user_src, dx, true);
     }
+    return true;
+}
+
+// Channels per block of oneDNN's blocked activations (nChw16c: (batch, channels / 16, h, w, 16)).
+#define ND_DNNL_BLOCK 16
+#define ND_DNNL_MAX_GROUPS 256 // group norms with more groups take the three ops
+
+#define ND_TILE 8 // positions per tile of store_transposed
+
+// y[l * stride + i] = tile[i][l] for the first `rows` positions i and `width` channels l: a tile of a blocked
+// image written to its NCHW rows, transposed 8 x 8 in registers where the CPU has AVX.
+static void store_transposed(float *y, int64_t stride, float tile[ND_TILE][ND_DNNL_BLOCK], int64_t rows, int width) {
+#ifdef __AVX__
+    if (rows == ND_TILE) {
+        for (int half = 0; half < ND_DNNL_BLOCK / 8 && half * 8 < width; half++) {
+            __m256 r[8], t[8];
+            for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(&tile[i][half * 8]);
+            for (int i = 0; i < 8; i += 2) {
+                t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+                t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+            }
+            for (int i = 0; i < 8; i += 4) {
+                r[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+                r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+                r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+                r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+            }
+            // r[i] holds channels i (low half) and i + 4 (high half) of positions 0-3, r[i + 4] of positions 4-7
+            for (int i = 0; i < 4; i++) {
+                t[i] = _mm256_permute2f128_ps(r[i], r[i + 4], 0x20);
+                t[i + 4] = _mm256_permute2f128_ps(r[i], r[i + 4], 0x31);
+            }
+            for (int i = 0; i < 8 && half * 8 + i < width; i++) _mm256_storeu_ps(y + (half * 8 + i) * stride, t[i]);
+        }
+        return;
+    }
+#endif
+    for (int l = 0; l < width; l++)
+        for (int64_t i = 0; i < rows; i++) y[l * stride + i] = tile[i][l];
+}
+
+// y (batch, channels, positions) = act(group norm of z), z the same tensor in nChw16c (channels padded to
+// whole blocks), with each image's group statistics as norm_row_stats computes them (in double, two passes).
+// Every pass reads the blocks' 16 channels at a time, so each load is a contiguous vector.
+static void group_norm_act_from_blocked(float *y, const float *z, int64_t batch, int64_t channels, int64_t positions,
+                                        int64_t groups, const float *weight, const float *bias, float eps,
+                                        nd_unary_kind act) {
+    int64_t per_group = channels / groups, len = per_group * positions;
+    int64_t blocks = (channels + ND_DNNL_BLOCK - 1) / ND_DNNL_BLOCK, block = positions * ND_DNNL_BLOCK;
+#pragma omp parallel for
+    for (int64_t n = 0; n < batch; n++) {
+        const float *zn = z + n * blocks * block;             // (blocks, positions, 16)
+        float mn[ND_DNNL_MAX_GROUPS], rn[ND_DNNL_MAX_GROUPS]; // the groups' mean and rstd
+        double group_mean[ND_DNNL_MAX_GROUPS], group_squares[ND_DNNL_MAX_GROUPS];
+        for (int64_t grp = 0; grp < groups; grp++) group_mean[grp] = group_squares[grp] = 0.0;
+        for (int pass = 0; pass < 2; pass++) // sums, then squared deviations from the group's mean
+            for (int64_t cb = 0; cb < blocks; cb++) {
+                const float *zb = zn + cb * block;
+                double center[ND_DNNL_BLOCK], acc[ND_DNNL_BLOCK] = {0};
+                for (int l = 0; l < ND_DNNL_BLOCK; l++) {
+                    int64_t c = cb * ND_DNNL_BLOCK + l;
+                    center[l] = pass == 0 || c >= channels ? 0.0 : group_mean[c / per_group];
+                }
+                for (int64_t i = 0; i < positions; i++)
+#pragma omp simd
+                    for (int l = 0; l < ND_DNNL_BLOCK; l++) {
+                        double d = (double)zb[i * ND_DNNL_BLOCK + l] - center[l];
+                        acc[l] += pass == 0 ? d : d * d;
+                    }
+                for (int l = 0; l < ND_DNNL_BLOCK && cb * ND_DNNL_BLOCK + l < channels; l++) {
+                    int64_t grp = (cb * ND_DNNL_BLOCK + l) / per_group;
+                    if (pass == 0)
+                        group_mean[grp] += acc[l];
+                    else
+                        group_squares[grp] += acc[l];
+                }
+                if (pass == 0 && cb == blocks - 1)
+                    for (int64_t grp = 0; grp < groups; grp++) group_mean[grp] /= (double)len;
+            }
+        for (int64_t grp = 0; grp < groups; grp++) {
+            mn[grp] = (float)group_mean[grp];
+            rn[grp] = nd_norm_rstd((float)(group_squares[grp] / (double)len), eps);
+        }
+        for (int64_t cb = 0; cb < blocks; cb++) {
+            const float *zb = zn + cb * block;
+            float *yb = y + (n * channels + cb * ND_DNNL_BLOCK) * positions; // (16, positions)
+            int width = channels - cb * ND_DNNL_BLOCK < ND_DNNL_BLOCK ? (int)(channels - cb * ND_DNNL_BLOCK)
+                                                                      : ND_DNNL_BLOCK;
+            float m[ND_DNNL_BLOCK] = {0}, r[ND_DNNL_BLOCK] = {0}, w[ND_DNNL_BLOCK] = {0}, b[ND_DNNL_BLOCK] = {0};
+            for (int l = 0; l < width; l++) {
+                int64_t c = cb * ND_DNNL_BLOCK + l;
+                m[l] = mn[c / per_group], r[l] = rn[c / per_group];
+                w[l] = weight ? weight[c] : 1.0f, b[l] = bias ? bias[c] : 0.0f;
+            }
+#define APPLY(K)                                                                                                       \
+    for (int64_t i0 = 0; i0 < positions; i0 += ND_TILE) {                                                              \
+        float tile[ND_TILE][ND_DNNL_BLOCK]; /* (positions, channels) */                                                \
+        int64_t rows = positions - i0 < ND_TILE ? positions - i0 : ND_TILE;                                            \
+        for (int64_t i = 0; i < rows; i++)                                                                             \
+            _Pragma("omp simd") for (int l = 0; l < ND_DNNL_BLOCK; l++) tile[i][l] = nd_unary_f(                       \
+                K, nd_norm_affine(zb[(i0 + i) * ND_DNNL_BLOCK + l], m[l], r[l], w[l], b[l]), 0.0f, 0.0f);              \
+        store_transposed(yb + i0, positions, tile, rows, width);                                                       \
+    }
+            switch (act) { ND_UNARY_CASES(APPLY) }
+#undef APPLY
+        }
+    }
+}
+
+bool nd_cpu_conv_norm_act_forward(float *y, const float *x, const float *w, const float *bias, const nd_conv_geom *g,
+                                  int64_t batch, int64_t filters, int64_t groups, const float *norm_weight,
+                                  const float *norm_bias, float eps, nd_unary_kind act) {
+    conv_key k = key_of(g, batch, filters, false, bias != NULL, true);
+    conv_prims *p = prims_for(&k);
+    const dnnl_memory_desc_t *src_md = query(p->fwd_pd, dnnl_query_src_md);
+    const dnnl_memory_desc_t *w_md = query(p->fwd_pd, dnnl_query_weights_md);
+    const dnnl_memory_desc_t *dst_md = query(p->fwd_pd, dnnl_query_dst_md);
+    dnnl_memory_desc_t blocked;
+    md_plain(&blocked, k.batch, k.out_c, k.out_h, k.out_w, dnnl_aBcd16b);
+    if (!dnnl_memory_desc_equal(dst_md, &blocked) || groups > ND_DNNL_MAX_GROUPS) return false;
+    const void *src = as_layout(&p->user_src, x, src_md, SLOT_SRC);
+    const void *weights = cached_weights(&p->user_weights, w, w_md);
+    float *z = slot(SLOT_DST, dnnl_memory_desc_get_size(dst_md));
+    dnnl_memory_t m_src = memory(src_md, src), m_w = memory(w_md, weights), m_dst = memory(dst_md, z);
+    dnnl_memory_t m_bias = bias ? memory(&p->user_bias, bias) : NULL;
+    dnnl_exec_arg_t args[4] = {
+        {DNNL_ARG_SRC, m_src}, {DNNL_ARG_WEIGHTS, m_w}, {DNNL_ARG_DST, m_dst}, {DNNL_ARG_BIAS, m_bias}};
+    execute(p->fwd, bias ? 4 : 3, args);
+    dnnl_memory_destroy(m_src), dnnl_memory_destroy(m_w), dnnl_memory_destroy(m_dst);
+    if (m_bias) dnnl_memory_destroy(m_bias);
+    group_norm_act_from_blocked(y, z, batch, k.out_c, k.out_h * k.out_w, groups, norm_weight, norm_bias, eps, act);
     return true;
 }

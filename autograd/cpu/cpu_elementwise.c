@@ -2,24 +2,6 @@
 #include "../elementwise_math.h"
 #include "cpu.h"
 
-// One loop per kind, so each inlines its own formula and vectorizes (a switch inside the loop would not).
-#define ND_UNARY_CASES(LOOP)                                                                                           \
-    case ND_UNARY_AFFINE: LOOP(ND_UNARY_AFFINE); break;                                                                \
-    case ND_UNARY_RECIP: LOOP(ND_UNARY_RECIP); break;                                                                  \
-    case ND_UNARY_NEG: LOOP(ND_UNARY_NEG); break;                                                                      \
-    case ND_UNARY_EXP: LOOP(ND_UNARY_EXP); break;                                                                      \
-    case ND_UNARY_LOG: LOOP(ND_UNARY_LOG); break;                                                                      \
-    case ND_UNARY_SQRT: LOOP(ND_UNARY_SQRT); break;                                                                    \
-    case ND_UNARY_SQUARE: LOOP(ND_UNARY_SQUARE); break;                                                                \
-    case ND_UNARY_RELU: LOOP(ND_UNARY_RELU); break;                                                                    \
-    case ND_UNARY_GELU: LOOP(ND_UNARY_GELU); break;                                                                    \
-    case ND_UNARY_SILU: LOOP(ND_UNARY_SILU); break;                                                                    \
-    case ND_UNARY_SIGMOID: LOOP(ND_UNARY_SIGMOID); break;                                                              \
-    case ND_UNARY_TANH: LOOP(ND_UNARY_TANH); break;                                                                    \
-    case ND_UNARY_SIN: LOOP(ND_UNARY_SIN); break;                                                                      \
-    case ND_UNARY_COS: LOOP(ND_UNARY_COS); break;                                                                      \
-    default: break;
-
 void nd_cpu_unary_forward(float *y, const float *x, int64_t n, nd_unary_kind kind, float alpha, float beta) {
 #define FORWARD(K)                                                                                                     \
     _Pragma("omp parallel for simd if (n > ND_CPU_PARALLEL_MIN / 8)") for (int64_t i = 0; i < n; i++)                  \

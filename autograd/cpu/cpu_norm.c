@@ -66,6 +66,45 @@ void nd_cpu_norm_row_forward(float *y, const float *x, const float *mean, const 
     }
 }
 
+void nd_cpu_norm_row_act_forward(float *y, const float *x, const float *mean, const float *rstd, const float *weight,
+                                 const float *bias, int64_t rows, int64_t len, int64_t channels, int64_t inner,
+                                 nd_unary_kind act) {
+    int64_t blocks = len / inner;
+#define FORWARD(K)                                                                                                     \
+    _Pragma("omp parallel for if (rows * len > ND_CPU_PARALLEL_MIN / 8)") for (int64_t r = 0; r < rows; r++) {         \
+        int64_t first = row_first_channel(r, len, channels, inner);                                                    \
+        for (int64_t b = 0; b < blocks; b++) {                                                                         \
+            float w = weight ? weight[first + b] : 1.0f, bb = bias ? bias[first + b] : 0.0f, m = mean[r];              \
+            float s = rstd[r];                                                                                         \
+            const float *xb = x + r * len + b * inner; /* (inner,) */                                                  \
+            float *yb = y + r * len + b * inner;       /* (inner,) */                                                  \
+            _Pragma("omp simd") for (int64_t i = 0; i < inner; i++)                                                    \
+                yb[i] = nd_unary_f(K, nd_norm_affine(xb[i], m, s, w, bb), 0.0f, 0.0f);                                 \
+        }                                                                                                              \
+    }
+    switch (act) { ND_UNARY_CASES(FORWARD) }
+#undef FORWARD
+}
+
+void nd_cpu_norm_row_act_backward(float *dh, const float *dy, const float *x, const float *y, const float *mean,
+                                  const float *rstd, const float *weight, const float *bias, int64_t rows, int64_t len,
+                                  int64_t channels, int64_t inner, nd_unary_kind act) {
+    int64_t blocks = len / inner;
+#define BACKWARD(K)                                                                                                    \
+    _Pragma("omp parallel for if (rows * len > ND_CPU_PARALLEL_MIN / 8)") for (int64_t r = 0; r < rows; r++) {         \
+        int64_t first = row_first_channel(r, len, channels, inner);                                                    \
+        for (int64_t b = 0; b < blocks; b++) {                                                                         \
+            float w = weight ? weight[first + b] : 1.0f, bb = bias ? bias[first + b] : 0.0f, m = mean[r];              \
+            float s = rstd[r];                                                                                         \
+            int64_t at = r * len + b * inner;                                                                          \
+            _Pragma("omp simd") for (int64_t i = at; i < at + inner; i++)                                              \
+                dh[i] = dy[i] * nd_unary_df(K, nd_norm_affine(x[i], m, s, w, bb), y[i], 0.0f);                         \
+        }                                                                                                              \
+    }
+    switch (act) { ND_UNARY_CASES(BACKWARD) }
+#undef BACKWARD
+}
+
 // Per row: the means of g = dy * weight and g * xhat, then every element's gradient from them. The weight
 // is constant over each block of inner elements, so the block sums of dy and dy * xhat are scaled by it
 // (layer norm's blocks are single elements: one pass with the weight inside).

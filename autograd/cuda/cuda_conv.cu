@@ -123,12 +123,18 @@ void nd_cuda_col2im(float *dx, const float *col, const nd_conv_geom *g, int64_t 
 
 // No convolution library is linked for the GPU: convolutions run as im2col + cuBLAS GEMMs (ops_conv.c).
 bool nd_cuda_conv_forward(float *y, const float *x, const float *w, const float *bias, const nd_conv_geom *g,
-                          int64_t batch, int64_t filters, bool transposed) {
+                          int64_t batch, int64_t filters, bool transposed, bool inference) {
     return false;
 }
 
 bool nd_cuda_conv_backward(float *dx, float *dw, float *dbias, const float *dy, const float *x, const float *w,
                            const nd_conv_geom *g, int64_t batch, int64_t filters, bool transposed, bool bias) {
+    return false;
+}
+
+bool nd_cuda_conv_norm_act_forward(float *y, const float *x, const float *w, const float *bias, const nd_conv_geom *g,
+                                   int64_t batch, int64_t filters, int64_t groups, const float *norm_weight,
+                                   const float *norm_bias, float eps, nd_unary_kind act) {
     return false;
 }
 

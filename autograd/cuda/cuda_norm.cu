@@ -37,6 +37,27 @@ static __global__ void norm_row_forward_kernel(float *y, const float *x, const f
     }
 }
 
+static __global__ void norm_row_act_forward_kernel(float *y, const float *x, const float *mean, const float *rstd,
+                                                   const float *weight, const float *bias, int64_t rows, int64_t len,
+                                                   int64_t channels, int64_t inner, nd_unary_kind act) {
+    ND_CUDA_FOR_EACH(i, rows * len) {
+        int64_t r = i / len, c = i / inner % channels;
+        float h = nd_norm_affine(x[i], mean[r], rstd[r], weight ? weight[c] : 1.0f, bias ? bias[c] : 0.0f);
+        y[i] = nd_unary_f(act, h, 0.0f, 0.0f);
+    }
+}
+
+static __global__ void norm_row_act_backward_kernel(float *dh, const float *dy, const float *x, const float *y,
+                                                    const float *mean, const float *rstd, const float *weight,
+                                                    const float *bias, int64_t rows, int64_t len, int64_t channels,
+                                                    int64_t inner, nd_unary_kind act) {
+    ND_CUDA_FOR_EACH(i, rows * len) {
+        int64_t r = i / len, c = i / inner % channels;
+        float h = nd_norm_affine(x[i], mean[r], rstd[r], weight ? weight[c] : 1.0f, bias ? bias[c] : 0.0f);
+        dh[i] = dy[i] * nd_unary_df(act, h, y[i], 0.0f);
+    }
+}
+
 // Per row: the means of g = dy * weight and g * xhat, then every element's gradient from them.
 static __global__ void norm_row_backward_kernel(float *dx, const float *dy, const float *x, const float *mean,
                                                 const float *rstd, const float *weight, int64_t rows, int64_t len,
@@ -165,6 +186,22 @@ void nd_cuda_norm_row_stats(float *mean, float *rstd, const float *x, int64_t ro
 void nd_cuda_norm_row_forward(float *y, const float *x, const float *mean, const float *rstd, const float *weight,
                               const float *bias, int64_t rows, int64_t len, int64_t channels, int64_t inner) {
     ND_CUDA_MAP(rows * len, norm_row_forward_kernel, y, x, mean, rstd, weight, bias, rows, len, channels, inner);
+}
+
+// Elementwise map over rows * len.
+void nd_cuda_norm_row_act_forward(float *y, const float *x, const float *mean, const float *rstd, const float *weight,
+                                  const float *bias, int64_t rows, int64_t len, int64_t channels, int64_t inner,
+                                  nd_unary_kind act) {
+    ND_CUDA_MAP(rows * len, norm_row_act_forward_kernel, y, x, mean, rstd, weight, bias, rows, len, channels, inner,
+                act);
+}
+
+// Elementwise map over rows * len.
+void nd_cuda_norm_row_act_backward(float *dh, const float *dy, const float *x, const float *y, const float *mean,
+                                   const float *rstd, const float *weight, const float *bias, int64_t rows,
+                                   int64_t len, int64_t channels, int64_t inner, nd_unary_kind act) {
+    ND_CUDA_MAP(rows * len, norm_row_act_backward_kernel, dh, dy, x, y, mean, rstd, weight, bias, rows, len, channels,
+                inner, act);
 }
 
 // Row reduction: one block per row, which then writes its row of dx.

@@ -247,7 +247,9 @@ void nd_rand_bernoulli(nd_ctx *ctx, nd_tensor *t, float p);
 // ---------------------------------------------------------------------------------------------------
 // backward
 
-// Seeds d(loss)/d(loss) = 1 for a one-element loss and runs the tape in reverse.
+// Seeds d(loss)/d(loss) = 1 for a one-element loss and runs the tape in reverse. Gradients accumulate into
+// the leaves (nd_requires_grad, parameters); an op output's gradient exists only while backward needs it
+// (its buffer is reused once spent) and is NULL afterwards, as PyTorch keeps .grad for leaves only.
 #define nd_backward(ctx, loss) nd_backward_at(ctx, loss, ND_HERE)
 void nd_backward_at(nd_ctx *ctx, nd_tensor *loss, nd_loc loc);
 
@@ -356,6 +358,16 @@ nd_tensor *nd_embedding_at(nd_ctx *ctx, nd_tensor *weight, nd_tensor *indices, n
 #define nd_conv2d(ctx, x, weight, bias, stride, padding) nd_conv2d_at(ctx, x, weight, bias, stride, padding, ND_HERE)
 nd_tensor *nd_conv2d_at(nd_ctx *ctx, nd_tensor *x, nd_tensor *weight, nd_tensor *bias, int stride, int padding,
                         nd_loc loc);
+// act(F.group_norm(F.conv2d(x, weight, bias, stride, padding), num_groups, norm_weight, norm_bias, eps)), the
+// course's GELUConvBlock. When nothing needs a gradient the backend may do it in one call (the CPU's oneDNN
+// path normalizes the convolution's output while it is in its blocked layout and in cache); otherwise, and
+// for backward, it is nd_conv2d then nd_group_norm_act.
+#define nd_conv2d_group_norm_act(ctx, x, weight, bias, stride, padding, num_groups, norm_weight, norm_bias, eps, act)  \
+    nd_conv2d_group_norm_act_at(ctx, x, weight, bias, stride, padding, num_groups, norm_weight, norm_bias, eps, act,   \
+                                ND_HERE)
+nd_tensor *nd_conv2d_group_norm_act_at(nd_ctx *ctx, nd_tensor *x, nd_tensor *weight, nd_tensor *bias, int stride,
+                                       int padding, int num_groups, nd_tensor *norm_weight, nd_tensor *norm_bias,
+                                       float eps, nd_unary_kind act, nd_loc loc);
 // F.conv_transpose2d(x, weight, bias, stride, padding, output_padding): x (N, C_in, H, W),
 // weight (C_in, C_out, kh, kw), bias (C_out) or NULL -> (N, C_out, (H - 1) stride - 2 padding + kh +
 // output_padding, likewise for W).
@@ -382,6 +394,13 @@ nd_tensor *nd_upsample_nearest_at(nd_ctx *ctx, nd_tensor *x, int factor, nd_loc 
     nd_group_norm_at(ctx, x, num_groups, weight, bias, eps, ND_HERE)
 nd_tensor *nd_group_norm_at(nd_ctx *ctx, nd_tensor *x, int num_groups, nd_tensor *weight, nd_tensor *bias, float eps,
                             nd_loc loc);
+// act(F.group_norm(x, ...)) as one op, e.g. F.gelu(F.group_norm(...)) with act ND_UNARY_GELU: one pass
+// over x for both, and the norm's output is neither kept for backward nor given a gradient (backward makes
+// it again from x). act: any unary kind without parameters (not AFFINE or RECIP).
+#define nd_group_norm_act(ctx, x, num_groups, weight, bias, eps, act)                                                  \
+    nd_group_norm_act_at(ctx, x, num_groups, weight, bias, eps, act, ND_HERE)
+nd_tensor *nd_group_norm_act_at(nd_ctx *ctx, nd_tensor *x, int num_groups, nd_tensor *weight, nd_tensor *bias,
+                                float eps, nd_unary_kind act, nd_loc loc);
 // F.layer_norm(x, (D,), weight, bias, eps): x (..., D) normalized over the last dim, weight and bias (D) or NULL.
 #define nd_layer_norm(ctx, x, weight, bias, eps) nd_layer_norm_at(ctx, x, weight, bias, eps, ND_HERE)
 nd_tensor *nd_layer_norm_at(nd_ctx *ctx, nd_tensor *x, nd_tensor *weight, nd_tensor *bias, float eps, nd_loc loc);

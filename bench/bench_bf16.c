@@ -61,25 +61,31 @@ typedef struct conv_case {
     bool transposed;
 } conv_case;
 
-// The dli-unet's convolutions at batch 128 on 16x16 images (channels 64, 64, 128).
+// Every convolution shape of the dli-unet at batch 128 on 16x16 images (channels 64, 64, 128); T: transposed.
 static const conv_case conv_cases[] = {
     {"3x3 1->64 16px", 128, 1, 64, 16, 3, 1, 1, false},     {"3x3 64->64 16px", 128, 64, 64, 16, 3, 1, 1, false},
-    {"3x3 256->64 8px", 128, 256, 64, 8, 3, 1, 1, false},   {"3x3 64->128 8px", 128, 64, 128, 8, 3, 1, 1, false},
-    {"3x3 128->128 8px", 128, 128, 128, 8, 3, 1, 1, false}, {"3x3 512->128 4px", 128, 512, 128, 4, 3, 1, 1, false},
-    {"T2x2 256->64 4px", 128, 256, 64, 4, 2, 2, 0, true},   {"3x3 128->64 16px", 128, 128, 64, 16, 3, 1, 1, false},
+    {"3x3 256->64 8px", 128, 256, 64, 8, 3, 1, 1, false},   {"3x3 64->64 8px", 128, 64, 64, 8, 3, 1, 1, false},
+    {"3x3 64->128 8px", 128, 64, 128, 8, 3, 1, 1, false},   {"3x3 128->128 8px", 128, 128, 128, 8, 3, 1, 1, false},
+    {"3x3 512->128 4px", 128, 512, 128, 4, 3, 1, 1, false}, {"3x3 128->128 4px", 128, 128, 128, 4, 3, 1, 1, false},
+    {"T2x2 256->64 4px", 128, 256, 64, 4, 2, 2, 0, true},   {"T2x2 128->64 8px", 128, 128, 64, 8, 2, 2, 0, true},
+    {"3x3 128->64 16px", 128, 128, 64, 16, 3, 1, 1, false}, {"3x3 64->1 16px", 128, 64, 1, 16, 3, 1, 1, false},
 };
 
-// Best of `repeats` runs of one convolution, forward alone or forward + backward of sum(y).
-static double time_conv(nd_ctx *ctx, const conv_case *c, bool backward, int repeats) {
+// What a run times: the forward alone, or forward and backward for the input's or the weight's gradient.
+typedef enum { PASS_FORWARD, PASS_DX, PASS_DW, N_PASSES } conv_pass;
+
+// Best of `repeats` runs of one convolution: the forward alone, or forward + backward of sum(y) into x's or w's
+// gradient.
+static double time_conv(nd_ctx *ctx, const conv_case *c, conv_pass pass, int repeats) {
     nd_shape ws = c->transposed ? ND_SHAPE(c->in_c, c->out_c, c->kernel, c->kernel)
                                 : ND_SHAPE(c->out_c, c->in_c, c->kernel, c->kernel);
     double best = 0.0;
-    bool previous = nd_ctx_set_grad(ctx, backward);
+    bool backward = pass != PASS_FORWARD, previous = nd_ctx_set_grad(ctx, backward);
     for (int r = 0; r < repeats + 1; r++) {
         nd_tensor *x = nd_empty(ctx, ND_SHAPE(c->batch, c->in_c, c->size, c->size));
         nd_tensor *w = nd_empty(ctx, ws), *bias = nd_empty(ctx, ND_SHAPE(c->out_c));
         nd_rand_normal(ctx, x, 0.0f, 1.0f), nd_rand_normal(ctx, w, 0.0f, 0.05f), nd_fill(ctx, bias, 0.1f);
-        if (backward) nd_requires_grad(ctx, x, false), nd_requires_grad(ctx, w, false);
+        if (backward) nd_requires_grad(ctx, pass == PASS_DX ? x : w, false);
         double start = cpu_ms();
         nd_tensor *y = c->transposed ? nd_conv_transpose2d(ctx, x, w, bias, c->stride, c->padding, 0)
                                      : nd_conv2d(ctx, x, w, bias, c->stride, c->padding);
@@ -135,14 +141,17 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_bf16: %s\n", err.msg);
         return 1;
     }
-    printf("\n%-24s  %9s %9s %6s  %9s %9s %6s\n", "convolution (batch 128)", "fwd f32", "fwd bf16", "ratio", "f+b f32",
-           "f+b bf16", "ratio");
+    printf("\n%-20s  %8s %8s %6s  %8s %8s %6s  %8s %8s %6s\n", "conv (batch 128)", "fwd f32", "bf16", "ratio",
+           "+dx f32", "bf16", "ratio", "+dw f32", "bf16", "ratio");
     for (int i = 0; i < ND_COUNT(conv_cases); i++) {
         const conv_case *c = &conv_cases[i];
-        double f32_fwd = time_conv(&f32_ctx, c, false, repeats), bf_fwd = time_conv(&bf16_ctx, c, false, repeats);
-        double f32_all = time_conv(&f32_ctx, c, true, repeats), bf_all = time_conv(&bf16_ctx, c, true, repeats);
-        printf("%-24s  %9.2f %9.2f %5.2fx  %9.2f %9.2f %5.2fx\n", c->name, f32_fwd, bf_fwd, f32_fwd / bf_fwd, f32_all,
-               bf_all, f32_all / bf_all);
+        printf("%-20s", c->name);
+        for (int pass = 0; pass < N_PASSES; pass++) {
+            double f32 = time_conv(&f32_ctx, c, pass, repeats), bf = time_conv(&bf16_ctx, c, pass, repeats);
+            printf("  %8.2f %8.2f %5.2fx", f32, bf, f32 / bf);
+        }
+        printf("\n");
+        fflush(stdout);
     }
     printf("CPU ms, best of %d; ratio = f32 time / bf16 time (above 1: bf16 is faster)\n", repeats);
     nd_ctx_free(&f32_ctx);

@@ -12,7 +12,6 @@ static const nd_backend cpu_backend = {
 
 const nd_backend *nd_backend_cpu(void) { return &cpu_backend; }
 
-#ifdef ND_WITH_DNNL
 // The table above with its products in bf16: everything else (norms, softmax, losses, reductions, the
 // optimizer) reads and writes float32 as before.
 static nd_backend cpu_bf16_backend;
@@ -25,14 +24,9 @@ static void cpu_bf16_make(void) {
     cpu_bf16_backend.conv_forward = nd_cpu_conv_forward_bf16;
     cpu_bf16_backend.conv_backward = nd_cpu_conv_backward_bf16;
 }
-#endif
 
 const nd_backend *nd_backend_cpu_bf16(char *why, size_t size) {
     if (!nd_cpu_bf16_available(why, size)) return NULL;
-#ifdef ND_WITH_DNNL
     pthread_once(&cpu_bf16_made, cpu_bf16_make);
     return &cpu_bf16_backend;
-#else
-    return NULL; // nd_cpu_bf16_available said why
-#endif
 }

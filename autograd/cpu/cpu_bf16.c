@@ -71,7 +71,15 @@ bool nd_cpu_gemm_bf16_pays(int64_t m, int64_t n, int64_t k, int64_t batch) {
     return m >= ND_BF16_MIN_DIM && n >= ND_BF16_MIN_DIM && 2 * m * n * k * batch >= ND_BF16_MIN_FLOPS;
 }
 
-#ifdef ND_WITH_DNNL
+// Measured with bench/bench_bf16 (bench/README.md) on 2 threads: oneDNN 2.6's bf16 weight gradients ran 1.3-1.9x
+// faster than its float32 ones, in CPU time, for the dli-unet's convolutions of 64 to 128 input channels, but
+// 1.1-6x slower with 256 or 512 input channels, with one output channel, and for the transposed ones; on one
+// thread every bf16 pass was faster, so the difference is in how those kernels share the work between
+// threads, and shows most where the cores are shared. Those gradients run in float32.
+bool nd_cpu_conv_bf16_weights_pay(int64_t in_c, int64_t out_c, bool transposed) {
+    return !transposed && in_c <= 128 && out_c >= 16;
+}
+
 void nd_cpu_gemm_bf16(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
                       int64_t lda, int64_t stride_a, const float *b, int64_t ldb, int64_t stride_b, float beta,
                       float *c, int64_t ldc, int64_t stride_c, int64_t batch) {
@@ -81,5 +89,42 @@ void nd_cpu_gemm_bf16(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t 
     else
         nd_cpu_gemm(trans_a, trans_b, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, beta, c, ldc, stride_c,
                     batch);
+}
+
+#ifndef ND_WITH_DNNL
+// Built without oneDNN, where nd_cpu_bf16_available refuses bf16: the bf16 products' numbers without their
+// speed, for the tests. A product of two bf16 values is exact in float32, so cblas_sgemm over the rounded
+// inputs sums the same terms oneDNN's bf16 matmul does.
+
+// A copy of the floats a matrix operand spans (count matrices of rows x cols at row stride ld, `stride`
+// apart), rounded to bf16 and back.
+static float *rounded_copy(const float *src, int64_t rows, int64_t cols, int64_t ld, int64_t stride, int64_t count) {
+    int64_t span = (count - 1) * stride + (rows - 1) * ld + cols;
+    float *dst = nd_xmalloc((size_t)span * sizeof(float));
+    for (int64_t i = 0; i < span; i++) dst[i] = nd_bf16_to_float(nd_bf16_from_float(src[i]));
+    return dst;
+}
+
+void nd_cpu_gemm_bf16_always(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+                             int64_t lda, int64_t stride_a, const float *b, int64_t ldb, int64_t stride_b, float beta,
+                             float *c, int64_t ldc, int64_t stride_c, int64_t batch) {
+    if (m == 0 || n == 0) return;
+    float *a16 = rounded_copy(a, trans_a ? k : m, trans_a ? m : k, lda, stride_a, stride_a ? batch : 1);
+    float *b16 = rounded_copy(b, trans_b ? n : k, trans_b ? k : n, ldb, stride_b, stride_b ? batch : 1);
+    nd_cpu_gemm(trans_a, trans_b, m, n, k, alpha, a16, lda, stride_a, b16, ldb, stride_b, beta, c, ldc, stride_c,
+                batch);
+    free(a16);
+    free(b16);
+}
+
+// Convolutions then run as im2col + nd_cpu_gemm_bf16 (ops_conv.c), as the float32 ones do without oneDNN.
+bool nd_cpu_conv_forward_bf16(float *y, const float *x, const float *w, const float *bias, const nd_conv_geom *g,
+                              int64_t batch, int64_t filters, bool transposed) {
+    return false;
+}
+
+bool nd_cpu_conv_backward_bf16(float *dx, float *dw, float *dbias, const float *dy, const float *x, const float *w,
+                               const nd_conv_geom *g, int64_t batch, int64_t filters, bool transposed, bool bias) {
+    return false;
 }
 #endif

@@ -37,7 +37,8 @@ bool nd_cpu_bf16_available(char *why, size_t size);
 
 // The bf16 versions of the entries gemm, conv_forward and conv_backward (contracts in backend_list.h): inputs
 // rounded to bf16, products accumulated in float32, outputs and gradients float32. oneDNN's matmul and
-// convolution primitives (cpu_dnnl.c); built only with oneDNN.
+// convolution primitives (cpu_dnnl.c); built without oneDNN, where bf16 is refused, the GEMM is emulated
+// (cpu_bf16.c) and the convolutions fall back to im2col + GEMM.
 void nd_cpu_gemm_bf16(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
                       int64_t lda, int64_t stride_a, const float *b, int64_t ldb, int64_t stride_b, float beta,
                       float *c, int64_t ldc, int64_t stride_c, int64_t batch);
@@ -53,5 +54,9 @@ bool nd_cpu_gemm_bf16_pays(int64_t m, int64_t n, int64_t k, int64_t batch);
 void nd_cpu_gemm_bf16_always(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
                              int64_t lda, int64_t stride_a, const float *b, int64_t ldb, int64_t stride_b, float beta,
                              float *c, int64_t ldc, int64_t stride_c, int64_t batch);
+
+// Whether nd_cpu_conv_backward_bf16 computes a convolution's weight and bias gradients in bf16 (else with the
+// float32 primitives, on the unrounded inputs; the input gradient is bf16 either way).
+bool nd_cpu_conv_bf16_weights_pay(int64_t in_c, int64_t out_c, bool transposed);
 
 #endif

@@ -494,7 +494,11 @@ bool nd_cpu_conv_forward_bf16(float *y, const float *x, const float *w, const fl
 bool nd_cpu_conv_backward_bf16(float *dx, float *dw, float *dbias, const float *dy, const float *x, const float *w,
                                const nd_conv_geom *g, int64_t batch, int64_t filters, bool transposed, bool bias) {
     conv_key key = key_of(g, batch, filters, transposed, bias);
-    conv_run_backward(bf16_conv_prims(&key), dx, dw, dbias, dy, x, w);
+    if ((dw || dbias) && !nd_cpu_conv_bf16_weights_pay(key.in_c, key.out_c, transposed)) {
+        nd_cpu_conv_backward(NULL, dw, dbias, dy, x, w, g, batch, filters, transposed, bias);
+        dw = dbias = NULL;
+    }
+    if (dx || dw || dbias) conv_run_backward(bf16_conv_prims(&key), dx, dw, dbias, dy, x, w);
     return true;
 }
 

@@ -179,6 +179,7 @@ static void test_gemm(void) {
         {true, true, 24, 16, 40, 5, 4, true, false, false, 1.0f, 0.0f},
         {false, false, 16, 24, 32, 0, 5, false, false, true, 1.0f, 1.0f},
         {false, true, 20, 18, 22, 2, 3, true, false, false, -2.0f, 0.5f},
+        {true, false, 18, 20, 24, 1, 3, true, true, false, 1.0f, 0.0f},
     };
     for (int t = 0; t < ND_COUNT(cases); t++) {
         const gemm_case *g = &cases[t];

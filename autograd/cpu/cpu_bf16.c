@@ -60,7 +60,7 @@ bool nd_cpu_bf16_available(char *why, size_t size) {
 }
 
 // Measured with bench/bench_bf16 (bench/README.md): oneDNN's bf16 matmul, input conversions included, ran the
-// dli-unet's products 1.6-2.2x faster than cblas_sgemm in CPU time down to 128 x 64 x 64 (1 MFLOP), and 2.6x
+// dli-unet's products 1.1-2.2x faster than cblas_sgemm in CPU time down to 128 x 64 x 64 (1 MFLOP), and 3-10x
 // slower at 128 x 128 x 8, where a call's fixed cost dominates (a batch of products pays it once). A product
 // with a vector (m or n below 16: a bias gradient summed against ones) is a memory-bound sum, which bf16
 // inputs would only make less exact.
@@ -71,8 +71,8 @@ bool nd_cpu_gemm_bf16_pays(int64_t m, int64_t n, int64_t k, int64_t batch) {
     return m >= ND_BF16_MIN_DIM && n >= ND_BF16_MIN_DIM && 2 * m * n * k * batch >= ND_BF16_MIN_FLOPS;
 }
 
-// Measured with bench/bench_bf16 (bench/README.md) on 2 threads: oneDNN 2.6's bf16 weight gradients ran 1.3-1.9x
-// faster than its float32 ones, in CPU time, for the dli-unet's convolutions of 64 to 128 input channels, but
+// Measured with bench/bench_bf16 (bench/README.md) on 2 threads: oneDNN 2.6's bf16 weight gradients ran 1.1-2.1x
+// faster than its float32 ones, in CPU time, for the dli-unet's convolutions of 1 to 128 input channels, but
 // 1.1-6x slower with 256 or 512 input channels, with one output channel, and for the transposed ones; on one
 // thread every bf16 pass was faster, so the difference is in how those kernels share the work between
 // threads, and shows most where the cores are shared. Those gradients run in float32.

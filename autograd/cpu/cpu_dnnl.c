@@ -575,8 +575,9 @@ void nd_cpu_gemm_bf16_always(bool trans_a, bool trans_b, int64_t m, int64_t n, i
     int64_t count_a = stride_a ? batch : 1, count_b = stride_b ? batch : 1;
     const uint16_t *a16 = pack_bf16(SLOT_SRC, a, trans_a ? k : m, trans_a ? m : k, lda, stride_a, count_a);
     const uint16_t *b16 = pack_bf16(SLOT_WEIGHTS, b, trans_b ? n : k, trans_b ? k : n, ldb, stride_b, count_b);
-    // Every product into one C (stride_c 0: a sum over the batch when beta is 1) runs one at a time.
-    bool one_by_one = stride_c == 0 && batch > 1;
+    // Products into one C (stride_c 0: a sum over the batch when beta is 1), or of one A and one B into many,
+    // run one at a time: a matmul's batch pairs each output with its own operands.
+    bool one_by_one = (stride_c == 0 || (count_a == 1 && count_b == 1)) && batch > 1;
     int64_t runs = one_by_one ? batch : 1;
     matmul_key key = {.batch = one_by_one ? 1 : batch,
                       .batch_a = one_by_one ? 1 : count_a,
@@ -594,7 +595,7 @@ void nd_cpu_gemm_bf16_always(bool trans_a, bool trans_b, int64_t m, int64_t n, i
     for (int64_t i = 0; i < runs; i++) {
         const uint16_t *ai = a16 + (count_a > 1 && one_by_one ? i * m * k : 0);
         const uint16_t *bi = b16 + (count_b > 1 && one_by_one ? i * k * n : 0);
-        dnnl_memory_t m_a = memory(&p->a, ai), m_b = memory(&p->b, bi), m_c = memory(&p->c, c);
+        dnnl_memory_t m_a = memory(&p->a, ai), m_b = memory(&p->b, bi), m_c = memory(&p->c, c + i * stride_c);
         dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, m_a}, {DNNL_ARG_WEIGHTS, m_b}, {DNNL_ARG_DST, m_c}};
         execute(p->prim, 3, args);
         dnnl_memory_destroy(m_a), dnnl_memory_destroy(m_b), dnnl_memory_destroy(m_c);

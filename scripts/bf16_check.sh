@@ -38,7 +38,8 @@ train() { # name, precision, seed
     echo "training $1 (--precision $2, --seed $3, $epochs epoch(s)) into $run"
     mkdir -p "$run"
     "$nanodiff" train --model dli-unet --data fashion-mnist --img-size 16 --epochs "$epochs" --cfg-drop 0.1 \
-        --max-steps "$max_steps" --precision "$2" --seed "$3" --out "$run" "${resume[@]}" 2> "$run/train.err" | tee "$run/train.log"
+        --max-steps "$max_steps" --precision "$2" --seed "$3" --out "$run" "${resume[@]}" 2>> "$run/train.err" |
+        tee -a "$run/train.log"
 }
 train f32 f32 0
 train bf16 bf16 0
@@ -59,6 +60,8 @@ awk -F, 'NR == FNR { if (FNR > 1) f32[$1] = $3; next }
          FNR == 1 { print "step,f32,bf16"; next }
          $1 in f32 { print $1 "," f32[$1] "," $3 }' "$out/f32/loss.csv" "$out/bf16/loss.csv" > "$out/loss_f32_bf16.csv"
 tail_mean() { tail -n 100 "$1" | awk -F, '{ s += $3; k++ } END { if (k) printf "%.4f", s / k }'; }
+# the training speed of a run's last session that trained (a resumed finished run trains no step)
+speed() { grep -o '[0-9.]* images/s' "$1" | grep -v '^0 ' | tail -n 1; }
 if command -v gnuplot > /dev/null; then
     gnuplot <<EOF
 set terminal pngcairo size 960,600 font ",11"
@@ -81,12 +84,12 @@ else
 fi
 
 {
-    echo "| setting | weights trained in | sampled in | loss, last 100 steps | training | classified as requested | FD (floor) | sampling time |"
+    echo "| setting | weights trained in | sampled in | loss, last 100 steps | training speed | classified as requested | FD (floor) | sampling time |"
     echo "|---|---|---|---|---|---|---|---|"
     row() { # eval name, run, training precision, sampling precision
         local j=$out/eval/$1.json
         printf '| %s | %s | %s | %s | %s | %.1f%% | %.1f (%.1f) | %.0f s |\n' "$1" "$3" "$4" \
-            "$(tail_mean "$out/$2/loss.csv")" "$(grep -o '[0-9.]* images/s' "$out/$2/train.log" | tail -n 1)" \
+            "$(tail_mean "$out/$2/loss.csv")" "$(speed "$out/$2/train.log")" \
             "$(awk "BEGIN{print 100*$(eval_field accuracy "$j")}")" "$(eval_field fd "$j")" \
             "$(eval_field fd_floor "$j")" "$(eval_field sample_seconds "$j")"
     }

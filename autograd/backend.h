@@ -51,6 +51,9 @@ typedef struct nd_backend {
 } nd_backend;
 
 const nd_backend *nd_backend_cpu(void);
+// The CPU backend with matrix products and convolutions in bfloat16 (ND_PRECISION_BF16): inputs rounded to
+// bf16, float32 accumulation and outputs; NULL, with why, where this build or CPU cannot run them.
+const nd_backend *nd_backend_cpu_bf16(char *why, size_t size);
 // NULL when nanodiff was built without CUDA.
 const nd_backend *nd_backend_cuda(void);
 // The backend of `device`.

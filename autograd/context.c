@@ -273,3 +273,47 @@ void nd_backward_at(nd_ctx *ctx, nd_tensor *loss, nd_loc loc) {
     for (int i = 0; i < tape->n; i++) tape->nodes[i].out->grad = NULL;
     tape->n = 0;
 }
+
+// ---------------------------------------------------------------------------------------------------
+// precision
+
+static const char *const precision_names[] = {[ND_PRECISION_F32] = "f32", [ND_PRECISION_BF16] = "bf16"};
+
+bool nd_precision_parse(const char *name, nd_precision *precision) {
+    for (int i = 0; i < ND_COUNT(precision_names); i++)
+        if (strcmp(name, precision_names[i]) == 0) {
+            *precision = (nd_precision)i;
+            return true;
+        }
+    return false;
+}
+
+const char *nd_precision_name(nd_precision precision) {
+    return (unsigned)precision < (unsigned)ND_COUNT(precision_names) ? precision_names[precision] : "?";
+}
+
+// The backend that runs `precision` on `device`, or NULL with err.
+static const nd_backend *precision_backend(nd_device device, nd_precision precision, nd_error *err) {
+    if (precision == ND_PRECISION_F32) return nd_backend_for(device);
+    if (device != ND_CPU) {
+        nd_error_set(err, "bf16 is a CPU mode (AVX512_BF16); on CUDA, matrix products already run in TF32 "
+                          "(--no-tf32 for full float32): use --precision f32, or --device cpu");
+        return NULL;
+    }
+    char why[sizeof err->msg];
+    const nd_backend *be = nd_backend_cpu_bf16(why, sizeof why);
+    if (!be) nd_error_set(err, "%s", why);
+    return be;
+}
+
+bool nd_precision_supported(nd_device device, nd_precision precision, nd_error *err) {
+    return precision_backend(device, precision, err) != NULL;
+}
+
+bool nd_ctx_set_precision(nd_ctx *ctx, nd_precision precision, nd_error *err) {
+    const nd_backend *be = precision_backend(ctx->device, precision, err);
+    if (!be) return false;
+    ctx->be = be;
+    ctx->precision = precision;
+    return true;
+}

@@ -88,7 +88,8 @@ void nd_profile_report(nd_ctx *ctx, FILE *out) {
     qsort(p->rows, (size_t)p->n_rows, sizeof p->rows[0], by_time);
     double total = 0.0;
     for (int i = 0; i < p->n_rows; i++) total += p->rows[i].seconds[0] + p->rows[i].seconds[1];
-    fprintf(out, "profile (%s): %.2f s in ops\n", nd_device_name(ctx->device), total);
+    fprintf(out, "profile (%s, %s): %.2f s in ops\n", nd_device_name(ctx->device), nd_precision_name(ctx->precision),
+            total);
     fprintf(out, "  %-30s %8s %10s %8s %8s %10s %8s %6s\n", "op", "fwd", "fwd ms", "GFLOP/s", "bwd", "bwd ms",
             "GFLOP/s", "share");
     for (int i = 0; i < p->n_rows; i++) {

@@ -3,12 +3,13 @@
 // (bench_train_step.py, eager mode) on the same cases and prints both and their ratio.
 //
 //   bench_train_step [--device cpu|cuda] [--repeats N] [--no-torch] [--python PATH] [--no-sampling]
-//                    [--sample-steps N] [--no-training]
+//                    [--sample-steps N] [--no-training] [--precision f32|bf16]
 //
 // Each side reports wall time and its process's CPU time (all threads). On a machine shared with other
 // work the wall times depend on when each side got the cores; the CPU times (threads sleep at barriers on
 // both sides, OMP_WAIT_POLICY=passive) count the work itself, so their ratio is printed as well.
-// --sample-steps times the first N of the 150 sampling steps (each step is the same work).
+// --sample-steps times the first N of the 150 sampling steps (each step is the same work). --precision bf16
+// runs nanodiff's products in bf16 (nd_ctx_set_precision) and the twin's under torch.autocast(bfloat16).
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,9 +49,16 @@ static int by_value(const void *a, const void *b) {
 }
 
 // Median seconds of a training step after two warm-up steps (the first grows the arena to its peak).
-static timing time_train_step(nd_device device, const bench_case *c, int repeats, size_t *peak) {
+// A context on `device` whose products run in `precision` (checked in main).
+static void ctx_open(nd_ctx *ctx, nd_device device, nd_precision precision) {
+    nd_ctx_init(ctx, device, 64 << 20, 0);
+    if (!nd_ctx_set_precision(ctx, precision, NULL)) abort();
+}
+
+static timing time_train_step(nd_device device, nd_precision precision, const bench_case *c, int repeats,
+                              size_t *peak) {
     nd_ctx ctx;
-    nd_ctx_init(&ctx, device, 64 << 20, 0);
+    ctx_open(&ctx, device, precision);
     nd_model model;
     nd_model_create(&model, nd_model_config_default(ND_MODEL_DLI_UNET, 1, c->size, 10), &ctx);
     nd_adam opt;
@@ -99,9 +107,9 @@ static timing time_train_step(nd_device device, const bench_case *c, int repeats
 }
 
 // Seconds for `steps` guided DDPM steps drawing 100 images (10 a class) at 16x16.
-static timing time_sampling(nd_device device, int steps, size_t *peak) {
+static timing time_sampling(nd_device device, nd_precision precision, int steps, size_t *peak) {
     nd_ctx ctx;
-    nd_ctx_init(&ctx, device, 64 << 20, 0);
+    ctx_open(&ctx, device, precision);
     nd_model model;
     nd_model_create(&model, nd_model_config_default(ND_MODEL_DLI_UNET, 1, 16, 10), &ctx);
     nd_schedule sched;
@@ -137,6 +145,7 @@ int main(int argc, char **argv) {
     int repeats = 5, sample_steps = 150;
     bool torch = true, sampling = true, training = true;
     const char *python = "/usr/bin/python3";
+    nd_precision precision = ND_PRECISION_F32;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--device") == 0 && i + 1 < argc)
             device = strcmp(argv[++i], "cuda") == 0 ? ND_CUDA : ND_CPU;
@@ -152,11 +161,18 @@ int main(int argc, char **argv) {
             training = false;
         else if (strcmp(argv[i], "--python") == 0 && i + 1 < argc)
             python = argv[++i];
+        else if (strcmp(argv[i], "--precision") == 0 && i + 1 < argc && nd_precision_parse(argv[i + 1], &precision))
+            i++;
         else {
             fprintf(stderr, "usage: bench_train_step [--device cpu|cuda] [--repeats N] [--no-torch] [--no-sampling] "
-                            "[--no-training] [--sample-steps N] [--python PATH]\n");
+                            "[--no-training] [--sample-steps N] [--python PATH] [--precision f32|bf16]\n");
             return 2;
         }
+    }
+    nd_error err;
+    if (!nd_precision_supported(device, precision, &err)) {
+        fprintf(stderr, "bench_train_step: --precision %s: %s\n", nd_precision_name(precision), err.msg);
+        return 1;
     }
     if (repeats < 1) repeats = 1;
     if (sample_steps < 1 || sample_steps > 150) {
@@ -168,19 +184,20 @@ int main(int argc, char **argv) {
     const char *names[3] = {cases[0].name, cases[1].name, sample_name};
     timing ours[3] = {{0}};
     size_t peak;
+    printf("precision %s\n", nd_precision_name(precision));
     for (int k = 0; k < 3; k++) {
         if ((k == 2 && !sampling) || (k < 2 && !training)) continue;
-        ours[k] = k < 2 ? time_train_step(device, &cases[k], repeats, &peak)
-                        : time_sampling(device, sample_steps, &peak);
+        ours[k] = k < 2 ? time_train_step(device, precision, &cases[k], repeats, &peak)
+                        : time_sampling(device, precision, sample_steps, &peak);
         printf("nanodiff %-24s %9.1f ms  (cpu %9.1f ms)  rss %7.1f MiB  (step arena + library buffers %.1f MiB)\n",
                names[k], 1e3 * ours[k].wall, 1e3 * ours[k].cpu, max_rss_mib(), peak / 1048576.0);
         fflush(stdout);
     }
     if (!torch) return 0;
     char cmd[2048];
-    snprintf(cmd, sizeof cmd, "%s %s/bench_train_step.py --device %s --repeats %d --sample-steps %d%s%s", python,
-             ND_BENCH_DIR, device == ND_CUDA ? "cuda" : "cpu", repeats, sample_steps, sampling ? "" : " --no-sampling",
-             training ? "" : " --no-training");
+    snprintf(cmd, sizeof cmd, "%s %s/bench_train_step.py --device %s --repeats %d --sample-steps %d --precision %s%s%s",
+             python, ND_BENCH_DIR, device == ND_CUDA ? "cuda" : "cpu", repeats, sample_steps,
+             nd_precision_name(precision), sampling ? "" : " --no-sampling", training ? "" : " --no-training");
     FILE *p = popen(cmd, "r");
     if (!p) return 1;
     char line[512];

@@ -2,8 +2,10 @@
 """PyTorch twin of bench_train_step.c (eager mode): one DDPM training step of the course's U-Net at batch 128
 (16x16 and 28x28), and 150 guided DDPM steps for 100 images (or the first --sample-steps of them). Prints
 "torch NAME MS CPU_MS RSS_MIB" lines: wall time, the process's CPU time (all threads) and its peak resident
-memory so far."""
+memory so far. --precision bf16 runs the model's forward under torch.autocast('cpu', dtype=torch.bfloat16)
+(convolutions and linear layers in bf16, the loss and the optimizer in float32), nanodiff's --precision bf16."""
 import argparse
+import contextlib
 import os
 import resource
 import sys
@@ -21,8 +23,24 @@ def sync(device):
         torch.cuda.synchronize()
 
 
-def train_step_ms(device, size, batch, repeats):
-    model = UNet(150, 1, size, c_embed_dim=10).to(device)
+def autocast(device, precision):
+    """The products in `precision`: bf16 through autocast (CPU), float32 as they are."""
+    if precision == "bf16":
+        return torch.autocast(device, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def norms_in_float32(model):
+    """torch 1.13's CPU autocast leaves GroupNorm off its float32 list, so a bf16 convolution's output meets
+    the norm's float32 weights and the call fails; cast its input to float32, as nanodiff keeps its norms."""
+    for m in model.modules():
+        if isinstance(m, torch.nn.GroupNorm):
+            m.register_forward_pre_hook(lambda module, inputs: tuple(i.float() for i in inputs))
+    return model
+
+
+def train_step_ms(device, size, batch, repeats, precision):
+    model = norms_in_float32(UNet(150, 1, size, c_embed_dim=10).to(device))
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     B = torch.linspace(1e-4, 0.02, 150, device=device)
     a_bar = torch.cumprod(1 - B, 0)
@@ -35,7 +53,9 @@ def train_step_ms(device, size, batch, repeats):
         noise = torch.randn_like(x0)
         x_t = a_bar[t].sqrt()[:, None, None, None] * x0 + (1 - a_bar[t]).sqrt()[:, None, None, None] * noise
         mask = torch.bernoulli(torch.ones_like(c) - 0.1)
-        loss = F.mse_loss(noise, model(x_t, t.float(), c, mask))
+        with autocast(device, precision):
+            pred = model(x_t, t.float(), c, mask)
+        loss = F.mse_loss(noise, pred.float())
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -47,8 +67,8 @@ def train_step_ms(device, size, batch, repeats):
 
 
 @torch.no_grad()
-def sampling_ms(device, steps):
-    model = UNet(150, 1, 16, c_embed_dim=10).to(device).eval()
+def sampling_ms(device, steps, precision):
+    model = norms_in_float32(UNet(150, 1, 16, c_embed_dim=10).to(device).eval())
     B = torch.linspace(1e-4, 0.02, 150, device=device)
     a = 1 - B
     a_bar = torch.cumprod(a, 0)
@@ -60,7 +80,8 @@ def sampling_ms(device, steps):
     x = torch.randn(n, 1, 16, 16, device=device)
     for i in range(steps - 1, -1, -1):
         t = torch.full((2 * n,), float(i), device=device)
-        e = model(torch.cat([x, x]), t, c2, mask)
+        with autocast(device, precision):
+            e = model(torch.cat([x, x]), t, c2, mask).float()
         e = (1 + w) * e[:n] - w * e[n:]
         u = (1 / a[i]).sqrt() * (x - (1 - a[i]) / (1 - a_bar[i]).sqrt() * e)
         x = u if i == 0 else u + B[i - 1].sqrt() * torch.randn_like(x)
@@ -81,14 +102,15 @@ def main():
     parser.add_argument("--no-sampling", action="store_true")
     parser.add_argument("--no-training", action="store_true")
     parser.add_argument("--sample-steps", type=int, default=150)
+    parser.add_argument("--precision", choices=("f32", "bf16"), default="f32")
     args = parser.parse_args()
     if args.device == "cpu":
         torch.set_num_threads(os.cpu_count() or 2)
     for size in () if args.no_training else (16, 28):
-        wall, cpu = train_step_ms(args.device, size, 128, args.repeats)
+        wall, cpu = train_step_ms(args.device, size, 128, args.repeats, args.precision)
         print(f"torch train_step_{size}px_b128 {wall:.1f} {cpu:.1f} {max_rss_mib():.1f}", flush=True)
     if not args.no_sampling:
-        wall, cpu = sampling_ms(args.device, args.sample_steps)
+        wall, cpu = sampling_ms(args.device, args.sample_steps, args.precision)
         print(f"torch sample_{args.sample_steps}_steps_100img {wall:.1f} {cpu:.1f} {max_rss_mib():.1f}", flush=True)
 
 

@@ -24,16 +24,23 @@ void nd_flags_usage(const char *command, const char *summary, const nd_flag *fla
 
 // Picks cpu or cuda from "--device auto|cpu|cuda"; prints why and returns false for a bad choice.
 bool nd_cli_device(const char *command, const char *name, int *device);
+// Reads "--precision f32|bf16" for `device`; prints why and returns false for a bad name or a precision the
+// device cannot run (bf16: the CPU with AVX512_BF16).
+bool nd_cli_precision(const char *command, const char *name, int device, nd_precision *precision);
 
 // The flags train and train-clip share (data, length, batch, optimizer, seed, checkpoints, output, device).
 typedef struct nd_cli_training {
-    const char *data, *out, *device;
+    const char *data, *out, *device, *precision;
     int64_t epochs, max_steps, batch, seed, checkpoint_every;
     double lr, weight_decay;
     bool no_flip, resume, no_tf32, quiet, help;
 } nd_cli_training;
 
-#define ND_CLI_TRAINING_FLAGS 15
+#define ND_CLI_TRAINING_FLAGS 16
+// --precision's help, as train, train-clip, sample and eval show it.
+#define ND_CLI_PRECISION_HELP                                                                                          \
+    "f32, or bf16: matrix products and convolutions read bfloat16 copies of their inputs and accumulate in "           \
+    "float32 (CPUs with AVX512_BF16; weights, gradients and the loss stay float32)"
 
 // Writes the ND_CLI_TRAINING_FLAGS shared flags, bound to t, to flags; returns how many. data_help and
 // out_help say what the command reads and writes.
@@ -47,13 +54,13 @@ int nd_cli_training_done(int64_t steps, double seconds, double images_per_second
 
 // The sampling flags sample and eval share (the checkpoint, sampler, guidance, start, seed, weights, device).
 typedef struct nd_cli_sampling {
-    const char *ckpt, *sampler, *spacing, *start, *device;
+    const char *ckpt, *sampler, *spacing, *start, *device, *precision;
     int64_t steps, seed;
     double w, scale, eta; // scale: --guidance-scale, NAN when not given (then w applies); eta: NAN when not given
     bool clip_x0, ema, no_ema, no_tf32, quiet;
 } nd_cli_sampling;
 
-#define ND_CLI_SAMPLING_FLAGS 16
+#define ND_CLI_SAMPLING_FLAGS 17
 
 nd_cli_sampling nd_cli_sampling_defaults(void);
 // Writes the ND_CLI_SAMPLING_FLAGS shared flags, bound to s, to flags; returns how many.
@@ -71,8 +78,8 @@ typedef struct nd_cli_session {
     float *start_mean, *start_std; // owned by the session (NULL: x_T from N(0, I))
 } nd_cli_session;
 
-// Checks the shared flags, picks the device (TF32 off with --no-tf32), loads the checkpoint and sets up the
-// sampler and x_T's start. False, with why printed, leaves nothing to close.
+// Checks the shared flags, picks the device (TF32 off with --no-tf32) and the precision, loads the checkpoint
+// and sets up the sampler and x_T's start. False, with why printed, leaves nothing to close.
 bool nd_cli_session_open(const char *command, const nd_cli_sampling *flags, nd_cli_session *session);
 void nd_cli_session_close(nd_cli_session *session);
 

@@ -58,6 +58,7 @@ int nd_cmd_train_clip(int argc, char **argv) {
     nd_cli_training t = {.data = "fashion-mnist",
                          .out = "runs/clip",
                          .device = "auto",
+                         .precision = "f32",
                          .epochs = cfg.epochs,
                          .batch = cfg.batch_size,
                          .lr = cfg.lr,
@@ -79,7 +80,9 @@ int nd_cmd_train_clip(int argc, char **argv) {
         return t.help ? 0 : 1;
     }
     int dev;
-    if (!nd_cli_training_check("train-clip", &t, 2, &dev)) return 1;
+    if (!nd_cli_training_check("train-clip", &t, 2, &dev) ||
+        !nd_cli_precision("train-clip", t.precision, dev, &cfg.precision))
+        return 1;
     if (warmup < 1 || vocab < 258 || vocab > 65536 || context < 4 || context > 1024 || width < 4 || width % 4 ||
         layers < 1) {
         fprintf(stderr, "nanodiff train-clip: need positive --warmup and --vision-layers, --vocab in 258..65536, "

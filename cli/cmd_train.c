@@ -129,6 +129,7 @@ int nd_cmd_train(int argc, char **argv) {
     nd_cli_training t = {.data = "fashion-mnist",
                          .out = "runs/fm",
                          .device = "auto",
+                         .precision = "f32",
                          .epochs = cfg.epochs,
                          .batch = cfg.batch_size,
                          .lr = cfg.lr};
@@ -241,7 +242,8 @@ int nd_cmd_train(int argc, char **argv) {
         return 1;
     }
     int dev;
-    if (!nd_cli_training_check("train", &t, 1, &dev)) return 1;
+    if (!nd_cli_training_check("train", &t, 1, &dev) || !nd_cli_precision("train", t.precision, dev, &cfg.precision))
+        return 1;
     // Under mpirun every process runs this; rank 0 prints the result, and any failure ends all of them.
     if (!nd_dist_init(dev != ND_CPU, &err)) {
         fprintf(stderr, "nanodiff train: %s\n", err.msg);

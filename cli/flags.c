@@ -126,6 +126,19 @@ bool nd_flags_parse(const char *command, int argc, char **argv, int first, const
     return true;
 }
 
+bool nd_cli_precision(const char *command, const char *name, int device, nd_precision *precision) {
+    if (!nd_precision_parse(name, precision)) {
+        fprintf(stderr, "nanodiff %s: --precision expects f32 or bf16, got \"%s\"\n", command, name);
+        return false;
+    }
+    nd_error err;
+    if (!nd_precision_supported((nd_device)device, *precision, &err)) {
+        fprintf(stderr, "nanodiff %s: --precision %s: %s\n", command, name, err.msg);
+        return false;
+    }
+    return true;
+}
+
 bool nd_cli_device(const char *command, const char *name, int *device) {
     char why[256] = "";
     bool cuda_ok = nd_cuda_available(why, sizeof why);

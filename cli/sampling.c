@@ -12,6 +12,7 @@ nd_cli_sampling nd_cli_sampling_defaults(void) {
                              .spacing = "auto",
                              .start = "auto",
                              .device = "auto",
+                             .precision = "f32",
                              .steps = 50,
                              .w = 2.0,
                              .scale = NAN,
@@ -45,6 +46,7 @@ int nd_cli_sampling_flags(nd_cli_sampling *s, nd_flag *flags) {
         {"--no-ema", ND_FLAG_BOOL, &s->no_ema, "sample from the trained weights even when the checkpoint has EMA ones"},
         {"--device", ND_FLAG_STRING, &s->device, "auto, cpu or cuda"},
         {"--no-tf32", ND_FLAG_BOOL, &s->no_tf32, "full float32 matrix products on the GPU (TF32 is on by default)"},
+        {"--precision", ND_FLAG_STRING, &s->precision, ND_CLI_PRECISION_HELP},
         {"--quiet", ND_FLAG_BOOL, &s->quiet, "no progress line"},
     };
     memcpy(flags, shared, sizeof shared);
@@ -129,10 +131,18 @@ static bool cli_start(const char *command, const char *spec, const nd_ddpm_confi
 bool nd_cli_session_open(const char *command, const nd_cli_sampling *f, nd_cli_session *s) {
     memset(s, 0, sizeof *s);
     int device;
-    if (!cli_sampler(command, f, &s->sc) || !nd_cli_device(command, f->device, &device)) return false;
+    nd_precision precision;
+    if (!cli_sampler(command, f, &s->sc) || !nd_cli_device(command, f->device, &device) ||
+        !nd_cli_precision(command, f->precision, device, &precision))
+        return false;
     if (f->no_tf32) nd_cuda_set_tf32(false);
     nd_ctx_init(&s->ctx, (nd_device)device, 64 << 20, 0);
     nd_error err;
+    if (!nd_ctx_set_precision(&s->ctx, precision, &err)) { // nd_cli_precision asked the same question
+        fprintf(stderr, "nanodiff %s: --precision %s: %s\n", command, f->precision, err.msg);
+        nd_ctx_free(&s->ctx);
+        return false;
+    }
     if (f->ema && f->no_ema) {
         fprintf(stderr, "nanodiff %s: --ema and --no-ema contradict each other\n", command);
         nd_ctx_free(&s->ctx);

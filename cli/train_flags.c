@@ -19,6 +19,7 @@ int nd_cli_training_flags(nd_cli_training *t, const char *data_help, const char 
         {"--resume", ND_FLAG_BOOL, &t->resume, "continue the run in --out from its checkpoint"},
         {"--device", ND_FLAG_STRING, &t->device, "auto, cpu or cuda"},
         {"--no-tf32", ND_FLAG_BOOL, &t->no_tf32, "full float32 matrix products on the GPU (TF32 is on by default)"},
+        {"--precision", ND_FLAG_STRING, &t->precision, ND_CLI_PRECISION_HELP},
         {"--quiet", ND_FLAG_BOOL, &t->quiet, "no progress line"},
         {"--help", ND_FLAG_BOOL, &t->help, "show this help"},
     };

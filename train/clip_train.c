@@ -116,6 +116,7 @@ bool nd_clip_train(const nd_clip_train_config *config, const char *out_dir, bool
     if (ok && !resume) ok = learn_tokenizer(&r->tok, &cap, &ds, r->cfg.vocab_size, r->cfg.model.context_length, err);
     if (ok && !resume) r->cfg.model.vocab_size = r->tok.vocab_size;
     nd_ctx_init(&r->ctx, device, 64 << 20, r->cfg.seed);
+    ok = ok && nd_ctx_set_precision(&r->ctx, config->precision, err); // the flags', not the checkpoint's
     if (ok) {
         nd_clip_create(&r->clip, r->cfg.model, &r->ctx);
         nd_adam_config ac = nd_adamw_defaults();

@@ -22,6 +22,7 @@ typedef struct nd_clip_train_config {
     uint64_t seed;
     int64_t checkpoint_every; // steps; 0: only at the end of each epoch
     int64_t max_steps;        // 0: epochs * batches per epoch; else stop early (quick runs, tests)
+    nd_precision precision;   // of the products (bf16: a CPU mode); not stored in checkpoints
 } nd_clip_train_config;
 
 // The quick default: nd_clip_config_default on 16x16 Fashion-MNIST train split, vocab 512, random flips.

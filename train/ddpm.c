@@ -294,6 +294,7 @@ static void append_loss(FILE *log, int64_t step, int64_t epoch, float loss) {
 // weights, optimizer and state when resuming; false with err when the checkpoint cannot be loaded.
 static bool run_open(run *r, const nd_ddpm_config *config, bool resume, nd_device device, nd_error *err) {
     nd_ctx_init(&r->ctx, device, 64 << 20, r->cfg.seed);
+    bool ok = nd_ctx_set_precision(&r->ctx, config->precision, err); // the flags', not the checkpoint's
     nd_model_create(&r->model, r->cfg.model, &r->ctx);
     nd_adam_config ac = r->cfg.adamw ? nd_adamw_defaults() : nd_adam_defaults();
     ac.lr = r->cfg.lr;
@@ -304,8 +305,7 @@ static bool run_open(run *r, const nd_ddpm_config *config, bool resume, nd_devic
     r->state.rng = r->ctx.rng;
     r->ctx.check_numerics = config->check_numerics;
     r->saved_step = -1;
-    bool ok = true;
-    if (resume) {
+    if (ok && resume) {
         ok = nd_checkpoint_load(r->ckpt_path, &r->model, &r->cfg, &r->state, &r->opt,
                                 r->cfg.ema_decay > 0 ? &r->ema : NULL, &r->ctx, err);
         r->ctx.rng = r->state.rng;

@@ -39,6 +39,8 @@ typedef struct nd_ddpm_config {
     bool text_pooled;    // attend to the projected end-token vector alone instead of the token sequence
     bool profile;        // print where the time went, op by op, at the end (steps after the second)
     bool check_numerics; // check every op's output for NaN/inf (slow; not stored in checkpoints)
+    // The products' precision (bf16: a CPU mode); not stored in checkpoints: a bf16 run's is a float32 one.
+    nd_precision precision;
 } nd_ddpm_config;
 
 // The course's notebook 04 settings: dli-unet on 16x16 Fashion-MNIST, 10 classes, T = 150, 3 epochs of

@@ -134,6 +134,12 @@ typedef struct nd_tape {
 // ---------------------------------------------------------------------------------------------------
 // the context
 
+// What a context's matrix products (matmul, linear, attention) and convolutions compute with. f32: float32
+// throughout. bf16 (the CPU with AVX512_BF16; nd_ctx_set_precision): their inputs rounded to bfloat16 (to
+// nearest even), accumulation and outputs float32, as torch.autocast('cpu', dtype=torch.bfloat16); tensors,
+// weights, gradients, norms, softmax, losses, reductions and the optimizer stay float32.
+typedef enum nd_precision { ND_PRECISION_F32, ND_PRECISION_BF16 } nd_precision;
+
 struct nd_backend;
 typedef struct nd_ctx {
     nd_device device;
@@ -148,6 +154,8 @@ typedef struct nd_ctx {
     size_t conv_chunk_bytes;
     // Convolutions as im2col + GEMM even where the backend has a convolution library (tests of that path).
     bool conv_gemm;
+    // Of the products: f32 unless nd_ctx_set_precision chose another (be is then the device's bf16 backend).
+    nd_precision precision;
     // Called by layers with their output when set (model summaries); NULL in normal runs.
     void (*trace)(void *user, const char *module, const nd_tensor *out);
     void *trace_user;
@@ -469,6 +477,19 @@ typedef struct nd_error {
 
 // Formats into err (when err is not NULL) and returns false, so loaders can `return nd_error_set(...)`.
 bool nd_error_set(nd_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+// ---------------------------------------------------------------------------------------------------
+// precision (nd_precision, above)
+
+// "f32" or "bf16"; false for another name.
+bool nd_precision_parse(const char *name, nd_precision *precision);
+const char *nd_precision_name(nd_precision precision);
+// Whether `device` runs `precision` here; else false with why (bf16: the CPU only, with AVX512_BF16 and
+// oneDNN; CUDA has TF32 instead).
+bool nd_precision_supported(nd_device device, nd_precision precision, nd_error *err);
+// Makes ctx's products run in `precision` from its next op on; false with why, ctx unchanged, where
+// nd_precision_supported says no.
+bool nd_ctx_set_precision(nd_ctx *ctx, nd_precision precision, nd_error *err);
 
 // malloc, calloc and realloc that never return NULL: running out of host memory ends the program with the
 // size asked for and the caller's file and line, instead of a crash at the first use of NULL.

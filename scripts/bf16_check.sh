@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Whether --precision bf16 trains and samples as well as float32 (the bar before calling it usable): trains
+# the quick setting (scripts/main.sh's: dli-unet on 16x16 Fashion-MNIST, one epoch of batch 128, label
+# dropout 0.1) from the same seed in f32 and in bf16, runs `nanodiff eval` on both (each sampled in its own
+# precision; the bf16 run's weights also sampled in f32, which tells training from sampling; the f32 run
+# also with another sampling seed: the eval's own noise), and plots both loss curves in one figure.
+#
+#   scripts/bf16_check.sh [OUT_DIR=runs/bf16_check] [--epochs N] [--n SAMPLES_PER_CLASS] [--seed-reference]
+#                         [--max-steps N]
+#
+# --epochs: 1 (the quick setting) by default; --n: samples per class for eval (default 50, as the README's
+# tables); --seed-reference also trains f32 from seed 1 and evaluates it: the spread between two float32
+# runs, the noise bf16's difference is to be judged against; --max-steps stops each run early (a smoke test
+# of the script). Writes into OUT_DIR: f32/, bf16/ (and
+# f32_seed1/): each run's model.h5, loss.csv and train.log; eval/: eval's JSON, table and log per setting;
+# loss_f32_bf16.csv (step, f32, bf16); loss_f32_bf16.png (with gnuplot); summary.md (the table). A run
+# stopped midway resumes when the script runs again. NANODIFF names the program (default build/nanodiff).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=runs/bf16_check epochs=1 n=50 seed_reference=false max_steps=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --epochs) epochs=${2:?--epochs needs a number}; shift 2 ;;
+    --n) n=${2:?--n needs a number}; shift 2 ;;
+    --seed-reference) seed_reference=true; shift ;;
+    --max-steps) max_steps=${2:?--max-steps needs a number}; shift 2 ;;
+    -*) echo "scripts/bf16_check.sh: unknown flag $1" >&2; exit 1 ;;
+    *) out=$1; shift ;;
+    esac
+done
+# shellcheck source=scripts/eval_lib.sh
+. scripts/eval_lib.sh
+mkdir -p "$out/eval"
+
+train() { # name, precision, seed
+    local run=$out/$1 resume=()
+    [ -f "$run/model.h5" ] && resume=(--resume)
+    echo "training $1 (--precision $2, --seed $3, $epochs epoch(s)) into $run"
+    mkdir -p "$run"
+    "$nanodiff" train --model dli-unet --data fashion-mnist --img-size 16 --epochs "$epochs" --cfg-drop 0.1 \
+        --max-steps "$max_steps" --precision "$2" --seed "$3" --out "$run" "${resume[@]}" 2>> "$run/train.err" |
+        tee -a "$run/train.log"
+}
+train f32 f32 0
+train bf16 bf16 0
+$seed_reference && train f32_seed1 f32 1
+
+evaluate() { # name, run, precision, sampling seed
+    echo "eval $1 (weights of $2, sampled in $3, --seed $4)"
+    eval_json "$out/eval" "$1" --ckpt "$out/$2/model.h5" --n "$n" --precision "$3" --seed "$4"
+}
+evaluate f32 f32 f32 0
+evaluate f32_sampling_seed1 f32 f32 1
+evaluate bf16 bf16 bf16 0
+evaluate bf16_sampled_f32 bf16 f32 0
+$seed_reference && evaluate f32_seed1 f32_seed1 f32 0
+
+# both loss curves by step (the runs take the same steps), and the mean of each run's last 100 steps
+awk -F, 'NR == FNR { if (FNR > 1) f32[$1] = $3; next }
+         FNR == 1 { print "step,f32,bf16"; next }
+         $1 in f32 { print $1 "," f32[$1] "," $3 }' "$out/f32/loss.csv" "$out/bf16/loss.csv" > "$out/loss_f32_bf16.csv"
+tail_mean() { tail -n 100 "$1" | awk -F, '{ s += $3; k++ } END { if (k) printf "%.4f", s / k }'; }
+# the training speed of a run's last session that trained (a resumed finished run trains no step)
+speed() { grep -o '[0-9.]* images/s' "$1" | grep -v '^0 ' | tail -n 1; }
+if command -v gnuplot > /dev/null; then
+    gnuplot <<EOF
+set terminal pngcairo size 960,600 font ",11"
+set output "$out/loss_f32_bf16.png"
+set datafile separator ","
+set title "training loss, float32 and bf16 from the same seed (moving average over 20 steps)" noenhanced
+set xlabel "step"
+set ylabel "loss"
+set logscale y
+set grid
+a = 0; b = 0
+plot "$out/loss_f32_bf16.csv" using "step":"f32" with lines lc rgb "#c6d4ea" notitle, \
+     "" using "step":"bf16" with lines lc rgb "#f3c9b5" notitle, \
+     "" using "step":(a = \$0 == 0 ? column("f32") : 0.95 * a + 0.05 * column("f32")) with lines lw 2 lc rgb "#1f4e9c" title "f32", \
+     "" using "step":(b = \$0 == 0 ? column("bf16") : 0.95 * b + 0.05 * column("bf16")) with lines lw 2 lc rgb "#c0392b" title "bf16"
+EOF
+    echo "wrote $out/loss_f32_bf16.png"
+else
+    echo "gnuplot is not installed: the curves are in $out/loss_f32_bf16.csv (Debian: apt-get install gnuplot-nox)"
+fi
+
+{
+    echo "| setting | weights trained in | sampled in | loss, last 100 steps | training speed | classified as requested | FD (floor) | sampling time |"
+    echo "|---|---|---|---|---|---|---|---|"
+    row() { # eval name, run, training precision, sampling precision
+        local j=$out/eval/$1.json
+        printf '| %s | %s | %s | %s | %s | %.1f%% | %.1f (%.1f) | %.0f s |\n' "$1" "$3" "$4" \
+            "$(tail_mean "$out/$2/loss.csv")" "$(speed "$out/$2/train.log")" \
+            "$(awk "BEGIN{print 100*$(eval_field accuracy "$j")}")" "$(eval_field fd "$j")" \
+            "$(eval_field fd_floor "$j")" "$(eval_field sample_seconds "$j")"
+    }
+    row f32 f32 f32 f32
+    row f32_sampling_seed1 f32 f32 "f32 (seed 1)"
+    row bf16 bf16 bf16 bf16
+    row bf16_sampled_f32 bf16 bf16 f32
+    $seed_reference && row f32_seed1 f32_seed1 "f32 (seed 1)" f32
+} > "$out/summary.md"
+cat "$out/summary.md"

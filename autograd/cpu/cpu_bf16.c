@@ -119,7 +119,7 @@ void nd_cpu_gemm_bf16_always(bool trans_a, bool trans_b, int64_t m, int64_t n, i
 
 // Convolutions then run as im2col + nd_cpu_gemm_bf16 (ops_conv.c), as the float32 ones do without oneDNN.
 bool nd_cpu_conv_forward_bf16(float *y, const float *x, const float *w, const float *bias, const nd_conv_geom *g,
-                              int64_t batch, int64_t filters, bool transposed) {
+                              int64_t batch, int64_t filters, bool transposed, bool inference) {
     return false;
 }
 

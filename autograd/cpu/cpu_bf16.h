@@ -43,7 +43,7 @@ void nd_cpu_gemm_bf16(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t 
                       int64_t lda, int64_t stride_a, const float *b, int64_t ldb, int64_t stride_b, float beta,
                       float *c, int64_t ldc, int64_t stride_c, int64_t batch);
 bool nd_cpu_conv_forward_bf16(float *y, const float *x, const float *w, const float *bias, const nd_conv_geom *g,
-                              int64_t batch, int64_t filters, bool transposed);
+                              int64_t batch, int64_t filters, bool transposed, bool inference);
 bool nd_cpu_conv_backward_bf16(float *dx, float *dw, float *dbias, const float *dy, const float *x, const float *w,
                                const nd_conv_geom *g, int64_t batch, int64_t filters, bool transposed, bool bias);
 

@@ -768,15 +768,16 @@ static void conv_run_backward(const conv_prims *p, float *dx, float *dw, float *
 }
 
 bool nd_cpu_conv_forward_bf16(float *y, const float *x, const float *w, const float *bias, const nd_conv_geom *g,
-                              int64_t batch, int64_t filters, bool transposed) {
-    conv_key key = key_of(g, batch, filters, transposed, bias != NULL);
+                              int64_t batch, int64_t filters, bool transposed, bool inference) {
+    (void)inference; // the bf16 primitives take oneDNN's default algorithm whether or not a backward follows
+    conv_key key = key_of(g, batch, filters, transposed, bias != NULL, false);
     conv_run_forward(bf16_conv_prims(&key), y, x, w, bias);
     return true;
 }
 
 bool nd_cpu_conv_backward_bf16(float *dx, float *dw, float *dbias, const float *dy, const float *x, const float *w,
                                const nd_conv_geom *g, int64_t batch, int64_t filters, bool transposed, bool bias) {
-    conv_key key = key_of(g, batch, filters, transposed, bias);
+    conv_key key = key_of(g, batch, filters, transposed, bias, false);
     if ((dw || dbias) && !nd_cpu_conv_bf16_weights_pay(key.in_c, key.out_c, transposed)) {
         nd_cpu_conv_backward(NULL, dw, dbias, dy, x, w, g, batch, filters, transposed, bias);
         dw = dbias = NULL;

@@ -6,24 +6,26 @@
 # also with another sampling seed: the eval's own noise), and plots both loss curves in one figure.
 #
 #   scripts/bf16_check.sh [OUT_DIR=runs/bf16_check] [--epochs N] [--n SAMPLES_PER_CLASS] [--seed-reference]
-#                         [--max-steps N]
+#                         [--max-steps N] [-- EVAL_FLAGS...]
 #
 # --epochs: 1 (the quick setting) by default; --n: samples per class for eval (default 50, as the README's
 # tables); --seed-reference also trains f32 from seed 1 and evaluates it: the spread between two float32
 # runs, the noise bf16's difference is to be judged against; --max-steps stops each run early (a smoke test
-# of the script). Writes into OUT_DIR: f32/, bf16/ (and
+# of the script); flags after -- go to every `nanodiff eval` (e.g. `-- --sampler ddim --steps 20`: the
+# course's DDPM 150 takes six minutes an eval on 2 cores). Writes into OUT_DIR: f32/, bf16/ (and
 # f32_seed1/): each run's model.h5, loss.csv and train.log; eval/: eval's JSON, table and log per setting;
 # loss_f32_bf16.csv (step, f32, bf16); loss_f32_bf16.png (with gnuplot); summary.md (the table). A run
 # stopped midway resumes when the script runs again. NANODIFF names the program (default build/nanodiff).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out=runs/bf16_check epochs=1 n=50 seed_reference=false max_steps=0
+out=runs/bf16_check epochs=1 n=50 seed_reference=false max_steps=0 eval_flags=()
 while [ $# -gt 0 ]; do
     case "$1" in
     --epochs) epochs=${2:?--epochs needs a number}; shift 2 ;;
     --n) n=${2:?--n needs a number}; shift 2 ;;
     --seed-reference) seed_reference=true; shift ;;
     --max-steps) max_steps=${2:?--max-steps needs a number}; shift 2 ;;
+    --) shift; eval_flags=("$@"); break ;;
     -*) echo "scripts/bf16_check.sh: unknown flag $1" >&2; exit 1 ;;
     *) out=$1; shift ;;
     esac
@@ -47,7 +49,7 @@ $seed_reference && train f32_seed1 f32 1
 
 evaluate() { # name, run, precision, sampling seed
     echo "eval $1 (weights of $2, sampled in $3, --seed $4)"
-    eval_json "$out/eval" "$1" --ckpt "$out/$2/model.h5" --n "$n" --precision "$3" --seed "$4"
+    eval_json "$out/eval" "$1" --ckpt "$out/$2/model.h5" --n "$n" --precision "$3" --seed "$4" "${eval_flags[@]}"
 }
 evaluate f32 f32 f32 0
 evaluate f32_sampling_seed1 f32 f32 1
@@ -84,6 +86,8 @@ else
 fi
 
 {
+    echo "eval: nanodiff eval --n $n ${eval_flags[*]:-(the default sampler: DDPM, 150 steps)}, w = 2"
+    echo
     echo "| setting | weights trained in | sampled in | loss, last 100 steps | training speed | classified as requested | FD (floor) | sampling time |"
     echo "|---|---|---|---|---|---|---|---|"
     row() { # eval name, run, training precision, sampling precision

@@ -90,6 +90,17 @@ int nd_eigen_symmetric(double *a, int n, double *values, double *vectors);
 // unbiased covariances (numpy.cov) and Tr (S_a S_b)^(1/2) = sum sqrt(eig(S_a^(1/2) S_b S_a^(1/2))).
 bool nd_frechet_distance(const float *a, int64_t na, const float *b, int64_t nb, int dim, double *fd, nd_error *err);
 
+// High-frequency energy of images (n, C, S, S): the mean over images of the share of each image's spectral
+// energy above half the Nyquist radius. With each channel's mean removed, X[u][v] = sum_{y,x} (img[y][x] - mean)
+// exp(-2 pi i (u y + v x) / S) (the 2-D DFT, numpy.fft.fft2) and ku = min(u, S - u), kv = min(v, S - v) (the
+// frequency in cycles per pixel is (ku, kv) / S, Nyquist's 1/2), an image's share is
+//     h = sum over ku^2 + kv^2 > (S / 4)^2 of |X[u][v]|^2  /  sum over all (u, v) of |X[u][v]|^2,
+// its channels' energies pooled; an image without variation has h = 0. h lies in [0, 1] and ignores the value
+// range's offset and scale: 0 for a constant image, near 0 for a smooth one, 1 for a one-pixel checkerboard (all
+// its energy at (S/2, S/2)), about 0.81 for white noise (the share of the frequencies outside radius S/4).
+// A frequency exactly at radius S/4 counts as low. NAN when n, C or S is below 1.
+double nd_hf_energy(const float *images, int64_t n, int channels, int size);
+
 // Everything an evaluation compares with: the classifier (from the cache, else trained and cached) and its
 // features of the data set's test split, cut class by class into two halves by the parity of each image's
 // rank within its class: the odd ranks are the reference that samples are compared with, the even ranks the

@@ -1,7 +1,8 @@
 // Sample-quality metrics without a data set: the Jacobi eigensolver on known matrices, the Fréchet distance
 // against closed forms (identical sets, shifted means, diagonal covariances, non-commuting 2x2 covariances),
-// accuracy and confidence bookkeeping on hand-made logits, and the classifier's cache file (round trip,
-// damaged and mismatched files refused with a message, never a crash).
+// accuracy and confidence bookkeeping on hand-made logits, the classifier's cache file (round trip,
+// damaged and mismatched files refused with a message, never a crash), and the high-frequency energy of images
+// with known spectra and against numpy's FFT.
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -242,6 +243,106 @@ static void test_cache_file(void) {
     nd_ctx_free(&ctx);
 }
 
+// Images of S x S built by formula at pixel (y, x), in float32 as the numpy twin builds them.
+enum { HF_SHAPE_CONSTANT, HF_SHAPE_CHECKERBOARD, HF_SHAPE_MIXTURE, HF_SHAPE_AT_HALF_NYQUIST, HF_SHAPE_DIAGONAL_WAVE };
+static float hf_shape(int shape, int y, int x, int size) {
+    const double two_pi = 6.283185307179586;
+    switch (shape) {
+    case HF_SHAPE_CONSTANT: return 0.3f;
+    case HF_SHAPE_CHECKERBOARD: return (float)((x + y) % 2); // all energy at (S/2, S/2), radius S/sqrt(2)
+    case HF_SHAPE_MIXTURE: // radius 2 with energy 1^2/2 and radius 6 with 0.5^2/2: 0.125 / 0.625 = 0.2 above
+        return (float)(cos(two_pi * 2 * x / size) + 0.5 * cos(two_pi * 6 * y / size));
+    case HF_SHAPE_AT_HALF_NYQUIST: return (float)cos(two_pi * (size / 4) * x / size); // radius S/4: counts as low
+    default: return (float)cos(two_pi * 3 * (x + y) / size); // radius 3 sqrt(2) > 4 at S = 16: all high
+    }
+}
+
+static void fill_shape(float *image, int shape, int size) {
+    for (int y = 0; y < size; y++)
+        for (int x = 0; x < size; x++) image[y * size + x] = hf_shape(shape, y, x, size);
+}
+
+// The high-frequency share on images whose spectrum is known by hand: a constant image 0, a checkerboard 1,
+// sinusoids on either side of half the Nyquist radius, their energy-weighted mixture, two channels pooled,
+// the mean over images, and indifference to the value range's offset and scale.
+static void test_hf_energy_hand(void) {
+    enum { S = 16 };
+    static float images[3 * S * S];
+    const struct {
+        int shape;
+        double want;
+    } cases[] = {{HF_SHAPE_CONSTANT, 0.0},
+                 {HF_SHAPE_CHECKERBOARD, 1.0},
+                 {HF_SHAPE_MIXTURE, 0.2},
+                 {HF_SHAPE_AT_HALF_NYQUIST, 0.0},
+                 {HF_SHAPE_DIAGONAL_WAVE, 1.0}};
+    // the sinusoids' pixels are rounded to float32, which moves their energies by up to ~1e-8 relative (the
+    // DFT's own rounding in double is near 1e-15); a wrong radius or share is off by 0.1 or more
+    const double tol = 1e-7;
+    for (int k = 0; k < ND_COUNT(cases); k++) {
+        fill_shape(images, cases[k].shape, S);
+        double h = nd_hf_energy(images, 1, 1, S);
+        CHECK(fabs(h - cases[k].want) < tol, "shape %d: %.17g, want %g", cases[k].shape, h, cases[k].want);
+    }
+    // the mean over images: (0 + 1 + 0.2) / 3
+    fill_shape(images, HF_SHAPE_CONSTANT, S);
+    fill_shape(images + S * S, HF_SHAPE_CHECKERBOARD, S);
+    fill_shape(images + 2 * S * S, HF_SHAPE_MIXTURE, S);
+    double h = nd_hf_energy(images, 3, 1, S);
+    CHECK(fabs(h - 0.4) < tol, "three images: %.17g, want 0.4", h);
+    // offset and scale: the mixture mapped to 3 v - 5 keeps its share
+    for (int i = 0; i < S * S; i++) images[i] = 3.0f * images[2 * S * S + i] - 5.0f;
+    h = nd_hf_energy(images, 1, 1, S);
+    CHECK(fabs(h - 0.2) < 10 * tol, "scaled and shifted mixture: %.17g, want 0.2", h); // pixels of ~5 rounded
+    // two channels of 8x8 pooled: a 0/1 checkerboard (energy 64 * 0.25 = 16, all high) and cos(2 pi x / 8)
+    // (energy 64 * 0.5 = 32, radius 1, low): 16 / 48
+    for (int y = 0; y < 8; y++)
+        for (int x = 0; x < 8; x++) {
+            images[y * 8 + x] = (float)((x + y) % 2);
+            images[64 + y * 8 + x] = (float)cos(6.283185307179586 * x / 8);
+        }
+    h = nd_hf_energy(images, 1, 2, 8);
+    CHECK(fabs(h - 1.0 / 3.0) < tol, "two channels: %.17g, want 1/3", h);
+    CHECK(isnan(nd_hf_energy(images, 0, 1, S)), "no images must give NaN");
+}
+
+// Images in [0, 1) from the LCG of tests/fixtures/hf_energy_values.py, rounded to float32 as numpy does.
+static void lcg_image(float *image, int size, uint32_t seed) {
+    uint64_t state = seed;
+    for (int i = 0; i < size * size; i++) {
+        state = (state * 1103515245u + 12345u) & 0x7fffffffu;
+        image[i] = (float)((double)state / 2147483648.0);
+    }
+}
+
+// Against numpy's FFT (tests/fixtures/hf_energy_values.py): gradients (whose wrap-around edge leaves a little
+// high-frequency energy), a smooth blob, and noise at an even and an odd size.
+static void test_hf_energy_numpy(void) {
+    static float image[28 * 28];
+    double want[5] = {0.097825923326555542, 0.060918941254412266, 1.4312797421505504e-05, 0.75455934446327844,
+                      0.88044030624828984};
+    double found[5];
+    for (int y = 0; y < 16; y++)
+        for (int x = 0; x < 16; x++) image[y * 16 + x] = (float)((x + y) / 30.0);
+    found[0] = nd_hf_energy(image, 1, 1, 16);
+    for (int y = 0; y < 28; y++)
+        for (int x = 0; x < 28; x++) image[y * 28 + x] = (float)(x / 27.0);
+    found[1] = nd_hf_energy(image, 1, 1, 28);
+    for (int y = 0; y < 16; y++)
+        for (int x = 0; x < 16; x++)
+            image[y * 16 + x] = (float)exp(-((x - 7.5) * (x - 7.5) + (y - 7.5) * (y - 7.5)) / 18.0);
+    found[2] = nd_hf_energy(image, 1, 1, 16);
+    lcg_image(image, 16, 12345);
+    found[3] = nd_hf_energy(image, 1, 1, 16);
+    lcg_image(image, 7, 777);
+    found[4] = nd_hf_energy(image, 1, 1, 7);
+    // the same float32 pixels on both sides; a direct DFT against an FFT differ by rounding of order 1e-15
+    // relative to the energy, and the blob's share is itself 1e-5 of it
+    for (int k = 0; k < 5; k++)
+        CHECK(fabs(found[k] - want[k]) < 1e-12 + 1e-9 * want[k], "case %d: %.17g, numpy %.17g", k, found[k], want[k]);
+    CHECK(found[2] < 1e-4 && found[0] < 0.1, "smooth images must score low: blob %g, gradient %g", found[2], found[0]);
+}
+
 // Samples holding a NaN or inf are refused before the classifier sees them (they were graded as black).
 static void test_nonfinite_samples(void) {
     nd_evaluator ev = {.classifier = {.img_ch = 1, .img_size = 2, .classes = 2}};
@@ -265,6 +366,8 @@ int main(void) {
     test_report();
     test_cache_file();
     test_nonfinite_samples();
+    test_hf_energy_hand();
+    test_hf_energy_numpy();
     rmdir(tmp_dir);
     return test_finish("unit.eval");
 }

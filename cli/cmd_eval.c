@@ -1,7 +1,7 @@
 // nanodiff eval: sample quality of a class-conditional checkpoint. Draws n guided samples a class, scores
 // them with the independent evaluation classifier (accuracy and confidence of the requested class) and
 // compares its features of the samples with those of real test images (Fréchet distance, beside the
-// real-vs-real floor).
+// real-vs-real floor); the high-frequency energy of the samples beside that of the same real images.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,7 +106,13 @@ static bool write_json(const char *path, const eval_result *r) {
     json_number(f, r->floor.max);
     fprintf(f, ",\n  \"fd_floor_draws\": %d,\n  \"fd_floor_images\": %lld,\n  \"fd_reference_images\": %lld,\n",
             r->floor.draws, (long long)r->floor.images, (long long)r->ev->n_reference);
-    fprintf(f, "  \"sample_seconds\": %.3f,\n  \"seconds\": %.3f\n}\n", r->sample_seconds, r->total_seconds);
+    fprintf(f, "  \"hf_energy\": ");
+    json_number(f, rep->hf_energy);
+    fprintf(f, ",\n  \"hf_energy_real\": ");
+    json_number(f, r->ev->hf_energy_real);
+    fprintf(f, ",\n  \"hf_energy_ratio\": ");
+    json_number(f, rep->hf_energy / r->ev->hf_energy_real);
+    fprintf(f, ",\n  \"sample_seconds\": %.3f,\n  \"seconds\": %.3f\n}\n", r->sample_seconds, r->total_seconds);
     bool ok = nd_atomic_commit(&af, &err);
     if (!ok) fprintf(stderr, "nanodiff eval: --json: %s\n", err.msg);
     return ok;
@@ -153,6 +159,8 @@ static void print_table(const eval_result *r) {
         printf("mean of %d disjoint draws, %.3f to %.3f)\n", r->floor.draws, r->floor.min, r->floor.max);
     else
         printf("one draw)\n");
+    printf("HF energy, samples vs real images:%8.4f  vs %.4f (the same %lld test images), ratio %.3f\n", rep->hf_energy,
+           ev->hf_energy_real, (long long)ev->n_reference, rep->hf_energy / ev->hf_energy_real);
     printf("time: %.1f s (sampling %.1f s)\n", r->total_seconds, r->sample_seconds);
 }
 
@@ -216,7 +224,9 @@ static int parse_flags(int argc, char **argv, eval_options *o) {
         {"--help", ND_FLAG_BOOL, &help, "show this help"},
     };
     for (int i = 0; i < ND_COUNT(own); i++) flags[n_flags++] = own[i];
-    const char *summary = "sample quality: classifier accuracy per class and a classifier-feature FID";
+    const char *summary = "sample quality: classifier accuracy per class, a classifier-feature FID, and the "
+                          "high-frequency energy of samples and real images (the share of each image's spectral "
+                          "energy above half the Nyquist radius)";
     if (!nd_flags_parse("eval", argc, argv, 2, flags, n_flags) || help || !o->sampling.ckpt) {
         if (!help && !o->sampling.ckpt) fprintf(stderr, "nanodiff eval: --ckpt is required\n");
         nd_flags_usage("eval", summary, flags, n_flags);

@@ -105,10 +105,12 @@ static bool score_test_split(nd_evaluator *ev, const nd_eval_setup *setup, nd_ct
     ev->held_labels = nd_xmalloc((size_t)n * sizeof(int32_t));
     int64_t seen[ND_EVAL_MAX_CLASSES] = {0};
     size_t row = ND_EVAL_FEATURES * sizeof(float);
+    double hf_sum = 0.0; // the samples' high-frequency energy is compared with the same reference images' mean
     for (int64_t i = 0; i < n; i++) {
         int k = test.labels[i];
         if (seen[k]++ % 2) {
             memcpy(ev->reference + ev->n_reference++ * ND_EVAL_FEATURES, features + i * ND_EVAL_FEATURES, row);
+            hf_sum += nd_hf_energy(images + i * image, 1, c->img_ch, c->img_size);
         } else {
             memcpy(ev->held + ev->n_held * ND_EVAL_FEATURES, features + i * ND_EVAL_FEATURES, row);
             ev->held_labels[ev->n_held++] = k;
@@ -119,6 +121,7 @@ static bool score_test_split(nd_evaluator *ev, const nd_eval_setup *setup, nd_ct
     free(features);
     nd_dataset_free(&test);
     if (ev->n_reference < 2) return nd_error_set(err, "%s: the test split holds too few images", setup->data);
+    ev->hf_energy_real = hf_sum / (double)ev->n_reference;
     return true;
 }
 
@@ -173,6 +176,7 @@ bool nd_eval_images(const nd_evaluator *ev, nd_ctx *ctx, const float *images, co
     nd_eval_classifier_run(ctx, c, clamped, n, logits, features);
     nd_eval_report_init(report, c->classes);
     nd_eval_report_add(report, logits, labels, n);
+    report->hf_energy = nd_hf_energy(clamped, n, c->img_ch, c->img_size);
     bool ok = nd_frechet_distance(features, n, ev->reference, ev->n_reference, ND_EVAL_FEATURES, &report->fd, err);
     free(clamped);
     free(logits);

@@ -74,6 +74,7 @@ typedef struct nd_eval_report {
     double confidence_sum[ND_EVAL_MAX_CLASSES]; // softmax probability of the requested class, summed
     double accuracy, confidence;                // over all images
     double fd;                                  // Fréchet distance to the real reference features (NAN: none)
+    double hf_energy;                           // nd_hf_energy of the images as scored (NAN: none)
 } nd_eval_report;
 
 void nd_eval_report_init(nd_eval_report *r, int classes);
@@ -130,12 +131,14 @@ typedef struct nd_evaluator {
     float *held;          // (n_held, 128) features of the even-rank half
     int32_t *held_labels; // (n_held)
     int64_t n_held;
+    double hf_energy_real; // nd_hf_energy of the reference half's images, as the classifier sees them
 } nd_evaluator;
 
 bool nd_evaluator_init(nd_evaluator *ev, const nd_eval_setup *setup, nd_ctx *ctx, nd_error *err);
 void nd_evaluator_free(nd_evaluator *ev);
-// Scores images (n, C, S, S) requested as labels (n): accuracy, confidence, and the Fréchet distance to the
-// reference half. Images are clamped to the classifier's range first, as a PNG shows them.
+// Scores images (n, C, S, S) requested as labels (n): accuracy, confidence, the Fréchet distance to the
+// reference half and their high-frequency energy. Images are clamped to the classifier's range first, as a PNG
+// shows them.
 bool nd_eval_images(const nd_evaluator *ev, nd_ctx *ctx, const float *images, const int32_t *labels, int64_t n,
                     nd_eval_report *report, nd_error *err);
 // The real-vs-real floor: Fréchet distances between per_class held-out images of each class and the reference

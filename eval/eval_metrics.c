@@ -9,7 +9,7 @@
 void nd_eval_report_init(nd_eval_report *r, int classes) {
     if (classes < 1 || classes > ND_EVAL_MAX_CLASSES)
         nd_abort_at(ND_HERE, "nd_eval_report_init", "%d classes: expected 1..%d", classes, ND_EVAL_MAX_CLASSES);
-    *r = (nd_eval_report){.classes = classes, .accuracy = NAN, .confidence = NAN, .fd = NAN};
+    *r = (nd_eval_report){.classes = classes, .accuracy = NAN, .confidence = NAN, .fd = NAN, .hf_energy = NAN};
 }
 
 void nd_eval_report_add(nd_eval_report *r, const float *logits, const int32_t *labels, int64_t n) {

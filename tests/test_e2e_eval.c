@@ -3,10 +3,11 @@
 // same. Real train-split images standing in for samples (half of them mirrored, as a model trained with flips
 // draws them) score >= 90% with a Fréchet distance near the real-vs-real floor, and >= 88% when all are
 // mirrored (Fashion-MNIST's shoes all point left: a classifier that never saw one pointing right calls most of
-// them something else); uniform noise scores near chance with a distance far above it. The eval and sample
-// commands run on a small random checkpoint and write their files (eval with its progress line); their errors
-// name the file or flag. scripts/guidance_sweep.sh collects an eval per w into sweep.csv. A damaged cache file is
-// retrained with a note.
+// them something else); uniform noise scores near chance with a distance far above it. The stand-ins' high-
+// frequency energy matches the reference images', noise's that of white noise. The eval and sample commands run
+// on a small random checkpoint and write their files (eval with its progress line and the high-frequency
+// energies in its JSON); their errors name the file or flag. scripts/guidance_sweep.sh collects an eval per w
+// into sweep.csv. A damaged cache file is retrained with a note.
 #include <dirent.h>
 #include <math.h>
 #include <stdio.h>
@@ -111,6 +112,15 @@ static void test_command(const char *nanodiff) {
     if (f) fclose(f);
     CHECK(strstr(text, "\"fd_floor\"") && strstr(text, "\"ankle boot\"") && strstr(text, "\"per_class\": 3"),
           "JSON: %s", text);
+    // the high-frequency energies: shares in [0, 1] (a null, for a non-finite value, fails to parse)
+    const char *hf_keys[] = {"\"hf_energy\": ", "\"hf_energy_real\": ", "\"hf_energy_ratio\": "};
+    for (int k = 0; k < 3; k++) {
+        const char *at = strstr(text, hf_keys[k]);
+        char *end = NULL;
+        double v = at ? strtod(at + strlen(hf_keys[k]), &end) : NAN;
+        CHECK(at && end != at + strlen(hf_keys[k]) && isfinite(v) && v >= 0.0 && (k == 2 || v <= 1.0), "JSON %s%g: %s",
+              hf_keys[k], v, text);
+    }
     // Heun's steps cost two model calls but the last; the JSON and the table say so
     snprintf(command, sizeof command,
              "%s eval --ckpt %s --n 2 --sampler heun --steps 2 --spacing leading --clip-x0 "
@@ -396,6 +406,19 @@ int main(int argc, char **argv) {
            "accuracy %.2f%%, FD %.1f; all mirrored: accuracy %.2f%%\n",
            floor.mean, floor.min, floor.max, 100.0 * real.accuracy, real.confidence, real.fd, 100.0 * noise.accuracy,
            noise.fd, 100.0 * mirrored.accuracy);
+    printf("e2e.eval: high-frequency energy: reference %.4f, real stand-ins %.4f, all mirrored %.4f, noise %.4f\n",
+           ev.hf_energy_real, real.hf_energy, mirrored.hf_energy, noise.hf_energy);
+    // other real images share the reference's spectrum: means over 1000 and 5000 images of a per-image share
+    // that varies by about its own size land within a few percent of one another
+    CHECK(ev.hf_energy_real > 0.0 && ev.hf_energy_real < 0.5 && fabs(real.hf_energy / ev.hf_energy_real - 1.0) < 0.15,
+          "high-frequency energy: real stand-ins %.4f, reference %.4f", real.hf_energy, ev.hf_energy_real);
+    // a mirror image has the same power at mirrored frequencies, which lie at the same radius
+    CHECK(fabs(mirrored.hf_energy - real.hf_energy) < 1e-9, "mirroring changed the high-frequency energy: %.12f %.12f",
+          mirrored.hf_energy, real.hf_energy);
+    // white noise spreads its energy evenly: 207 of the 255 non-constant frequencies of 16x16 lie beyond a
+    // quarter of a cycle a pixel (0.812); the mean over 1000 images moves by about 0.001
+    CHECK(fabs(noise.hf_energy - 207.0 / 255.0) < 0.01, "noise: high-frequency energy %.4f, want 0.812",
+          noise.hf_energy);
     CHECK(real.accuracy >= 0.90, "real images: accuracy %.4f", real.accuracy);
     CHECK(mirrored.accuracy >= 0.88, "mirrored real images: accuracy %.4f (ankle boots %.2f)", mirrored.accuracy,
           nd_eval_class_accuracy(&mirrored, 9));

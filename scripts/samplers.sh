@@ -2,8 +2,9 @@
 # The samplers side by side on one checkpoint: `nanodiff eval` (classifier accuracy of guided samples,
 # w = 2, and the classifier-feature FD beside its real-vs-real floor) for the course's DDPM (150 steps),
 # DDIM, Euler, Heun and DPM-Solver++ at 10, 20 and 50 steps, trailing spacing for the few-step samplers
-# (the same seed and start for all). Prints a markdown row per setting with its model calls; the JSON of
-# each run is kept in OUT_DIR.
+# (the same seed and start for all). Prints a markdown row per setting with its model calls and the samples'
+# high-frequency energy beside the real images' (eval's hf_energy, hf_energy_real); the JSON of each run is
+# kept in OUT_DIR.
 #
 #   scripts/samplers.sh CKPT [SAMPLES_PER_CLASS=50] [OUT_DIR=dirname(CKPT)/samplers] [STEPS="10 20 50"]
 set -euo pipefail
@@ -16,17 +17,17 @@ mkdir -p "$out"
 # shellcheck source=scripts/eval_lib.sh
 . scripts/eval_lib.sh
 
-echo "| sampler | steps | model calls | spacing | classified as requested | FD (floor) | sampling time |"
-echo "|---|---|---|---|---|---|---|"
+echo "| sampler | steps | model calls | spacing | classified as requested | FD (floor) | HF energy (real) | sampling time |"
+echo "|---|---|---|---|---|---|---|---|"
 run() { # name, then eval flags
     local name=$1
     shift
     eval_json "$out" "$name" --ckpt "$ckpt" --n "$n" "$@"
     local j=$out/$name.json
-    printf '| %s | %s | %s | %s | %.1f%% | %.1f (%.1f) | %.0f s |\n' "$(eval_field sampler "$j")" \
+    printf '| %s | %s | %s | %s | %.1f%% | %.1f (%.1f) | %.3f (%.3f) | %.0f s |\n' "$(eval_field sampler "$j")" \
         "$(eval_field steps "$j")" "$(eval_field model_calls "$j")" "$(eval_field spacing "$j")" \
         "$(awk "BEGIN{print 100*$(eval_field accuracy "$j")}")" "$(eval_field fd "$j")" "$(eval_field fd_floor "$j")" \
-        "$(eval_field sample_seconds "$j")"
+        "$(eval_field hf_energy "$j")" "$(eval_field hf_energy_real "$j")" "$(eval_field sample_seconds "$j")"
 }
 run ddpm-150 --sampler ddpm
 for sampler in ddim euler heun dpm-solver++; do

@@ -9,7 +9,7 @@ int nd_cmd_info(int argc, char **argv) {
     int64_t img_size = 16, img_ch = 1, classes = 10;
     bool help = false;
     const nd_flag flags[] = {
-        {"--model", ND_FLAG_STRING, &model_name, "dli-unet, dli-unet-v1 or t2i-unet: print its summary"},
+        {"--model", ND_FLAG_STRING, &model_name, "dli-unet, dli-unet-v1, t2i-unet or res-unet: print its summary"},
         {"--img-size", ND_FLAG_INT, &img_size, "image size for --model"},
         {"--channels", ND_FLAG_INT, &img_ch, "image channels for --model"},
         {"--classes", ND_FLAG_INT, &classes, "context width for --model (classes; text width for t2i-unet)"},
@@ -49,7 +49,7 @@ int nd_cmd_info(int argc, char **argv) {
     } else {
         nd_model_kind kind;
         if (!nd_model_kind_parse(model_name, &kind)) {
-            fprintf(stderr, "nanodiff info: --model expects dli-unet, dli-unet-v1 or t2i-unet, got \"%s\"\n",
+            fprintf(stderr, "nanodiff info: --model expects dli-unet, dli-unet-v1, t2i-unet or res-unet, got \"%s\"\n",
                     model_name);
             return 1;
         }

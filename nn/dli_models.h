@@ -47,10 +47,13 @@ void nd_dli_unet_v1_init(nd_dli_unet_v1 *u, nd_params *params, nd_params *buffer
 nd_tensor *nd_dli_unet_v1_forward(nd_ctx *ctx, const nd_dli_unet_v1 *u, const nd_model_config *cfg, nd_tensor *x,
                                   nd_tensor *t, bool training);
 
-// The text-to-image U-Net: three levels of ResBlocks, TransformerBlocks at the two lower ones.
+// The text-to-image U-Net: three levels of ResBlocks, TransformerBlocks at the two lower ones. As res-unet
+// it reads a class instead of a text: class_temb adds the class's embedding to the time embedding and
+// class_token makes the one token the cross-attention reads.
 typedef struct nd_t2i_unet {
     nd_conv2d_layer conv_in, down_sample[2], up_conv[2], conv_out;
     nd_linear_layer time_fc1, time_fc2;
+    nd_linear_layer class_temb, class_token; // res-unet with classes only
     nd_res_block down_res[3], mid_res, up_res[3];
     nd_transformer_block down_attn[2], mid_attn, up_attn[2];
     nd_norm_layer norm_out;

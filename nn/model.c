@@ -10,7 +10,7 @@
 // few enough that the step arena holds a quarter of the activations.
 #define ND_INFERENCE_CHUNK 50
 
-static const char *kind_names[] = {"dli-unet", "dli-unet-v1", "t2i-unet"};
+static const char *kind_names[] = {"dli-unet", "dli-unet-v1", "t2i-unet", "res-unet"};
 
 const char *nd_model_kind_name(nd_model_kind kind) { return kind_names[kind]; }
 
@@ -43,6 +43,7 @@ nd_model_config nd_model_config_default(nd_model_kind kind, int img_ch, int img_
         c.c_embed_dim = 0;
         break;
     case ND_MODEL_T2I_UNET:
+    case ND_MODEL_RES_UNET:
         c.down_chs[0] = 32, c.down_chs[1] = 64, c.down_chs[2] = 64;
         c.t_embed_dim = 32;
         break;
@@ -85,6 +86,7 @@ bool nd_model_config_check(const nd_model_config *c, int64_t max_params, char *w
         break;
     case ND_MODEL_DLI_UNET_V1: break;
     case ND_MODEL_T2I_UNET:
+    case ND_MODEL_RES_UNET:
         if (!sinusoid_ok(c->down_chs[0], "down_chs[0]", why, size) ||
             !groups_divide(c->small_groups, "small_groups", c->down_chs, why, size))
             return false;
@@ -122,6 +124,7 @@ void nd_model_init(nd_model *m, nd_model_config config) {
         nd_dli_unet_v1_init(m->impl, &m->params, &m->buffers, &m->config);
         break;
     case ND_MODEL_T2I_UNET:
+    case ND_MODEL_RES_UNET:
         m->impl = nd_xcalloc(1, sizeof(nd_t2i_unet));
         nd_t2i_unet_init(m->impl, &m->params, &m->config);
         break;
@@ -147,7 +150,8 @@ static nd_tensor *forward_batch(nd_ctx *ctx, const nd_model *m, nd_tensor *x, nd
     switch (c->kind) {
     case ND_MODEL_DLI_UNET: return nd_dli_unet_forward(ctx, m->impl, c, x, t, context);
     case ND_MODEL_DLI_UNET_V1: return nd_dli_unet_v1_forward(ctx, m->impl, c, x, t, training);
-    case ND_MODEL_T2I_UNET: return nd_t2i_unet_forward(ctx, m->impl, c, x, t, context);
+    case ND_MODEL_T2I_UNET:
+    case ND_MODEL_RES_UNET: return nd_t2i_unet_forward(ctx, m->impl, c, x, t, context);
     }
     return NULL;
 }

@@ -199,6 +199,8 @@ typedef enum nd_model_kind {
     ND_MODEL_DLI_UNET,    // notebooks 03-06: GroupNorm/GELU, rearrange pooling, class context
     ND_MODEL_DLI_UNET_V1, // notebooks 01-02: BatchNorm/ReLU/MaxPool
     ND_MODEL_T2I_UNET,    // ResBlocks + TransformerBlocks with cross-attention to a token sequence
+    ND_MODEL_RES_UNET,    // t2i-unet's network conditioned on a class: its embedding joins the time embedding
+                          // and is the one token the cross-attention reads
 } nd_model_kind;
 
 typedef struct nd_model_config {
@@ -207,7 +209,7 @@ typedef struct nd_model_config {
     int T;                        // diffusion steps; the models see t / T
     int down_chs[3];              // dli-unet: (64, 64, 128); v1: (16, 32, 64); t2i: base widths of the three levels
     int t_embed_dim;              // dli-unet: 8; v1: 1 with a time embedding (02), 0 without (01)
-    int c_embed_dim;              // dli-unet: classes (10) or 0 for unconditional; t2i: context width D
+    int c_embed_dim;              // dli-unet, res-unet: classes (10) or 0 for unconditional; t2i: context width D
     int small_groups, big_groups; // GroupNorm group counts (course: 8 and 32)
     int heads;                    // t2i attention heads
 } nd_model_config;
@@ -215,7 +217,7 @@ typedef struct nd_model_config {
 // The course's configurations: notebook 03 (16x16, unconditional), 04 (16x16, 10 classes), 06 (28x28 MNIST).
 nd_model_config nd_model_config_default(nd_model_kind kind, int img_ch, int img_size, int c_embed_dim);
 const char *nd_model_kind_name(nd_model_kind kind);
-// "dli-unet" / "dli-unet-v1" / "t2i-unet" -> kind; false for an unknown name
+// "dli-unet" / "dli-unet-v1" / "t2i-unet" / "res-unet" -> kind; false for an unknown name
 bool nd_model_kind_parse(const char *name, nd_model_kind *kind);
 
 typedef struct nd_model {
@@ -236,7 +238,8 @@ void nd_model_init(nd_model *m, nd_model_config config);
 void nd_model_create(nd_model *m, nd_model_config config, nd_ctx *ctx);
 void nd_model_free(nd_model *m);
 // Predicted noise for x (B, C, S, S) at timesteps t (B,) (raw step numbers, divided by T inside) given the
-// context: dli-unet (B, classes) one-hot already multiplied by its mask, or NULL when unconditional;
+// context: dli-unet and res-unet (B, classes) one-hot already multiplied by its mask, or NULL when
+// unconditional;
 // t2i-unet (B, tokens, D). training selects BatchNorm's batch statistics (v1 only). With grad mode off
 // (sampling, evaluation) a large batch runs in chunks whose intermediates are released as it goes.
 nd_tensor *nd_model_forward(nd_ctx *ctx, const nd_model *m, nd_tensor *x, nd_tensor *t, nd_tensor *context,

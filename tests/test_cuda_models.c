@@ -1,4 +1,4 @@
-// Whole-model parity between the CPU and CUDA backends: one training step of dli-unet and t2i-unet gives
+// Whole-model parity between the CPU and CUDA backends: one training step of dli-unet, t2i-unet and res-unet gives
 // the same loss and parameter gradients, and 20 Adam steps give the same loss curve. Skips without a GPU.
 #include <math.h>
 #include <stdlib.h>
@@ -109,5 +109,7 @@ int main(void) {
     check_model("dli-unet", dli, ND_SHAPE(4, 10));
     nd_model_config t2i = nd_model_config_default(ND_MODEL_T2I_UNET, 1, 16, 32);
     check_model("t2i-unet", t2i, ND_SHAPE(4, 6, 32));
+    nd_model_config res = nd_model_config_default(ND_MODEL_RES_UNET, 1, 16, 10);
+    check_model("res-unet", res, ND_SHAPE(4, 10));
     return test_finish("cuda.models");
 }

@@ -149,6 +149,9 @@ int main(int argc, char **argv) {
     nd_model_config t2i = nd_model_config_default(ND_MODEL_T2I_UNET, 1, 16, 16);
     t2i.down_chs[0] = 8, t2i.down_chs[1] = 8, t2i.down_chs[2] = 16, t2i.heads = 2, t2i.small_groups = 4;
     check_model(&f, "t2i_unet", t2i);
+    nd_model_config res = nd_model_config_default(ND_MODEL_RES_UNET, 1, 16, 10);
+    res.down_chs[0] = 8, res.down_chs[1] = 8, res.down_chs[2] = 16, res.heads = 2, res.small_groups = 4;
+    check_model(&f, "res_unet", res);
     fx_free(&f);
     return test_finish("model_reference");
 }

@@ -117,6 +117,9 @@ int main(void) {
     nd_model_config t2i = nd_model_config_default(ND_MODEL_T2I_UNET, 1, 16, 16);
     t2i.down_chs[0] = 8, t2i.down_chs[1] = 8, t2i.down_chs[2] = 16, t2i.heads = 2, t2i.small_groups = 4;
     directional_check("t2i-unet", t2i, ND_SHAPE(2, 5, 16));
+    nd_model_config res = nd_model_config_default(ND_MODEL_RES_UNET, 1, 16, 10);
+    res.down_chs[0] = 8, res.down_chs[1] = 8, res.down_chs[2] = 16, res.heads = 2, res.small_groups = 4;
+    directional_check("res-unet", res, ND_SHAPE(2, 10));
     cross_attention_uses_context();
     return test_finish("nn_gradcheck");
 }

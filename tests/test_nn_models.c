@@ -1,5 +1,6 @@
 // The models' parameter counts equal the course's (reference/dli-course.md), parameter names follow the
 // PyTorch modules, each model runs forward at its image sizes, and inference runs large batches in chunks.
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,9 +57,9 @@ static void test_names(void) {
 static void test_forward_shapes(void) {
     nd_ctx ctx;
     nd_ctx_init(&ctx, ND_CPU, 64 << 20, 3);
-    nd_model_kind kinds[] = {ND_MODEL_DLI_UNET, ND_MODEL_DLI_UNET_V1, ND_MODEL_T2I_UNET};
+    nd_model_kind kinds[] = {ND_MODEL_DLI_UNET, ND_MODEL_DLI_UNET_V1, ND_MODEL_T2I_UNET, ND_MODEL_RES_UNET};
     int sizes[] = {16, 28};
-    for (int k = 0; k < 3; k++)
+    for (int k = 0; k < 4; k++)
         for (int s = 0; s < 2; s++) {
             if (kinds[k] == ND_MODEL_DLI_UNET_V1 && sizes[s] == 28) continue; // max pooling 7 -> 3 would not invert
             nd_model_config c = nd_model_config_default(kinds[k], 1, sizes[s], kinds[k] == ND_MODEL_T2I_UNET ? 16 : 10);
@@ -67,9 +68,9 @@ static void test_forward_shapes(void) {
             nd_tensor *x = nd_zeros(&ctx, ND_SHAPE(2, 1, sizes[s], sizes[s]));
             nd_rand_normal(&ctx, x, 0.0f, 1.0f);
             nd_tensor *t = nd_full(&ctx, ND_SHAPE(2), 75.0f);
-            nd_tensor *context = kinds[k] == ND_MODEL_T2I_UNET   ? nd_zeros(&ctx, ND_SHAPE(2, 5, 16))
-                                 : kinds[k] == ND_MODEL_DLI_UNET ? nd_zeros(&ctx, ND_SHAPE(2, 10))
-                                                                 : NULL;
+            nd_tensor *context = kinds[k] == ND_MODEL_T2I_UNET      ? nd_zeros(&ctx, ND_SHAPE(2, 5, 16))
+                                 : kinds[k] == ND_MODEL_DLI_UNET_V1 ? NULL
+                                                                    : nd_zeros(&ctx, ND_SHAPE(2, 10));
             nd_tensor *out = nd_model_forward(&ctx, &m, x, t, context, true);
             CHECK(nd_shape_equal(out->shape, x->shape), "%s at %d: output shape differs from input",
                   nd_model_kind_name(kinds[k]), sizes[s]);
@@ -84,8 +85,8 @@ static void test_forward_shapes(void) {
 // forward alone, and the step arena's peak is a chunk's, not the batch's.
 static void test_inference_chunks(void) {
     enum { BATCH = 120, CHUNK = 40 }; // three chunks of 40 (at most 50 images each)
-    nd_model_kind kinds[] = {ND_MODEL_DLI_UNET, ND_MODEL_DLI_UNET_V1, ND_MODEL_T2I_UNET};
-    for (int k = 0; k < 3; k++) {
+    nd_model_kind kinds[] = {ND_MODEL_DLI_UNET, ND_MODEL_DLI_UNET_V1, ND_MODEL_T2I_UNET, ND_MODEL_RES_UNET};
+    for (int k = 0; k < 4; k++) {
         nd_ctx ctx;
         nd_ctx_init(&ctx, ND_CPU, 1 << 20, 5);
         nd_model_config c = nd_model_config_default(kinds[k], 1, 16, kinds[k] == ND_MODEL_T2I_UNET ? 16 : 10);
@@ -146,8 +147,49 @@ static void test_inference_chunks(void) {
     }
 }
 
+// res-unet reads its class: two classes give different predictions, a dropped class (an all-zero row, as
+// label dropout and the guided batch's null half make) gives the prediction of no context at all, and without
+// classes (unconditional) the model has no class embedding and runs on NULL.
+static void test_res_unet_classes(void) {
+    nd_ctx ctx;
+    nd_ctx_init(&ctx, ND_CPU, 16 << 20, 7);
+    nd_model m;
+    nd_model_create(&m, nd_model_config_default(ND_MODEL_RES_UNET, 1, 16, 10), &ctx);
+    CHECK(nd_params_find(&m.params, "class_embed.time.weight") && nd_params_find(&m.params, "class_embed.token.weight"),
+          "res-unet lacks its class embeddings");
+    nd_ctx_set_grad(&ctx, false);
+    nd_tensor *x = nd_empty_persistent(&ctx, ND_SHAPE(3, 1, 16, 16));
+    nd_rand_normal(&ctx, x, 0.0f, 1.0f);
+    float x_host[3 * 256], t_host[3] = {40.0f, 40.0f, 40.0f}, c_host[3 * 10] = {0};
+    nd_copy_to_host(&ctx, x, x_host);
+    for (int i = 1; i < 3; i++) memcpy(x_host + 256 * i, x_host, sizeof(float) * 256); // one image three times
+    nd_copy_from_host(&ctx, x, x_host);
+    c_host[0 * 10 + 3] = 1.0f, c_host[1 * 10 + 7] = 1.0f; // classes 3 and 7, and a dropped class
+    nd_tensor *t = nd_from_host(&ctx, ND_SHAPE(3), t_host), *c = nd_from_host(&ctx, ND_SHAPE(3, 10), c_host);
+    float with[3 * 256], without[3 * 256];
+    nd_copy_to_host(&ctx, nd_model_forward(&ctx, &m, x, t, c, false), with);
+    nd_copy_to_host(&ctx, nd_model_forward(&ctx, &m, x, t, NULL, false), without);
+    double class_gap = 0, null_gap = 0;
+    for (int i = 0; i < 256; i++) {
+        class_gap = fmax(class_gap, fabs(with[i] - with[256 + i]));
+        null_gap = fmax(null_gap, fabs(with[512 + i] - without[512 + i]));
+    }
+    CHECK(class_gap > 1e-3, "res-unet: classes 3 and 7 give the same prediction (max difference %g)", class_gap);
+    CHECK(null_gap <= 1e-6, "res-unet: a dropped class differs from no context by %g", null_gap);
+    nd_ctx_step_end(&ctx);
+    nd_model_free(&m);
+    nd_model_create(&m, nd_model_config_default(ND_MODEL_RES_UNET, 1, 16, 0), &ctx);
+    CHECK(!nd_params_find(&m.params, "class_embed.time.weight"), "an unconditional res-unet has a class embedding");
+    nd_tensor *out = nd_model_forward(&ctx, &m, x, t, NULL, false);
+    CHECK(nd_shape_equal(out->shape, x->shape), "unconditional res-unet: output shape differs from input");
+    nd_ctx_step_end(&ctx);
+    nd_model_free(&m);
+    nd_ctx_free(&ctx);
+}
+
 int main(void) {
     test_counts();
+    test_res_unet_classes();
     test_names();
     test_forward_shapes();
     test_inference_chunks();

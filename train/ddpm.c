@@ -81,7 +81,8 @@ static bool load_data(nd_dataset *ds, nd_ddpm_config *cfg, nd_error *err) {
         nd_dataset_free(ds);
         return false;
     }
-    if (m->kind == ND_MODEL_DLI_UNET && m->c_embed_dim < 0) m->c_embed_dim = ds->num_classes;
+    if ((m->kind == ND_MODEL_DLI_UNET || m->kind == ND_MODEL_RES_UNET) && m->c_embed_dim < 0)
+        m->c_embed_dim = ds->num_classes;
     if (m->kind != ND_MODEL_T2I_UNET && m->c_embed_dim > 0 && ds->num_classes != m->c_embed_dim) {
         nd_dataset_free(ds);
         return nd_error_set(err, "%s: the data set has %d classes, the model's context expects %d", cfg->data,

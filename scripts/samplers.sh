@@ -4,15 +4,18 @@
 # DDIM, Euler, Heun and DPM-Solver++ at 10, 20 and 50 steps, trailing spacing for the few-step samplers
 # (the same seed and start for all). Prints a markdown row per setting with its model calls and the samples'
 # high-frequency energy beside the real images' (eval's hf_energy, hf_energy_real); the JSON of each run is
-# kept in OUT_DIR.
+# kept in OUT_DIR. SAMPLERS picks the few-step samplers (e.g. "ddim heun dpm-solver++": Euler's update is
+# DDIM's with eta 0, the same samples up to rounding); NO_DDPM=1 leaves out the 150-step DDPM row.
 #
 #   scripts/samplers.sh CKPT [SAMPLES_PER_CLASS=50] [OUT_DIR=dirname(CKPT)/samplers] [STEPS="10 20 50"]
+#                      [SAMPLERS="ddim euler heun dpm-solver++"]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ckpt=${1:?usage: scripts/samplers.sh CKPT [SAMPLES_PER_CLASS] [OUT_DIR] [STEPS]}
 n=${2:-50}
 out=${3:-$(dirname "$ckpt")/samplers}
 step_counts=${4:-10 20 50}
+samplers=${5:-ddim euler heun dpm-solver++}
 mkdir -p "$out"
 # shellcheck source=scripts/eval_lib.sh
 . scripts/eval_lib.sh
@@ -29,7 +32,7 @@ run() { # name, then eval flags
         "$(awk "BEGIN{print 100*$(eval_field accuracy "$j")}")" "$(eval_field fd "$j")" "$(eval_field fd_floor "$j")" \
         "$(eval_field hf_energy "$j")" "$(eval_field hf_energy_real "$j")" "$(eval_field sample_seconds "$j")"
 }
-run ddpm-150 --sampler ddpm
-for sampler in ddim euler heun dpm-solver++; do
+[ "${NO_DDPM:-0}" = 1 ] || run ddpm-150 --sampler ddpm
+for sampler in $samplers; do
     for steps in $step_counts; do run "$sampler-$steps" --sampler "$sampler" --steps "$steps" --spacing trailing; done
 done

@@ -84,20 +84,25 @@ bool nd_cli_session_open(const char *command, const nd_cli_sampling *flags, nd_c
 void nd_cli_session_close(nd_cli_session *session);
 
 // The progress line of a sampling command on stderr, as training's (train.h's nd_progress):
-// "sample batch 2/4  step 37/50  12 img/s  ETA 1:05" (no batch when there is one). Its step callback
-// nd_cli_progress_step goes to nd_sample_images and hands every step on to another callback (a strip's) first.
+// "sample batch 2/4  step 37/50  12 img/s  ETA 1:05" (no batch when there is one), and for a sampler whose
+// steps cost more than one model evaluation (heun) the evaluations too: "step 3/10  model calls 6/19". The
+// clock counts model evaluations, so the ETA holds where steps differ in cost (Heun's last is half the
+// others). Its step callback nd_cli_progress_step goes to nd_sample_images and hands every step on to
+// another callback (a strip's) first.
 typedef struct nd_cli_progress {
     nd_progress bar;
-    bool on;                 // false: --quiet
-    int steps, batches;      // sampler steps a batch, batches in all
-    int batch, batch_images; // the batch being drawn (0-based) and its images
-    nd_sample_step_fn then;  // NULL or the other callback
+    bool on;                   // false: --quiet
+    int steps, calls, batches; // sampler steps and model evaluations a batch, batches in all
+    int batch, batch_images;   // the batch being drawn (0-based) and its images
+    nd_sample_config cfg;      // the sampler, for the evaluations a step makes
+    const nd_schedule *sched;  // its schedule
+    nd_sample_step_fn then;    // NULL or the other callback
     void *then_user;
 } nd_cli_progress;
 
-// Starts the clock for batches batches of the sampler's steps (with cfg on a schedule of T steps).
-void nd_cli_progress_begin(nd_cli_progress *p, const char *command, bool on, const nd_sample_config *cfg, int T,
-                           int batches);
+// Starts the clock for batches batches of the sampler's steps (with cfg on schedule s).
+void nd_cli_progress_begin(nd_cli_progress *p, const char *command, bool on, const nd_sample_config *cfg,
+                           const nd_schedule *s, int batches);
 // Before drawing batch (0-based) of images images; then/then_user: the other step callback, or NULL.
 void nd_cli_progress_batch(nd_cli_progress *p, int batch, int images, nd_sample_step_fn then, void *then_user);
 // nd_sample_step_fn with user an nd_cli_progress.

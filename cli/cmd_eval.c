@@ -177,7 +177,7 @@ static void draw_samples(nd_cli_session *s, nd_text_encoder *text, int classes, 
     int64_t image = (int64_t)mc->img_ch * mc->img_size * mc->img_size;
     for (int i = 0; i < total; i++) labels[i] = i / per_class;
     nd_cli_progress progress;
-    nd_cli_progress_begin(&progress, "eval", !quiet, sc, mc->T, (total + batch - 1) / batch);
+    nd_cli_progress_begin(&progress, "eval", !quiet, sc, &s->sched, (total + batch - 1) / batch);
     for (int first = 0, chunk = 0; first < total; first += batch, chunk++) {
         int n = total - first < batch ? total - first : batch;
         nd_arena_mark mark = nd_arena_get_mark(&ctx->pool);
@@ -259,7 +259,7 @@ static bool run_eval(nd_cli_session *s, const eval_options *o, nd_evaluator *ev,
                      .spacing = nd_spacing_name(sc->spacing),
                      .clip_x0 = sc->clamp_x0,
                      .steps = nd_sample_steps(sc, mc->T),
-                     .evaluations = nd_sample_evaluations(sc, mc->T),
+                     .evaluations = nd_sample_evaluations_done(sc, &s->sched, nd_sample_steps(sc, mc->T) - 1),
                      .per_class = (int)o->n,
                      .classes = text ? 10 : mc->c_embed_dim,
                      .prompted = text != NULL,

@@ -31,7 +31,7 @@ static void draw(nd_ctx *ctx, const nd_model *model, nd_text_encoder *text, cons
     const char **rows = nd_xmalloc((size_t)total * sizeof(char *));
     for (int i = 0; i < total; i++) rows[i] = prompts[i / n];
     nd_cli_progress progress;
-    nd_cli_progress_begin(&progress, "eval", !quiet, sc, model->config.T, (total + batch - 1) / batch);
+    nd_cli_progress_begin(&progress, "eval", !quiet, sc, sched, (total + batch - 1) / batch);
     for (int first = 0, chunk = 0; first < total; first += batch, chunk++) {
         int b = total - first < batch ? total - first : batch;
         nd_arena_mark mark = nd_arena_get_mark(&ctx->pool);

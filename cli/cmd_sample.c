@@ -155,7 +155,7 @@ static void draw(nd_cli_session *s, const sample_options *o, const sample_plan *
     double start = nd_seconds();
     if (o->profile) nd_profile_begin(&s->ctx);
     nd_cli_progress progress; // a sweep draws a batch per w
-    nd_cli_progress_begin(&progress, "sample", !o->sampling.quiet, &sc, mc->T, p->n_w);
+    nd_cli_progress_begin(&progress, "sample", !o->sampling.quiet, &sc, &s->sched, p->n_w);
     for (int k = 0; k < p->n_w; k++) {
         sc.w = p->ws[k];
         if (o->strip && k == 0) {

@@ -164,7 +164,7 @@ int nd_cmd_sample_prompt(int argc, char **argv) {
     float *images = nd_xmalloc((size_t)total * (size_t)image * sizeof(float));               // (total, C, S, S)
     double start = nd_seconds();
     nd_cli_progress progress;
-    nd_cli_progress_begin(&progress, "sample", !f.quiet, &s.sc, mc->T, 1);
+    nd_cli_progress_begin(&progress, "sample", !f.quiet, &s.sc, &s.sched, 1);
     nd_cli_progress_batch(&progress, 0, total, NULL, NULL);
     nd_sample_images(&s.ctx, &s.model, &s.sched, &s.sc, total, context, null_context, images, nd_cli_progress_step,
                      &progress);

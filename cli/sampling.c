@@ -177,10 +177,11 @@ void nd_cli_session_close(nd_cli_session *s) {
     nd_ctx_free(&s->ctx);
 }
 
-void nd_cli_progress_begin(nd_cli_progress *p, const char *command, bool on, const nd_sample_config *cfg, int T,
-                           int batches) {
-    *p = (nd_cli_progress){.on = on, .steps = nd_sample_steps(cfg, T), .batches = batches};
-    nd_progress_init(&p->bar, command, (int64_t)p->steps * batches, 0);
+void nd_cli_progress_begin(nd_cli_progress *p, const char *command, bool on, const nd_sample_config *cfg,
+                           const nd_schedule *s, int batches) {
+    *p = (nd_cli_progress){.on = on, .steps = nd_sample_steps(cfg, s->T), .batches = batches, .cfg = *cfg, .sched = s};
+    p->calls = nd_sample_evaluations_done(cfg, s, p->steps - 1);
+    nd_progress_init(&p->bar, command, (int64_t)p->calls * batches, 0); // counted in model evaluations
 }
 
 void nd_cli_progress_batch(nd_cli_progress *p, int batch, int images, nd_sample_step_fn then, void *then_user) {
@@ -191,13 +192,14 @@ void nd_cli_progress_step(void *user, int step_index, int t, nd_ctx *ctx, const 
     nd_cli_progress *p = user;
     if (p->then) p->then(p->then_user, step_index, t, ctx, x);
     if (!p->on || step_index < 0) return;
-    int64_t step = (int64_t)p->batch * p->steps + step_index;
+    // the clock's position: the last model evaluation made so far, over all batches
+    int calls = nd_sample_evaluations_done(&p->cfg, p->sched, step_index);
+    int64_t position = (int64_t)p->batch * p->calls + calls - 1;
     double images = (double)p->batch_images / p->steps; // a step takes the batch 1/steps of its way
-    if (p->batches > 1)
-        nd_progress_show(&p->bar, step, images, "batch %d/%d  step %d/%d", p->batch + 1, p->batches, step_index + 1,
-                         p->steps);
-    else
-        nd_progress_show(&p->bar, step, images, "step %d/%d", step_index + 1, p->steps);
+    char batch[48] = "", evaluations[48] = "";
+    if (p->batches > 1) snprintf(batch, sizeof batch, "batch %d/%d  ", p->batch + 1, p->batches);
+    if (p->calls != p->steps) snprintf(evaluations, sizeof evaluations, "  model calls %d/%d", calls, p->calls);
+    nd_progress_show(&p->bar, position, images, "%sstep %d/%d%s", batch, step_index + 1, p->steps, evaluations);
 }
 
 bool nd_cli_samples_finite(const char *command, const float *images, int64_t n_images, int64_t image) {

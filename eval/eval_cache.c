@@ -37,8 +37,7 @@ void nd_eval_cache_path(char *buf, size_t size, const char *cache_dir, const cha
                                ? *p
                                : '_');
     name[n] = '\0';
-    uint32_t hash = 2166136261u; // FNV-1a
-    for (const char *p = data; *p; p++) hash = (hash ^ (uint8_t)*p) * 16777619u;
+    uint32_t hash = nd_fnv1a32(ND_FNV1A32_OFFSET, data, strlen(data));
     const char *range = unit_range ? "01" : "pm1", *flip = random_flip ? "-flip" : "";
     if (strcmp(data, "fashion-mnist") == 0)
         snprintf(buf, size, "%s/eval-classifier-%s-%dpx-%s%s.h5", cache_dir, name, img_size, range, flip);

@@ -111,6 +111,11 @@ void nd_start_moments(const nd_schedule *s, const double *data_mean, const doubl
 // 2 steps - 1; one evaluation is one forward pass of the whole, doubled when guided, batch).
 int nd_sample_steps(const nd_sample_config *cfg, int T);
 int nd_sample_evaluations(const nd_sample_config *cfg, int T);
+// The model evaluations made by the end of step step_index (0-based, of nd_sample_steps) on schedule s: one
+// a step; Heun's two a step but one for the last (to the clean image) and for a step from zero SNR (a
+// zero-terminal-SNR schedule's t = T - 1), which are Euler's. At the last step, the run's exact count
+// (nd_sample_evaluations's, or one fewer where Heun starts at zero SNR).
+int nd_sample_evaluations_done(const nd_sample_config *cfg, const nd_schedule *s, int step_index);
 // The timesteps the sampler visits (nd_sample_steps of them), descending, into ts.
 void nd_sample_timesteps(const nd_sample_config *cfg, int T, int *ts);
 

@@ -102,6 +102,19 @@ int nd_sample_evaluations(const nd_sample_config *cfg, int T) {
     return cfg->sampler == ND_SAMPLER_HEUN ? 2 * steps - 1 : steps;
 }
 
+int nd_sample_evaluations_done(const nd_sample_config *cfg, const nd_schedule *s, int step_index) {
+    int steps = nd_sample_steps(cfg, s->T);
+    if (step_index >= steps) step_index = steps - 1;
+    if (cfg->sampler != ND_SAMPLER_HEUN) return step_index + 1;
+    int *ts = nd_xmalloc((size_t)s->T * sizeof(int));
+    nd_sample_timesteps(cfg, s->T, ts);
+    int calls = 0;
+    for (int i = 0; i <= step_index; i++)
+        calls += nd_heun_step_is_euler(s, ts[i], i + 1 < steps ? ts[i + 1] : -1) ? 1 : 2;
+    free(ts);
+    return calls;
+}
+
 void nd_sample_timesteps(const nd_sample_config *cfg, int T, int *ts) {
     int steps = nd_sample_steps(cfg, T);
     if (takes_every_step(cfg->sampler) || steps == T) {

@@ -99,12 +99,16 @@ nd_tensor *nd_step_euler(nd_ctx *ctx, const nd_schedule *s, nd_denoised p, int t
     return nd_mul_scalar(ctx, next_ve, (float)scale);
 }
 
+bool nd_heun_step_is_euler(const nd_schedule *s, int t, int t_next) {
+    // the last step, to sigma = 0, is Euler's (the correction would divide by sigma_next = 0), and so is a
+    // step from sigma = inf, where the correction's weight sigma_next - sigma is infinite
+    return t_next < 0 || abar_at(s, t) == 0.0;
+}
+
 nd_tensor *nd_step_heun(const nd_denoiser *den, nd_denoised p, int t, int t_next) {
     nd_ctx *ctx = den->ctx;
     const nd_schedule *s = den->s;
-    // the last step, to sigma = 0, is Euler's (the correction would divide by sigma_next = 0), and so is a
-    // step from sigma = inf, where the correction's weight sigma_next - sigma is infinite
-    if (t_next < 0 || abar_at(s, t) == 0.0) return nd_step_euler(ctx, s, p, t_next);
+    if (nd_heun_step_is_euler(s, t, t_next)) return nd_step_euler(ctx, s, p, t_next);
     double sigma = karras_sigma(s, t), sigma_next = karras_sigma(s, t_next);
     float scale = (float)sqrt(abar_at(s, t_next));
     // Euler's point, then the slope there: x~_next = x~ + (sigma_next - sigma) (d + d') / 2

@@ -1,6 +1,7 @@
 // Unit tests of the autograd core: arena growth and stable addresses, views, the tape and the gradient
 // buffers of backward, shape errors,
-// the counter-based RNG, flat parameter buffers, batch prefetching, and the BLAS the program really loads.
+// the counter-based RNG, FNV-1a hashing, flat parameter buffers, batch prefetching, and the BLAS the program
+// really loads.
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,6 +110,26 @@ static void test_backward_memory(void) {
     free(grad);
     CHECK(!h->grad && !mid->grad && !loss->grad, "op outputs keep no gradient after backward");
     nd_ctx_free(&ctx);
+}
+
+// FNV-1a against the published test vectors (Fowler, Noll, Vo), whole and in pieces.
+static void test_fnv1a(void) {
+    const struct {
+        const char *s;
+        uint32_t h32;
+        uint64_t h64;
+    } cases[] = {{"", 0x811c9dc5u, 0xcbf29ce484222325ull},
+                 {"a", 0xe40c292cu, 0xaf63dc4c8601ec8cull},
+                 {"foobar", 0xbf9cf968u, 0x85944171f73967e8ull}};
+    for (int k = 0; k < ND_COUNT(cases); k++) {
+        size_t n = strlen(cases[k].s);
+        CHECK(nd_fnv1a32(ND_FNV1A32_OFFSET, cases[k].s, n) == cases[k].h32, "FNV-1a 32 of \"%s\"", cases[k].s);
+        CHECK(nd_fnv1a64(ND_FNV1A64_OFFSET, cases[k].s, n) == cases[k].h64, "FNV-1a 64 of \"%s\"", cases[k].s);
+    }
+    uint64_t pieces = nd_fnv1a64(nd_fnv1a64(ND_FNV1A64_OFFSET, "foo", 3), "bar", 3);
+    CHECK(pieces == 0x85944171f73967e8ull &&
+              nd_fnv1a32(nd_fnv1a32(ND_FNV1A32_OFFSET, "foo", 3), "bar", 3) == 0xbf9cf968u,
+          "FNV-1a in pieces hashes as the whole");
 }
 
 static void test_rng(void) {
@@ -304,6 +325,7 @@ int main(void) {
     test_views_and_tape();
     test_backward_memory();
     test_rng();
+    test_fnv1a();
     test_params();
     test_fast_erf();
     test_exp_neg();

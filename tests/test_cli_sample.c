@@ -1,5 +1,5 @@
 // nanodiff sample's user-facing output on a tiny random checkpoint: the progress line on stderr (step k/N,
-// images/s, ETA; the batch when a w sweep draws several; none with --quiet), --scale K making every grid K
+// images/s, ETA; the batch when a w sweep draws several; Heun's model calls; none with --quiet), --scale K making every grid K
 // times larger each way (read from the PNG's IHDR) and refusing 0 and 17 with the flag and its range, and --eta
 // refused for every sampler but DDIM, naming the flag and the sampler.
 //   test_cli_sample NANODIFF
@@ -63,12 +63,22 @@ static void test_progress(void) {
     char out[8192];
     int status = run_sample("--n 1 --sampler ddim --steps 4", out, sizeof out);
     // stderr is a pipe here, not a terminal: plain lines, always the last step's
-    CHECK(status == 0 && strstr(out, "sample step 4/4") && strstr(out, "img/s") && strstr(out, "ETA"),
-          "the progress line: status %d, stderr:\n%s", status, out);
+    CHECK(status == 0 && strstr(out, "sample step 4/4") && strstr(out, "img/s") && strstr(out, "ETA") &&
+              !strstr(out, "model calls"),
+          "the progress line (no model calls where a step makes one): status %d, stderr:\n%s", status, out);
     CHECK(!strchr(out, '\r'), "a carriage return in a log:\n%s", out);
     status = run_sample("--sampler ddim --steps 3 --w-sweep 0,1", out, sizeof out);
     CHECK(status == 0 && strstr(out, "sample batch 2/2  step 3/3"), "a sweep's batches: status %d, stderr:\n%s", status,
           out);
+    // Heun's steps make two model calls but the last one: the line counts (and times) the calls as well; in a
+    // log the first step's line always shows (nothing printed yet), and the last
+    status = run_sample("--n 1 --sampler heun --steps 4", out, sizeof out);
+    CHECK(status == 0 && strstr(out, "sample step 1/4  model calls 2/7") &&
+              strstr(out, "sample step 4/4  model calls 7/7"),
+          "heun's progress line: status %d, stderr:\n%s", status, out);
+    status = run_sample("--sampler heun --steps 3 --w-sweep 0,1", out, sizeof out);
+    CHECK(status == 0 && strstr(out, "sample batch 2/2  step 3/3  model calls 5/5"),
+          "heun's sweep: status %d, stderr:\n%s", status, out);
     status = run_sample("--n 1 --sampler ddim --steps 4 --quiet", out, sizeof out);
     CHECK(status == 0 && !strstr(out, "img/s") && !strstr(out, "step 4/4"), "--quiet: status %d, stderr:\n%s", status,
           out);

@@ -241,6 +241,64 @@ static void test_names(void) {
           "auto start: matched for the deterministic samplers, noise for DDPM");
 }
 
+// What the step callback of test_evaluations_done saw: each step's model calls against the count promised.
+typedef struct calls_seen {
+    const gaussian_model *g;
+    const nd_sample_config *sc;
+    const nd_schedule *s;
+    int wrong_step, calls, expected; // the first step whose count differs (-1: none), and its two counts
+} calls_seen;
+
+static void check_calls(void *user, int step_index, int t, nd_ctx *ctx, const nd_tensor *x) {
+    (void)t, (void)ctx, (void)x;
+    calls_seen *seen = user;
+    if (step_index < 0 || seen->wrong_step >= 0) return;
+    int expected = nd_sample_evaluations_done(seen->sc, seen->s, step_index);
+    if (seen->g->calls != expected)
+        seen->wrong_step = step_index, seen->calls = seen->g->calls, seen->expected = expected;
+}
+
+// nd_sample_evaluations_done (what the progress line counts) against the model calls every sampler makes,
+// step by step, on the course's schedule and on its zero-terminal-SNR rescaling, where Heun's step from
+// t = T - 1 (alpha_bar = 0) is Euler's and makes one call.
+static void test_evaluations_done(nd_ctx *ctx, const fixture_data *fx) {
+    int steps_list[] = {1, 2, 5};
+    for (int zero = 0; zero < 2; zero++) {
+        nd_schedule sched;
+        nd_schedule_make(&sched, ND_SCHEDULE_LINEAR, 150, 1e-4, 0.02, zero);
+        for (int k = 0; k < ND_SAMPLER_COUNT; k++)
+            for (int sp = 0; sp < 3; sp++)
+                for (int st = 0; st < 3; st++) {
+                    nd_sample_config sc = nd_sample_defaults();
+                    sc.sampler = (nd_sampler_kind)k, sc.spacing = (nd_spacing)sp, sc.steps = steps_list[st];
+                    sc.prediction = ND_PREDICT_V; // well defined at zero SNR
+                    float zeros[PIXELS] = {0}, out[PIXELS];
+                    sc.start_mean = fx->x_T->data, sc.start_std = zeros;
+                    gaussian_model g = {.mu = fx->mu->data,
+                                        .s = fx->s->data,
+                                        .alpha_bar = sched.alpha_bar,
+                                        .prediction = sc.prediction};
+                    calls_seen seen = {.g = &g, .sc = &sc, .s = &sched, .wrong_step = -1};
+                    nd_sample_run(ctx, &sched, &sc, ND_SHAPE(1, 1, 4, 4), gaussian_predict, &g, out, check_calls,
+                                  &seen);
+                    int steps = nd_sample_steps(&sc, 150), total = nd_sample_evaluations_done(&sc, &sched, steps - 1);
+                    CHECK(seen.wrong_step < 0, "%s, %s, %d steps%s: %d model calls by step %d, counted %d",
+                          nd_sampler_name(sc.sampler), spacing_names[sp], sc.steps, zero ? ", zero SNR" : "",
+                          seen.calls, seen.wrong_step, seen.expected);
+                    CHECK(g.calls == total, "%s, %s, %d steps%s: %d model calls, counted %d",
+                          nd_sampler_name(sc.sampler), spacing_names[sp], sc.steps, zero ? ", zero SNR" : "", g.calls,
+                          total);
+                    // Heun: 2N - 1, one fewer where it starts at zero SNR (linspace and trailing start at T - 1)
+                    int heun = 2 * steps - 1 - (zero && sp != ND_SPACING_LEADING && steps > 1);
+                    int want = sc.sampler == ND_SAMPLER_HEUN ? heun : steps;
+                    CHECK(total == want, "%s, %s, %d steps%s: counted %d model calls, expected %d",
+                          nd_sampler_name(sc.sampler), spacing_names[sp], sc.steps, zero ? ", zero SNR" : "", total,
+                          want);
+                }
+        nd_schedule_free(&sched);
+    }
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: test_samplers fixtures/samplers.ndfx\n");
@@ -267,6 +325,7 @@ int main(int argc, char **argv) {
     test_against_twin(&ctx, &sched, &f, &fx);
     test_accuracy(&ctx, &sched, &fx);
     test_schedules(&ctx, &f, &fx);
+    test_evaluations_done(&ctx, &fx);
     nd_ctx_free(&ctx);
     nd_schedule_free(&sched);
     fx_free(&f);

@@ -1,9 +1,12 @@
 // The prompt reaches the image: a TransformerBlock's output, and a t2i-unet's samples drawn from the same noise,
 // change with the text context. The lesson's broken block (cross-attention whose K and V are projected from the
-// image features, sized d_model) gives the same output for every prompt, and the same check catches it.
+// image features, sized d_model) gives the same output for every prompt, and the same check catches it. The
+// content hash a t2i checkpoint records of its CLIP is the same value for the same bytes, release after release.
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "sample.h"
 #include "test.h"
@@ -116,7 +119,36 @@ static void test_samples_follow_the_prompt(void) {
     nd_ctx_free(&ctx);
 }
 
+// nd_file_hash is FNV-1a 64 of the bytes (values from an independent implementation): checkpoints record
+// it, so it must never change. 200,000 bytes span several of its read buffers.
+static void test_file_hash(void) {
+    char dir[] = "/tmp/nd_test_t2i_hash_XXXXXX", path[64], hash[32];
+    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    snprintf(path, sizeof path, "%s/f", dir);
+    static unsigned char bytes[200000];
+    for (int i = 0; i < (int)sizeof bytes; i++) bytes[i] = (unsigned char)(i * 31 % 251);
+    const struct {
+        size_t n;
+        const char *want;
+    } cases[] = {{0, "fnv1a64:cbf29ce484222325"}, {sizeof bytes, "fnv1a64:75e4a162cfe82942"}};
+    for (int k = 0; k < 2; k++) {
+        FILE *f = fopen(path, "wb");
+        CHECK(f && fwrite(bytes, 1, cases[k].n, f) == cases[k].n && fclose(f) == 0, "writing %s", path);
+        nd_error err;
+        CHECK(nd_file_hash(path, hash, sizeof hash, &err) && strcmp(hash, cases[k].want) == 0,
+              "%zu bytes hash to %s, expected %s", cases[k].n, hash, cases[k].want);
+    }
+    FILE *f = fopen(path, "wb");
+    CHECK(f && fputs("a", f) >= 0 && fclose(f) == 0, "writing %s", path);
+    nd_error err;
+    CHECK(nd_file_hash(path, hash, sizeof hash, &err) && strcmp(hash, "fnv1a64:af63dc4c8601ec8c") == 0,
+          "\"a\" hashes to %s", hash);
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void) {
+    test_file_hash();
     test_block_reads_the_prompt();
     test_samples_follow_the_prompt();
     return test_finish("t2i_unit");

@@ -148,22 +148,13 @@ double nd_dist_mean_loss(double loss, float weight, bool *stop) {
 #endif
 }
 
-#ifdef ND_WITH_MPI
-// FNV-1a over the bytes: equal weights give equal fingerprints on every machine.
-static uint64_t fingerprint(const void *bytes, size_t n, uint64_t h) {
-    const unsigned char *p = bytes;
-    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ull;
-    return h;
-}
-#endif
-
 bool nd_dist_check_start(const nd_params *params, int64_t step, int64_t images, nd_error *err) {
     if (!world.mpi || world.size == 1) return true;
 #ifdef ND_WITH_MPI
     float *host = nd_xmalloc((size_t)params->total * sizeof(float)); // (total,)
     nd_buffer_download(params->device, host, params->data, params->total);
     uint64_t mine[3] = {(uint64_t)step, (uint64_t)images,
-                        fingerprint(host, (size_t)params->total * sizeof(float), 0xcbf29ce484222325ull)};
+                        nd_fnv1a64(ND_FNV1A64_OFFSET, host, (size_t)params->total * sizeof(float))};
     free(host);
     uint64_t *all = nd_xmalloc((size_t)world.size * sizeof mine); // (size, 3)
     MPI_Allgather(mine, 3, MPI_UINT64_T, all, 3, MPI_UINT64_T, MPI_COMM_WORLD);

@@ -24,11 +24,10 @@ struct nd_text_encoder {
 bool nd_file_hash(const char *path, char *hash, size_t size, nd_error *err) {
     FILE *f = fopen(path, "rb");
     if (!f) return nd_error_set(err, "%s: cannot open the file to hash it", path);
-    uint64_t h = 0xcbf29ce484222325ull; // FNV-1a 64
+    uint64_t h = ND_FNV1A64_OFFSET; // FNV-1a 64 of the whole file, a buffer at a time
     unsigned char buf[1 << 16];
     size_t got;
-    while ((got = fread(buf, 1, sizeof buf, f)) > 0)
-        for (size_t i = 0; i < got; i++) h = (h ^ buf[i]) * 0x100000001b3ull;
+    while ((got = fread(buf, 1, sizeof buf, f)) > 0) h = nd_fnv1a64(h, buf, got);
     bool ok = !ferror(f);
     fclose(f);
     if (!ok) return nd_error_set(err, "%s: read error while hashing the file", path);
@@ -36,11 +35,7 @@ bool nd_file_hash(const char *path, char *hash, size_t size, nd_error *err) {
     return true;
 }
 
-static uint64_t string_hash(const char *s) {
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
-    return h;
-}
+static uint64_t string_hash(const char *s) { return nd_fnv1a64(ND_FNV1A64_OFFSET, s, strlen(s)); }
 
 bool nd_text_encoder_open(nd_text_encoder **out, const char *clip_path, const char *want_hash, bool pooled,
                           nd_device device, nd_error *err) {

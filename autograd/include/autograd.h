@@ -501,6 +501,28 @@ void *nd_xcalloc_at(size_t count, size_t size, const char *file, int line);
 void *nd_xrealloc_at(void *ptr, size_t bytes, const char *file, int line);
 
 // ---------------------------------------------------------------------------------------------------
+// FNV-1a hashing: fingerprints that are the same on every machine and in every release (checkpoints record
+// a CLIP's content hash, the evaluation cache names files by a hash of the data set's path)
+
+#define ND_FNV1A64_OFFSET 0xcbf29ce484222325ull
+#define ND_FNV1A32_OFFSET 2166136261u
+
+// FNV-1a 64 of n bytes, continuing from h: start from ND_FNV1A64_OFFSET; bytes hashed in pieces, each
+// continuing from the last's value, hash as the whole.
+static inline uint64_t nd_fnv1a64(uint64_t h, const void *bytes, size_t n) {
+    const unsigned char *p = (const unsigned char *)bytes;
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ull;
+    return h;
+}
+
+// FNV-1a 32, the same over 32-bit words: start from ND_FNV1A32_OFFSET.
+static inline uint32_t nd_fnv1a32(uint32_t h, const void *bytes, size_t n) {
+    const unsigned char *p = (const unsigned char *)bytes;
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 16777619u;
+    return h;
+}
+
+// ---------------------------------------------------------------------------------------------------
 // device buffers: raw float arrays on a device (a tensor's data, a flat parameter or optimizer buffer)
 
 // dst (n) = src (n), both on the context's device (torch.Tensor.copy_)

@@ -13,7 +13,7 @@ nd_cli_sampling nd_cli_sampling_defaults(void) {
                              .start = "auto",
                              .device = "auto",
                              .precision = "f32",
-                             .steps = 50,
+                             .steps = 20,
                              .w = 2.0,
                              .scale = NAN,
                              .eta = NAN};
@@ -27,7 +27,7 @@ int nd_cli_sampling_flags(nd_cli_sampling *s, nd_flag *flags) {
          "clamped step), ddim, euler, heun (Karras et al.) or dpm-solver++ (2M)"},
         {"--steps", ND_FLAG_INT, &s->steps,
          "steps of ddim, euler, heun (2 model calls a step) and dpm-solver++; "
-         "the DDPM samplers take all T"},
+         "the DDPM samplers take all T; 10 or 20 gave a lower FD than 50 on every model measured"},
         {"--spacing", ND_FLAG_STRING, &s->spacing,
          "the few-step samplers' timesteps: linspace (T - 1 to 0), leading, "
          "trailing, or auto (trailing for dpm-solver++, else linspace)"},

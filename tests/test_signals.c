@@ -159,12 +159,29 @@ static void test_presets(void) {
     CHECK(strstr(info, " 1 epoch") && strstr(info, "of batch 4") && strstr(info, "min-SNR gamma 5") &&
               strstr(info, "with EMA"),
           "--preset quick --batch 4 trained with other settings:\n%s", info);
+    // best: a res-unet, and a res-unet without --preset trains best's settings
+    for (int k = 0; k < 2; k++) {
+        snprintf(preset_run, sizeof preset_run, "%s/preset_best%d", dir, k);
+        status = run_train(k == 0 ? "--preset best" : "--model res-unet", preset_run, out, sizeof out);
+        CHECK(status == 0, "%s: status %d:\n%s", k == 0 ? "--preset best" : "--model res-unet", status, out);
+        snprintf(cmd, sizeof cmd, "%s info --ckpt %s/model.h5 2>&1", nanodiff, preset_run);
+        p = popen(cmd, "r");
+        n = p ? fread(info, 1, sizeof info - 1, p) : 0;
+        info[n] = '\0';
+        if (p) pclose(p);
+        CHECK(strstr(info, "res-unet:") && strstr(info, " 4 epochs") && strstr(info, "min-SNR gamma 5") &&
+                  strstr(info, "with EMA"),
+              "%s trained other settings:\n%s", k == 0 ? "--preset best" : "--model res-unet", info);
+    }
+    status = run_train("--preset best --model dli-unet", dir, out, sizeof out);
+    CHECK(status == 1 && strstr(out, "trains a res-unet"), "--preset best --model dli-unet: status %d:\n%s", status,
+          out);
     status = run_train("--preset t2i-quick --model dli-unet", dir, out, sizeof out);
     CHECK(status == 1 && strstr(out, "trains a t2i-unet"), "--preset t2i-quick --model dli-unet: status %d:\n%s",
           status, out);
     status = run_train("--preset fast", dir, out, sizeof out);
-    CHECK(status == 1 && strstr(out, "--preset expects course, quick, t2i-quick"), "--preset fast: status %d:\n%s",
-          status, out);
+    CHECK(status == 1 && strstr(out, "--preset expects course, quick, t2i-quick, best"),
+          "--preset fast: status %d:\n%s", status, out);
     status = run_train("--preset quick --resume", preset_run, out, sizeof out);
     CHECK(status == 1 && strstr(out, "drop --preset"), "--preset with --resume: status %d:\n%s", status, out);
 }

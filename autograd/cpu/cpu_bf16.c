@@ -1,5 +1,5 @@
 // bfloat16 on the CPU: the conversion, the CPU check, and which products run in bf16. The bf16 products
-// themselves are oneDNN primitives (cpu_dnnl.c): Debian's OpenBLAS 0.3.21 is built without its bf16 GEMM
+// themselves are oneDNN primitives (cpu_dnnl_bf16.c): Debian's OpenBLAS 0.3.21 is built without its bf16 GEMM
 // (cblas_sbgemm is in cblas.h but not in the library).
 #include <stdio.h>
 #include <stdlib.h>

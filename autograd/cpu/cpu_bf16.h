@@ -37,7 +37,7 @@ bool nd_cpu_bf16_available(char *why, size_t size);
 
 // The bf16 versions of the entries gemm, conv_forward and conv_backward (contracts in backend_list.h): inputs
 // rounded to bf16, products accumulated in float32, outputs and gradients float32. oneDNN's matmul and
-// convolution primitives (cpu_dnnl.c); built without oneDNN, where bf16 is refused, the GEMM is emulated
+// convolution primitives (cpu_dnnl_bf16.c); built without oneDNN, where bf16 is refused, the GEMM is emulated
 // (cpu_bf16.c) and the convolutions fall back to im2col + GEMM.
 void nd_cpu_gemm_bf16(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
                       int64_t lda, int64_t stride_a, const float *b, int64_t ldb, int64_t stride_b, float beta,

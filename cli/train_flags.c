@@ -1,4 +1,5 @@
 // The flags train and train-clip share, their checks, and the line a finished run prints.
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -50,7 +51,12 @@ bool nd_cli_training_check(const char *command, const nd_cli_training *t, int64_
 
 int nd_cli_training_done(int64_t steps, double seconds, double images_per_second, double last_loss,
                          const char *checkpoint, bool interrupted) {
-    printf("trained %lld steps in %.1f s (%.0f images/s), last-epoch loss %.4f; checkpoint %s\n", (long long)steps,
-           seconds, images_per_second, last_loss, checkpoint);
+    if (isnan(last_loss)) // no step ran: a resumed run that had already reached its --epochs / --max-steps
+        printf("nothing left to train: the checkpoint already holds %lld steps (raise --epochs or --max-steps to "
+               "go on); checkpoint %s\n",
+               (long long)steps, checkpoint);
+    else
+        printf("trained %lld steps in %.1f s (%.0f images/s), last-epoch loss %.4f; checkpoint %s\n",
+               (long long)steps, seconds, images_per_second, last_loss, checkpoint);
     return interrupted ? 130 : 0;
 }

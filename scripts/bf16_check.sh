@@ -9,11 +9,11 @@
 #                         [--max-steps N] [-- EVAL_FLAGS...]
 #
 # --epochs: 1 (the quick setting) by default; --n: samples per class for eval (default 50, as the README's
-# tables); --seed-reference also trains f32 from seed 1 and evaluates it: the spread between two float32
-# runs, the noise bf16's difference is to be judged against; --max-steps stops each run early (a smoke test
+# tables); --seed-reference also trains f32 and bf16 from seed 1 and evaluates them: the spread between
+# two runs of each precision, the noise bf16's difference is to be judged against; --max-steps stops each run early (a smoke test
 # of the script); flags after -- go to every `nanodiff eval` (e.g. `-- --sampler ddim --steps 20`: the
 # course's DDPM 150 takes six minutes an eval on 2 cores). Writes into OUT_DIR: f32/, bf16/ (and
-# f32_seed1/): each run's model.h5, loss.csv and train.log; eval/: eval's JSON, table and log per setting;
+# f32_seed1/, bf16_seed1/): each run's model.h5, loss.csv and train.log; eval/: eval's JSON, table and log per setting;
 # loss_f32_bf16.csv (step, f32, bf16); loss_f32_bf16.png (with gnuplot); summary.md (the table). A run
 # stopped midway resumes when the script runs again. NANODIFF names the program (default build/nanodiff).
 set -euo pipefail
@@ -45,7 +45,10 @@ train() { # name, precision, seed
 }
 train f32 f32 0
 train bf16 bf16 0
-$seed_reference && train f32_seed1 f32 1
+if $seed_reference; then
+    train f32_seed1 f32 1
+    train bf16_seed1 bf16 1
+fi
 
 evaluate() { # name, run, precision, sampling seed
     echo "eval $1 (weights of $2, sampled in $3, --seed $4)"
@@ -55,7 +58,10 @@ evaluate f32 f32 f32 0
 evaluate f32_sampling_seed1 f32 f32 1
 evaluate bf16 bf16 bf16 0
 evaluate bf16_sampled_f32 bf16 f32 0
-$seed_reference && evaluate f32_seed1 f32_seed1 f32 0
+if $seed_reference; then
+    evaluate f32_seed1 f32_seed1 f32 0
+    evaluate bf16_seed1 bf16_seed1 bf16 0
+fi
 
 # both loss curves by step (the runs take the same steps), and the mean of each run's last 100 steps
 awk -F, 'NR == FNR { if (FNR > 1) f32[$1] = $3; next }
@@ -101,6 +107,9 @@ fi
     row f32_sampling_seed1 f32 f32 "f32 (seed 1)"
     row bf16 bf16 bf16 bf16
     row bf16_sampled_f32 bf16 bf16 f32
-    $seed_reference && row f32_seed1 f32_seed1 "f32 (seed 1)" f32
+    if $seed_reference; then
+        row f32_seed1 f32_seed1 "f32 (seed 1)" f32
+        row bf16_seed1 bf16_seed1 "bf16 (seed 1)" bf16
+    fi
 } > "$out/summary.md"
 cat "$out/summary.md"

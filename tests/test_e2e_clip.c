@@ -184,6 +184,11 @@ int main(int argc, char **argv) {
     }
     CHECK(rows == 6, "%d well-formed loss rows with the logit scale in [0, ln 100], expected 6", rows);
     free(la), free(lb);
+    // resumed once more with nothing left to do: it says so (no "loss nan")
+    snprintf(args, sizeof args, "train-clip --data %s --out %s/half --max-steps 6 --resume %s", tmp_dir, tmp_dir, tiny);
+    CHECK(run(args, out, sizeof out, err, sizeof err) == 0 && strstr(out, "nothing left to train") &&
+              strstr(out, "6 steps") && !strstr(out, "nan"),
+          "train-clip resumed at its end said: %s%s", out, err);
 
     snprintf(args, sizeof args, "info --ckpt %s/full/clip.h5", tmp_dir);
     CHECK(run(args, out, sizeof out, err, sizeof err) == 0 && strstr(out, "CLIP trained on") &&

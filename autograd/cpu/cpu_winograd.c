@@ -1,0 +1,263 @@
+// Inference 3x3 convolutions (stride 1, padding 1) by Winograd's F(4x4, 3x3): F.conv2d(x, w, b, 1, 1)
+// with 2.25x fewer multiplications than the direct sum, for sampling where the convolution library has
+// no Winograd of its own (oneDNN 2.6 has one only for AVX-512 and channels in whole blocks of 16; the
+// build without oneDNN has none).
+//
+// The output is cut into 4x4 tiles (batch * ceil(H/4) * ceil(W/4) of them); each reads a 6x6 input tile.
+// Per chunk of tiles: every input tile of every channel is transformed (winograd_math.h) into
+// V (36, tiles, in_c); 36 matrix products M_e (tiles, out_c) = V_e (tiles, in_c) U_e (in_c, out_c) with the
+// transformed filter U (36, in_c, out_c) run through the backend's GEMM; each M tile is transformed back,
+// gets its bias and is cropped to the image. Chunks keep V and M at ND_WINO_CHUNK_BYTES, so they stay in
+// cache between the transforms and the products whatever the batch.
+//
+// The filter transform costs about as much as one small batch's convolution, and sampling runs the same
+// weights for every step, so transformed filters are cached, keyed by the weights' address and shape.
+// An entry holds a copy of the weights it was made from and every call compares the weights with it: an
+// optimizer step, a loaded checkpoint or EMA weights copied into the same buffer are seen (as the oneDNN
+// weight cache in cpu_dnnl.c does), at the cost of reading the weights twice per call.
+#define _DEFAULT_SOURCE // MAP_ANONYMOUS
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "../winograd_math.h"
+#include "cpu.h"
+
+// V and M of one chunk of tiles. The 3x3 64->64 convolution of 200 16x16 images on 2 AVX-512 cores:
+// see bench/README.md (bench_conv --sampling) for the figures behind the choice.
+#define ND_WINO_CHUNK_BYTES (2u << 20)
+#define ND_WINO_MAX_FILTERS 64 // a U-Net has about 20 convolutions
+
+typedef struct filter_entry {
+    const float *user;     // the weights' address
+    int64_t out_c, in_c;   // their shape (out_c, in_c, 3, 3)
+    float *plain;          // (out_c, in_c, 3, 3) the weights `transformed` was made from
+    float *transformed;    // (36, in_c, out_c)
+} filter_entry;
+
+static struct {
+    filter_entry filters[ND_WINO_MAX_FILTERS];
+    int n_filters, next_filter; // entries filled; the entry a full cache replaces next
+    float *scratch;             // V then M of a chunk
+    size_t scratch_bytes;
+    size_t filter_bytes;        // held by the cache's entries
+} wino;
+
+nd_winograd_choice nd_cpu_winograd_choice(const nd_conv_geom *g, int64_t filters, bool transposed, bool inference) {
+    bool qualifies = inference && !transposed && g->kernel_h == 3 && g->kernel_w == 3 && g->stride == 1 &&
+                     g->padding == 1;
+    if (!qualifies) return ND_WINOGRAD_NEVER;
+    const char *env = getenv("ND_CONV_WINOGRAD");
+    if (env && strcmp(env, "0") == 0) return ND_WINOGRAD_NEVER;
+    if (env && strcmp(env, "1") == 0) return ND_WINOGRAD_ALWAYS;
+    if (env && *env) {
+        static bool warned;
+        if (!warned) fprintf(stderr, "nanodiff: ND_CONV_WINOGRAD=%s is neither 0 nor 1; ignored\n", env);
+        warned = true;
+    }
+    // Below 16 input or output channels the products are too thin for the transforms to pay: the U-Nets'
+    // first convolution reads 1 or 3 channels, their last writes 1 or 3 (64 -> 1 at 16x16, batch 50: 3.7 ms
+    // by Winograd, 3.0 by im2col + GEMM).
+    return g->channels >= 16 && filters >= 16 ? ND_WINOGRAD_UNLESS_LIBRARY : ND_WINOGRAD_NEVER;
+}
+
+size_t nd_cpu_winograd_bytes(void) { return wino.scratch_bytes + wino.filter_bytes; }
+
+static void *xmalloc(size_t bytes) {
+    void *p = NULL;
+    if (posix_memalign(&p, 64, bytes ? bytes : 1) != 0 || !p) {
+        fprintf(stderr, "nanodiff: out of memory for %zu bytes of transformed convolution weights\n", bytes);
+        abort();
+    }
+    return p;
+}
+
+// The scratch, grown to at least `bytes`. Mapped rather than taken from the heap for the reason the oneDNN
+// buffers are (cpu_dnnl.c): a heap block grown during the first step would keep the arena's blocks resident.
+static float *scratch(size_t bytes) {
+    if (bytes > wino.scratch_bytes) {
+        if (wino.scratch) munmap(wino.scratch, wino.scratch_bytes);
+        void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) {
+            fprintf(stderr, "nanodiff: out of memory for a %zu-byte Winograd buffer\n", bytes);
+            abort();
+        }
+        wino.scratch = p;
+        wino.scratch_bytes = bytes;
+    }
+    return wino.scratch;
+}
+
+// u (36, in_c, out_c) = G w G^T of every filter w (out_c, in_c, 3, 3).
+static void transform_filters(float *u, const float *w, int64_t out_c, int64_t in_c) {
+#pragma omp parallel for
+    for (int64_t oc = 0; oc < out_c * in_c; oc++) {
+        int64_t o = oc / in_c, c = oc % in_c;
+        float t[ND_WINO_ELEMS];
+        nd_winograd_filter_tile(t, w + oc * 9);
+        for (int e = 0; e < ND_WINO_ELEMS; e++) u[(e * in_c + c) * out_c + o] = t[e];
+    }
+}
+
+// The transformed filter of w (out_c, in_c, 3, 3), from the cache when it holds these very weights.
+static const float *cached_filter(const float *w, int64_t out_c, int64_t in_c) {
+    size_t plain_bytes = (size_t)(out_c * in_c * 9) * sizeof(float);
+    filter_entry *e = NULL;
+    for (int i = 0; i < wino.n_filters && !e; i++) {
+        filter_entry *f = &wino.filters[i];
+        if (f->user == w && f->out_c == out_c && f->in_c == in_c) e = f;
+    }
+    if (e && memcmp(e->plain, w, plain_bytes) == 0) return e->transformed;
+    if (!e) {
+        if (wino.n_filters == ND_WINO_MAX_FILTERS) {
+            e = &wino.filters[wino.next_filter];
+            wino.next_filter = (wino.next_filter + 1) % ND_WINO_MAX_FILTERS;
+            wino.filter_bytes -= (size_t)(e->out_c * e->in_c) * (9 + ND_WINO_ELEMS) * sizeof(float);
+            free(e->plain);
+            free(e->transformed);
+        } else {
+            e = &wino.filters[wino.n_filters++];
+        }
+        e->user = w, e->out_c = out_c, e->in_c = in_c;
+        e->plain = xmalloc(plain_bytes);
+        e->transformed = xmalloc((size_t)(out_c * in_c * ND_WINO_ELEMS) * sizeof(float));
+        wino.filter_bytes += (size_t)(out_c * in_c) * (9 + ND_WINO_ELEMS) * sizeof(float);
+    }
+    transform_filters(e->transformed, w, out_c, in_c);
+    memcpy(e->plain, w, plain_bytes);
+    return e->transformed;
+}
+
+// The output tiles: tiles_h x tiles_w per image, numbered image by image, row by row.
+typedef struct tile_grid {
+    int64_t tiles_h, tiles_w, per_image;
+} tile_grid;
+
+// Channels transformed side by side: each 1-D transform of winograd_math.h runs on ND_WINO_LANES channels
+// at once (one simd loop), so the transforms run as vector code instead of one tile at a time.
+#define ND_WINO_LANES 16
+
+// t (36, lanes) = B^T d B, A^T m A or their halves, lane by lane, from d (36, lanes), as vector loops.
+static inline void input_tiles(float v[ND_WINO_ELEMS][ND_WINO_LANES], float d[ND_WINO_ELEMS][ND_WINO_LANES]) {
+    float t[ND_WINO_ELEMS][ND_WINO_LANES]; // B^T d
+    for (int c = 0; c < ND_WINO_TILE; c++)
+#pragma omp simd
+        for (int l = 0; l < ND_WINO_LANES; l++)
+            nd_winograd_input_1d(&t[c][l], ND_WINO_TILE * ND_WINO_LANES, &d[c][l], ND_WINO_TILE * ND_WINO_LANES);
+    for (int r = 0; r < ND_WINO_TILE; r++)
+#pragma omp simd
+        for (int l = 0; l < ND_WINO_LANES; l++)
+            nd_winograd_input_1d(&v[r * ND_WINO_TILE][l], ND_WINO_LANES, &t[r * ND_WINO_TILE][l], ND_WINO_LANES);
+}
+
+static inline void output_tiles(float y[ND_WINO_OUT * ND_WINO_OUT][ND_WINO_LANES],
+                                float m[ND_WINO_ELEMS][ND_WINO_LANES]) {
+    float t[ND_WINO_OUT * ND_WINO_TILE][ND_WINO_LANES]; // A^T m
+    for (int c = 0; c < ND_WINO_TILE; c++)
+#pragma omp simd
+        for (int l = 0; l < ND_WINO_LANES; l++)
+            nd_winograd_output_1d(&t[c][l], ND_WINO_TILE * ND_WINO_LANES, &m[c][l], ND_WINO_TILE * ND_WINO_LANES);
+    for (int r = 0; r < ND_WINO_OUT; r++)
+#pragma omp simd
+        for (int l = 0; l < ND_WINO_LANES; l++)
+            nd_winograd_output_1d(&y[r * ND_WINO_OUT][l], ND_WINO_LANES, &t[r * ND_WINO_TILE][l], ND_WINO_LANES);
+}
+
+// v (36, count, in_c) = B^T d B of the input tiles first .. first + count - 1 of x (batch, in_c, h, w),
+// each 6x6 window starting one pixel above and left of its output tile, zeros outside the image.
+static void transform_inputs(float *v, const float *x, const tile_grid *tg, int64_t first, int64_t count,
+                             int64_t in_c, int64_t h, int64_t w) {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < count; i++) {
+        int64_t t = first + i, n = t / tg->per_image, r = t % tg->per_image;
+        int64_t y0 = (r / tg->tiles_w) * ND_WINO_OUT - 1, x0 = (r % tg->tiles_w) * ND_WINO_OUT - 1;
+        int a0 = y0 < 0 ? 1 : 0, b0 = x0 < 0 ? 1 : 0; // the window's rows and columns inside the image
+        int a1 = y0 + ND_WINO_TILE > h ? (int)(h - y0) : ND_WINO_TILE;
+        int b1 = x0 + ND_WINO_TILE > w ? (int)(w - x0) : ND_WINO_TILE;
+        float d[ND_WINO_ELEMS][ND_WINO_LANES], vt[ND_WINO_ELEMS][ND_WINO_LANES];
+        bool edge = a0 > 0 || b0 > 0 || a1 < ND_WINO_TILE || b1 < ND_WINO_TILE;
+        if (edge) memset(d, 0, sizeof d);
+        for (int64_t c0 = 0; c0 < in_c; c0 += ND_WINO_LANES) {
+            int lanes = in_c - c0 < ND_WINO_LANES ? (int)(in_c - c0) : ND_WINO_LANES;
+            if (lanes < ND_WINO_LANES) memset(d, 0, sizeof d);
+            for (int l = 0; l < lanes; l++) {
+                const float *window = x + (n * in_c + c0 + l) * h * w + y0 * w + x0; // rows of stride w
+                if (edge) {
+                    for (int a = a0; a < a1; a++)
+                        for (int b = b0; b < b1; b++) d[a * ND_WINO_TILE + b][l] = window[a * w + b];
+                } else { // constant bounds: unrolled
+                    for (int a = 0; a < ND_WINO_TILE; a++)
+                        for (int b = 0; b < ND_WINO_TILE; b++) d[a * ND_WINO_TILE + b][l] = window[a * w + b];
+                }
+            }
+            input_tiles(vt, d);
+            float *out = v + i * in_c + c0; // element e at out[e * count * in_c]
+            if (lanes == ND_WINO_LANES)
+                for (int e = 0; e < ND_WINO_ELEMS; e++)
+#pragma omp simd
+                    for (int l = 0; l < ND_WINO_LANES; l++) out[e * count * in_c + l] = vt[e][l];
+            else
+                for (int e = 0; e < ND_WINO_ELEMS; e++)
+                    for (int l = 0; l < lanes; l++) out[e * count * in_c + l] = vt[e][l];
+        }
+    }
+}
+
+// y (batch, out_c, h, w) at the output tiles first .. first + count - 1 = A^T m A of m (36, count, out_c)
+// + bias (out_c, or NULL), cropped to the image.
+static void transform_outputs(float *y, const float *m, const float *bias, const tile_grid *tg, int64_t first,
+                              int64_t count, int64_t out_c, int64_t h, int64_t w) {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < count; i++) {
+        int64_t t = first + i, n = t / tg->per_image, r = t % tg->per_image;
+        int64_t y0 = (r / tg->tiles_w) * ND_WINO_OUT, x0 = (r % tg->tiles_w) * ND_WINO_OUT;
+        int rows = h - y0 < ND_WINO_OUT ? (int)(h - y0) : ND_WINO_OUT;
+        int cols = w - x0 < ND_WINO_OUT ? (int)(w - x0) : ND_WINO_OUT;
+        float mt[ND_WINO_ELEMS][ND_WINO_LANES], yt[ND_WINO_OUT * ND_WINO_OUT][ND_WINO_LANES];
+        for (int64_t o0 = 0; o0 < out_c; o0 += ND_WINO_LANES) {
+            int lanes = out_c - o0 < ND_WINO_LANES ? (int)(out_c - o0) : ND_WINO_LANES;
+            const float *in = m + i * out_c + o0; // element e at in[e * count * out_c]
+            if (lanes == ND_WINO_LANES) {
+                for (int e = 0; e < ND_WINO_ELEMS; e++)
+#pragma omp simd
+                    for (int l = 0; l < ND_WINO_LANES; l++) mt[e][l] = in[e * count * out_c + l];
+            } else {
+                memset(mt, 0, sizeof mt);
+                for (int e = 0; e < ND_WINO_ELEMS; e++)
+                    for (int l = 0; l < lanes; l++) mt[e][l] = in[e * count * out_c + l];
+            }
+            output_tiles(yt, mt);
+            for (int l = 0; l < lanes; l++) {
+                float b = bias ? bias[o0 + l] : 0.0f;
+                float *plane = y + (n * out_c + o0 + l) * h * w; // (h, w)
+                for (int a = 0; a < rows; a++)
+                    for (int c = 0; c < cols; c++) plane[(y0 + a) * w + x0 + c] = yt[a * ND_WINO_OUT + c][l] + b;
+            }
+        }
+    }
+}
+
+void nd_cpu_winograd_conv_forward(float *y, const float *x, const float *w, const float *bias, int64_t batch,
+                                  int64_t in_c, int64_t out_c, int64_t h, int64_t width) {
+    const float *u = cached_filter(w, out_c, in_c); // (36, in_c, out_c)
+    tile_grid tg = {(h + ND_WINO_OUT - 1) / ND_WINO_OUT, (width + ND_WINO_OUT - 1) / ND_WINO_OUT, 0};
+    tg.per_image = tg.tiles_h * tg.tiles_w;
+    int64_t tiles = batch * tg.per_image;
+    size_t tile_bytes = (size_t)(ND_WINO_ELEMS * (in_c + out_c)) * sizeof(float);
+    int64_t chunk = (int64_t)(ND_WINO_CHUNK_BYTES / tile_bytes);
+    if (chunk < 1) chunk = 1;
+    if (chunk > tiles) chunk = tiles;
+    // equal chunks: a last chunk of a few tiles would run poorly shaped products
+    int64_t n_chunks = (tiles + chunk - 1) / chunk;
+    chunk = (tiles + n_chunks - 1) / n_chunks;
+    float *v = scratch((size_t)chunk * tile_bytes); // (36, chunk, in_c)
+    float *m = v + ND_WINO_ELEMS * chunk * in_c;    // (36, chunk, out_c)
+    for (int64_t first = 0; first < tiles; first += chunk) {
+        int64_t count = tiles - first < chunk ? tiles - first : chunk;
+        transform_inputs(v, x, &tg, first, count, in_c, h, width);
+        nd_cpu_gemm(false, false, count, out_c, in_c, 1.0f, v, in_c, count * in_c, u, out_c, in_c * out_c, 0.0f, m,
+                    out_c, count * out_c, ND_WINO_ELEMS);
+        transform_outputs(y, m, bias, &tg, first, count, out_c, h, width);
+    }
+}

@@ -1,14 +1,17 @@
 // Inference 3x3 convolutions (stride 1, padding 1) by Winograd's F(4x4, 3x3): F.conv2d(x, w, b, 1, 1)
-// with 2.25x fewer multiplications than the direct sum, for sampling where the convolution library has
-// no Winograd of its own (oneDNN 2.6 has one only for AVX-512 and channels in whole blocks of 16; the
-// build without oneDNN has none).
+// with 4x fewer multiplications than the direct sum (36 per 16 outputs and channel pair, not 144), for
+// sampling where the convolution library has no Winograd of its own (oneDNN 2.6 has one only on AVX-512
+// CPUs; the build without oneDNN has none).
 //
 // The output is cut into 4x4 tiles (batch * ceil(H/4) * ceil(W/4) of them); each reads a 6x6 input tile.
-// Per chunk of tiles: every input tile of every channel is transformed (winograd_math.h) into
+// The input is first copied with its channels in blocks of 16 (as oneDNN's nChw16c), so that a tile's
+// window loads 16 channels of a pixel as one vector and the transforms run on 16 channels side by side.
+// Then, per chunk of tiles: every input tile of every channel is transformed (winograd_math.h) into
 // V (36, tiles, in_c); 36 matrix products M_e (tiles, out_c) = V_e (tiles, in_c) U_e (in_c, out_c) with the
 // transformed filter U (36, in_c, out_c) run through the backend's GEMM; each M tile is transformed back,
-// gets its bias and is cropped to the image. Chunks keep V and M at ND_WINO_CHUNK_BYTES, so they stay in
-// cache between the transforms and the products whatever the batch.
+// gets its bias and is cropped to the image. Each thread runs whole chunks, and chunks keep V and M at
+// ND_WINO_CHUNK_BYTES, so they stay in the core's cache between the transforms and the products whatever
+// the batch.
 //
 // The filter transform costs about as much as one small batch's convolution, and sampling runs the same
 // weights for every step, so transformed filters are cached, keyed by the weights' address and shape.
@@ -16,6 +19,7 @@
 // optimizer step, a loaded checkpoint or EMA weights copied into the same buffer are seen (as the oneDNN
 // weight cache in cpu_dnnl.c does), at the cost of reading the weights twice per call.
 #define _DEFAULT_SOURCE // MAP_ANONYMOUS
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,10 +28,13 @@
 #include "../winograd_math.h"
 #include "cpu.h"
 
-// V and M of one chunk of tiles. The 3x3 64->64 convolution of 200 16x16 images on 2 AVX-512 cores:
-// see bench/README.md (bench_conv --sampling) for the figures behind the choice.
-#define ND_WINO_CHUNK_BYTES (2u << 20)
+// V and M of one chunk of tiles, per thread: about a core's L2. The 64->64 convolution of 50 16x16 images on
+// one AVX-512 core: 4.5 ms a call with 0.5-1 MiB chunks, 5.3 with 2 MiB, 6.1 with 8 MiB.
+#define ND_WINO_CHUNK_BYTES ((size_t)1 << 20)
 #define ND_WINO_MAX_FILTERS 64 // a U-Net has about 20 convolutions
+
+// The grow-only buffers: the input in channel blocks; V then M of a chunk of tiles.
+enum { SCRATCH_BLOCKED, SCRATCH_CHUNK, N_SCRATCH };
 
 typedef struct filter_entry {
     const float *user;     // the weights' address
@@ -39,8 +46,8 @@ typedef struct filter_entry {
 static struct {
     filter_entry filters[ND_WINO_MAX_FILTERS];
     int n_filters, next_filter; // entries filled; the entry a full cache replaces next
-    float *scratch;             // V then M of a chunk
-    size_t scratch_bytes;
+    float *scratch[N_SCRATCH];
+    size_t scratch_bytes[N_SCRATCH];
     size_t filter_bytes;        // held by the cache's entries
 } wino;
 
@@ -62,7 +69,9 @@ nd_winograd_choice nd_cpu_winograd_choice(const nd_conv_geom *g, int64_t filters
     return g->channels >= 16 && filters >= 16 ? ND_WINOGRAD_UNLESS_LIBRARY : ND_WINOGRAD_NEVER;
 }
 
-size_t nd_cpu_winograd_bytes(void) { return wino.scratch_bytes + wino.filter_bytes; }
+size_t nd_cpu_winograd_bytes(void) {
+    return wino.scratch_bytes[SCRATCH_BLOCKED] + wino.scratch_bytes[SCRATCH_CHUNK] + wino.filter_bytes;
+}
 
 static void *xmalloc(size_t bytes) {
     void *p = NULL;
@@ -73,20 +82,21 @@ static void *xmalloc(size_t bytes) {
     return p;
 }
 
-// The scratch, grown to at least `bytes`. Mapped rather than taken from the heap for the reason the oneDNN
-// buffers are (cpu_dnnl.c): a heap block grown during the first step would keep the arena's blocks resident.
-static float *scratch(size_t bytes) {
-    if (bytes > wino.scratch_bytes) {
-        if (wino.scratch) munmap(wino.scratch, wino.scratch_bytes);
+// Buffer `which`, grown to at least `bytes`. Mapped rather than taken from the heap for the reason the
+// oneDNN buffers are (cpu_dnnl.c): a heap block grown during the first step would keep the arena's blocks
+// resident.
+static float *scratch(int which, size_t bytes) {
+    if (bytes > wino.scratch_bytes[which]) {
+        if (wino.scratch[which]) munmap(wino.scratch[which], wino.scratch_bytes[which]);
         void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (p == MAP_FAILED) {
             fprintf(stderr, "nanodiff: out of memory for a %zu-byte Winograd buffer\n", bytes);
             abort();
         }
-        wino.scratch = p;
-        wino.scratch_bytes = bytes;
+        wino.scratch[which] = p;
+        wino.scratch_bytes[which] = bytes;
     }
-    return wino.scratch;
+    return wino.scratch[which];
 }
 
 // u (36, in_c, out_c) = G w G^T of every filter w (out_c, in_c, 3, 3).
@@ -138,7 +148,7 @@ typedef struct tile_grid {
 // at once (one simd loop), so the transforms run as vector code instead of one tile at a time.
 #define ND_WINO_LANES 16
 
-// t (36, lanes) = B^T d B, A^T m A or their halves, lane by lane, from d (36, lanes), as vector loops.
+// v (36, lanes) = B^T d B of d (36, lanes), lane by lane, as vector loops.
 static inline void input_tiles(float v[ND_WINO_ELEMS][ND_WINO_LANES], float d[ND_WINO_ELEMS][ND_WINO_LANES]) {
     float t[ND_WINO_ELEMS][ND_WINO_LANES]; // B^T d
     for (int c = 0; c < ND_WINO_TILE; c++)
@@ -151,6 +161,7 @@ static inline void input_tiles(float v[ND_WINO_ELEMS][ND_WINO_LANES], float d[ND
             nd_winograd_input_1d(&v[r * ND_WINO_TILE][l], ND_WINO_LANES, &t[r * ND_WINO_TILE][l], ND_WINO_LANES);
 }
 
+// y (16, lanes) = A^T m A of m (36, lanes), lane by lane.
 static inline void output_tiles(float y[ND_WINO_OUT * ND_WINO_OUT][ND_WINO_LANES],
                                 float m[ND_WINO_ELEMS][ND_WINO_LANES]) {
     float t[ND_WINO_OUT * ND_WINO_TILE][ND_WINO_LANES]; // A^T m
@@ -164,42 +175,57 @@ static inline void output_tiles(float y[ND_WINO_OUT * ND_WINO_OUT][ND_WINO_LANES
             nd_winograd_output_1d(&y[r * ND_WINO_OUT][l], ND_WINO_LANES, &t[r * ND_WINO_TILE][l], ND_WINO_LANES);
 }
 
-// v (36, count, in_c) = B^T d B of the input tiles first .. first + count - 1 of x (batch, in_c, h, w),
-// each 6x6 window starting one pixel above and left of its output tile, zeros outside the image.
-static void transform_inputs(float *v, const float *x, const tile_grid *tg, int64_t first, int64_t count,
-                             int64_t in_c, int64_t h, int64_t w) {
+// xb (batch, blocks, h * w, ND_WINO_LANES) = x (batch, in_c, h * w) with the channels in blocks of
+// ND_WINO_LANES, the last block padded with zeros: a tile's window then loads each pixel's lanes as one
+// contiguous vector instead of one value per channel plane.
+static void block_channels(float *xb, const float *x, int64_t batch, int64_t in_c, int64_t positions) {
+    int64_t blocks = (in_c + ND_WINO_LANES - 1) / ND_WINO_LANES;
 #pragma omp parallel for schedule(static)
+    for (int64_t nb = 0; nb < batch * blocks; nb++) {
+        int64_t n = nb / blocks, c0 = (nb % blocks) * ND_WINO_LANES;
+        int lanes = in_c - c0 < ND_WINO_LANES ? (int)(in_c - c0) : ND_WINO_LANES;
+        float *out = xb + nb * positions * ND_WINO_LANES;   // (positions, lanes)
+        const float *in = x + (n * in_c + c0) * positions; // (lanes, positions)
+        if (lanes < ND_WINO_LANES) memset(out, 0, (size_t)(positions * ND_WINO_LANES) * sizeof(float));
+        for (int64_t p0 = 0; p0 < positions; p0 += ND_WINO_LANES) { // 16 x 16 squares stay in L1
+            int64_t p1 = p0 + ND_WINO_LANES < positions ? p0 + ND_WINO_LANES : positions;
+            for (int l = 0; l < lanes; l++)
+                for (int64_t p = p0; p < p1; p++) out[p * ND_WINO_LANES + l] = in[l * positions + p];
+        }
+    }
+}
+
+// v (36, count, in_c) = B^T d B of the input tiles first .. first + count - 1 of xb (batch, blocks, h, w,
+// lanes), each 6x6 window starting one pixel above and left of its output tile, zeros outside the image.
+static void transform_inputs(float *v, const float *xb, const tile_grid *tg, int64_t first, int64_t count,
+                             int64_t in_c, int64_t h, int64_t w) {
+    int64_t blocks = (in_c + ND_WINO_LANES - 1) / ND_WINO_LANES;
     for (int64_t i = 0; i < count; i++) {
         int64_t t = first + i, n = t / tg->per_image, r = t % tg->per_image;
         int64_t y0 = (r / tg->tiles_w) * ND_WINO_OUT - 1, x0 = (r % tg->tiles_w) * ND_WINO_OUT - 1;
         int a0 = y0 < 0 ? 1 : 0, b0 = x0 < 0 ? 1 : 0; // the window's rows and columns inside the image
         int a1 = y0 + ND_WINO_TILE > h ? (int)(h - y0) : ND_WINO_TILE;
         int b1 = x0 + ND_WINO_TILE > w ? (int)(w - x0) : ND_WINO_TILE;
-        float d[ND_WINO_ELEMS][ND_WINO_LANES], vt[ND_WINO_ELEMS][ND_WINO_LANES];
         bool edge = a0 > 0 || b0 > 0 || a1 < ND_WINO_TILE || b1 < ND_WINO_TILE;
+        float d[ND_WINO_ELEMS][ND_WINO_LANES], vt[ND_WINO_ELEMS][ND_WINO_LANES];
         if (edge) memset(d, 0, sizeof d);
-        for (int64_t c0 = 0; c0 < in_c; c0 += ND_WINO_LANES) {
-            int lanes = in_c - c0 < ND_WINO_LANES ? (int)(in_c - c0) : ND_WINO_LANES;
-            if (lanes < ND_WINO_LANES) memset(d, 0, sizeof d);
-            for (int l = 0; l < lanes; l++) {
-                const float *window = x + (n * in_c + c0 + l) * h * w + y0 * w + x0; // rows of stride w
-                if (edge) {
-                    for (int a = a0; a < a1; a++)
-                        for (int b = b0; b < b1; b++) d[a * ND_WINO_TILE + b][l] = window[a * w + b];
-                } else { // constant bounds: unrolled
-                    for (int a = 0; a < ND_WINO_TILE; a++)
-                        for (int b = 0; b < ND_WINO_TILE; b++) d[a * ND_WINO_TILE + b][l] = window[a * w + b];
-                }
-            }
+        for (int64_t cb = 0; cb < blocks; cb++) {
+            const float *window = xb + ((n * blocks + cb) * h * w + y0 * w + x0) * ND_WINO_LANES; // (6, w, lanes)
+            for (int a = a0; a < a1; a++)
+                for (int b = b0; b < b1; b++)
+#pragma omp simd
+                    for (int l = 0; l < ND_WINO_LANES; l++)
+                        d[a * ND_WINO_TILE + b][l] = window[(a * w + b) * ND_WINO_LANES + l];
             input_tiles(vt, d);
+            int64_t c0 = cb * ND_WINO_LANES;
             float *out = v + i * in_c + c0; // element e at out[e * count * in_c]
-            if (lanes == ND_WINO_LANES)
+            if (in_c - c0 >= ND_WINO_LANES)
                 for (int e = 0; e < ND_WINO_ELEMS; e++)
 #pragma omp simd
                     for (int l = 0; l < ND_WINO_LANES; l++) out[e * count * in_c + l] = vt[e][l];
             else
                 for (int e = 0; e < ND_WINO_ELEMS; e++)
-                    for (int l = 0; l < lanes; l++) out[e * count * in_c + l] = vt[e][l];
+                    for (int l = 0; l < in_c - c0; l++) out[e * count * in_c + l] = vt[e][l];
         }
     }
 }
@@ -208,7 +234,6 @@ static void transform_inputs(float *v, const float *x, const tile_grid *tg, int6
 // + bias (out_c, or NULL), cropped to the image.
 static void transform_outputs(float *y, const float *m, const float *bias, const tile_grid *tg, int64_t first,
                               int64_t count, int64_t out_c, int64_t h, int64_t w) {
-#pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < count; i++) {
         int64_t t = first + i, n = t / tg->per_image, r = t % tg->per_image;
         int64_t y0 = (r / tg->tiles_w) * ND_WINO_OUT, x0 = (r % tg->tiles_w) * ND_WINO_OUT;
@@ -245,19 +270,32 @@ void nd_cpu_winograd_conv_forward(float *y, const float *x, const float *w, cons
     tg.per_image = tg.tiles_h * tg.tiles_w;
     int64_t tiles = batch * tg.per_image;
     size_t tile_bytes = (size_t)(ND_WINO_ELEMS * (in_c + out_c)) * sizeof(float);
+    int threads = omp_get_max_threads();
     int64_t chunk = (int64_t)(ND_WINO_CHUNK_BYTES / tile_bytes);
     if (chunk < 1) chunk = 1;
-    if (chunk > tiles) chunk = tiles;
-    // equal chunks: a last chunk of a few tiles would run poorly shaped products
+    // equal chunks, as many as the threads or a multiple of them, so no thread waits long for the last
     int64_t n_chunks = (tiles + chunk - 1) / chunk;
+    n_chunks = (n_chunks + threads - 1) / threads * threads;
     chunk = (tiles + n_chunks - 1) / n_chunks;
-    float *v = scratch((size_t)chunk * tile_bytes); // (36, chunk, in_c)
-    float *m = v + ND_WINO_ELEMS * chunk * in_c;    // (36, chunk, out_c)
-    for (int64_t first = 0; first < tiles; first += chunk) {
-        int64_t count = tiles - first < chunk ? tiles - first : chunk;
-        transform_inputs(v, x, &tg, first, count, in_c, h, width);
-        nd_cpu_gemm(false, false, count, out_c, in_c, 1.0f, v, in_c, count * in_c, u, out_c, in_c * out_c, 0.0f, m,
-                    out_c, count * out_c, ND_WINO_ELEMS);
-        transform_outputs(y, m, bias, &tg, first, count, out_c, h, width);
+    n_chunks = (tiles + chunk - 1) / chunk;
+    int64_t blocks = (in_c + ND_WINO_LANES - 1) / ND_WINO_LANES;
+    float *xb = scratch(SCRATCH_BLOCKED, (size_t)(batch * blocks * h * width * ND_WINO_LANES) * sizeof(float));
+    float *chunks = scratch(SCRATCH_CHUNK, (size_t)(threads * chunk) * tile_bytes); // a chunk's V and M a thread
+    block_channels(xb, x, batch, in_c, h * width);
+    // Each thread takes whole chunks: its transforms and products run on one core, out of that core's
+    // cache, and the products (one thread each, as BLAS and oneDNN run inside a parallel region) wait at
+    // no barrier.
+#pragma omp parallel num_threads(threads)
+    {
+        float *v = chunks + (size_t)omp_get_thread_num() * (size_t)chunk * (tile_bytes / sizeof(float)); // (36, chunk, in_c)
+        float *m = v + ND_WINO_ELEMS * chunk * in_c; // (36, chunk, out_c)
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t k = 0; k < n_chunks; k++) {
+            int64_t first = k * chunk, count = tiles - first < chunk ? tiles - first : chunk;
+            transform_inputs(v, xb, &tg, first, count, in_c, h, width);
+            nd_cpu_gemm(false, false, count, out_c, in_c, 1.0f, v, in_c, count * in_c, u, out_c, in_c * out_c, 0.0f,
+                        m, out_c, count * out_c, ND_WINO_ELEMS);
+            transform_outputs(y, m, bias, &tg, first, count, out_c, h, width);
+        }
     }
 }

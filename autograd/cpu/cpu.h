@@ -31,7 +31,7 @@
 
 // Our Winograd F(4x4, 3x3) convolutions (cpu_winograd.c), for conv_forward of an inference conv2d.
 // Whether a convolution runs them: never (the shape does not qualify: not inference, not 3x3 stride 1
-// padding 1, or transposed; or ND_CONV_WINOGRAD=0; or, unset, fewer than 16 input or output channels),
+// padding 1, or transposed; or ND_CONV_WINOGRAD=0; or, unset, fewer than 16 input channels),
 // always (ND_CONV_WINOGRAD=1), or unless the convolution library has a Winograd of its own for the shape.
 // `filters`: the output channels.
 typedef enum nd_winograd_choice {

@@ -11,6 +11,7 @@
 
 #include "autograd.h"
 #include "test.h"
+#include "winograd_math.h"
 
 #ifndef ND_TEST_HAVE_DNNL
 #define ND_TEST_HAVE_DNNL 0
@@ -149,10 +150,13 @@ static void test_against_double(void) {
         run_conv(y_gemm, x, w, b, c, "0", true, false);
         double bound = error_bound(c, x, w);
         error_stats ours = errors(y, ref, ny), other = errors(y_other, ref, ny), gemm = errors(y_gemm, ref, ny);
+        double to_other = 0.0; // ours against the regular path
+        for (int64_t i = 0; i < ny; i++) to_other = fmax(to_other, fabs((double)y[i] - (double)y_other[i]));
         printf("%-36s winograd max %.2e (bound %.2e, %.2f of eps sqrt(C) |x| |w|) rms %.2e; "
-               "regular max %.2e rms %.2e; im2col max %.2e rms %.2e\n",
+               "regular max %.2e rms %.2e; im2col max %.2e rms %.2e; winograd - regular max %.2e\n",
                c->name, ours.max_abs, bound, ours.max_abs * ND_WINO_ERROR_FACTOR / bound, ours.rms_rel, other.max_abs,
-               other.rms_rel, gemm.max_abs, gemm.rms_rel);
+               other.rms_rel, gemm.max_abs, gemm.rms_rel, to_other);
+        CHECK(to_other <= 2.0 * bound, "%s: Winograd and the regular path differ by %.3e", c->name, to_other);
         CHECK(ours.max_abs <= bound, "%s: Winograd off by %.3e from double, bound %.3e", c->name, ours.max_abs, bound);
         // the regular paths are direct sums: well within the same bound
         CHECK(other.max_abs <= bound && gemm.max_abs <= bound, "%s: regular path off by %.3e / %.3e, bound %.3e",
@@ -289,7 +293,39 @@ static void test_filter_cache_follows_weights(void) {
     set_mode(NULL);
 }
 
+// The transforms of winograd_math.h on single tiles: A^T [(G g G^T) .* (B^T d B)] A is the 4x4 correlation
+// of the 6x6 tile d with the 3x3 filter g, to float32 rounding (one channel: a few eps of the terms' sum).
+static void test_tile_math(void) {
+    unsigned seed = 4242;
+    double overall = 0.0;
+    for (int trial = 0; trial < 100; trial++) {
+        float d[ND_WINO_ELEMS], g[9], u[ND_WINO_ELEMS], v[ND_WINO_ELEMS], m[ND_WINO_ELEMS], y[16];
+        fill_normal(d, ND_WINO_ELEMS, 1.0f, &seed);
+        fill_normal(g, 9, 1.0f, &seed);
+        nd_winograd_filter_tile(u, g);
+        nd_winograd_input_tile(v, d);
+        for (int e = 0; e < ND_WINO_ELEMS; e++) m[e] = u[e] * v[e];
+        nd_winograd_output_tile(y, m);
+        double worst = 0.0;
+        for (int i = 0; i < 4; i++)
+            for (int j = 0; j < 4; j++) {
+                double want = 0.0, scale = 0.0;
+                for (int a = 0; a < 3; a++)
+                    for (int b = 0; b < 3; b++) {
+                        want += (double)d[(i + a) * 6 + j + b] * g[a * 3 + b];
+                        scale += fabs((double)d[(i + a) * 6 + j + b] * g[a * 3 + b]);
+                    }
+                worst = fmax(worst, fabs(y[i * 4 + j] - want) / scale);
+            }
+        // relative to the sum of |terms|: a few dozen eps (the transforms' row sums), far below a wrong entry's
+        CHECK(worst < 64 * FLT_EPSILON, "tile %d: error %.3e of the terms' magnitude", trial, worst);
+        overall = fmax(overall, worst);
+    }
+    printf("single tiles: largest error %.1f eps of the sum of |terms|\n", overall / FLT_EPSILON);
+}
+
 int main(void) {
+    test_tile_math();
     test_against_double();
     test_switch();
     test_fused_falls_back();

@@ -12,6 +12,8 @@
 // convolution then runs Winograd's F(4x4, 3x3) (oneDNN's forward-only kernels, about twice the direct
 // ones' speed here, within ~1e-6 of them), and its weights stay in the primitive's layout from call to
 // call. Winograd's weight transform costs as much as the convolution, so that cache is what makes it pay.
+// Where oneDNN has no Winograd for the shape (CPUs without AVX-512), our own (cpu_winograd.c) runs instead;
+// ND_CONV_WINOGRAD=0 or 1 turns ours off or on everywhere (winograd_is_ours).
 // A cached entry is keyed by the weights' address and layout and holds a copy of the plain weights it was
 // made from; every call compares the weights with that copy, so any change to them (an optimizer step,
 // a loaded checkpoint, a buffer reused for other weights) is seen, at the cost of reading them twice.

@@ -107,8 +107,9 @@ ND_BACKEND_ENTRY(void, col2im, (float *dx, const float *col, const nd_conv_geom 
 // input x, or with `transposed` a conv_transpose2d's: those of a conv2d over its output (ops_conv.c); the
 // weight is (filters, g->channels, kernel_h, kernel_w) in both: conv2d (out_c, in_c, ...), transposed
 // (in_c, out_c, ...). conv_forward: y = conv(x, w) + bias (bias NULL: none). `inference`: no backward
-// follows, so the backend may take a forward-only algorithm (oneDNN's Winograd) and keep the weights in
-// its own layout from call to call (checked against the weights at every call, so a changed weight is seen).
+// follows, so the backend may take a forward-only algorithm (oneDNN's Winograd, or the CPU's own,
+// cpu/cpu_winograd.c) and keep the weights in its own layout or transformed from call to call (checked
+// against the weights at every call, so a changed weight is seen).
 ND_BACKEND_ENTRY(bool, conv_forward,
                  (float *y, const float *x, const float *w, const float *bias, const nd_conv_geom *g, int64_t batch,
                   int64_t filters, bool transposed, bool inference))
@@ -126,7 +127,8 @@ ND_BACKEND_ENTRY(bool, conv_backward,
                  (float *dx, float *dw, float *dbias, const float *dy, const float *x, const float *w,
                   const nd_conv_geom *g, int64_t batch, int64_t filters, bool transposed, bool bias))
 // Bytes the backend holds outside the arenas for its libraries (oneDNN's blocked copies of a convolution's
-// tensors; 0 where it holds none), counted in the context's peak.
+// tensors, the Winograd convolutions' buffers and transformed filters; 0 where it holds none), counted in
+// the context's peak.
 ND_BACKEND_ENTRY(size_t, workspace_bytes, (void))
 // y (planes, out_h, out_w) = max of x (planes, height, width) over kernel x kernel windows at `stride`;
 // argmax (planes, out_h, out_w) = in-plane offset (row * width + col) of each window's first maximum

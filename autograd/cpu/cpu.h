@@ -29,4 +29,22 @@
 #define ND_BACKEND_ENTRY(ret, entry, params) ret nd_cpu_##entry params;
 #include "../backend_list.h"
 
+// Our Winograd F(4x4, 3x3) convolutions (cpu_winograd.c), for conv_forward of an inference conv2d.
+// Whether a convolution runs them: never (the shape does not qualify: not inference, not 3x3 stride 1
+// padding 1, or transposed; or ND_CONV_WINOGRAD=0; or, unset, fewer than 16 input channels),
+// always (ND_CONV_WINOGRAD=1), or unless the convolution library has a Winograd of its own for the shape.
+// `filters`: the output channels.
+typedef enum nd_winograd_choice {
+    ND_WINOGRAD_NEVER,
+    ND_WINOGRAD_ALWAYS,
+    ND_WINOGRAD_UNLESS_LIBRARY,
+} nd_winograd_choice;
+nd_winograd_choice nd_cpu_winograd_choice(const nd_conv_geom *g, int64_t filters, bool transposed, bool inference);
+// y (batch, out_c, h, w) = conv2d(x (batch, in_c, h, w), w (out_c, in_c, 3, 3), stride 1, padding 1) + bias
+// (out_c, or NULL), with the transformed weights cached between calls (checked against w at every call).
+void nd_cpu_winograd_conv_forward(float *y, const float *x, const float *w, const float *bias, int64_t batch,
+                                  int64_t in_c, int64_t out_c, int64_t h, int64_t width);
+// Bytes held outside the arenas: the scratch of a chunk of tiles and the cached filters.
+size_t nd_cpu_winograd_bytes(void);
+
 #endif

@@ -170,10 +170,13 @@ void nd_cpu_upsample_backward(float *dx, const float *dy, int64_t planes, int64_
 }
 
 #ifndef ND_WITH_DNNL
-// Built without oneDNN: convolutions run as im2col + OpenBLAS GEMMs (ops_conv.c).
+// Built without oneDNN: convolutions run as im2col + OpenBLAS GEMMs (ops_conv.c), inference 3x3 ones with
+// enough channels by our Winograd (cpu_winograd.c).
 bool nd_cpu_conv_forward(float *y, const float *x, const float *w, const float *bias, const nd_conv_geom *g,
                          int64_t batch, int64_t filters, bool transposed, bool inference) {
-    return false;
+    if (nd_cpu_winograd_choice(g, filters, transposed, inference) == ND_WINOGRAD_NEVER) return false;
+    nd_cpu_winograd_conv_forward(y, x, w, bias, batch, g->channels, filters, g->height, g->width);
+    return true;
 }
 
 bool nd_cpu_conv_backward(float *dx, float *dw, float *dbias, const float *dy, const float *x, const float *w,
@@ -187,5 +190,5 @@ bool nd_cpu_conv_norm_act_forward(float *y, const float *x, const float *w, cons
     return false;
 }
 
-size_t nd_cpu_workspace_bytes(void) { return 0; }
+size_t nd_cpu_workspace_bytes(void) { return nd_cpu_winograd_bytes(); }
 #endif

@@ -12,6 +12,8 @@
 // convolution then runs Winograd's F(4x4, 3x3) (oneDNN's forward-only kernels, about twice the direct
 // ones' speed here, within ~1e-6 of them), and its weights stay in the primitive's layout from call to
 // call. Winograd's weight transform costs as much as the convolution, so that cache is what makes it pay.
+// Where oneDNN has no Winograd for the shape (CPUs without AVX-512), our own (cpu_winograd.c) runs instead;
+// ND_CONV_WINOGRAD=0 or 1 turns ours off or on everywhere (winograd_is_ours).
 // A cached entry is keyed by the weights' address and layout and holds a copy of the plain weights it was
 // made from; every call compares the weights with that copy, so any change to them (an optimizer step,
 // a loaded checkpoint, a buffer reused for other weights) is seen, at the cost of reading them twice.
@@ -94,7 +96,7 @@ size_t nd_cpu_workspace_bytes(void) {
     size_t total = 0;
     for (int i = 0; i < N_SLOTS; i++) total += dnnl.slot_bytes[i];
     for (int i = 0; i < dnnl.n_weights; i++) total += dnnl.weights[i].plain_bytes + dnnl.weights[i].blocked_bytes;
-    return total;
+    return total + nd_cpu_winograd_bytes();
 }
 
 // The buffers are mapped, not taken from the heap: grown while the first step's arena blocks are still
@@ -286,6 +288,7 @@ static conv_prims *prims_for(const conv_key *key) {
                                                       &weights, bias_md, &dst, strides, pad_l, pad_r));
         if (dnnl_primitive_desc_create(&p->fwd_pd, &fwd, NULL, dnnl.engine, NULL) == dnnl_success) {
             p->fwd = nd_dnnl_make(p->fwd_pd);
+            p->winograd = 1;
             return p;
         }
     }
@@ -461,8 +464,26 @@ void nd_dnnl_conv_run_backward(const conv_prims *p, float *dx, float *dw, float 
     }
 }
 
+// Whether our Winograd (cpu_winograd.c) runs this convolution rather than oneDNN: where asked to, or by
+// default where oneDNN has no Winograd for the shape (creating the shape's primitives to find out).
+static bool winograd_is_ours(const nd_conv_geom *g, int64_t batch, int64_t filters, bool transposed, bool bias,
+                             bool inference) {
+    switch (nd_cpu_winograd_choice(g, filters, transposed, inference)) {
+    case ND_WINOGRAD_ALWAYS: return true;
+    case ND_WINOGRAD_UNLESS_LIBRARY: {
+        conv_key key = nd_dnnl_key_of(g, batch, filters, transposed, bias, inference);
+        return !prims_for(&key)->winograd;
+    }
+    default: return false;
+    }
+}
+
 bool nd_cpu_conv_forward(float *y, const float *x, const float *w, const float *bias, const nd_conv_geom *g,
                          int64_t batch, int64_t filters, bool transposed, bool inference) {
+    if (winograd_is_ours(g, batch, filters, transposed, bias != NULL, inference)) {
+        nd_cpu_winograd_conv_forward(y, x, w, bias, batch, g->channels, filters, g->height, g->width);
+        return true;
+    }
     conv_key key = nd_dnnl_key_of(g, batch, filters, transposed, bias != NULL, inference);
     if (transposed && key.kh == key.stride && key.kw == key.stride && key.padding == 0 &&
         key.out_h == key.in_h * key.kh && key.out_w == key.in_w * key.kw) {
@@ -591,6 +612,8 @@ static void group_norm_act_from_blocked(float *y, const float *z, int64_t batch,
 bool nd_cpu_conv_norm_act_forward(float *y, const float *x, const float *w, const float *bias, const nd_conv_geom *g,
                                   int64_t batch, int64_t filters, int64_t groups, const float *norm_weight,
                                   const float *norm_bias, float eps, nd_unary_kind act) {
+    // our Winograd writes plain NCHW: the op's three calls then run it, its norm and activation
+    if (winograd_is_ours(g, batch, filters, false, bias != NULL, true)) return false;
     conv_key k = nd_dnnl_key_of(g, batch, filters, false, bias != NULL, true);
     conv_prims *p = prims_for(&k);
     const dnnl_memory_desc_t *src_md = nd_dnnl_query(p->fwd_pd, dnnl_query_src_md);

@@ -35,6 +35,7 @@ typedef struct conv_prims {
     dnnl_memory_desc_t user_src, user_weights, user_dst, user_bias;
     dnnl_primitive_desc_t fwd_pd, bwd_data_pd, bwd_weights_pd; // an inference key has no backward
     dnnl_primitive_t fwd, bwd_data, bwd_weights;
+    int winograd; // fwd is oneDNN's Winograd (an inference 3x3 where oneDNN has one for the shape)
 } conv_prims;
 
 // Blocked copies of one call's tensors: source, weights, destination (or their gradients).

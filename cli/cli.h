@@ -57,10 +57,11 @@ typedef struct nd_cli_sampling {
     const char *ckpt, *sampler, *spacing, *start, *device, *precision;
     int64_t steps, seed;
     double w, scale, eta; // scale: --guidance-scale, NAN when not given (then w applies); eta: NAN when not given
+    double guidance_rescale;
     bool clip_x0, ema, no_ema, no_tf32, quiet;
 } nd_cli_sampling;
 
-#define ND_CLI_SAMPLING_FLAGS 17
+#define ND_CLI_SAMPLING_FLAGS 18
 
 nd_cli_sampling nd_cli_sampling_defaults(void);
 // Writes the ND_CLI_SAMPLING_FLAGS shared flags, bound to s, to flags; returns how many.

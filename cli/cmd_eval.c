@@ -16,7 +16,7 @@ typedef struct eval_result {
     const char *ckpt, *data, *sampler, *spacing, *start;
     int steps, evaluations, per_class, classes;
     bool clip_x0;
-    double w, eta;
+    double w, eta, guidance_rescale;
     uint64_t seed;
     bool ema, unit_range;
     bool prompted; // a text-to-image model asked "a photo of a {class}"
@@ -74,6 +74,7 @@ static bool write_json(const char *path, const eval_result *r) {
     json_string(f, r->data);
     fprintf(f, ",\n  \"img_size\": %d,\n  \"unit_range\": %s,\n  \"sampler\": \"%s\",\n  \"steps\": %d,\n", r->img_size,
             r->unit_range ? "true" : "false", r->sampler, r->steps);
+    fprintf(f, "  \"guidance_rescale\": %.6g,\n", r->guidance_rescale);
     fprintf(f, "  \"w\": %.6g,\n  \"eta\": %.6g,\n  \"seed\": %llu,\n  \"ema\": %s,\n  \"per_class\": %d,\n", r->w,
             r->eta, (unsigned long long)r->seed, r->ema ? "true" : "false", r->per_class);
     fprintf(f, "  \"model_calls\": %d,\n  \"spacing\": \"%s\",\n  \"clip_x0\": %s,\n", r->evaluations, r->spacing,
@@ -143,9 +144,11 @@ static void print_table(const eval_result *r) {
            ev->trained ? "trained now" : "from the cache");
     if (r->prompted)
         printf("prompts: \"a photo of a {class}\", guidance scale %g (the empty prompt unconditional)\n", 1.0 + r->w);
-    printf("samples: %d a class, %s with %d steps%s, w = %g, from %s, seed %llu%s\n\n", r->per_class, r->sampler,
-           r->steps, sampler_text(r, sampler_buf, sizeof sampler_buf), r->w, r->start, (unsigned long long)r->seed,
-           r->ema ? ", EMA weights" : "");
+    char rescale_buf[48] = "";
+    if (r->guidance_rescale > 0) snprintf(rescale_buf, sizeof rescale_buf, ", rescaled %g", r->guidance_rescale);
+    printf("samples: %d a class, %s with %d steps%s, w = %g%s, from %s, seed %llu%s\n\n", r->per_class, r->sampler,
+           r->steps, sampler_text(r, sampler_buf, sizeof sampler_buf), r->w, rescale_buf, r->start,
+           (unsigned long long)r->seed, r->ema ? ", EMA weights" : "");
     printf("  %-12s %9s %11s\n", "class", "accuracy", "confidence");
     for (int k = 0; k < r->classes; k++)
         printf("  %-12s %8.1f%% %11.3f\n", class_name(r, k, name, sizeof name), 100.0 * nd_eval_class_accuracy(rep, k),
@@ -264,6 +267,7 @@ static bool run_eval(nd_cli_session *s, const eval_options *o, nd_evaluator *ev,
                      .classes = text ? 10 : mc->c_embed_dim,
                      .prompted = text != NULL,
                      .w = sc->w,
+                     .guidance_rescale = sc->guidance_rescale,
                      .eta = sc->eta,
                      .seed = sc->seed,
                      .ema = s->ema,

@@ -56,6 +56,7 @@ static const struct {
     {"--eta", ND_LIMIT_ETA},
     {"--w", ND_LIMIT_GUIDANCE},
     {"--guidance-scale", ND_LIMIT_GUIDANCE},
+    {"--guidance-rescale", ND_LIMIT_GUIDANCE_RESCALE},
     {"--n", ND_LIMIT_N_SAMPLES},
     {"--hidden", ND_LIMIT_HIDDEN},
     {"--scale", ND_LIMIT_PNG_SCALE},

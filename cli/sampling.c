@@ -41,6 +41,9 @@ int nd_cli_sampling_flags(nd_cli_sampling *s, nd_flag *flags) {
          "auto (matched for all but the ddpm samplers)"},
         {"--w", ND_FLAG_FLOAT, &s->w, "guidance weight, the course's (1 + w) e_c - w e_u"},
         {"--guidance-scale", ND_FLAG_FLOAT, &s->scale, "guidance as e_u + s (e_c - e_u), s = 1 + w (overrides --w)"},
+        {"--guidance-rescale", ND_FLAG_FLOAT, &s->guidance_rescale,
+         "0 to 1: scale the guided output per image toward the conditional one's std (Lin et al.; for strong "
+         "guidance, above all with --zero-snr v models; 0.7 their choice, 0 off)"},
         {"--seed", ND_FLAG_INT, &s->seed, "seed of the initial noise and every step's noise"},
         {"--ema", ND_FLAG_BOOL, &s->ema, "sample from the EMA weights (the default when the checkpoint has them)"},
         {"--no-ema", ND_FLAG_BOOL, &s->no_ema, "sample from the trained weights even when the checkpoint has EMA ones"},
@@ -89,6 +92,7 @@ static bool cli_sampler(const char *command, const nd_cli_sampling *f, nd_sample
     sc->steps = (int)steps, sc->seed = (uint64_t)f->seed, sc->clamp_x0 = f->clip_x0;
     sc->eta = isnan(f->eta) ? 0.0f : (float)f->eta; // DDIM deterministic unless asked
     sc->w = isnan(f->scale) ? (float)f->w : (float)(f->scale - 1.0);
+    sc->guidance_rescale = (float)f->guidance_rescale;
     return true;
 }
 

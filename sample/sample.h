@@ -80,6 +80,11 @@ typedef struct nd_sample_config {
     float eta;          // DDIM only
     bool guided;        // classifier-free guidance with a doubled batch; false: one pass with the context as given
     float w;            // guidance weight, course form (1 + w) e_cond - w e_uncond; the scale form s = 1 + w
+    // Guidance rescale phi in [0, 1] (Lin et al. 2024, "Common diffusion noise schedules and sample steps are
+    // flawed", eq. 15-16; diffusers' guidance_rescale): the guided output g, scaled per image to the standard
+    // deviation of the conditional one, phi * g * std(cond) / std(g) + (1 - phi) * g. It undoes the
+    // over-exposure strong guidance gives, most of all with a zero-terminal-SNR v model. 0: off (exactly).
+    float guidance_rescale;
     nd_prediction prediction; // what the model outputs (the checkpoint's choice)
     // Clip every step's x0 estimate to [x0_min, x0_max] (the data's range) and take the eps it implies, so
     // each sampler's update sees a prediction inside the data's range (the lesson's clamp, for every sampler:
@@ -140,6 +145,10 @@ typedef nd_tensor *(*nd_predict_fn)(void *user, nd_ctx *ctx, nd_tensor *x, int t
 // model, tests with a closed-form one. Each step resets the step arena, so T steps take the memory of one.
 void nd_sample_run(nd_ctx *ctx, const nd_schedule *s, const nd_sample_config *cfg, nd_shape shape,
                    nd_predict_fn predict, void *predict_user, float *out_host, nd_sample_step_fn on_step, void *user);
+
+// Classifier-free guidance of a model output pair (n, C, H, W) each: (1 + w) cond - w uncond, rescaled per
+// image when rescale > 0 (nd_sample_config.guidance_rescale); in the model's own prediction space.
+nd_tensor *nd_guidance_combine(nd_ctx *ctx, nd_tensor *cond, nd_tensor *uncond, float w, float rescale);
 
 // Draws n images (n, C, H, W) into out_host from x_T (cfg's start). context: (n, D) class one-hots for dli-unet
 // or (n, S, D) token embeddings for t2i-unet, NULL for an unconditional model; null_context: the

@@ -128,6 +128,39 @@ static void test_eta(void) {
     CHECK(status == 0, "--eta with ddim: status %d\n%s", status, out);
 }
 
+// --guidance-rescale: 0 draws what no flag draws, 1 something else; outside [0, 1] refused with the flag and range.
+static char *read_all(const char *path, size_t *size) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    static char buf[3][1 << 16];
+    static int next;
+    char *b = buf[next++ % 3];
+    *size = fread(b, 1, sizeof buf[0], f);
+    fclose(f);
+    return b;
+}
+
+static void test_guidance_rescale(void) {
+    char out[8192], args[512], png[200];
+    snprintf(png, sizeof png, "%s/grid.png", dir);
+    const char *flags[] = {"", "--guidance-rescale 0", "--guidance-rescale 1"};
+    char *bytes[3];
+    size_t sizes[3] = {0};
+    for (int k = 0; k < 3; k++) {
+        snprintf(args, sizeof args, "--n 2 --sampler ddim --steps 3 --w 4 --quiet -o %s %s", png, flags[k]);
+        int status = run_sample(args, out, sizeof out);
+        CHECK(status == 0, "%s: status %d\n%s", args, status, out);
+        bytes[k] = read_all(png, &sizes[k]);
+        CHECK(bytes[k] && sizes[k] > 0, "%s wrote no %s", args, png);
+        if (!bytes[k]) return;
+    }
+    CHECK(sizes[0] == sizes[1] && memcmp(bytes[0], bytes[1], sizes[0]) == 0, "--guidance-rescale 0 changed the grid");
+    CHECK(sizes[0] != sizes[2] || memcmp(bytes[0], bytes[2], sizes[0]) != 0, "--guidance-rescale 1 changed nothing");
+    int status = run_sample("--n 1 --guidance-rescale 1.5", out, sizeof out);
+    CHECK(status == 1 && strstr(out, "--guidance-rescale = 1.5") && strstr(out, "0 to 1"),
+          "--guidance-rescale 1.5: status %d\n%s", status, out);
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: test_cli_sample NANODIFF\n");
@@ -143,6 +176,7 @@ int main(int argc, char **argv) {
     test_progress();
     test_scale();
     test_eta();
+    test_guidance_rescale();
     char path[160];
     const char *names[] = {"model.h5", "out.png", "grid.png", "strip.png"};
     for (int i = 0; i < 4; i++) {

@@ -299,6 +299,51 @@ static void test_evaluations_done(nd_ctx *ctx, const fixture_data *fx) {
     }
 }
 
+// Classifier-free guidance and its rescale (nd_guidance_combine) against diffusers' rescale_noise_cfg in torch
+// (the fixture's guidance/W/PHI); phi = 0 is exactly the course's (1 + w) e_c - w e_u, and phi = 1 gives each
+// image the conditional output's standard deviation.
+static void test_guidance_rescale(nd_ctx *ctx, const fx_file *f) {
+    const fx_tensor *cond = fx_get(f, "guidance/cond"), *uncond = fx_get(f, "guidance/uncond");
+    CHECK(cond && uncond && cond->numel == 96 && uncond->numel == 96, "guidance/cond or guidance/uncond missing");
+    if (!cond || !uncond || cond->numel != 96) return;
+    const int images = 3, per_image = 32;
+    static const float cases[][2] = {{2.0f, 0.0f}, {2.0f, 0.7f}, {2.0f, 1.0f}, {5.0f, 0.5f}};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        float w = cases[k][0], phi = cases[k][1];
+        char name[64];
+        snprintf(name, sizeof name, "guidance/%g/%g", w, phi);
+        const fx_tensor *want = fx_get(f, name);
+        CHECK(want && want->numel == 96, "%s missing", name);
+        if (!want) continue;
+        nd_tensor *c = nd_from_host(ctx, ND_SHAPE(images, 2, 4, 4), cond->data);
+        nd_tensor *u = nd_from_host(ctx, ND_SHAPE(images, 2, 4, 4), uncond->data);
+        float got[96];
+        nd_copy_to_host(ctx, nd_guidance_combine(ctx, c, u, w, phi), got);
+        long long worst;
+        double v = test_max_violation(got, want->data, 96, 1e-6, 1e-5, &worst);
+        CHECK(v <= 1.0, "%s: element %lld is %.7g, torch %.7g", name, worst, got[worst], want->data[worst]);
+        if (phi == 0.0f)
+            for (int i = 0; i < 96; i++) {
+                float plain = (1.0f + w) * cond->data[i] - w * uncond->data[i];
+                CHECK(got[i] == plain, "w %g without rescale: element %d is %.9g, not (1 + w) c - w u = %.9g", w, i,
+                      got[i], plain);
+            }
+        for (int b = 0; b < images && phi == 1.0f; b++) { // the rescaled image's spread is the conditional one's
+            double sums[2][2] = {{0}};
+            for (int i = 0; i < per_image; i++) {
+                double x[2] = {got[b * per_image + i], cond->data[b * per_image + i]};
+                for (int j = 0; j < 2; j++) sums[j][0] += x[j], sums[j][1] += x[j] * x[j];
+            }
+            double var[2];
+            for (int j = 0; j < 2; j++)
+                var[j] = sums[j][1] / per_image - (sums[j][0] / per_image) * (sums[j][0] / per_image);
+            CHECK(fabs(sqrt(var[0]) / sqrt(var[1]) - 1.0) < 1e-5, "image %d: std %.7g after rescale 1, cond's %.7g", b,
+                  sqrt(var[0]), sqrt(var[1]));
+        }
+        nd_ctx_step_end(ctx);
+    }
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: test_samplers fixtures/samplers.ndfx\n");
@@ -326,6 +371,7 @@ int main(int argc, char **argv) {
     test_accuracy(&ctx, &sched, &fx);
     test_schedules(&ctx, &f, &fx);
     test_evaluations_done(&ctx, &fx);
+    test_guidance_rescale(&ctx, &f);
     nd_ctx_free(&ctx);
     nd_schedule_free(&sched);
     fx_free(&f);

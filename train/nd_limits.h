@@ -35,6 +35,7 @@
     X(SAMPLE_STEPS, "steps", 1, 100000, true)                                                                          \
     X(ETA, "eta", 0, 10, false)                                                                                        \
     X(GUIDANCE, "w", -100, 100, false)                                                                                 \
+    X(GUIDANCE_RESCALE, "guidance_rescale", 0, 1, false)                                                               \
     X(N_SAMPLES, "n", 1, 65536, true)                                                                                  \
     X(HIDDEN, "hidden", 1, 65536, true)                                                                                \
     X(PNG_SCALE, "scale", 1, 16, true) /* sample --scale: pixels a grid pixel becomes, each way */                     \

@@ -29,6 +29,10 @@
 #define ND_BACKEND_ENTRY(ret, entry, params) ret nd_cpu_##entry params;
 #include "../backend_list.h"
 
+// *buffer grown to at least `bytes` (a fresh mapping; the old contents are not kept), *have its size: the
+// grow-only scratch of the convolution paths. Out of memory aborts with `what` in the message.
+void *nd_cpu_grow_mapped(void **buffer, size_t *have, size_t bytes, const char *what);
+
 // Our Winograd F(4x4, 3x3) convolutions (cpu_winograd.c), for conv_forward of an inference conv2d.
 // Whether a convolution runs them: never (the shape does not qualify: not inference, not 3x3 stride 1
 // padding 1, or transposed; or ND_CONV_WINOGRAD=0; or, unset, fewer than 16 input channels),

@@ -74,6 +74,15 @@ conv_key nd_dnnl_key_of(const nd_conv_geom *g, int64_t batch, int64_t filters, b
 // oneDNN's strides and paddings of the key's convolution (pad_r: the far side's, which makes the sizes agree).
 void nd_dnnl_conv_geometry(const conv_key *key, dnnl_dims_t strides, dnnl_dims_t pad_l, dnnl_dims_t pad_r);
 
+// The cached primitives of a convolution's key, made on first use (the oldest evicted past the cache's size).
+conv_prims *nd_dnnl_prims_for(const conv_key *key);
+// Weights w (plain layout `have`) in the primitive's layout `want`, cached between inference calls and
+// checked against w at every call.
+const void *nd_dnnl_cached_weights(const dnnl_memory_desc_t *have, const float *w, const dnnl_memory_desc_t *want);
+// Whether our Winograd (cpu_winograd.c) runs this convolution rather than oneDNN.
+bool nd_dnnl_winograd_is_ours(const nd_conv_geom *g, int64_t batch, int64_t filters, bool transposed, bool bias,
+                              bool inference);
+
 // y = conv(x, w) + bias (bias may be NULL) with the primitives p, their layouts and types read from them;
 // an inference key's weights come from the float32 file's cache of blocked weights.
 void nd_dnnl_conv_run_forward(const conv_prims *p, float *y, const float *x, const float *w, const float *bias);

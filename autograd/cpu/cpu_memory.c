@@ -1,7 +1,9 @@
 // CPU memory, copies and counter-based random fills.
+#define _DEFAULT_SOURCE // MAP_ANONYMOUS
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "../elementwise_math.h"
 #include "cpu.h"
@@ -16,6 +18,21 @@ void *nd_cpu_alloc(size_t bytes) {
 }
 
 void nd_cpu_free(void *ptr) { free(ptr); }
+
+// Mapped rather than taken from the heap: grown while the first step's arena blocks are still being
+// allocated, heap buffers would sit above those blocks and keep them resident after the arena frees them
+// (the process's peak memory grew by half the arena).
+void *nd_cpu_grow_mapped(void **buffer, size_t *have, size_t bytes, const char *what) {
+    if (bytes <= *have) return *buffer;
+    if (*buffer) munmap(*buffer, *have);
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        fprintf(stderr, "nanodiff: out of memory for a %zu-byte %s buffer\n", bytes, what);
+        abort();
+    }
+    *buffer = p, *have = bytes;
+    return p;
+}
 void nd_cpu_upload(void *dst, const void *host_src, size_t bytes) { memcpy(dst, host_src, bytes); }
 void nd_cpu_download(void *host_dst, const void *src, size_t bytes) { memcpy(host_dst, src, bytes); }
 void *nd_cpu_host_alloc(size_t bytes) { return nd_cpu_alloc(bytes); }

@@ -18,12 +18,10 @@
 // An entry holds a copy of the weights it was made from and every call compares the weights with it: an
 // optimizer step, a loaded checkpoint or EMA weights copied into the same buffer are seen (as the oneDNN
 // weight cache in cpu_dnnl.c does), at the cost of reading the weights twice per call.
-#define _DEFAULT_SOURCE // MAP_ANONYMOUS
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "../winograd_math.h"
 #include "cpu.h"
@@ -46,7 +44,7 @@ typedef struct filter_entry {
 static struct {
     filter_entry filters[ND_WINO_MAX_FILTERS];
     int n_filters, next_filter; // entries filled; the entry a full cache replaces next
-    float *scratch[N_SCRATCH];
+    void *scratch[N_SCRATCH];
     size_t scratch_bytes[N_SCRATCH];
     size_t filter_bytes;        // held by the cache's entries
 } wino;
@@ -83,21 +81,9 @@ static void *xmalloc(size_t bytes) {
     return p;
 }
 
-// Buffer `which`, grown to at least `bytes`. Mapped rather than taken from the heap for the reason the
-// oneDNN buffers are (cpu_dnnl.c): a heap block grown during the first step would keep the arena's blocks
-// resident.
+// Buffer `which`, grown to at least `bytes` (mapped: nd_cpu_grow_mapped).
 static float *scratch(int which, size_t bytes) {
-    if (bytes > wino.scratch_bytes[which]) {
-        if (wino.scratch[which]) munmap(wino.scratch[which], wino.scratch_bytes[which]);
-        void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (p == MAP_FAILED) {
-            fprintf(stderr, "nanodiff: out of memory for a %zu-byte Winograd buffer\n", bytes);
-            abort();
-        }
-        wino.scratch[which] = p;
-        wino.scratch_bytes[which] = bytes;
-    }
-    return wino.scratch[which];
+    return nd_cpu_grow_mapped(&wino.scratch[which], &wino.scratch_bytes[which], bytes, "Winograd");
 }
 
 // u (36, in_c, out_c) = G w G^T of every filter w (out_c, in_c, 3, 3).

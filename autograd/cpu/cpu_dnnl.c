@@ -165,15 +165,6 @@ const void *nd_dnnl_as_layout(const dnnl_memory_desc_t *have, const void *ptr, c
     return copy;
 }
 
-static void *xmalloc_aligned(size_t bytes) {
-    void *p = NULL;
-    if (posix_memalign(&p, 64, bytes ? bytes : 1) != 0 || !p) {
-        fprintf(stderr, "nanodiff: out of memory for %zu bytes of cached convolution weights\n", bytes);
-        abort();
-    }
-    return p;
-}
-
 // The weights w (plain layout `have`) in the layout `want`, from the cache when it holds the same weights.
 const void *nd_dnnl_cached_weights(const dnnl_memory_desc_t *have, const float *w, const dnnl_memory_desc_t *want) {
     size_t plain_bytes = dnnl_memory_desc_get_size(have);
@@ -185,15 +176,15 @@ const void *nd_dnnl_cached_weights(const dnnl_memory_desc_t *have, const float *
         if (dnnl.n_weights == ND_DNNL_MAX_WEIGHTS) {
             e = &dnnl.weights[dnnl.next_weight];
             dnnl.next_weight = (dnnl.next_weight + 1) % ND_DNNL_MAX_WEIGHTS;
-            free(e->plain);
-            free(e->blocked);
+            nd_cpu_free(e->plain);
+            nd_cpu_free(e->blocked);
         } else {
             e = &dnnl.weights[dnnl.n_weights++];
         }
         e->user = w, e->want = *want;
         e->plain_bytes = plain_bytes, e->blocked_bytes = dnnl_memory_desc_get_size(want);
-        e->plain = xmalloc_aligned(e->plain_bytes);
-        e->blocked = xmalloc_aligned(e->blocked_bytes);
+        e->plain = nd_cpu_alloc(e->plain_bytes);
+        e->blocked = nd_cpu_alloc(e->blocked_bytes);
     }
     nd_dnnl_reorder(have, w, want, e->blocked, false);
     memcpy(e->plain, w, plain_bytes);

@@ -72,15 +72,6 @@ size_t nd_cpu_winograd_bytes(void) {
     return wino.scratch_bytes[SCRATCH_BLOCKED] + wino.scratch_bytes[SCRATCH_CHUNK] + wino.filter_bytes;
 }
 
-static void *xmalloc(size_t bytes) {
-    void *p = NULL;
-    if (posix_memalign(&p, 64, bytes ? bytes : 1) != 0 || !p) {
-        fprintf(stderr, "nanodiff: out of memory for %zu bytes of transformed convolution weights\n", bytes);
-        abort();
-    }
-    return p;
-}
-
 // Buffer `which`, grown to at least `bytes` (mapped: nd_cpu_grow_mapped).
 static float *scratch(int which, size_t bytes) {
     return nd_cpu_grow_mapped(&wino.scratch[which], &wino.scratch_bytes[which], bytes, "Winograd");
@@ -111,14 +102,14 @@ static const float *cached_filter(const float *w, int64_t out_c, int64_t in_c) {
             e = &wino.filters[wino.next_filter];
             wino.next_filter = (wino.next_filter + 1) % ND_WINO_MAX_FILTERS;
             wino.filter_bytes -= (size_t)(e->out_c * e->in_c) * (9 + ND_WINO_ELEMS) * sizeof(float);
-            free(e->plain);
-            free(e->transformed);
+            nd_cpu_free(e->plain);
+            nd_cpu_free(e->transformed);
         } else {
             e = &wino.filters[wino.n_filters++];
         }
         e->user = w, e->out_c = out_c, e->in_c = in_c;
-        e->plain = xmalloc(plain_bytes);
-        e->transformed = xmalloc((size_t)(out_c * in_c * ND_WINO_ELEMS) * sizeof(float));
+        e->plain = nd_cpu_alloc(plain_bytes);
+        e->transformed = nd_cpu_alloc((size_t)(out_c * in_c * ND_WINO_ELEMS) * sizeof(float));
         wino.filter_bytes += (size_t)(out_c * in_c) * (9 + ND_WINO_ELEMS) * sizeof(float);
     }
     transform_filters(e->transformed, w, out_c, in_c);

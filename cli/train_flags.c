@@ -56,7 +56,7 @@ int nd_cli_training_done(int64_t steps, double seconds, double images_per_second
                "go on); checkpoint %s\n",
                (long long)steps, checkpoint);
     else
-        printf("trained %lld steps in %.1f s (%.0f images/s), last-epoch loss %.4f; checkpoint %s\n",
-               (long long)steps, seconds, images_per_second, last_loss, checkpoint);
+        printf("trained %lld steps in %.1f s (%.0f images/s), last-epoch loss %.4f; checkpoint %s\n", (long long)steps,
+               seconds, images_per_second, last_loss, checkpoint);
     return interrupted ? 130 : 0;
 }

@@ -233,18 +233,20 @@ typedef struct guided_model {
     int n;
 } guided_model;
 
+// Per image, the standard deviation over (C, H, W) of x (n, C, H, W): (n, 1, 1, 1), the population form (a
+// ratio of two is the same as of the unbiased ones).
+static nd_tensor *image_std(nd_ctx *ctx, nd_tensor *x) {
+    const int axes[3] = {1, 2, 3};
+    nd_tensor *centered = nd_sub(ctx, x, nd_mean(ctx, x, axes, 3, true));
+    return nd_sqrt(ctx, nd_mean(ctx, nd_square(ctx, centered), axes, 3, true));
+}
+
 nd_tensor *nd_guidance_combine(nd_ctx *ctx, nd_tensor *cond, nd_tensor *uncond, float w, float rescale) {
     // g = (1 + w) cond - w uncond: affine with weights summing to 1, so the same in eps, x0 or v
     nd_tensor *g = nd_sub(ctx, nd_mul_scalar(ctx, cond, 1.0f + w), nd_mul_scalar(ctx, uncond, w));
     if (rescale == 0.0f) return g;
-    // per image: std over (C, H, W), the population form (the ratio of two is the same unbiased)
-    const int axes[3] = {1, 2, 3};
-    nd_tensor *std_cond = nd_sqrt(ctx, nd_mean(ctx, nd_square(ctx, nd_sub(ctx, cond, nd_mean(ctx, cond, axes, 3, true))),
-                                               axes, 3, true));
-    nd_tensor *std_g = nd_sqrt(ctx, nd_mean(ctx, nd_square(ctx, nd_sub(ctx, g, nd_mean(ctx, g, axes, 3, true))),
-                                            axes, 3, true));
-    // factor = phi std_cond / std_g + 1 - phi; a constant image (std_g = 0) keeps its g: 1e-12 guards the division
-    nd_tensor *ratio = nd_div(ctx, std_cond, nd_add_scalar(ctx, std_g, 1e-12f));
+    // factor = phi std(cond) / std(g) + 1 - phi; the 1e-12 keeps an image whose g is constant from 0 / 0
+    nd_tensor *ratio = nd_div(ctx, image_std(ctx, cond), nd_add_scalar(ctx, image_std(ctx, g), 1e-12f));
     nd_tensor *factor = nd_add_scalar(ctx, nd_mul_scalar(ctx, ratio, rescale), 1.0f - rescale);
     return nd_mul(ctx, g, factor);
 }
@@ -269,8 +271,11 @@ void nd_sample_images(nd_ctx *ctx, const nd_model *model, const nd_schedule *s, 
                       nd_sample_step_fn on_step, void *user) {
     const nd_model_config *mc = &model->config;
     nd_arena_mark pool_mark = nd_arena_get_mark(&ctx->pool);
-    guided_model g = {.model = model, .guided = cfg->guided && context != NULL, .w = cfg->w,
-                     .rescale = cfg->guidance_rescale, .n = n};
+    guided_model g = {.model = model,
+                      .guided = cfg->guided && context != NULL,
+                      .w = cfg->w,
+                      .rescale = cfg->guidance_rescale,
+                      .n = n};
     g.cond = g.guided ? doubled_context(ctx, context, null_context) : (nd_tensor *)context;
     nd_sample_run(ctx, s, cfg, ND_SHAPE(n, mc->img_ch, mc->img_size, mc->img_size), guided_predict, &g, out_host,
                   on_step, user);

@@ -55,13 +55,14 @@ int nd_cli_training_done(int64_t steps, double seconds, double images_per_second
 // The sampling flags sample and eval share (the checkpoint, sampler, guidance, start, seed, weights, device).
 typedef struct nd_cli_sampling {
     const char *ckpt, *sampler, *spacing, *start, *device, *precision;
+    const char *guidance_interval; // "LO,HI" in sigma, NULL when not given
     int64_t steps, seed;
     double w, scale, eta; // scale: --guidance-scale, NAN when not given (then w applies); eta: NAN when not given
     double guidance_rescale;
     bool clip_x0, ema, no_ema, no_tf32, quiet;
 } nd_cli_sampling;
 
-#define ND_CLI_SAMPLING_FLAGS 18
+#define ND_CLI_SAMPLING_FLAGS 19
 
 nd_cli_sampling nd_cli_sampling_defaults(void);
 // Writes the ND_CLI_SAMPLING_FLAGS shared flags, bound to s, to flags; returns how many.

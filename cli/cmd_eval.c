@@ -17,6 +17,7 @@ typedef struct eval_result {
     int steps, evaluations, per_class, classes;
     bool clip_x0;
     double w, eta, guidance_rescale;
+    double sigma_min, sigma_max; // the guidance interval (0, inf: every step)
     uint64_t seed;
     bool ema, unit_range;
     bool prompted; // a text-to-image model asked "a photo of a {class}"
@@ -75,6 +76,10 @@ static bool write_json(const char *path, const eval_result *r) {
     fprintf(f, ",\n  \"img_size\": %d,\n  \"unit_range\": %s,\n  \"sampler\": \"%s\",\n  \"steps\": %d,\n", r->img_size,
             r->unit_range ? "true" : "false", r->sampler, r->steps);
     fprintf(f, "  \"guidance_rescale\": %.6g,\n", r->guidance_rescale);
+    if (isinf(r->sigma_max)) // JSON has no infinity: null, no upper bound
+        fprintf(f, "  \"guidance_interval\": [%.6g, null],\n", r->sigma_min);
+    else
+        fprintf(f, "  \"guidance_interval\": [%.6g, %.6g],\n", r->sigma_min, r->sigma_max);
     fprintf(f, "  \"w\": %.6g,\n  \"eta\": %.6g,\n  \"seed\": %llu,\n  \"ema\": %s,\n  \"per_class\": %d,\n", r->w,
             r->eta, (unsigned long long)r->seed, r->ema ? "true" : "false", r->per_class);
     fprintf(f, "  \"model_calls\": %d,\n  \"spacing\": \"%s\",\n  \"clip_x0\": %s,\n", r->evaluations, r->spacing,
@@ -144,8 +149,12 @@ static void print_table(const eval_result *r) {
            ev->trained ? "trained now" : "from the cache");
     if (r->prompted)
         printf("prompts: \"a photo of a {class}\", guidance scale %g (the empty prompt unconditional)\n", 1.0 + r->w);
-    char rescale_buf[48] = "";
-    if (r->guidance_rescale > 0) snprintf(rescale_buf, sizeof rescale_buf, ", rescaled %g", r->guidance_rescale);
+    char rescale_buf[96] = "";
+    int used = 0;
+    if (r->guidance_rescale > 0) used = snprintf(rescale_buf, sizeof rescale_buf, ", rescaled %g", r->guidance_rescale);
+    if (r->sigma_min > 0 || !isinf(r->sigma_max))
+        snprintf(rescale_buf + used, sizeof rescale_buf - (size_t)used, ", guided where sigma_t in (%g, %g]",
+                 r->sigma_min, r->sigma_max);
     printf("samples: %d a class, %s with %d steps%s, w = %g%s, from %s, seed %llu%s\n\n", r->per_class, r->sampler,
            r->steps, sampler_text(r, sampler_buf, sizeof sampler_buf), r->w, rescale_buf, r->start,
            (unsigned long long)r->seed, r->ema ? ", EMA weights" : "");
@@ -268,6 +277,8 @@ static bool run_eval(nd_cli_session *s, const eval_options *o, nd_evaluator *ev,
                      .prompted = text != NULL,
                      .w = sc->w,
                      .guidance_rescale = sc->guidance_rescale,
+                     .sigma_min = sc->guidance_sigma_min,
+                     .sigma_max = sc->guidance_sigma_max,
                      .eta = sc->eta,
                      .seed = sc->seed,
                      .ema = s->ema,

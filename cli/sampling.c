@@ -1,5 +1,6 @@
 // The sampling flags sample and eval share, and the session they open from them: device, checkpoint,
 // schedule, sampler and x_T's start.
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +45,9 @@ int nd_cli_sampling_flags(nd_cli_sampling *s, nd_flag *flags) {
         {"--guidance-rescale", ND_FLAG_FLOAT, &s->guidance_rescale,
          "0 to 1: scale the guided output per image toward the conditional one's std (Lin et al.; for strong "
          "guidance, above all with --zero-snr v models; 0.7 their choice, 0 off)"},
+        {"--guidance-interval", ND_FLAG_STRING, &s->guidance_interval,
+         "LO,HI: guide only the steps whose noise level sigma_t = sqrt((1 - abar_t) / abar_t) is in (LO, HI] "
+         "(Kynkaanniemi et al.; HI may be inf), the others one unguided pass; sample prints the steps it guides"},
         {"--seed", ND_FLAG_INT, &s->seed, "seed of the initial noise and every step's noise"},
         {"--ema", ND_FLAG_BOOL, &s->ema, "sample from the EMA weights (the default when the checkpoint has them)"},
         {"--no-ema", ND_FLAG_BOOL, &s->no_ema, "sample from the trained weights even when the checkpoint has EMA ones"},
@@ -54,6 +58,27 @@ int nd_cli_sampling_flags(nd_cli_sampling *s, nd_flag *flags) {
     };
     memcpy(flags, shared, sizeof shared);
     return ND_CLI_SAMPLING_FLAGS;
+}
+
+// "LO,HI" (HI may be inf) into sc's guidance interval; prints why and returns false for anything else.
+static bool cli_guidance_interval(const char *command, const char *text, nd_sample_config *sc) {
+    char *end = NULL;
+    errno = 0;
+    double lo = strtod(text, &end), hi = NAN;
+    if (end != text && *end == ',') {
+        const char *second = end + 1;
+        hi = strtod(second, &end);
+        if (end == second || *end != '\0') hi = NAN;
+    }
+    if (errno != 0 || isnan(hi) || !isfinite(lo) || lo < 0.0 || !(hi > lo)) {
+        fprintf(stderr,
+                "nanodiff %s: --guidance-interval expects LO,HI, noise levels sigma with 0 <= LO < HI (HI may be "
+                "inf), e.g. 0.3,5; got \"%s\"\n",
+                command, text);
+        return false;
+    }
+    sc->guidance_sigma_min = (float)lo, sc->guidance_sigma_max = (float)hi;
+    return true;
 }
 
 // sc from nd_sample_defaults() with the sampler, steps, spacing, eta, clipping, seed and guidance of the flags;
@@ -93,7 +118,7 @@ static bool cli_sampler(const char *command, const nd_cli_sampling *f, nd_sample
     sc->eta = isnan(f->eta) ? 0.0f : (float)f->eta; // DDIM deterministic unless asked
     sc->w = isnan(f->scale) ? (float)f->w : (float)(f->scale - 1.0);
     sc->guidance_rescale = (float)f->guidance_rescale;
-    return true;
+    return !f->guidance_interval || cli_guidance_interval(command, f->guidance_interval, sc);
 }
 
 // Sets sc->start_mean/start_std from "--start auto|noise|matched" (sample.h) for a model trained with cfg;
@@ -130,6 +155,26 @@ static bool cli_start(const char *command, const char *spec, const nd_ddpm_confi
     sc->start_mean = *mean;
     sc->start_std = *std;
     return true;
+}
+
+// Which steps a guidance interval guides, on stderr: "guided at 12 of 20 steps, t = 98..31 (sigma 0.3..5)".
+static void cli_guided_steps(const char *command, const nd_sample_config *sc, const nd_schedule *s) {
+    int steps = nd_sample_steps(sc, s->T), guided = 0, first = -1, last = -1;
+    int *ts = nd_xmalloc((size_t)s->T * sizeof(int));
+    nd_sample_timesteps(sc, s->T, ts);
+    for (int i = 0; i < steps; i++)
+        if (nd_guided_at(sc, s, ts[i])) {
+            guided++;
+            if (first < 0) first = ts[i];
+            last = ts[i];
+        }
+    free(ts);
+    if (guided == 0)
+        fprintf(stderr, "nanodiff %s: note: no step's sigma_t (%.3g..%.3g) is in --guidance-interval: none is guided\n",
+                command, nd_schedule_sigma(s, 0), nd_schedule_sigma(s, s->T - 1));
+    else
+        fprintf(stderr, "nanodiff %s: guided at %d of %d steps, t = %d..%d (sigma_t %.3g..%.3g)\n", command, guided,
+                steps, first, last, nd_schedule_sigma(s, first), nd_schedule_sigma(s, last));
 }
 
 bool nd_cli_session_open(const char *command, const nd_cli_sampling *f, nd_cli_session *s) {
@@ -170,6 +215,7 @@ bool nd_cli_session_open(const char *command, const nd_cli_sampling *f, nd_cli_s
         nd_ctx_free(&s->ctx);
         return false;
     }
+    if (f->guidance_interval && !f->quiet) cli_guided_steps(command, &s->sc, &s->sched);
     return true;
 }
 

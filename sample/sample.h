@@ -85,6 +85,12 @@ typedef struct nd_sample_config {
     // deviation of the conditional one, phi * g * std(cond) / std(g) + (1 - phi) * g. It undoes the
     // over-exposure strong guidance gives, most of all with a zero-terminal-SNR v model. 0: off (exactly).
     float guidance_rescale;
+    // Guidance interval (Kynkaenniemi et al. 2024, "Applying guidance in a limited interval improves sample
+    // and distribution quality"): guided only at the timesteps whose noise level sigma_t = sqrt((1 - abar_t) /
+    // abar_t) lies in (guidance_sigma_min, guidance_sigma_max]; elsewhere one unguided pass with the context
+    // (half the cost). Guidance at high noise narrows the samples toward a few modes, at low noise it does
+    // little. Defaults 0 and INFINITY: every step guided.
+    float guidance_sigma_min, guidance_sigma_max;
     nd_prediction prediction; // what the model outputs (the checkpoint's choice)
     // Clip every step's x0 estimate to [x0_min, x0_max] (the data's range) and take the eps it implies, so
     // each sampler's update sees a prediction inside the data's range (the lesson's clamp, for every sampler:
@@ -124,7 +130,12 @@ int nd_sample_evaluations_done(const nd_sample_config *cfg, const nd_schedule *s
 // The timesteps the sampler visits (nd_sample_steps of them), descending, into ts.
 void nd_sample_timesteps(const nd_sample_config *cfg, int T, int *ts);
 
-nd_sample_config nd_sample_defaults(void); // DDPM, w = 2, guided, eps, linspace, no clipping
+nd_sample_config nd_sample_defaults(void); // DDPM, w = 2, guided at every step, eps, linspace, no clipping
+
+// sigma_t = sqrt((1 - abar_t) / abar_t) of timestep t (0..T-1): INFINITY where abar_t = 0 (zero terminal SNR).
+float nd_schedule_sigma(const nd_schedule *s, int t);
+// Whether cfg guides the model evaluation at timestep t: cfg->guided and sigma_t in its guidance interval.
+bool nd_guided_at(const nd_sample_config *cfg, const nd_schedule *s, int t);
 
 // One reverse step from x (B, C, H, W) at timestep t to t_next (-1: the clean image) given the guided model
 // output out (B, C, H, W), read as cfg->prediction; noise, where the step draws any, comes from ctx's RNG.

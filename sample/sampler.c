@@ -74,9 +74,21 @@ nd_sample_config nd_sample_defaults(void) {
                               .eta = 0.0f,
                               .guided = true,
                               .w = 2.0f,
+                              .guidance_sigma_min = 0.0f,
+                              .guidance_sigma_max = INFINITY,
                               .prediction = ND_PREDICT_EPS,
                               .x0_min = -1.0f,
                               .x0_max = 1.0f};
+}
+
+float nd_schedule_sigma(const nd_schedule *s, int t) {
+    double abar = s->alpha_bar[t];
+    return abar > 0.0 ? (float)sqrt((1.0 - abar) / abar) : INFINITY;
+}
+
+bool nd_guided_at(const nd_sample_config *cfg, const nd_schedule *s, int t) {
+    float sigma = nd_schedule_sigma(s, t);
+    return cfg->guided && sigma > cfg->guidance_sigma_min && sigma <= cfg->guidance_sigma_max;
 }
 
 nd_tensor *nd_schedule_q(nd_ctx *ctx, const nd_schedule *s, nd_tensor *x0, nd_tensor *noise, const int *t_host) {
@@ -227,9 +239,11 @@ void nd_sample_run(nd_ctx *ctx, const nd_schedule *s, const nd_sample_config *cf
 // The model with classifier-free guidance: both halves of the guided batch in one forward pass.
 typedef struct guided_model {
     const nd_model *model;
-    nd_tensor *cond; // (2n, ...) [context; null] when guided, else the context as given (or NULL)
-    bool guided;
-    float w, rescale;
+    const nd_schedule *s;
+    const nd_sample_config *cfg;
+    nd_tensor *context; // (n, ...) as given, or NULL
+    nd_tensor *cond;    // (2n, ...) [context; null] when guided, else the context
+    bool guided;        // at some step: the guidance interval then says at which
     int n;
 } guided_model;
 
@@ -253,17 +267,13 @@ nd_tensor *nd_guidance_combine(nd_ctx *ctx, nd_tensor *cond, nd_tensor *uncond, 
 
 static nd_tensor *guided_predict(void *user, nd_ctx *ctx, nd_tensor *x, int t) {
     const guided_model *g = user;
-    int batch = g->guided ? 2 * g->n : g->n;
-    nd_tensor *t_batch = nd_full(ctx, ND_SHAPE(batch), (float)t);
-    nd_tensor *x_in = x; // (batch, C, H, W)
-    if (g->guided) {
-        nd_tensor *pair[2] = {x, x};
-        x_in = nd_concat(ctx, pair, 2, 0);
-    }
-    nd_tensor *e = nd_model_forward(ctx, g->model, x_in, t_batch, g->cond, false);
-    if (!g->guided) return e;
+    if (!g->guided || !nd_guided_at(g->cfg, g->s, t)) // one pass with the context as given
+        return nd_model_forward(ctx, g->model, x, nd_full(ctx, ND_SHAPE(g->n), (float)t), g->context, false);
+    nd_tensor *pair[2] = {x, x};
+    nd_tensor *x_in = nd_concat(ctx, pair, 2, 0); // (2n, C, H, W)
+    nd_tensor *e = nd_model_forward(ctx, g->model, x_in, nd_full(ctx, ND_SHAPE(2 * g->n), (float)t), g->cond, false);
     nd_tensor *e_cond = nd_slice(ctx, e, 0, 0, g->n), *e_uncond = nd_slice(ctx, e, 0, g->n, 2 * g->n);
-    return nd_guidance_combine(ctx, e_cond, e_uncond, g->w, g->rescale);
+    return nd_guidance_combine(ctx, e_cond, e_uncond, g->cfg->w, g->cfg->guidance_rescale);
 }
 
 void nd_sample_images(nd_ctx *ctx, const nd_model *model, const nd_schedule *s, const nd_sample_config *cfg, int n,
@@ -272,9 +282,10 @@ void nd_sample_images(nd_ctx *ctx, const nd_model *model, const nd_schedule *s, 
     const nd_model_config *mc = &model->config;
     nd_arena_mark pool_mark = nd_arena_get_mark(&ctx->pool);
     guided_model g = {.model = model,
+                      .s = s,
+                      .cfg = cfg,
+                      .context = (nd_tensor *)context,
                       .guided = cfg->guided && context != NULL,
-                      .w = cfg->w,
-                      .rescale = cfg->guidance_rescale,
                       .n = n};
     g.cond = g.guided ? doubled_context(ctx, context, null_context) : (nd_tensor *)context;
     nd_sample_run(ctx, s, cfg, ND_SHAPE(n, mc->img_ch, mc->img_size, mc->img_size), guided_predict, &g, out_host,

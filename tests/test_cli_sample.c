@@ -1,7 +1,8 @@
 // nanodiff sample's user-facing output on a tiny random checkpoint: the progress line on stderr (step k/N,
 // images/s, ETA; the batch when a w sweep draws several; Heun's model calls; none with --quiet), --scale K making every grid K
 // times larger each way (read from the PNG's IHDR) and refusing 0 and 17 with the flag and its range, and --eta
-// refused for every sampler but DDIM, naming the flag and the sampler.
+// refused for every sampler but DDIM, naming the flag and the sampler; --guidance-rescale and
+// --guidance-interval.
 //   test_cli_sample NANODIFF
 #include <stdint.h>
 #include <stdio.h>
@@ -161,6 +162,37 @@ static void test_guidance_rescale(void) {
           "--guidance-rescale 1.5: status %d\n%s", status, out);
 }
 
+// --guidance-interval: 0,inf is every step (the same grid as no flag) and says so; one that holds no step is
+// noted and changes the grid; a malformed or empty interval is refused with the flag and what it expects.
+static void test_guidance_interval(void) {
+    char out[8192], args[512], png[200];
+    snprintf(png, sizeof png, "%s/grid.png", dir);
+    const char *flags[] = {"", "--guidance-interval 0,inf", "--guidance-interval 0,1e-9"};
+    char *bytes[3];
+    size_t sizes[3] = {0};
+    for (int k = 0; k < 3; k++) {
+        snprintf(args, sizeof args, "--n 2 --sampler ddim --steps 3 --w 4 -o %s %s", png, flags[k]);
+        int status = run_sample(args, out, sizeof out);
+        CHECK(status == 0, "%s: status %d\n%s", args, status, out);
+        if (k == 1) CHECK(strstr(out, "guided at 3 of 3 steps"), "%s: no \"guided at 3 of 3 steps\"\n%s", args, out);
+        if (k == 2) CHECK(strstr(out, "none is guided"), "%s: no note that no step is guided\n%s", args, out);
+        bytes[k] = read_all(png, &sizes[k]);
+        CHECK(bytes[k] && sizes[k] > 0, "%s wrote no %s", args, png);
+        if (!bytes[k]) return;
+    }
+    CHECK(sizes[0] == sizes[1] && memcmp(bytes[0], bytes[1], sizes[0]) == 0,
+          "--guidance-interval 0,inf changed the grid");
+    CHECK(sizes[0] != sizes[2] || memcmp(bytes[0], bytes[2], sizes[0]) != 0,
+          "an interval with no step changed nothing");
+    const char *bad[] = {"5,0.3", "1", "1,", "a,b", "-1,2", "1,1", "0,2x"};
+    for (int k = 0; k < 7; k++) {
+        snprintf(args, sizeof args, "--n 1 --guidance-interval %s", bad[k]);
+        int status = run_sample(args, out, sizeof out);
+        CHECK(status == 1 && strstr(out, "--guidance-interval expects LO,HI") && strstr(out, bad[k]),
+              "%s: status %d\n%s", args, status, out);
+    }
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: test_cli_sample NANODIFF\n");
@@ -177,6 +209,7 @@ int main(int argc, char **argv) {
     test_scale();
     test_eta();
     test_guidance_rescale();
+    test_guidance_interval();
     char path[160];
     const char *names[] = {"model.h5", "out.png", "grid.png", "strip.png"};
     for (int i = 0; i < 4; i++) {

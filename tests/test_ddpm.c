@@ -266,6 +266,82 @@ static void keep_x_T(void *user, int step_index, int t, nd_ctx *ctx, const nd_te
 
 // The matched start: its moments are q(x_T)'s (checked by drawing x_T = sqrt(abar_T) x0 + sqrt(1 - abar_T) e
 // with x0 as the loader hands images out, flips included), and the sampler starts from mean + std * z.
+// Every step's x of a 10-step DDIM run (4 images): trajectory[step][image values].
+typedef struct trajectory {
+    float x[10][4 * SIZE * SIZE];
+} trajectory;
+
+static void record_step(void *user, int step_index, int t, nd_ctx *ctx, const nd_tensor *x) {
+    (void)t;
+    if (step_index >= 0) nd_copy_to_host(ctx, x, ((trajectory *)user)->x[step_index]);
+}
+
+// The first step at which two trajectories differ (10: none).
+static int first_difference(const trajectory *a, const trajectory *b) {
+    for (int i = 0; i < 10; i++)
+        if (memcmp(a->x[i], b->x[i], sizeof a->x[i]) != 0) return i;
+    return 10;
+}
+
+// --guidance-interval: sigma_t, which timesteps nd_guided_at guides ((min, max]: min out, max in), and a
+// sampling run that follows the all-guided trajectory exactly while it is guided and the unguided one exactly
+// while it is not.
+static void test_guidance_interval(void) {
+    nd_schedule z;
+    nd_schedule_make(&z, ND_SCHEDULE_LINEAR, 150, 1e-4, 0.02, true);
+    CHECK(isinf(nd_schedule_sigma(&z, 149)) && nd_schedule_sigma(&z, 0) > 0.0f,
+          "zero terminal SNR: sigma_149 %g (expected inf), sigma_0 %g", nd_schedule_sigma(&z, 149),
+          nd_schedule_sigma(&z, 0));
+    nd_sample_config sc = nd_sample_defaults();
+    CHECK(nd_guided_at(&sc, &z, 149) && nd_guided_at(&sc, &z, 0), "the default interval must guide every step");
+    float s70 = nd_schedule_sigma(&z, 70);
+    double abar = z.alpha_bar[70];
+    CHECK(fabs(s70 - sqrt((1 - abar) / abar)) < 1e-5 * s70, "sigma_70 %g, expected %g", s70, sqrt((1 - abar) / abar));
+    sc.guidance_sigma_min = s70, sc.guidance_sigma_max = INFINITY;
+    CHECK(!nd_guided_at(&sc, &z, 70) && nd_guided_at(&sc, &z, 71) && nd_guided_at(&sc, &z, 149),
+          "(sigma_70, inf] must guide t = 71..149, not 70");
+    sc.guidance_sigma_min = 0.0f, sc.guidance_sigma_max = s70;
+    CHECK(nd_guided_at(&sc, &z, 70) && !nd_guided_at(&sc, &z, 71) && nd_guided_at(&sc, &z, 0),
+          "(0, sigma_70] must guide t = 0..70, not 71");
+    sc.guided = false;
+    CHECK(!nd_guided_at(&sc, &z, 0), "an unguided run guides no step");
+    nd_schedule_free(&z);
+
+    nd_ctx ctx;
+    nd_model m;
+    nd_ddpm_config cfg;
+    nd_schedule s;
+    if (!load_falls(&ctx, &m, &cfg, &s)) return;
+    float onehot[4 * CLASSES] = {0};
+    for (int i = 0; i < 4; i++) onehot[i * CLASSES + i] = 1.0f;
+    nd_tensor *context = nd_empty_persistent(&ctx, ND_SHAPE(4, CLASSES));
+    nd_copy_from_host(&ctx, context, onehot);
+    static trajectory all, none, high, low;
+    float out[4 * SIZE * SIZE];
+    sc = nd_sample_defaults();
+    sc.sampler = ND_SAMPLER_DDIM, sc.steps = 10, sc.seed = 5, sc.w = 3.0f;
+    int ts[150];
+    nd_sample_timesteps(&sc, s.T, ts);
+    float mid = nd_schedule_sigma(&s, ts[4]); // steps 0..3 above it, 4..9 at or below
+    nd_sample_images(&ctx, &m, &s, &sc, 4, context, NULL, out, record_step, &all);
+    sc.guidance_sigma_min = mid; // guided at steps 0..3
+    nd_sample_images(&ctx, &m, &s, &sc, 4, context, NULL, out, record_step, &high);
+    sc.guidance_sigma_min = 0.0f, sc.guidance_sigma_max = mid; // guided at steps 4..9
+    nd_sample_images(&ctx, &m, &s, &sc, 4, context, NULL, out, record_step, &low);
+    sc.guided = false;
+    sc.guidance_sigma_max = INFINITY;
+    nd_sample_images(&ctx, &m, &s, &sc, 4, context, NULL, out, record_step, &none);
+    CHECK(first_difference(&all, &none) == 0, "guidance w = 3 must change the first step");
+    // guided where the all-guided run is: its x bit for bit until the first unguided step, then not
+    CHECK(first_difference(&high, &all) == 4, "(sigma_t4, inf]: first differs from all-guided at step %d, expected 4",
+          first_difference(&high, &all));
+    CHECK(first_difference(&low, &none) == 4, "(0, sigma_t4]: first differs from unguided at step %d, expected 4",
+          first_difference(&low, &none));
+    nd_schedule_free(&s);
+    nd_model_free(&m);
+    nd_ctx_free(&ctx);
+}
+
 static void test_start(const char *data) {
     enum { PIXELS = SIZE * SIZE, DRAWS = 40000 };
     nd_ddpm_config c = tiny(data);
@@ -463,6 +539,7 @@ int main(void) {
     test_ema_warmup();
     test_resume(data);
     test_samplers(data);
+    test_guidance_interval();
     test_start(data);
     test_modern_options(data);
     test_old_checkpoint();

@@ -30,19 +30,24 @@ typedef struct train_preset {
     const char *name, *model;
     int64_t epochs, batch;
     double lr, ema, min_snr_gamma;
-    const char *schedule, *prediction, *about;
+    const char *schedule, *prediction;
+    bool zero_snr;
+    const char *about;
 } train_preset;
 
 static const train_preset presets[] = {
-    {"course", "dli-unet", 3, 128, 1e-3, 0, 0, "linear", "eps",
+    {"course", "dli-unet", 3, 128, 1e-3, 0, 0, "linear", "eps", false,
      "notebook 04's settings: 3 epochs of 128, Adam 1e-3, plain MSE, no EMA (dli-unet's default)"},
-    {"quick", "dli-unet", 1, 128, 1e-3, 0.999, 5, "linear", "eps",
+    {"quick", "dli-unet", 1, 128, 1e-3, 0.999, 5, "linear", "eps", false,
      "scripts/main.sh's: 1 epoch of 128, EMA 0.999, min-SNR 5"},
-    {"t2i-quick", "t2i-unet", 2, 64, 1e-3, 0.995, 5, "linear", "eps",
+    {"t2i-quick", "t2i-unet", 2, 64, 1e-3, 0.995, 5, "linear", "eps", false,
      "the text-to-image quick setting: 2 epochs of 64, EMA 0.995, min-SNR 5 (t2i-unet's default)"},
-    {"best", "res-unet", 4, 64, 1e-3, 0.999, 5, "linear", "eps",
+    {"best", "res-unet", 4, 64, 1e-3, 0.999, 5, "linear", "eps", false,
      "the best class model in about an hour on 2 cores: res-unet, 4 epochs of 64, EMA 0.999, min-SNR 5 "
-     "(res-unet's default)"},
+     "(res-unet's default); sample at the course's w = 2"},
+    {"best-v", "res-unet", 6, 64, 1e-3, 0.999, 5, "linear", "v", true,
+     "best's network in v prediction on a zero-terminal-SNR schedule, 6 epochs (1.5x best's time): sample "
+     "with --w 2 --guidance-interval 0.5,2.5 --guidance-rescale 1 (README: guidance in a limited interval)"},
 };
 
 static const train_preset *find_preset(const char *name) {
@@ -144,7 +149,7 @@ int nd_cmd_train(int argc, char **argv) {
     bool check_numerics = false, force = false;
     nd_flag flags[ND_CLI_TRAINING_FLAGS + 20] = {
         {"--preset", ND_FLAG_STRING, &preset_name,
-         "course, quick, t2i-quick or best: a bundle of the defaults below (listed at the end); flags given win"},
+         "course, quick, t2i-quick, best or best-v: a bundle of the defaults below (listed at the end); flags given win"},
         {"--model", ND_FLAG_STRING, &model,
          "dli-unet (the course's), dli-unet-v1, t2i-unet (text to image, needs --clip) or res-unet (t2i-unet's ResBlocks and attention, class-conditioned)"},
         {"--clip", ND_FLAG_STRING, &clip_path,
@@ -211,7 +216,7 @@ int nd_cmd_train(int argc, char **argv) {
     }
     model = preset->model, t.epochs = preset->epochs, t.batch = preset->batch, t.lr = preset->lr;
     ema = preset->ema, min_snr_gamma = preset->min_snr_gamma;
-    schedule = preset->schedule, prediction = preset->prediction;
+    schedule = preset->schedule, prediction = preset->prediction, zero_snr = preset->zero_snr;
     if (!nd_flags_parse("train", argc, argv, 2, flags, n_flags)) return 1; // cannot fail: it passed above
     if (t.help) {
         nd_flags_usage("train", summary, flags, n_flags);

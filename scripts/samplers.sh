@@ -5,7 +5,8 @@
 # (the same seed and start for all). Prints a markdown row per setting with its model calls and the samples'
 # high-frequency energy beside the real images' (eval's hf_energy, hf_energy_real); the JSON of each run is
 # kept in OUT_DIR. SAMPLERS picks the few-step samplers (e.g. "ddim heun dpm-solver++": Euler's update is
-# DDIM's with eta 0, the same samples up to rounding); NO_DDPM=1 leaves out the 150-step DDPM row.
+# DDIM's with eta 0, the same samples up to rounding); NO_DDPM=1 leaves out the 150-step DDPM row;
+# EVAL_FLAGS adds flags to every run (e.g. "--guidance-interval 0.5,2.5 --guidance-rescale 1").
 #
 #   scripts/samplers.sh CKPT [SAMPLES_PER_CLASS=50] [OUT_DIR=dirname(CKPT)/samplers] [STEPS="10 20 50"]
 #                      [SAMPLERS="ddim euler heun dpm-solver++"]
@@ -25,7 +26,8 @@ echo "|---|---|---|---|---|---|---|---|"
 run() { # name, then eval flags
     local name=$1
     shift
-    eval_json "$out" "$name" --ckpt "$ckpt" --n "$n" "$@"
+    # shellcheck disable=SC2086 # EVAL_FLAGS is a list of flags
+    eval_json "$out" "$name" --ckpt "$ckpt" --n "$n" "$@" ${EVAL_FLAGS:-}
     local j=$out/$name.json
     printf '| %s | %s | %s | %s | %.1f%% | %.1f (%.1f) | %.3f (%.3f) | %.0f s |\n' "$(eval_field sampler "$j")" \
         "$(eval_field steps "$j")" "$(eval_field model_calls "$j")" "$(eval_field spacing "$j")" \

@@ -173,6 +173,20 @@ static void test_presets(void) {
                   strstr(info, "with EMA"),
               "%s trained other settings:\n%s", k == 0 ? "--preset best" : "--model res-unet", info);
     }
+    // best-v: v prediction on a zero-terminal-SNR schedule, 6 epochs; --epochs given beside it wins
+    snprintf(preset_run, sizeof preset_run, "%s/preset_best_v", dir);
+    status = run_train("--preset best-v --epochs 2", preset_run, out, sizeof out);
+    CHECK(status == 0, "--preset best-v: status %d:\n%s", status, out);
+    snprintf(cmd, sizeof cmd, "%s info --ckpt %s/model.h5 2>&1", nanodiff, preset_run);
+    p = popen(cmd, "r");
+    n = p ? fread(info, 1, sizeof info - 1, p) : 0;
+    info[n] = '\0';
+    if (p) pclose(p);
+    CHECK(strstr(info, "res-unet:") && strstr(info, " 2 epochs") && strstr(info, "zero terminal SNR") &&
+              strstr(info, "v prediction") && strstr(info, "min-SNR gamma 5") && strstr(info, "with EMA"),
+          "--preset best-v --epochs 2 trained other settings:\n%s", info);
+    status = run_train("--preset best-v --prediction eps", dir, out, sizeof out);
+    CHECK(status == 1 && strstr(out, "--zero-snr"), "--preset best-v --prediction eps: status %d:\n%s", status, out);
     status = run_train("--preset best --model dli-unet", dir, out, sizeof out);
     CHECK(status == 1 && strstr(out, "trains a res-unet"), "--preset best --model dli-unet: status %d:\n%s", status,
           out);
@@ -180,7 +194,7 @@ static void test_presets(void) {
     CHECK(status == 1 && strstr(out, "trains a t2i-unet"), "--preset t2i-quick --model dli-unet: status %d:\n%s",
           status, out);
     status = run_train("--preset fast", dir, out, sizeof out);
-    CHECK(status == 1 && strstr(out, "--preset expects course, quick, t2i-quick, best"),
+    CHECK(status == 1 && strstr(out, "--preset expects course, quick, t2i-quick, best, best-v"),
           "--preset fast: status %d:\n%s", status, out);
     status = run_train("--preset quick --resume", preset_run, out, sizeof out);
     CHECK(status == 1 && strstr(out, "drop --preset"), "--preset with --resume: status %d:\n%s", status, out);

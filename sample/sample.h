@@ -44,18 +44,19 @@ nd_tensor *nd_schedule_q(nd_ctx *ctx, const nd_schedule *s, nd_tensor *x0, nd_te
 // samplers
 
 typedef enum nd_sampler_kind {
-    ND_SAMPLER_DDPM,           // the course's reverse_q: sigma_t = sqrt(beta[t-1]), no noise at t = 0
-    ND_SAMPLER_DDPM_POSTERIOR, // the lesson's posterior variance: sigma_t^2 = beta_t (1 - abar_{t-1}) / (1 - abar_t)
-    ND_SAMPLER_DDIM,           // Song et al.: any number of steps, eta = 0 deterministic, 1 DDPM-like
-    ND_SAMPLER_EULER,          // Karras et al. (EDM) Algorithm 1 on sigma_t = sqrt((1 - abar_t) / abar_t)
-    ND_SAMPLER_HEUN,           // Karras et al. Algorithm 2 (no churn): 2 model calls a step, 1 for the last
-    ND_SAMPLER_DPM_SOLVER_PP,  // Lu et al. DPM-Solver++(2M): multistep, data prediction, first order at both ends
-    ND_SAMPLER_DDPM_CLAMPED,   // the lesson's step: ddpm-posterior with x0 always clamped (x0 itself at t = 0)
+    ND_SAMPLER_DDPM,              // the course's reverse_q: sigma_t = sqrt(beta[t-1]), no noise at t = 0
+    ND_SAMPLER_DDPM_POSTERIOR,    // the lesson's posterior variance: sigma_t^2 = beta_t (1 - abar_{t-1}) / (1 - abar_t)
+    ND_SAMPLER_DDIM,              // Song et al.: any number of steps, eta = 0 deterministic, 1 DDPM-like
+    ND_SAMPLER_EULER,             // Karras et al. (EDM) Algorithm 1 on sigma_t = sqrt((1 - abar_t) / abar_t)
+    ND_SAMPLER_HEUN,              // Karras et al. Algorithm 2 (no churn): 2 model calls a step, 1 for the last
+    ND_SAMPLER_DPM_SOLVER_PP,     // Lu et al. DPM-Solver++(2M): multistep, data prediction, first order at both ends
+    ND_SAMPLER_DDPM_CLAMPED,      // the lesson's step: ddpm-posterior with x0 always clamped (x0 itself at t = 0)
+    ND_SAMPLER_DPM_SOLVER_PP_SDE, // Lu et al.'s SDE-DPM-Solver++(2M): dpm-solver++'s multistep update with fresh noise
     ND_SAMPLER_COUNT
 } nd_sampler_kind;
 
 const char *nd_sampler_name(nd_sampler_kind kind);
-// "ddpm", "ddpm-posterior", "ddim", "euler", "heun", "dpm-solver++", "ddpm-clamped"
+// "ddpm", "ddpm-posterior", "ddim", "euler", "heun", "dpm-solver++", "ddpm-clamped", "dpm-solver++-sde"
 bool nd_sampler_parse(const char *name, nd_sampler_kind *kind);
 
 // Which of the T timesteps a few-step sampler visits (diffusers' timestep_spacing), descending; every
@@ -139,7 +140,8 @@ bool nd_guided_at(const nd_sample_config *cfg, const nd_schedule *s, int t);
 
 // One reverse step from x (B, C, H, W) at timestep t to t_next (-1: the clean image) given the guided model
 // output out (B, C, H, W), read as cfg->prediction; noise, where the step draws any, comes from ctx's RNG.
-// Every sampler but heun (which evaluates the model again) and dpm-solver++ (which remembers the previous step).
+// Every sampler but heun (which evaluates the model again) and the dpm-solver++ pair (which remember the previous
+// step).
 nd_tensor *nd_sample_step(nd_ctx *ctx, const nd_schedule *s, const nd_sample_config *cfg, nd_tensor *x, nd_tensor *out,
                           int t, int t_next);
 

@@ -7,8 +7,8 @@
 #include "sample.h"
 #include "private/solvers.h"
 
-static const char *sampler_names[ND_SAMPLER_COUNT] = {"ddpm", "ddpm-posterior", "ddim",        "euler",
-                                                      "heun", "dpm-solver++",   "ddpm-clamped"};
+static const char *sampler_names[ND_SAMPLER_COUNT] = {"ddpm", "ddpm-posterior", "ddim",         "euler",
+                                                      "heun", "dpm-solver++",   "ddpm-clamped", "dpm-solver++-sde"};
 static const char *spacing_names[] = {"linspace", "leading", "trailing"};
 static const char *prediction_names[] = {"eps", "x0", "v"};
 
@@ -165,6 +165,7 @@ nd_tensor *nd_sample_step(nd_ctx *ctx, const nd_schedule *s, const nd_sample_con
     case ND_SAMPLER_EULER: return nd_step_euler(ctx, s, p, t_next);
     case ND_SAMPLER_HEUN:
     case ND_SAMPLER_DPM_SOLVER_PP:
+    case ND_SAMPLER_DPM_SOLVER_PP_SDE:
     case ND_SAMPLER_COUNT: break;
     }
     nd_abort_at(ND_HERE, "nd_sample_step",
@@ -203,7 +204,8 @@ void nd_sample_run(nd_ctx *ctx, const nd_schedule *s, const nd_sample_config *cf
     }
     if (on_step) on_step(user, -1, s->T, ctx, x);
     // DPM-Solver++'s memory: the previous step's x0 estimate
-    nd_tensor *prev_x0 = cfg->sampler == ND_SAMPLER_DPM_SOLVER_PP ? nd_empty_persistent(ctx, shape) : NULL;
+    bool dpm = cfg->sampler == ND_SAMPLER_DPM_SOLVER_PP || cfg->sampler == ND_SAMPLER_DPM_SOLVER_PP_SDE;
+    nd_tensor *prev_x0 = dpm ? nd_empty_persistent(ctx, shape) : NULL;
     nd_denoiser den = {.ctx = ctx, .s = s, .cfg = cfg, .predict = predict, .user = predict_user};
     int *ts = nd_xmalloc((size_t)s->T * sizeof(int));
     int steps = nd_sample_steps(cfg, s->T);
@@ -220,7 +222,9 @@ void nd_sample_run(nd_ctx *ctx, const nd_schedule *s, const nd_sample_config *cf
         case ND_SAMPLER_EULER: next = nd_step_euler(ctx, s, p, t_next); break;
         case ND_SAMPLER_HEUN: next = nd_step_heun(&den, p, t, t_next); break;
         case ND_SAMPLER_DPM_SOLVER_PP: // 2M: first order at the first step, which has no previous estimate
-            next = nd_step_dpm_solver_pp(ctx, s, x, p, i > 0 ? prev_x0 : NULL, i > 0 ? ts[i - 1] : -1, t, t_next);
+        case ND_SAMPLER_DPM_SOLVER_PP_SDE:
+            next = nd_step_dpm_solver_pp(ctx, s, x, p, i > 0 ? prev_x0 : NULL, i > 0 ? ts[i - 1] : -1, t, t_next,
+                                         cfg->sampler == ND_SAMPLER_DPM_SOLVER_PP_SDE);
             nd_buffer_copy(ctx, prev_x0->data, p.x0->data, x->numel);
             break;
         case ND_SAMPLER_COUNT: break;

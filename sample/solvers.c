@@ -126,7 +126,7 @@ static double dpm_lambda(const nd_schedule *s, int t) {
 }
 
 nd_tensor *nd_step_dpm_solver_pp(nd_ctx *ctx, const nd_schedule *s, nd_tensor *x, nd_denoised p, nd_tensor *prev_x0,
-                                 int t_prev, int t, int t_next) {
+                                 int t_prev, int t, int t_next, bool stochastic) {
     // to the clean image (sigma = 0, lambda = inf) the first-order update is x0 itself; diffusers'
     // final_sigmas_type "zero" makes the same last step
     if (t_next < 0) return p.x0;
@@ -141,6 +141,16 @@ nd_tensor *nd_step_dpm_solver_pp(nd_ctx *ctx, const nd_schedule *s, nd_tensor *x
         nd_tensor *d1 = nd_mul_scalar(ctx, nd_sub(ctx, p.x0, prev_x0), (float)(1.0 / r0)); // (n, C, H, W)
         data = nd_add(ctx, p.x0, nd_mul_scalar(ctx, d1, 0.5f));
     }
-    return nd_sub(ctx, nd_mul_scalar(ctx, x, (float)(sigma_next / sigma)),
-                  nd_mul_scalar(ctx, data, (float)(alpha_next * phi)));
+    if (!stochastic)
+        return nd_sub(ctx, nd_mul_scalar(ctx, x, (float)(sigma_next / sigma)),
+                      nd_mul_scalar(ctx, data, (float)(alpha_next * phi)));
+    // SDE-DPM-Solver++ (Lu et al. 2022, the 2M SDE of diffusers' "sde-dpmsolver++", midpoint):
+    // x_next = (sigma_next / sigma) e^-h x + alpha_next (1 - e^-2h) D + sigma_next sqrt(1 - e^-2h) z; from zero SNR
+    // (h = inf) alpha_next D + sigma_next z, as the DDPM posterior
+    double keep = -expm1(-2.0 * h); // 1 - e^-2h
+    nd_tensor *mean = nd_add(ctx, nd_mul_scalar(ctx, x, (float)(sigma_next / sigma * exp(-h))),
+                             nd_mul_scalar(ctx, data, (float)(alpha_next * keep)));
+    nd_tensor *z = nd_empty(ctx, x->shape);
+    nd_rand_normal(ctx, z, 0.0f, (float)(sigma_next * sqrt(keep)));
+    return nd_add(ctx, mean, z);
 }

@@ -190,16 +190,20 @@ static bool load_falls(nd_ctx *ctx, nd_model *m, nd_ddpm_config *cfg, nd_schedul
     return true;
 }
 
+// The persistent one-hot context of n images of classes 0, 1, ..., CLASSES - 1, 0, 1, ...: (n, CLASSES).
+static nd_tensor *class_context(nd_ctx *ctx, int n) {
+    int32_t labels[16];
+    for (int i = 0; i < n; i++) labels[i] = i % CLASSES;
+    return nd_class_context(ctx, labels, n, CLASSES, true);
+}
+
 static void test_samplers(const char *data) {
     nd_ctx ctx;
     nd_model m;
     nd_ddpm_config cfg;
     nd_schedule s;
     if (!load_falls(&ctx, &m, &cfg, &s)) return;
-    float onehot[8 * CLASSES] = {0};
-    for (int i = 0; i < 8; i++) onehot[i * CLASSES + i % CLASSES] = 1.0f;
-    nd_tensor *context = nd_empty_persistent(&ctx, ND_SHAPE(8, CLASSES));
-    nd_copy_from_host(&ctx, context, onehot);
+    nd_tensor *context = class_context(&ctx, 8);
     float a[8 * SIZE * SIZE], b[8 * SIZE * SIZE];
     nd_sampler_kind kinds[] = {ND_SAMPLER_DDPM, ND_SAMPLER_DDPM_POSTERIOR, ND_SAMPLER_DDIM};
     for (int k = 0; k < 3; k++) {
@@ -312,10 +316,7 @@ static void test_guidance_interval(void) {
     nd_ddpm_config cfg;
     nd_schedule s;
     if (!load_falls(&ctx, &m, &cfg, &s)) return;
-    float onehot[4 * CLASSES] = {0};
-    for (int i = 0; i < 4; i++) onehot[i * CLASSES + i] = 1.0f;
-    nd_tensor *context = nd_empty_persistent(&ctx, ND_SHAPE(4, CLASSES));
-    nd_copy_from_host(&ctx, context, onehot);
+    nd_tensor *context = class_context(&ctx, 4);
     static trajectory all, none, high, low;
     float out[4 * SIZE * SIZE];
     sc = nd_sample_defaults();
@@ -387,10 +388,7 @@ static void test_start(const char *data) {
     nd_ddpm_config cfg;
     nd_schedule s;
     if (!load_falls(&ctx, &m, &cfg, &s)) return;
-    float onehot[4 * CLASSES] = {0};
-    for (int i = 0; i < 4; i++) onehot[i * CLASSES + i] = 1.0f;
-    nd_tensor *context = nd_empty_persistent(&ctx, ND_SHAPE(4, CLASSES));
-    nd_copy_from_host(&ctx, context, onehot);
+    nd_tensor *context = class_context(&ctx, 4);
     float z[4 * PIXELS], x_T[4 * PIXELS], out[4 * PIXELS];
     first_x fz = {.x_T = z}, fx = {.x_T = x_T};
     nd_sample_config sc = nd_sample_defaults();
@@ -456,10 +454,7 @@ static void test_modern_options(const char *data) {
     nd_schedule s;
     nd_ddpm_schedule(&cfg, &s);
     CHECK(s.alpha_bar[s.T - 1] == 0.0f, "zero terminal SNR: alpha_bar_T %g", s.alpha_bar[s.T - 1]);
-    float onehot[8 * CLASSES] = {0};
-    for (int i = 0; i < 8; i++) onehot[i * CLASSES + i % CLASSES] = 1.0f;
-    nd_tensor *context = nd_empty_persistent(&ctx, ND_SHAPE(8, CLASSES));
-    nd_copy_from_host(&ctx, context, onehot);
+    nd_tensor *context = class_context(&ctx, 8);
     float a[8 * SIZE * SIZE];
     nd_sampler_kind kinds[] = {ND_SAMPLER_DPM_SOLVER_PP, ND_SAMPLER_DDPM};
     for (int k = 0; k < 2; k++) {

@@ -144,18 +144,24 @@ static void test_out_dir(void) {
     CHECK(status == 0 && ckpt_step() == 1, "--force: status %d, step %lld:\n%s", status, (long long)ckpt_step(), out);
 }
 
+// `nanodiff info` of the checkpoint in run_dir into info.
+static void read_info(const char *run_dir, char *info, size_t size) {
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "%s info --ckpt %s/model.h5 2>&1", nanodiff, run_dir);
+    FILE *p = popen(cmd, "r");
+    size_t n = p ? fread(info, 1, size - 1, p) : 0;
+    info[n] = '\0';
+    if (p) pclose(p);
+}
+
 // --preset sets defaults that flags given beside it override; it names the model it trains and is refused
 // with a contradicting --model, an unknown name, or --resume (which keeps the checkpoint's settings).
 static void test_presets(void) {
-    char out[4096], info[4096], preset_run[160], cmd[600];
+    char out[4096], info[4096], preset_run[160];
     snprintf(preset_run, sizeof preset_run, "%s/preset", dir);
     int status = run_train("--preset quick", preset_run, out, sizeof out); // run_train gives --batch 4
     CHECK(status == 0, "--preset quick: status %d:\n%s", status, out);
-    snprintf(cmd, sizeof cmd, "%s info --ckpt %s/model.h5 2>&1", nanodiff, preset_run);
-    FILE *p = popen(cmd, "r");
-    size_t n = p ? fread(info, 1, sizeof info - 1, p) : 0;
-    info[n] = '\0';
-    if (p) pclose(p);
+    read_info(preset_run, info, sizeof info);
     CHECK(strstr(info, " 1 epoch") && strstr(info, "of batch 4") && strstr(info, "min-SNR gamma 5") &&
               strstr(info, "with EMA"),
           "--preset quick --batch 4 trained with other settings:\n%s", info);
@@ -164,11 +170,7 @@ static void test_presets(void) {
         snprintf(preset_run, sizeof preset_run, "%s/preset_best%d", dir, k);
         status = run_train(k == 0 ? "--preset best" : "--model res-unet", preset_run, out, sizeof out);
         CHECK(status == 0, "%s: status %d:\n%s", k == 0 ? "--preset best" : "--model res-unet", status, out);
-        snprintf(cmd, sizeof cmd, "%s info --ckpt %s/model.h5 2>&1", nanodiff, preset_run);
-        p = popen(cmd, "r");
-        n = p ? fread(info, 1, sizeof info - 1, p) : 0;
-        info[n] = '\0';
-        if (p) pclose(p);
+        read_info(preset_run, info, sizeof info);
         CHECK(strstr(info, "res-unet:") && strstr(info, " 4 epochs") && strstr(info, "min-SNR gamma 5") &&
                   strstr(info, "with EMA"),
               "%s trained other settings:\n%s", k == 0 ? "--preset best" : "--model res-unet", info);
@@ -177,11 +179,7 @@ static void test_presets(void) {
     snprintf(preset_run, sizeof preset_run, "%s/preset_best_v", dir);
     status = run_train("--preset best-v --epochs 2", preset_run, out, sizeof out);
     CHECK(status == 0, "--preset best-v: status %d:\n%s", status, out);
-    snprintf(cmd, sizeof cmd, "%s info --ckpt %s/model.h5 2>&1", nanodiff, preset_run);
-    p = popen(cmd, "r");
-    n = p ? fread(info, 1, sizeof info - 1, p) : 0;
-    info[n] = '\0';
-    if (p) pclose(p);
+    read_info(preset_run, info, sizeof info);
     CHECK(strstr(info, "res-unet:") && strstr(info, " 2 epochs") && strstr(info, "zero terminal SNR") &&
               strstr(info, "v prediction") && strstr(info, "min-SNR gamma 5") && strstr(info, "with EMA"),
           "--preset best-v --epochs 2 trained other settings:\n%s", info);

@@ -35,8 +35,9 @@ nd_tensor *nd_step_heun(const nd_denoiser *d, nd_denoised p, int t, int t_next);
 // Whether Heun's step from t to t_next is Euler's, with no second evaluation: the last step (t_next = -1,
 // the clean image) and a step from zero SNR (alpha_bar_t = 0).
 bool nd_heun_step_is_euler(const nd_schedule *s, int t, int t_next);
-// prev_x0: the x0 estimate at the previously visited timestep t_prev, or NULL for a first-order step.
+// prev_x0: the x0 estimate at the previously visited timestep t_prev, or NULL for a first-order step;
+// stochastic: the SDE variant, which draws fresh noise from ctx's RNG at every step but the last.
 nd_tensor *nd_step_dpm_solver_pp(nd_ctx *ctx, const nd_schedule *s, nd_tensor *x, nd_denoised p, nd_tensor *prev_x0,
-                                 int t_prev, int t, int t_next);
+                                 int t_prev, int t, int t_next, bool stochastic);
 
 #endif

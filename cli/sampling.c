@@ -159,7 +159,12 @@ static bool cli_start(const char *command, const char *spec, const nd_ddpm_confi
 }
 
 // Which steps a guidance interval guides, on stderr: "guided at 12 of 20 steps, t = 98..31 (sigma 0.3..5)".
-static void cli_guided_steps(const char *command, const nd_sample_config *sc, const nd_schedule *s) {
+static void cli_guided_steps(const char *command, const nd_sample_config *sc, const nd_schedule *s,
+                             const nd_model_config *mc) {
+    if (mc->c_embed_dim == 0) { // no context, so no unconditional half to guide against
+        fprintf(stderr, "nanodiff %s: note: the model is unconditional: --guidance-interval guides nothing\n", command);
+        return;
+    }
     int steps = nd_sample_steps(sc, s->T), guided = 0, first = -1, last = -1;
     int *ts = nd_xmalloc((size_t)s->T * sizeof(int));
     nd_sample_timesteps(sc, s->T, ts);
@@ -216,7 +221,7 @@ bool nd_cli_session_open(const char *command, const nd_cli_sampling *f, nd_cli_s
         nd_ctx_free(&s->ctx);
         return false;
     }
-    if (f->guidance_interval && !f->quiet) cli_guided_steps(command, &s->sc, &s->sched);
+    if (f->guidance_interval && !f->quiet) cli_guided_steps(command, &s->sc, &s->sched, &s->model.config);
     return true;
 }
 

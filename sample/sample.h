@@ -89,8 +89,8 @@ typedef struct nd_sample_config {
     // Guidance interval (Kynkaenniemi et al. 2024, "Applying guidance in a limited interval improves sample
     // and distribution quality"): guided only at the timesteps whose noise level sigma_t = sqrt((1 - abar_t) /
     // abar_t) lies in (guidance_sigma_min, guidance_sigma_max]; elsewhere one unguided pass with the context
-    // (half the cost). Guidance at high noise narrows the samples toward a few modes, at low noise it does
-    // little. Defaults 0 and INFINITY: every step guided.
+    // (half the cost). The paper's argument: guidance at high noise narrows the samples toward a few modes, at
+    // low noise it is largely unneeded (measured here in the README). Defaults 0 and INFINITY: every step guided.
     float guidance_sigma_min, guidance_sigma_max;
     nd_prediction prediction; // what the model outputs (the checkpoint's choice)
     // Clip every step's x0 estimate to [x0_min, x0_max] (the data's range) and take the eps it implies, so
@@ -133,8 +133,9 @@ void nd_sample_timesteps(const nd_sample_config *cfg, int T, int *ts);
 
 nd_sample_config nd_sample_defaults(void); // DDPM, w = 2, guided at every step, eps, linspace, no clipping
 
-// sigma_t = sqrt((1 - abar_t) / abar_t) of timestep t (0..T-1): INFINITY where abar_t = 0 (zero terminal SNR).
-float nd_schedule_sigma(const nd_schedule *s, int t);
+// sigma_t = sqrt((1 - abar_t) / abar_t), the noise level of timestep t (0..T-1; -1: the clean image, 0): the
+// Karras et al. samplers' variable and the guidance interval's; INFINITY where abar_t = 0 (zero terminal SNR).
+double nd_schedule_sigma(const nd_schedule *s, int t);
 // Whether cfg guides the model evaluation at timestep t: cfg->guided and sigma_t in its guidance interval.
 bool nd_guided_at(const nd_sample_config *cfg, const nd_schedule *s, int t);
 

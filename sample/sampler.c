@@ -81,13 +81,13 @@ nd_sample_config nd_sample_defaults(void) {
                               .x0_max = 1.0f};
 }
 
-float nd_schedule_sigma(const nd_schedule *s, int t) {
-    double abar = s->alpha_bar[t];
-    return abar > 0.0 ? (float)sqrt((1.0 - abar) / abar) : INFINITY;
+double nd_schedule_sigma(const nd_schedule *s, int t) {
+    double abar = t < 0 ? 1.0 : (double)s->alpha_bar[t];
+    return abar > 0.0 ? sqrt((1.0 - abar) / abar) : INFINITY;
 }
 
 bool nd_guided_at(const nd_sample_config *cfg, const nd_schedule *s, int t) {
-    float sigma = nd_schedule_sigma(s, t);
+    float sigma = (float)nd_schedule_sigma(s, t); // in the precision of the interval's bounds
     return cfg->guided && sigma > cfg->guidance_sigma_min && sigma <= cfg->guidance_sigma_max;
 }
 

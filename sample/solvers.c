@@ -87,14 +87,9 @@ nd_tensor *nd_step_ddim(nd_ctx *ctx, const nd_schedule *s, const nd_sample_confi
 // than form x~: x~ - D cancels badly in float32 when sigma is large (sigma_T = 3000 in the cosine
 // schedule, where x~ = 3000 x), and Heun's correction multiplies the cancelled digits by the step's length.
 // Results go back to the course's x_t = sqrt(abar) x~.
-static double karras_sigma(const nd_schedule *s, int t) {
-    double abar = abar_at(s, t);
-    return sqrt((1.0 - abar) / abar);
-}
-
 nd_tensor *nd_step_euler(nd_ctx *ctx, const nd_schedule *s, nd_denoised p, int t_next) {
     // x~_next = x~ + (sigma_next - sigma) d = D + sigma_next d, the same from sigma = inf (zero SNR)
-    double sigma_next = karras_sigma(s, t_next), scale = sqrt(abar_at(s, t_next));
+    double sigma_next = nd_schedule_sigma(s, t_next), scale = sqrt(abar_at(s, t_next));
     nd_tensor *next_ve = nd_add(ctx, p.x0, nd_mul_scalar(ctx, p.eps, (float)sigma_next)); // (n, C, H, W)
     return nd_mul_scalar(ctx, next_ve, (float)scale);
 }
@@ -109,7 +104,7 @@ nd_tensor *nd_step_heun(const nd_denoiser *den, nd_denoised p, int t, int t_next
     nd_ctx *ctx = den->ctx;
     const nd_schedule *s = den->s;
     if (nd_heun_step_is_euler(s, t, t_next)) return nd_step_euler(ctx, s, p, t_next);
-    double sigma = karras_sigma(s, t), sigma_next = karras_sigma(s, t_next);
+    double sigma = nd_schedule_sigma(s, t), sigma_next = nd_schedule_sigma(s, t_next);
     float scale = (float)sqrt(abar_at(s, t_next));
     // Euler's point, then the slope there: x~_next = x~ + (sigma_next - sigma) (d + d') / 2
     //                                             = D + sigma_next d + (sigma_next - sigma) (d' - d) / 2

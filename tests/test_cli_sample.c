@@ -18,11 +18,12 @@ static char dir[] = "/tmp/nd_test_cli_sample_XXXXXX";
 static const char *nanodiff;
 static char ckpt[128];
 
-// A dli-unet of 8x8 images, 2 classes and 8-channel levels with random weights, saved as a checkpoint.
-static void write_checkpoint(const char *path) {
+// A dli-unet of 8x8 images, `classes` classes (0: unconditional) and 8-channel levels with random weights, saved
+// as a checkpoint.
+static void write_checkpoint(const char *path, int classes) {
     nd_ctx ctx;
     nd_ctx_init(&ctx, ND_CPU, 1 << 20, 0);
-    nd_model_config mc = nd_model_config_default(ND_MODEL_DLI_UNET, 1, 8, 2);
+    nd_model_config mc = nd_model_config_default(ND_MODEL_DLI_UNET, 1, 8, classes);
     mc.down_chs[0] = mc.down_chs[1] = mc.down_chs[2] = 8;
     mc.small_groups = 2, mc.big_groups = 4;
     nd_model m;
@@ -129,7 +130,7 @@ static void test_eta(void) {
     CHECK(status == 0, "--eta with ddim: status %d\n%s", status, out);
 }
 
-// --guidance-rescale: 0 draws what no flag draws, 1 something else; outside [0, 1] refused with the flag and range.
+// A file's bytes (up to 64 KiB) in one of three rotating static buffers; NULL when it cannot be opened.
 static char *read_all(const char *path, size_t *size) {
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
@@ -141,49 +142,53 @@ static char *read_all(const char *path, size_t *size) {
     return b;
 }
 
-static void test_guidance_rescale(void) {
+// Three grids of the same draw (DDIM 3 steps, w = 4) with flags[k] added: each must succeed, and its stderr
+// hold says[k] when that is not NULL; their PNG bytes into bytes[k], sizes[k]. False when one is missing.
+static bool three_grids(const char *const flags[3], const char *const says[3], char *bytes[3], size_t sizes[3]) {
     char out[8192], args[512], png[200];
     snprintf(png, sizeof png, "%s/grid.png", dir);
-    const char *flags[] = {"", "--guidance-rescale 0", "--guidance-rescale 1"};
-    char *bytes[3];
-    size_t sizes[3] = {0};
     for (int k = 0; k < 3; k++) {
-        snprintf(args, sizeof args, "--n 2 --sampler ddim --steps 3 --w 4 --quiet -o %s %s", png, flags[k]);
+        snprintf(args, sizeof args, "--n 2 --sampler ddim --steps 3 --w 4 -o %s %s", png, flags[k]);
         int status = run_sample(args, out, sizeof out);
         CHECK(status == 0, "%s: status %d\n%s", args, status, out);
+        if (says[k]) CHECK(strstr(out, says[k]), "%s: no \"%s\" in\n%s", args, says[k], out);
         bytes[k] = read_all(png, &sizes[k]);
         CHECK(bytes[k] && sizes[k] > 0, "%s wrote no %s", args, png);
-        if (!bytes[k]) return;
+        if (!bytes[k]) return false;
     }
-    CHECK(sizes[0] == sizes[1] && memcmp(bytes[0], bytes[1], sizes[0]) == 0, "--guidance-rescale 0 changed the grid");
-    CHECK(sizes[0] != sizes[2] || memcmp(bytes[0], bytes[2], sizes[0]) != 0, "--guidance-rescale 1 changed nothing");
+    return true;
+}
+
+static bool same_grid(char *const bytes[3], const size_t sizes[3], int i, int j) {
+    return sizes[i] == sizes[j] && memcmp(bytes[i], bytes[j], sizes[i]) == 0;
+}
+
+// --guidance-rescale: 0 draws what no flag draws, 1 something else; outside [0, 1] refused with the flag and range.
+static void test_guidance_rescale(void) {
+    const char *const flags[] = {"", "--guidance-rescale 0", "--guidance-rescale 1"}, *const says[3] = {NULL};
+    char *bytes[3];
+    size_t sizes[3] = {0};
+    if (!three_grids(flags, says, bytes, sizes)) return;
+    CHECK(same_grid(bytes, sizes, 0, 1), "--guidance-rescale 0 changed the grid");
+    CHECK(!same_grid(bytes, sizes, 0, 2), "--guidance-rescale 1 changed nothing");
+    char out[8192];
     int status = run_sample("--n 1 --guidance-rescale 1.5", out, sizeof out);
     CHECK(status == 1 && strstr(out, "--guidance-rescale = 1.5") && strstr(out, "0 to 1"),
           "--guidance-rescale 1.5: status %d\n%s", status, out);
 }
 
 // --guidance-interval: 0,inf is every step (the same grid as no flag) and says so; one that holds no step is
-// noted and changes the grid; a malformed or empty interval is refused with the flag and what it expects.
+// noted and changes the grid; a malformed or empty interval is refused with the flag and what it expects; an
+// unconditional model is said to have nothing to guide.
 static void test_guidance_interval(void) {
-    char out[8192], args[512], png[200];
-    snprintf(png, sizeof png, "%s/grid.png", dir);
-    const char *flags[] = {"", "--guidance-interval 0,inf", "--guidance-interval 0,1e-9"};
+    const char *const flags[] = {"", "--guidance-interval 0,inf", "--guidance-interval 0,1e-9"};
+    const char *const says[] = {NULL, "guided at 3 of 3 steps", "none is guided"};
     char *bytes[3];
     size_t sizes[3] = {0};
-    for (int k = 0; k < 3; k++) {
-        snprintf(args, sizeof args, "--n 2 --sampler ddim --steps 3 --w 4 -o %s %s", png, flags[k]);
-        int status = run_sample(args, out, sizeof out);
-        CHECK(status == 0, "%s: status %d\n%s", args, status, out);
-        if (k == 1) CHECK(strstr(out, "guided at 3 of 3 steps"), "%s: no \"guided at 3 of 3 steps\"\n%s", args, out);
-        if (k == 2) CHECK(strstr(out, "none is guided"), "%s: no note that no step is guided\n%s", args, out);
-        bytes[k] = read_all(png, &sizes[k]);
-        CHECK(bytes[k] && sizes[k] > 0, "%s wrote no %s", args, png);
-        if (!bytes[k]) return;
-    }
-    CHECK(sizes[0] == sizes[1] && memcmp(bytes[0], bytes[1], sizes[0]) == 0,
-          "--guidance-interval 0,inf changed the grid");
-    CHECK(sizes[0] != sizes[2] || memcmp(bytes[0], bytes[2], sizes[0]) != 0,
-          "an interval with no step changed nothing");
+    if (!three_grids(flags, says, bytes, sizes)) return;
+    CHECK(same_grid(bytes, sizes, 0, 1), "--guidance-interval 0,inf changed the grid");
+    CHECK(!same_grid(bytes, sizes, 0, 2), "an interval with no step changed nothing");
+    char out[8192], args[512];
     const char *bad[] = {"5,0.3", "1", "1,", "a,b", "-1,2", "1,1", "0,2x"};
     for (int k = 0; k < 7; k++) {
         snprintf(args, sizeof args, "--n 1 --guidance-interval %s", bad[k]);
@@ -191,6 +196,11 @@ static void test_guidance_interval(void) {
         CHECK(status == 1 && strstr(out, "--guidance-interval expects LO,HI") && strstr(out, bad[k]),
               "%s: status %d\n%s", args, status, out);
     }
+    // an unconditional model has nothing to guide: said, and drawn (the last test: the checkpoint is replaced)
+    write_checkpoint(ckpt, 0);
+    int status = run_sample("--n 1 --guidance-interval 0.5,2", out, sizeof out);
+    CHECK(status == 0 && strstr(out, "unconditional") && !strstr(out, "guided at"),
+          "--guidance-interval on an unconditional model: status %d\n%s", status, out);
 }
 
 int main(int argc, char **argv) {
@@ -204,7 +214,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     snprintf(ckpt, sizeof ckpt, "%s/model.h5", dir);
-    write_checkpoint(ckpt);
+    write_checkpoint(ckpt, 2);
     test_progress();
     test_scale();
     test_eta();

@@ -293,12 +293,12 @@ static int first_difference(const trajectory *a, const trajectory *b) {
 static void test_guidance_interval(void) {
     nd_schedule z;
     nd_schedule_make(&z, ND_SCHEDULE_LINEAR, 150, 1e-4, 0.02, true);
-    CHECK(isinf(nd_schedule_sigma(&z, 149)) && nd_schedule_sigma(&z, 0) > 0.0f,
-          "zero terminal SNR: sigma_149 %g (expected inf), sigma_0 %g", nd_schedule_sigma(&z, 149),
-          nd_schedule_sigma(&z, 0));
+    CHECK(isinf(nd_schedule_sigma(&z, 149)) && nd_schedule_sigma(&z, 0) > 0.0 && nd_schedule_sigma(&z, -1) == 0.0,
+          "zero terminal SNR: sigma_149 %g (expected inf), sigma_0 %g, sigma_-1 %g (the clean image, expected 0)",
+          nd_schedule_sigma(&z, 149), nd_schedule_sigma(&z, 0), nd_schedule_sigma(&z, -1));
     nd_sample_config sc = nd_sample_defaults();
     CHECK(nd_guided_at(&sc, &z, 149) && nd_guided_at(&sc, &z, 0), "the default interval must guide every step");
-    float s70 = nd_schedule_sigma(&z, 70);
+    float s70 = (float)nd_schedule_sigma(&z, 70); // the interval's bounds are floats
     double abar = z.alpha_bar[70];
     CHECK(fabs(s70 - sqrt((1 - abar) / abar)) < 1e-5 * s70, "sigma_70 %g, expected %g", s70, sqrt((1 - abar) / abar));
     sc.guidance_sigma_min = s70, sc.guidance_sigma_max = INFINITY;
@@ -323,7 +323,7 @@ static void test_guidance_interval(void) {
     sc.sampler = ND_SAMPLER_DDIM, sc.steps = 10, sc.seed = 5, sc.w = 3.0f;
     int ts[150];
     nd_sample_timesteps(&sc, s.T, ts);
-    float mid = nd_schedule_sigma(&s, ts[4]); // steps 0..3 above it, 4..9 at or below
+    float mid = (float)nd_schedule_sigma(&s, ts[4]); // steps 0..3 above it, 4..9 at or below
     nd_sample_images(&ctx, &m, &s, &sc, 4, context, NULL, out, record_step, &all);
     sc.guidance_sigma_min = mid; // guided at steps 0..3
     nd_sample_images(&ctx, &m, &s, &sc, 4, context, NULL, out, record_step, &high);

@@ -56,7 +56,7 @@ static const train_preset *find_preset(const char *name) {
     return NULL;
 }
 
-typedef enum { FIELD_INT, FIELD_FLOAT, FIELD_BOOL, FIELD_U64, FIELD_I64, FIELD_STR } field_kind;
+typedef enum { FIELD_INT, FIELD_INT3, FIELD_FLOAT, FIELD_BOOL, FIELD_U64, FIELD_I64, FIELD_STR } field_kind;
 
 // The flags a resumed run takes from its checkpoint instead, with the configuration field each sets.
 static const struct {
@@ -67,6 +67,7 @@ static const struct {
     {"--model", offsetof(nd_ddpm_config, model.kind), FIELD_INT},
     {"--data", offsetof(nd_ddpm_config, data), FIELD_STR},
     {"--img-size", offsetof(nd_ddpm_config, model.img_size), FIELD_INT},
+    {"--widths", offsetof(nd_ddpm_config, model.down_chs), FIELD_INT3},
     {"--classes", offsetof(nd_ddpm_config, model.c_embed_dim), FIELD_INT},
     {"--T", offsetof(nd_ddpm_config, model.T), FIELD_INT},
     {"--batch", offsetof(nd_ddpm_config, batch_size), FIELD_INT},
@@ -90,6 +91,7 @@ static const struct {
 static bool field_equal(field_kind kind, const void *a, const void *b) {
     switch (kind) {
     case FIELD_INT: return *(const int *)a == *(const int *)b;
+    case FIELD_INT3: return memcmp(a, b, 3 * sizeof(int)) == 0;
     case FIELD_FLOAT: return *(const float *)a == *(const float *)b;
     case FIELD_BOOL: return *(const bool *)a == *(const bool *)b;
     case FIELD_U64: return *(const uint64_t *)a == *(const uint64_t *)b;
@@ -132,6 +134,19 @@ static bool check_out_dir(const char *out, bool resume, bool force, const nd_ddp
     return false;
 }
 
+// "--widths A,B,C": three positive widths, nothing else.
+static bool parse_widths(const char *text, int chs[3]) {
+    int a, b, c, used = 0;
+    if (sscanf(text, "%d,%d,%d%n", &a, &b, &c, &used) != 3 || text[used] != '\0' || a < 1 || b < 1 || c < 1 ||
+        a > 4096 || b > 4096 || c > 4096) {
+        fprintf(stderr, "nanodiff train: --widths expects three widths from 1 to 4096 as A,B,C, got \"%s\"\n",
+                text);
+        return false;
+    }
+    chs[0] = a, chs[1] = b, chs[2] = c;
+    return true;
+}
+
 int nd_cmd_train(int argc, char **argv) {
     nd_ddpm_config cfg = nd_ddpm_defaults();
     nd_cli_training t = {.data = "fashion-mnist",
@@ -144,10 +159,10 @@ int nd_cmd_train(int argc, char **argv) {
     const char *model = "dli-unet", *schedule = "linear", *prediction = "eps";
     int64_t img_size = 16, classes = -1, T = cfg.model.T, preview_every = 0;
     double cfg_drop = cfg.cfg_drop, clip = 0, ema = 0, min_snr_gamma = 0;
-    const char *clip_path = NULL, *cond = NULL, *preset_name = NULL;
+    const char *clip_path = NULL, *cond = NULL, *preset_name = NULL, *widths = NULL;
     bool unit_range = false, adamw = false, profile = false, zero_snr = false;
     bool check_numerics = false, force = false;
-    nd_flag flags[ND_CLI_TRAINING_FLAGS + 20] = {
+    nd_flag flags[ND_CLI_TRAINING_FLAGS + 21] = {
         {"--preset", ND_FLAG_STRING, &preset_name,
          "course, quick, t2i-quick, best or best-v: a bundle of the defaults below (listed at the end); flags given win"},
         {"--model", ND_FLAG_STRING, &model,
@@ -158,6 +173,9 @@ int nd_cmd_train(int argc, char **argv) {
         {"--cond", ND_FLAG_STRING, &cond,
          "t2i-unet: sequence (attend to the caption's tokens; the default) or pooled "
          "(the projected end-token vector alone)"},
+        {"--widths", ND_FLAG_STRING, &widths,
+         "the U-Net's widths at its three resolutions, A,B,C (default: the model's; dli-unet 64,64,128, "
+         "res-unet and t2i-unet 32,64,64)"},
         {"--img-size", ND_FLAG_INT, &img_size, "images are resized to this (the course: 16; the assessment: 28)"},
         {"--classes", ND_FLAG_INT, &classes, "context classes; -1 takes the data set's, 0 trains unconditionally"},
         {"--T", ND_FLAG_INT, &T, "diffusion steps"},
@@ -183,10 +201,10 @@ int nd_cmd_train(int argc, char **argv) {
          "check every op's output for NaN/inf; a diverged run "
          "names the first op (slow)"},
     };
-    int n_flags = 20 + nd_cli_training_flags(&t,
+    int n_flags = 21 + nd_cli_training_flags(&t,
                                              "fashion-mnist, an IDX directory (MNIST...) or an HDF5 file "
                                              "(train + test, as the course)",
-                                             "output directory: model.h5, loss.csv, previews", flags + 20);
+                                             "output directory: model.h5, loss.csv, previews", flags + 21);
     const char *summary = "train a DDPM with classifier-free-guidance label dropout";
     if (!nd_flags_parse("train", argc, argv, 2, flags, n_flags)) {
         nd_flags_usage("train", summary, flags, n_flags);
@@ -264,6 +282,14 @@ int nd_cmd_train(int argc, char **argv) {
     if (!nd_dist_use_device((nd_device)dev, &err)) train_failed(dist, &err);
     cfg.model = nd_model_config_default(kind, 1, (int)img_size, (int)classes);
     cfg.model.T = (int)T;
+    if (widths) {
+        char why[256];
+        if (!parse_widths(widths, cfg.model.down_chs)) nd_dist_abort(1);
+        if (!nd_model_config_check(&cfg.model, ND_MAX_PARAMS, why, sizeof why)) {
+            fprintf(stderr, "nanodiff train: --widths %s does not fit a %s: %s\n", widths, model, why);
+            nd_dist_abort(1);
+        }
+    }
     snprintf(cfg.data, sizeof cfg.data, "%s", t.data);
     cfg.unit_range = unit_range, cfg.random_flip = !t.no_flip;
     cfg.epochs = (int)t.epochs, cfg.batch_size = (int)t.batch, cfg.max_steps = t.max_steps;

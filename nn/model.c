@@ -222,8 +222,8 @@ static void summary_line(void *user, const char *module, const nd_tensor *out) {
 
 void nd_model_summary(nd_ctx *ctx, const nd_model *m, FILE *out) {
     const nd_model_config *c = &m->config;
-    fprintf(out, "%s: %d x %d x %d images, T = %d, context %d\n", nd_model_kind_name(c->kind), c->img_ch, c->img_size,
-            c->img_size, c->T, c->c_embed_dim);
+    fprintf(out, "%s: %d x %d x %d images, T = %d, context %d, widths %d,%d,%d\n", nd_model_kind_name(c->kind),
+            c->img_ch, c->img_size, c->img_size, c->T, c->c_embed_dim, c->down_chs[0], c->down_chs[1], c->down_chs[2]);
     fprintf(out, "  %-12s %-22s %12s\n", "block", "output shape", "parameters");
     summary_state state = {out, &m->params};
     bool grad = nd_ctx_set_grad(ctx, false);

@@ -135,6 +135,14 @@ static void test_out_dir(void) {
     CHECK(status == 1 && strstr(out, "contradict") && strstr(out, "--lr") && strstr(out, "--no-flip") &&
               !strstr(out, "--T"),
           "--resume with contradicting flags: status %d:\n%s", status, out);
+    // --widths is the model's shape: the same widths pass, others contradict the checkpoint
+    status = run_train("--resume --lr 0.5 --widths 64,64,128", run, out, sizeof out);
+    CHECK(status == 1 && strstr(out, "--lr") && !strstr(out, "--widths"),
+          "--resume with the run's own --widths: status %d:\n%s", status, out);
+    status = run_train("--resume --widths 32,64,128", run, out, sizeof out);
+    CHECK(status == 1 && strstr(out, "contradict") && strstr(out, "--widths"),
+          "--resume with other --widths: status %d:\n%s", status, out);
+    CHECK(ckpt_step() == step, "a refused resume changed the checkpoint");
     char long_out[1200];
     snprintf(long_out, sizeof long_out, "%s/", dir);
     while (strlen(long_out) < 1150) strcat(long_out, "a");
@@ -172,7 +180,7 @@ static void test_presets(void) {
         CHECK(status == 0, "%s: status %d:\n%s", k == 0 ? "--preset best" : "--model res-unet", status, out);
         read_info(preset_run, info, sizeof info);
         CHECK(strstr(info, "res-unet:") && strstr(info, " 4 epochs") && strstr(info, "min-SNR gamma 5") &&
-                  strstr(info, "with EMA"),
+                  strstr(info, "with EMA") && strstr(info, "widths 32,64,64"),
               "%s trained other settings:\n%s", k == 0 ? "--preset best" : "--model res-unet", info);
     }
     // best-v: v prediction on a zero-terminal-SNR schedule, 6 epochs; --epochs given beside it wins
@@ -183,6 +191,23 @@ static void test_presets(void) {
     CHECK(strstr(info, "res-unet:") && strstr(info, " 2 epochs") && strstr(info, "zero terminal SNR") &&
               strstr(info, "v prediction") && strstr(info, "min-SNR gamma 5") && strstr(info, "with EMA"),
           "--preset best-v --epochs 2 trained other settings:\n%s", info);
+    // --widths: a wider (or narrower) network of the same design, recorded in the checkpoint
+    snprintf(preset_run, sizeof preset_run, "%s/preset_widths", dir);
+    status = run_train("--preset best-v --widths 16,32,48", preset_run, out, sizeof out);
+    CHECK(status == 0, "--preset best-v --widths 16,32,48: status %d:\n%s", status, out);
+    read_info(preset_run, info, sizeof info);
+    CHECK(strstr(info, "widths 16,32,48") && strstr(info, "(1,48,2,2)"),
+          "--widths 16,32,48 trained another network:\n%s", info);
+    const char *bad_widths[][2] = {{"--model res-unet --widths 30,64,64", "small_groups 8 does not divide down_chs[0] = 30"},
+                                   {"--model res-unet --widths 32,64,66", "does not divide down_chs[2] = 66"},
+                                   {"--widths 32,64", "three widths"},
+                                   {"--widths 32,64,64,64", "three widths"},
+                                   {"--widths 0,64,64", "three widths"}};
+    for (size_t i = 0; i < sizeof bad_widths / sizeof bad_widths[0]; i++) {
+        status = run_train(bad_widths[i][0], dir, out, sizeof out);
+        CHECK(status == 1 && strstr(out, "--widths") && strstr(out, bad_widths[i][1]), "%s: status %d:\n%s",
+              bad_widths[i][0], status, out);
+    }
     status = run_train("--preset best-v --prediction eps", dir, out, sizeof out);
     CHECK(status == 1 && strstr(out, "--zero-snr"), "--preset best-v --prediction eps: status %d:\n%s", status, out);
     status = run_train("--preset best --model dli-unet", dir, out, sizeof out);

@@ -134,16 +134,19 @@ static bool check_out_dir(const char *out, bool resume, bool force, const nd_ddp
     return false;
 }
 
-// "--widths A,B,C": three positive widths, nothing else.
+// "--widths A,B,C": three widths, each in the checkpoint's range for down_chs.
 static bool parse_widths(const char *text, int chs[3]) {
-    int a, b, c, used = 0;
-    if (sscanf(text, "%d,%d,%d%n", &a, &b, &c, &used) != 3 || text[used] != '\0' || a < 1 || b < 1 || c < 1 ||
-        a > 4096 || b > 4096 || c > 4096) {
-        fprintf(stderr, "nanodiff train: --widths expects three widths from 1 to 4096 as A,B,C, got \"%s\"\n",
-                text);
+    int used = 0;
+    if (sscanf(text, "%d,%d,%d%n", &chs[0], &chs[1], &chs[2], &used) != 3 || text[used] != '\0') {
+        fprintf(stderr, "nanodiff train: --widths expects three widths as A,B,C, got \"%s\"\n", text);
         return false;
     }
-    chs[0] = a, chs[1] = b, chs[2] = c;
+    nd_error err;
+    for (int i = 0; i < 3; i++)
+        if (!nd_limit_check(ND_LIMIT_CHANNELS, chs[i], "--widths", &err)) {
+            fprintf(stderr, "nanodiff train: %s\n", err.msg);
+            return false;
+        }
     return true;
 }
 

@@ -202,7 +202,7 @@ static void test_presets(void) {
                                    {"--model res-unet --widths 32,64,66", "does not divide down_chs[2] = 66"},
                                    {"--widths 32,64", "three widths"},
                                    {"--widths 32,64,64,64", "three widths"},
-                                   {"--widths 0,64,64", "three widths"}};
+                                   {"--widths 0,64,64", "--widths = 0: expected an integer from 1 to 4096"}};
     for (size_t i = 0; i < sizeof bad_widths / sizeof bad_widths[0]; i++) {
         status = run_train(bad_widths[i][0], dir, out, sizeof out);
         CHECK(status == 1 && strstr(out, "--widths") && strstr(out, bad_widths[i][1]), "%s: status %d:\n%s",

@@ -24,8 +24,8 @@
 
 #include "nd_random.h" // ND_HD
 
-#define ND_WINO_OUT 4   // output tile side
-#define ND_WINO_TILE 6  // input tile side: ND_WINO_OUT + 3 - 1
+#define ND_WINO_OUT 4    // output tile side
+#define ND_WINO_TILE 6   // input tile side: ND_WINO_OUT + 3 - 1
 #define ND_WINO_ELEMS 36 // ND_WINO_TILE^2: the number of matrix products
 
 // out[i * os] = (B^T in)[i] for the 6 values in[j * is].
@@ -43,7 +43,7 @@ ND_HD static inline void nd_winograd_input_1d(float *out, int os, const float *i
 
 // v (6x6) = B^T d B for an input tile d (6x6, row-major).
 ND_HD static inline void nd_winograd_input_tile(float v[ND_WINO_ELEMS], const float d[ND_WINO_ELEMS]) {
-    float t[ND_WINO_ELEMS];                                                            // B^T d
+    float t[ND_WINO_ELEMS]; // B^T d
     for (int c = 0; c < ND_WINO_TILE; c++) nd_winograd_input_1d(t + c, ND_WINO_TILE, d + c, ND_WINO_TILE);
     for (int r = 0; r < ND_WINO_TILE; r++) nd_winograd_input_1d(v + r * ND_WINO_TILE, 1, t + r * ND_WINO_TILE, 1);
 }

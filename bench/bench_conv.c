@@ -96,8 +96,8 @@ typedef struct sampling_case {
 } sampling_case;
 
 static const sampling_case sampling_cases[] = {
-    {64, 64, 16, 7}, {128, 64, 16, 1}, {64, 1, 16, 1},  {64, 64, 8, 4},    {64, 128, 8, 1},
-    {128, 128, 8, 1}, {256, 64, 8, 1}, {128, 128, 4, 1}, {512, 128, 4, 1},
+    {64, 64, 16, 7},  {128, 64, 16, 1}, {64, 1, 16, 1},   {64, 64, 8, 4},   {64, 128, 8, 1},
+    {128, 128, 8, 1}, {256, 64, 8, 1},  {128, 128, 4, 1}, {512, 128, 4, 1},
 };
 #define N_SAMPLING_CASES (int)(sizeof sampling_cases / sizeof sampling_cases[0])
 
@@ -123,7 +123,7 @@ static timing time_sampling_conv(const sampling_case *c, int64_t batch, conv_pat
     ctx.conv_gemm = path == PATH_IM2COL;
     nd_tensor *x = nd_empty_persistent(&ctx, ND_SHAPE(batch, c->in_c, c->size, c->size)); // (N, C, H, W)
     nd_tensor *w = nd_empty_persistent(&ctx, ND_SHAPE(c->out_c, c->in_c, 3, 3));          // (O, C, 3, 3)
-    nd_tensor *b = nd_empty_persistent(&ctx, ND_SHAPE(c->out_c));                          // (O)
+    nd_tensor *b = nd_empty_persistent(&ctx, ND_SHAPE(c->out_c));                         // (O)
     nd_rand_normal(&ctx, x, 0.0f, 1.0f);
     nd_rand_normal(&ctx, w, 0.0f, 0.05f);
     nd_fill(&ctx, b, 0.0f);

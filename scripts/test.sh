@@ -15,9 +15,10 @@ if [ "${CI:-}" = "true" ]; then
     export ND_REQUIRE_TORCH=1
 else
     scripts/install-deps.sh
-# the layout .clang-format describes (notebooks/exercises keeps its own: see its .clang-format)
-git ls-files '*.c' '*.h' '*.cu' | xargs clang-format --dry-run --Werror
 fi
+# the layout .clang-format describes (notebooks/exercises keeps its own: see its .clang-format), in CI too,
+# so that a change the local run would refuse cannot land
+git ls-files '*.c' '*.h' '*.cu' | xargs clang-format --dry-run --Werror
 jobs=$(nproc)
 # ctest -j runs suites side by side: OpenMP threads that spin at barriers while a teammate waits for a core
 # slow everything several-fold, so test processes sleep instead (the nanodiff program does the same)

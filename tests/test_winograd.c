@@ -24,14 +24,10 @@ typedef struct conv_case {
 } conv_case;
 
 static const conv_case cases[] = {
-    {"16->16 8x8", 1, 16, 16, 8, 8, true},
-    {"20->24 7x9 batch 3", 3, 20, 24, 7, 9, false},
-    {"17->5 1x1", 2, 17, 5, 1, 1, true},
-    {"32->33 5x5", 2, 32, 33, 5, 5, false},
-    {"3->8 13x6", 4, 3, 8, 13, 6, true},
-    {"64->48 19x21, two chunks of tiles", 6, 64, 48, 19, 21, true},
-    {"128->64 4x4", 5, 128, 64, 4, 4, true},
-    {"256->64 16x16", 2, 256, 64, 16, 16, false},
+    {"16->16 8x8", 1, 16, 16, 8, 8, true},   {"20->24 7x9 batch 3", 3, 20, 24, 7, 9, false},
+    {"17->5 1x1", 2, 17, 5, 1, 1, true},     {"32->33 5x5", 2, 32, 33, 5, 5, false},
+    {"3->8 13x6", 4, 3, 8, 13, 6, true},     {"64->48 19x21, two chunks of tiles", 6, 64, 48, 19, 21, true},
+    {"128->64 4x4", 5, 128, 64, 4, 4, true}, {"256->64 16x16", 2, 256, 64, 16, 16, false},
 };
 #define N_CASES (int)(sizeof cases / sizeof cases[0])
 
@@ -80,9 +76,9 @@ static void run_conv(float *y, const float *x, const float *w, const float *b, c
     nd_ctx ctx;
     nd_ctx_init(&ctx, ND_CPU, 64 << 20, 1);
     ctx.conv_gemm = gemm;
-    nd_tensor *tx = nd_from_host(&ctx, ND_SHAPE(c->batch, c->in_c, c->h, c->w), x);   // (N, C, H, W)
-    nd_tensor *tw = nd_from_host(&ctx, ND_SHAPE(c->out_c, c->in_c, 3, 3), w);         // (O, C, 3, 3)
-    nd_tensor *tb = c->bias ? nd_from_host(&ctx, ND_SHAPE(c->out_c), b) : NULL;       // (O)
+    nd_tensor *tx = nd_from_host(&ctx, ND_SHAPE(c->batch, c->in_c, c->h, c->w), x); // (N, C, H, W)
+    nd_tensor *tw = nd_from_host(&ctx, ND_SHAPE(c->out_c, c->in_c, 3, 3), w);       // (O, C, 3, 3)
+    nd_tensor *tb = c->bias ? nd_from_host(&ctx, ND_SHAPE(c->out_c), b) : NULL;     // (O)
     bool previous = nd_ctx_set_grad(&ctx, train);
     if (train) nd_requires_grad(&ctx, tx, true);
     nd_copy_to_host(&ctx, nd_conv2d(&ctx, tx, tw, tb, 1, 1), y);
@@ -136,7 +132,8 @@ static void test_against_double(void) {
     unsigned seed = 12345;
     for (int k = 0; k < N_CASES; k++) {
         const conv_case *c = &cases[k];
-        int64_t nx = c->batch * c->in_c * c->h * c->w, nw = c->out_c * c->in_c * 9, ny = c->batch * c->out_c * c->h * c->w;
+        int64_t nx = c->batch * c->in_c * c->h * c->w, nw = c->out_c * c->in_c * 9,
+                ny = c->batch * c->out_c * c->h * c->w;
         float *x = malloc((size_t)nx * sizeof(float)), *w = malloc((size_t)nw * sizeof(float));
         float *b = malloc((size_t)c->out_c * sizeof(float)), *y = malloc((size_t)ny * sizeof(float));
         float *y_other = malloc((size_t)ny * sizeof(float)), *y_gemm = malloc((size_t)ny * sizeof(float));
@@ -176,7 +173,8 @@ static void test_switch(void) {
     unsigned seed = 777;
     for (int k = 0; k < 4; k++) {
         const conv_case *c = all[k];
-        int64_t nx = c->batch * c->in_c * c->h * c->w, nw = c->out_c * c->in_c * 9, ny = c->batch * c->out_c * c->h * c->w;
+        int64_t nx = c->batch * c->in_c * c->h * c->w, nw = c->out_c * c->in_c * 9,
+                ny = c->batch * c->out_c * c->h * c->w;
         float *x = malloc((size_t)nx * sizeof(float)), *w = malloc((size_t)nw * sizeof(float));
         float *b = malloc((size_t)c->out_c * sizeof(float)), *ours = malloc((size_t)ny * sizeof(float));
         float *never = malloc((size_t)ny * sizeof(float)), *unset = malloc((size_t)ny * sizeof(float));
@@ -209,7 +207,8 @@ static void test_fused_falls_back(void) {
     nd_ctx ctx;
     nd_ctx_init(&ctx, ND_CPU, 64 << 20, 3);
     nd_ctx_set_grad(&ctx, false);
-    nd_tensor *x = nd_empty(&ctx, ND_SHAPE(4, 64, 16, 16)), *w = nd_empty(&ctx, ND_SHAPE(64, 64, 3, 3)); // (N, C, H, W), (O, C, 3, 3)
+    nd_tensor *x = nd_empty(&ctx, ND_SHAPE(4, 64, 16, 16)),
+              *w = nd_empty(&ctx, ND_SHAPE(64, 64, 3, 3)); // (N, C, H, W), (O, C, 3, 3)
     nd_tensor *b = nd_empty(&ctx, ND_SHAPE(64)), *nw = nd_empty(&ctx, ND_SHAPE(64)), *nb = nd_empty(&ctx, ND_SHAPE(64));
     nd_rand_normal(&ctx, x, 0.0f, 1.0f);
     nd_rand_normal(&ctx, w, 0.0f, 0.05f);

@@ -441,7 +441,7 @@ void nd_dnnl_conv_run_backward(const conv_prims *p, float *dx, float *dw, float 
 // Whether our Winograd (cpu_winograd.c) runs this convolution rather than oneDNN: where asked to, or by
 // default where oneDNN has no Winograd for the shape (creating the shape's primitives to find out).
 bool nd_dnnl_winograd_is_ours(const nd_conv_geom *g, int64_t batch, int64_t filters, bool transposed, bool bias,
-                             bool inference) {
+                              bool inference) {
     switch (nd_cpu_winograd_choice(g, filters, transposed, inference)) {
     case ND_WINOGRAD_ALWAYS: return true;
     case ND_WINOGRAD_UNLESS_LIBRARY: {

@@ -35,10 +35,10 @@
 enum { SCRATCH_BLOCKED, SCRATCH_CHUNK, N_SCRATCH };
 
 typedef struct filter_entry {
-    const float *user;     // the weights' address
-    int64_t out_c, in_c;   // their shape (out_c, in_c, 3, 3)
-    float *plain;          // (out_c, in_c, 3, 3) the weights `transformed` was made from
-    float *transformed;    // (36, in_c, out_c)
+    const float *user;   // the weights' address
+    int64_t out_c, in_c; // their shape (out_c, in_c, 3, 3)
+    float *plain;        // (out_c, in_c, 3, 3) the weights `transformed` was made from
+    float *transformed;  // (36, in_c, out_c)
 } filter_entry;
 
 static struct {
@@ -46,7 +46,7 @@ static struct {
     int n_filters, next_filter; // entries filled; the entry a full cache replaces next
     void *scratch[N_SCRATCH];
     size_t scratch_bytes[N_SCRATCH];
-    size_t filter_bytes;        // held by the cache's entries
+    size_t filter_bytes; // held by the cache's entries
 } wino;
 
 nd_winograd_choice nd_cpu_winograd_choice(const nd_conv_geom *g, int64_t filters, bool transposed, bool inference) {
@@ -162,7 +162,7 @@ static void block_channels(float *xb, const float *x, int64_t batch, int64_t in_
     for (int64_t nb = 0; nb < batch * blocks; nb++) {
         int64_t n = nb / blocks, c0 = (nb % blocks) * ND_WINO_LANES;
         int lanes = in_c - c0 < ND_WINO_LANES ? (int)(in_c - c0) : ND_WINO_LANES;
-        float *out = xb + nb * positions * ND_WINO_LANES;   // (positions, lanes)
+        float *out = xb + nb * positions * ND_WINO_LANES;  // (positions, lanes)
         const float *in = x + (n * in_c + c0) * positions; // (lanes, positions)
         if (lanes < ND_WINO_LANES) memset(out, 0, (size_t)(positions * ND_WINO_LANES) * sizeof(float));
         for (int64_t p0 = 0; p0 < positions; p0 += ND_WINO_LANES) { // 16 x 16 squares stay in L1
@@ -175,8 +175,8 @@ static void block_channels(float *xb, const float *x, int64_t batch, int64_t in_
 
 // v (36, count, in_c) = B^T d B of the input tiles first .. first + count - 1 of xb (batch, blocks, h, w,
 // lanes), each 6x6 window starting one pixel above and left of its output tile, zeros outside the image.
-static void transform_inputs(float *v, const float *xb, const tile_grid *tg, int64_t first, int64_t count,
-                             int64_t in_c, int64_t h, int64_t w) {
+static void transform_inputs(float *v, const float *xb, const tile_grid *tg, int64_t first, int64_t count, int64_t in_c,
+                             int64_t h, int64_t w) {
     int64_t blocks = (in_c + ND_WINO_LANES - 1) / ND_WINO_LANES;
     for (int64_t i = 0; i < count; i++) {
         int64_t t = first + i, n = t / tg->per_image, r = t % tg->per_image;
@@ -265,14 +265,15 @@ void nd_cpu_winograd_conv_forward(float *y, const float *x, const float *w, cons
     // no barrier.
 #pragma omp parallel num_threads(threads)
     {
-        float *v = chunks + (size_t)omp_get_thread_num() * (size_t)chunk * (tile_bytes / sizeof(float)); // (36, chunk, in_c)
+        // (36, chunk, in_c)
+        float *v = chunks + (size_t)omp_get_thread_num() * (size_t)chunk * (tile_bytes / sizeof(float));
         float *m = v + ND_WINO_ELEMS * chunk * in_c; // (36, chunk, out_c)
 #pragma omp for schedule(dynamic, 1)
         for (int64_t k = 0; k < n_chunks; k++) {
             int64_t first = k * chunk, count = tiles - first < chunk ? tiles - first : chunk;
             transform_inputs(v, xb, &tg, first, count, in_c, h, width);
-            nd_cpu_gemm(false, false, count, out_c, in_c, 1.0f, v, in_c, count * in_c, u, out_c, in_c * out_c, 0.0f,
-                        m, out_c, count * out_c, ND_WINO_ELEMS);
+            nd_cpu_gemm(false, false, count, out_c, in_c, 1.0f, v, in_c, count * in_c, u, out_c, in_c * out_c, 0.0f, m,
+                        out_c, count * out_c, ND_WINO_ELEMS);
             transform_outputs(y, m, bias, &tg, first, count, out_c, h, width);
         }
     }

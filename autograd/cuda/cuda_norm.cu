@@ -198,8 +198,8 @@ void nd_cuda_norm_row_act_forward(float *y, const float *x, const float *mean, c
 
 // Elementwise map over rows * len.
 void nd_cuda_norm_row_act_backward(float *dh, const float *dy, const float *x, const float *y, const float *mean,
-                                   const float *rstd, const float *weight, const float *bias, int64_t rows,
-                                   int64_t len, int64_t channels, int64_t inner, nd_unary_kind act) {
+                                   const float *rstd, const float *weight, const float *bias, int64_t rows, int64_t len,
+                                   int64_t channels, int64_t inner, nd_unary_kind act) {
     ND_CUDA_MAP(rows * len, norm_row_act_backward_kernel, dh, dy, x, y, mean, rstd, weight, bias, rows, len, channels,
                 inner, act);
 }

@@ -40,6 +40,13 @@ void nd_adam_step(nd_adam *opt, nd_params *params, nd_ctx *ctx) {
                          c->weight_decay, c->decoupled, bc1, bc2);
 }
 
+float nd_lr_at(float lr, bool cosine, int64_t warmup, int64_t step, int64_t total) {
+    if (step < warmup) return lr * (float)(step + 1) / (float)warmup;
+    if (!cosine) return lr;
+    double span = (double)(total - warmup), done = (double)(step - warmup);
+    return (float)(0.5 * lr * (1.0 + cos(3.14159265358979323846 * (span > 0 ? fmin(done / span, 1.0) : 1.0))));
+}
+
 // sqrt(sum(x^2)) over n floats of a device buffer.
 static float buffer_norm(nd_ctx *ctx, const float *x, int64_t n) {
     float *squares = nd_scratch(ctx, n); // (n,)

@@ -33,14 +33,17 @@ int nd_cmd_info(int argc, char **argv) {
             return 1;
         }
         mc = cfg.model;
-        char schedule[64], loss[32] = "";
+        char schedule[64], loss[32] = "", lr[80];
         if (cfg.schedule == ND_SCHEDULE_LINEAR)
             snprintf(schedule, sizeof schedule, "beta %g..%g", cfg.beta_start, cfg.beta_end);
         else
             snprintf(schedule, sizeof schedule, "%s", nd_schedule_kind_name(cfg.schedule));
         if (cfg.min_snr_gamma > 0) snprintf(loss, sizeof loss, ", min-SNR gamma %g", cfg.min_snr_gamma);
-        printf("%s: trained on %s, %d epochs of batch %d, lr %g, label dropout %g, T %d (%s%s), %s prediction%s%s\n",
-               ckpt, cfg.data, cfg.epochs, cfg.batch_size, cfg.lr, cfg.cfg_drop, mc.T, schedule,
+        int used = snprintf(lr, sizeof lr, "lr %g%s", cfg.lr, cfg.lr_cosine ? " with a cosine decay" : "");
+        if (cfg.warmup_steps > 0)
+            snprintf(lr + used, sizeof lr - (size_t)used, " after %lld warm-up steps", (long long)cfg.warmup_steps);
+        printf("%s: trained on %s, %d epochs of batch %d, %s, label dropout %g, T %d (%s%s), %s prediction%s%s\n", ckpt,
+               cfg.data, cfg.epochs, cfg.batch_size, lr, cfg.cfg_drop, mc.T, schedule,
                cfg.zero_snr ? ", zero terminal SNR" : "", nd_prediction_name(cfg.prediction), loss,
                cfg.ema_decay > 0 ? ", with EMA" : "");
         if (mc.kind == ND_MODEL_T2I_UNET)

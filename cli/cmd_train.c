@@ -72,6 +72,8 @@ static const struct {
     {"--T", offsetof(nd_ddpm_config, model.T), FIELD_INT},
     {"--batch", offsetof(nd_ddpm_config, batch_size), FIELD_INT},
     {"--lr", offsetof(nd_ddpm_config, lr), FIELD_FLOAT},
+    {"--lr-schedule", offsetof(nd_ddpm_config, lr_cosine), FIELD_BOOL},
+    {"--warmup", offsetof(nd_ddpm_config, warmup_steps), FIELD_I64},
     {"--adamw", offsetof(nd_ddpm_config, adamw), FIELD_BOOL},
     {"--weight-decay", offsetof(nd_ddpm_config, weight_decay), FIELD_FLOAT},
     {"--cfg-drop", offsetof(nd_ddpm_config, cfg_drop), FIELD_FLOAT},
@@ -159,13 +161,13 @@ int nd_cmd_train(int argc, char **argv) {
                          .epochs = cfg.epochs,
                          .batch = cfg.batch_size,
                          .lr = cfg.lr};
-    const char *model = "dli-unet", *schedule = "linear", *prediction = "eps";
-    int64_t img_size = 16, classes = -1, T = cfg.model.T, preview_every = 0;
+    const char *model = "dli-unet", *schedule = "linear", *prediction = "eps", *lr_schedule = "constant";
+    int64_t img_size = 16, classes = -1, T = cfg.model.T, preview_every = 0, warmup = 0;
     double cfg_drop = cfg.cfg_drop, clip = 0, ema = 0, min_snr_gamma = 0;
     const char *clip_path = NULL, *cond = NULL, *preset_name = NULL, *widths = NULL;
     bool unit_range = false, adamw = false, profile = false, zero_snr = false;
     bool check_numerics = false, force = false;
-    nd_flag flags[ND_CLI_TRAINING_FLAGS + 21] = {
+    nd_flag flags[ND_CLI_TRAINING_FLAGS + 23] = {
         {"--preset", ND_FLAG_STRING, &preset_name,
          "course, quick, t2i-quick, best or best-v: a bundle of the defaults below (listed at the end); flags given win"},
         {"--model", ND_FLAG_STRING, &model,
@@ -192,6 +194,9 @@ int nd_cmd_train(int argc, char **argv) {
         {"--min-snr-gamma", ND_FLAG_FLOAT, &min_snr_gamma,
          "min-SNR loss weights min(SNR, gamma) (Hang et al.; 5 is "
          "theirs; 0: plain MSE)"},
+        {"--lr-schedule", ND_FLAG_STRING, &lr_schedule,
+         "constant (the course's) or cosine (--lr decays along a half cosine towards 0 at the run's last step)"},
+        {"--warmup", ND_FLAG_INT, &warmup, "raise the learning rate linearly from 0 over these first steps"},
         {"--adamw", ND_FLAG_BOOL, &adamw, "AdamW instead of Adam"},
         {"--cfg-drop", ND_FLAG_FLOAT, &cfg_drop, "probability of dropping each context element"},
         {"--clip-grad", ND_FLAG_FLOAT, &clip, "clip the gradient's global norm to this (0: off)"},
@@ -204,10 +209,10 @@ int nd_cmd_train(int argc, char **argv) {
          "check every op's output for NaN/inf; a diverged run "
          "names the first op (slow)"},
     };
-    int n_flags = 21 + nd_cli_training_flags(&t,
+    int n_flags = 23 + nd_cli_training_flags(&t,
                                              "fashion-mnist, an IDX directory (MNIST...) or an HDF5 file "
                                              "(train + test, as the course)",
-                                             "output directory: model.h5, loss.csv, previews", flags + 21);
+                                             "output directory: model.h5, loss.csv, previews", flags + 23);
     const char *summary = "train a DDPM with classifier-free-guidance label dropout";
     if (!nd_flags_parse("train", argc, argv, 2, flags, n_flags)) {
         nd_flags_usage("train", summary, flags, n_flags);
@@ -268,7 +273,16 @@ int nd_cmd_train(int argc, char **argv) {
         return 1;
     }
     cfg.zero_snr = zero_snr, cfg.min_snr_gamma = (float)min_snr_gamma;
+    if (strcmp(lr_schedule, "constant") != 0 && strcmp(lr_schedule, "cosine") != 0) {
+        fprintf(stderr, "nanodiff train: --lr-schedule expects constant or cosine, got \"%s\"\n", lr_schedule);
+        return 1;
+    }
+    cfg.lr_cosine = strcmp(lr_schedule, "cosine") == 0, cfg.warmup_steps = warmup;
     nd_error err;
+    if (!nd_limit_check(ND_LIMIT_STEP_COUNT, (double)warmup, "--warmup", &err)) {
+        fprintf(stderr, "nanodiff train: %s\n", err.msg);
+        return 1;
+    }
     if (!nd_ddpm_check_options(&cfg, &err)) {
         fprintf(stderr, "nanodiff train: --zero-snr, --prediction, --min-snr-gamma: %s\n", err.msg);
         return 1;

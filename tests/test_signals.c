@@ -5,6 +5,7 @@
 // --preset's defaults and refusals.
 //   test_signals NANODIFF
 #include <hdf5.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -198,11 +199,12 @@ static void test_presets(void) {
     read_info(preset_run, info, sizeof info);
     CHECK(strstr(info, "widths 16,32,48") && strstr(info, "(1,48,2,2)"),
           "--widths 16,32,48 trained another network:\n%s", info);
-    const char *bad_widths[][2] = {{"--model res-unet --widths 30,64,64", "small_groups 8 does not divide down_chs[0] = 30"},
-                                   {"--model res-unet --widths 32,64,66", "does not divide down_chs[2] = 66"},
-                                   {"--widths 32,64", "three widths"},
-                                   {"--widths 32,64,64,64", "three widths"},
-                                   {"--widths 0,64,64", "--widths = 0: expected an integer from 1 to 4096"}};
+    const char *bad_widths[][2] = {
+        {"--model res-unet --widths 30,64,64", "small_groups 8 does not divide down_chs[0] = 30"},
+        {"--model res-unet --widths 32,64,66", "does not divide down_chs[2] = 66"},
+        {"--widths 32,64", "three widths"},
+        {"--widths 32,64,64,64", "three widths"},
+        {"--widths 0,64,64", "--widths = 0: expected an integer from 1 to 4096"}};
     for (size_t i = 0; i < sizeof bad_widths / sizeof bad_widths[0]; i++) {
         status = run_train(bad_widths[i][0], dir, out, sizeof out);
         CHECK(status == 1 && strstr(out, "--widths") && strstr(out, bad_widths[i][1]), "%s: status %d:\n%s",
@@ -223,6 +225,52 @@ static void test_presets(void) {
     CHECK(status == 1 && strstr(out, "drop --preset"), "--preset with --resume: status %d:\n%s", status, out);
 }
 
+// The Adam learning rate a checkpoint holds (the last update's), or NaN.
+static double ckpt_adam_lr(const char *path) {
+    float lr = NAN;
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t g = f >= 0 ? H5Gopen2(f, "adam", H5P_DEFAULT) : -1;
+    hid_t a = g >= 0 ? H5Aopen(g, "lr", H5P_DEFAULT) : -1;
+    if (a >= 0) H5Aread(a, H5T_NATIVE_FLOAT, &lr);
+    if (a >= 0) H5Aclose(a);
+    if (g >= 0) H5Gclose(g);
+    if (f >= 0) H5Fclose(f);
+    return lr;
+}
+
+// --lr-schedule cosine and --warmup: recorded in the checkpoint, applied over the run's steps, kept on resume.
+static void test_lr_schedule(void) {
+    char out[4096], info[4096], lr_run[160], lr_ckpt[200];
+    snprintf(lr_run, sizeof lr_run, "%s/lr_cosine", dir);
+    snprintf(lr_ckpt, sizeof lr_ckpt, "%s/model.h5", lr_run);
+    int status = run_train("--lr 0.01 --lr-schedule cosine --warmup 2 --max-steps 5", lr_run, out, sizeof out);
+    CHECK(status == 0, "--lr-schedule cosine --warmup 2: status %d:\n%s", status, out);
+    read_info(lr_run, info, sizeof info);
+    CHECK(strstr(info, "lr 0.01 with a cosine decay after 2 warm-up steps"), "info after --lr-schedule cosine:\n%s",
+          info);
+    // the fifth and last update (step 4) is 2 of the 3 decay steps in: 0.01 (1 + cos(2 pi / 3)) / 2 = 0.0025
+    double lr = ckpt_adam_lr(lr_ckpt);
+    CHECK(fabs(lr - 0.0025) < 1e-7, "the last update's learning rate: %.9g, expected 0.0025", lr);
+    // the constant schedule keeps --lr after the warm-up
+    snprintf(lr_run, sizeof lr_run, "%s/lr_constant", dir);
+    snprintf(lr_ckpt, sizeof lr_ckpt, "%s/model.h5", lr_run);
+    status = run_train("--lr 0.01 --warmup 8 --max-steps 2", lr_run, out, sizeof out);
+    lr = ckpt_adam_lr(lr_ckpt);
+    CHECK(status == 0 && fabs(lr - 0.0025) < 1e-7, "--warmup 8, step 1: status %d, lr %.9g, expected 2/8 of 0.01:\n%s",
+          status, lr, out);
+    status = run_train("--resume --lr-schedule cosine", lr_run, out, sizeof out);
+    CHECK(status == 1 && strstr(out, "contradict") && strstr(out, "--lr-schedule"),
+          "--resume with another --lr-schedule: status %d:\n%s", status, out);
+    status = run_train("--resume --warmup 3", lr_run, out, sizeof out);
+    CHECK(status == 1 && strstr(out, "contradict") && strstr(out, "--warmup"),
+          "--resume with another --warmup: status %d:\n%s", status, out);
+    status = run_train("--lr-schedule step", dir, out, sizeof out);
+    CHECK(status == 1 && strstr(out, "--lr-schedule expects constant or cosine, got \"step\""),
+          "--lr-schedule step: status %d:\n%s", status, out);
+    status = run_train("--warmup -1", dir, out, sizeof out);
+    CHECK(status == 1 && strstr(out, "--warmup"), "--warmup -1: status %d:\n%s", status, out);
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: test_signals NANODIFF\n");
@@ -241,6 +289,7 @@ int main(int argc, char **argv) {
     test_stop_signals();
     test_out_dir();
     test_presets();
+    test_lr_schedule();
     char cmd[200];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     CHECK(system(cmd) == 0, "cannot remove %s", dir);

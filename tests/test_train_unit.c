@@ -1,4 +1,4 @@
-// Optimizers, gradient clipping and the DDPM schedule against PyTorch (tests/fixtures/train.ndfx).
+// Optimizers, learning-rate schedules, gradient clipping and the DDPM schedule against PyTorch (tests/fixtures/train.ndfx).
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,6 +124,24 @@ static void test_ddpm_loss(void) {
     nd_ctx_free(&ctx);
 }
 
+// nd_lr_at against PyTorch's schedulers (LinearLR warm-up, then CosineAnnealingLR or a constant), lr 0.01.
+static void test_lr_schedules(const fx_file *f) {
+    const char *names[] = {"cosine_warmup", "cosine", "constant_warmup"};
+    for (int k = 0; k < 3; k++) {
+        char key[64];
+        snprintf(key, sizeof key, "lr/%s/config", names[k]);
+        const fx_tensor *config = get(f, key); // warmup, total, cosine
+        snprintf(key, sizeof key, "lr/%s", names[k]);
+        const fx_tensor *want = get(f, key);
+        int64_t warmup = (int64_t)config->data[0], total = (int64_t)config->data[1];
+        CHECK(want->numel == total, "%s: %lld learning rates for %lld steps", key, (long long)want->numel,
+              (long long)total);
+        float got[64];
+        for (int64_t s = 0; s < total && s < 64; s++) got[s] = nd_lr_at(0.01f, config->data[2] != 0, warmup, s, total);
+        check_close(key, got, want, 1e-9, 1e-6);
+    }
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: test_train_unit FIXTURES_DIR/train.ndfx\n");
@@ -142,6 +160,7 @@ int main(int argc, char **argv) {
     test_optimizer(&f, "adamw", w);
     test_clip(&f);
     test_schedule(&f);
+    test_lr_schedules(&f);
     fx_free(&f);
     return test_finish("train_unit");
 }

@@ -57,10 +57,13 @@ static const nd_h5_field config_fields[] = {
 #define N_CONFIG_FIELDS ((int)(sizeof config_fields / sizeof config_fields[0]))
 
 // Fields added after the first checkpoints: a checkpoint without them was trained with the course's choices
-// (nd_ddpm_defaults: linear schedule, no rescaling, eps prediction, plain MSE), which loading then takes.
+// (nd_ddpm_defaults: linear schedule, no rescaling, eps prediction, plain MSE, a constant learning rate),
+// which loading then takes.
 static const nd_h5_field later_fields[] = {
     DDPM_FIELD(zero_snr, ND_H5_BOOL),
     DDPM_FIELD(min_snr_gamma, ND_H5_FLOAT),
+    DDPM_FIELD(lr_cosine, ND_H5_BOOL),
+    DDPM_FIELD(warmup_steps, ND_H5_INT64),
 };
 
 // The Adam group's attributes, in nd_adam_config.
@@ -194,11 +197,12 @@ static hid_t ckpt_open(const char *path, nd_error *err) {
     return file;
 }
 
-// The schedule, prediction and loss weighting, or the course's where an older checkpoint lacks them.
+// The schedule, prediction, loss weighting and learning-rate schedule, or the course's where an older checkpoint lacks them.
 static bool read_later_fields(hid_t file, const char *path, nd_ddpm_config *cfg, nd_error *err) {
     nd_ddpm_config course = nd_ddpm_defaults();
     cfg->schedule = course.schedule, cfg->prediction = course.prediction;
     cfg->zero_snr = course.zero_snr, cfg->min_snr_gamma = course.min_snr_gamma;
+    cfg->lr_cosine = course.lr_cosine, cfg->warmup_steps = course.warmup_steps;
     for (int i = 0; i < ND_COUNT(later_fields); i++)
         if (H5Aexists(file, later_fields[i].name) > 0 && !nd_h5_field_read(file, path, "", &later_fields[i], cfg, err))
             return false;

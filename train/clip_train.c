@@ -54,13 +54,6 @@ static bool learn_tokenizer(nd_tokenizer *tok, const nd_captioner *cap, const nd
     return ok;
 }
 
-// Linear warm-up to lr, then a cosine to 0 at the last step.
-static float lr_at(const nd_clip_train_config *cfg, int64_t step, int64_t total) {
-    if (step < cfg->warmup_steps) return cfg->lr * (float)(step + 1) / (float)cfg->warmup_steps;
-    double span = (double)(total - cfg->warmup_steps), done = (double)(step - cfg->warmup_steps);
-    return (float)(0.5 * cfg->lr * (1.0 + cos(3.14159265358979323846 * (span > 0 ? done / span : 1.0))));
-}
-
 typedef struct run {
     nd_clip_train_config cfg;
     nd_ctx ctx;
@@ -164,7 +157,7 @@ bool nd_clip_train(const nd_clip_train_config *config, const char *out_dir, bool
         nd_tensor *images = nd_from_host(ctx, ND_SHAPE(b, 1, size, size), batch.images);
         nd_tensor *loss = nd_clip_loss(ctx, &r->clip, images, ids);
         nd_backward(ctx, loss);
-        r->opt.config.lr = lr_at(&r->cfg, r->state.step, total);
+        r->opt.config.lr = nd_lr_at(r->cfg.lr, true, r->cfg.warmup_steps, r->state.step, total);
         nd_adam_step(&r->opt, &r->clip.params, ctx);
         nd_params_zero_grad(&r->clip.params, ctx);
         nd_clip_clamp_logit_scale(ctx, &r->clip);

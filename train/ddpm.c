@@ -151,6 +151,7 @@ typedef struct run {
     nd_train_state state;
     nd_dist_shard shard; // this process's rows of each batch (all of them in a single process)
     int64_t saved_step;  // the step of the checkpoint on disk; -1: none yet
+    int64_t total;       // the run's last step + 1, over which the learning rate is scheduled
     nd_t2i_cond *text;   // the captions' text features of a t2i-unet, else NULL
     char ckpt_path[1100];
 } run;
@@ -275,6 +276,7 @@ static bool train_step(run *r, nd_tensor *x0, const int32_t *labels, int *t_host
     else if (!isfinite(grad_norm))
         ok = step_diverged(r, "the gradient's global norm", grad_norm, params->grad, err);
     if (ok) {
+        r->opt.config.lr = nd_lr_at(r->cfg.lr, r->cfg.lr_cosine, r->cfg.warmup_steps, r->state.step, r->total);
         nd_adam_step(&r->opt, params, ctx);
         float weight_norm = nd_weight_norm(params, ctx);
         if (!isfinite(weight_norm)) ok = step_diverged(r, "the updated weights' norm", weight_norm, params->data, err);
@@ -478,6 +480,7 @@ bool nd_ddpm_train(const nd_ddpm_config *config, const char *out_dir, bool resum
     ok = ok && loader;
 
     FILE *log = ok && root ? nd_loss_log_open(out_dir, resume, "step,epoch,loss", err) : NULL;
+    r->total = total;
     ok = ok && (log || !root) && train_loop(r, loader, per_epoch, total, log, out_dir, progress, result, err);
     if (log) fclose(log);
     if (loader) nd_loader_free(loader);

@@ -60,6 +60,7 @@ static const cfg_field cfg_fields[] = {
     CFG(checkpoint_every, "checkpoint_every", CFG_INT64, STEP_COUNT),
     CFG(preview_every, "preview_every", CFG_INT64, STEP_COUNT),
     CFG(max_steps, "max_steps", CFG_INT64, STEP_COUNT),
+    CFG(warmup_steps, "warmup_steps", CFG_INT64, STEP_COUNT),
 };
 
 static double cfg_value(const cfg_field *f, const nd_ddpm_config *cfg) {

@@ -24,6 +24,8 @@ typedef struct nd_ddpm_config {
     float min_snr_gamma;         // 0: the course's plain MSE; else min-SNR-gamma loss weights (Hang et al. 2023)
     int epochs, batch_size;
     float lr;
+    bool lr_cosine;       // decay lr along a half cosine over the run (nd_lr_at); false: constant (the course's)
+    int64_t warmup_steps; // linear warm-up of lr over these first steps (0: none)
     bool adamw;
     float weight_decay;
     float cfg_drop;  // probability of dropping each context element (course: 0.1)

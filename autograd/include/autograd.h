@@ -561,6 +561,13 @@ void nd_adam_free(nd_adam *opt);
 // One update of every parameter from the flat gradient buffer.
 void nd_adam_step(nd_adam *opt, nd_params *params, nd_ctx *ctx);
 
+// The learning rate of update step (0-based) in a run of total updates: a linear warm-up from lr / warmup to lr
+// over the first warmup updates (none when warmup is 0), then lr to the end (cosine false) or a half cosine
+// from lr towards 0, which it would reach one update after the last (cosine true; SGDR without restarts,
+// Loshchilov & Hutter 2017). diffusers' get_cosine_schedule_with_warmup but for the warm-up, whose first
+// update takes lr / warmup instead of 0.
+float nd_lr_at(float lr, bool cosine, int64_t warmup, int64_t step, int64_t total);
+
 // Scales the flat gradient so its global L2 norm is at most max_norm (torch.nn.utils.clip_grad_norm_);
 // returns the norm before clipping.
 float nd_clip_grad_norm(nd_params *params, nd_ctx *ctx, float max_norm);

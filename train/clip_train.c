@@ -175,10 +175,11 @@ bool nd_clip_train(const nd_clip_train_config *config, const char *out_dir, bool
         if (progress) nd_progress_update(&bar, r->state.step - 1, epoch, r->cfg.epochs, value, b);
         bool epoch_end = r->state.step % per_epoch == 0;
         bool periodic = r->cfg.checkpoint_every > 0 && r->state.step % r->cfg.checkpoint_every == 0;
-        if (epoch_end || periodic || nd_stop_requested() || r->state.step == total) ok = save(r, err);
-        if (nd_stop_requested()) {
+        int stop = nd_stop_requested(); // read once: a signal between two reads would stop without a save
+        if (epoch_end || periodic || stop || r->state.step == total) ok = save(r, err);
+        if (stop) {
             result->interrupted = true;
-            result->signal = nd_stop_requested();
+            result->signal = stop;
             if (progress) fprintf(stderr, "\nstopped at step %lld; continue with --resume\n", (long long)r->state.step);
             break;
         }

@@ -242,7 +242,8 @@ static void test_presets(void) {
     CHECK(status == 0, "--preset best-v: status %d:\n%s", status, out);
     read_info(preset_run, info, sizeof info);
     CHECK(strstr(info, "res-unet:") && strstr(info, " 2 epochs") && strstr(info, "zero terminal SNR") &&
-              strstr(info, "v prediction") && strstr(info, "min-SNR gamma 5") && strstr(info, "with EMA"),
+              strstr(info, "v prediction") && strstr(info, "min-SNR gamma 5") && strstr(info, "with EMA") &&
+              strstr(info, "lr 0.001 with a cosine decay after 200 warm-up steps"),
           "--preset best-v --epochs 2 trained other settings:\n%s", info);
     // --widths: a wider (or narrower) network of the same design, recorded in the checkpoint
     snprintf(preset_run, sizeof preset_run, "%s/preset_widths", dir);
@@ -251,6 +252,12 @@ static void test_presets(void) {
     read_info(preset_run, info, sizeof info);
     CHECK(strstr(info, "widths 16,32,48") && strstr(info, "(1,48,2,2)"),
           "--widths 16,32,48 trained another network:\n%s", info);
+    // best-v as it was before its learning-rate decay: the flags given win over the preset's
+    snprintf(preset_run, sizeof preset_run, "%s/preset_best_v_constant", dir);
+    status = run_train("--preset best-v --lr-schedule constant --warmup 0", preset_run, out, sizeof out);
+    read_info(preset_run, info, sizeof info);
+    CHECK(status == 0 && strstr(info, "lr 0.001, label dropout") && strstr(info, "v prediction"),
+          "--preset best-v --lr-schedule constant --warmup 0: status %d:\n%s\n%s", status, out, info);
     const char *bad_widths[][2] = {
         {"--model res-unet --widths 30,64,64", "small_groups 8 does not divide down_chs[0] = 30"},
         {"--model res-unet --widths 32,64,66", "does not divide down_chs[2] = 66"},

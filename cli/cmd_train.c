@@ -199,7 +199,7 @@ int nd_cmd_train(int argc, char **argv) {
          "theirs; 0: plain MSE)"},
         {"--lr-schedule", ND_FLAG_STRING, &lr_schedule,
          "constant (the course's) or cosine (--lr decays along a half cosine towards 0 at the run's last step)"},
-        {"--warmup", ND_FLAG_INT, &warmup, "raise the learning rate linearly from 0 over these first steps"},
+        {"--warmup", ND_FLAG_INT, &warmup, "raise the learning rate linearly to --lr over these first steps (0: none)"},
         {"--adamw", ND_FLAG_BOOL, &adamw, "AdamW instead of Adam"},
         {"--cfg-drop", ND_FLAG_FLOAT, &cfg_drop, "probability of dropping each context element"},
         {"--clip-grad", ND_FLAG_FLOAT, &clip, "clip the gradient's global norm to this (0: off)"},

@@ -67,13 +67,22 @@ static bool wait_rows(int rows) {
     return false;
 }
 
+// Attribute `name` of `group` ("/" for the root) in the HDF5 file at path, read as mem_type into out; false
+// (out untouched) when the file, group or attribute is missing.
+static bool h5_attr(const char *path, const char *group, const char *name, hid_t mem_type, void *out) {
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t g = f >= 0 ? H5Gopen2(f, group, H5P_DEFAULT) : -1;
+    hid_t a = g >= 0 ? H5Aopen(g, name, H5P_DEFAULT) : -1;
+    bool ok = a >= 0 && H5Aread(a, mem_type, out) >= 0;
+    if (a >= 0) H5Aclose(a);
+    if (g >= 0) H5Gclose(g);
+    if (f >= 0) H5Fclose(f);
+    return ok;
+}
+
 static int64_t ckpt_step(void) {
     int64_t step = -1;
-    hid_t f = H5Fopen(ckpt, H5F_ACC_RDONLY, H5P_DEFAULT);
-    hid_t a = f >= 0 ? H5Aopen(f, "step", H5P_DEFAULT) : -1;
-    if (a >= 0) H5Aread(a, H5T_NATIVE_INT64, &step);
-    if (a >= 0) H5Aclose(a);
-    if (f >= 0) H5Fclose(f);
+    h5_attr(ckpt, "/", "step", H5T_NATIVE_INT64, &step);
     return step;
 }
 
@@ -287,13 +296,7 @@ static void test_presets(void) {
 // The Adam learning rate a checkpoint holds (the last update's), or NaN.
 static double ckpt_adam_lr(const char *path) {
     float lr = NAN;
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    hid_t g = f >= 0 ? H5Gopen2(f, "adam", H5P_DEFAULT) : -1;
-    hid_t a = g >= 0 ? H5Aopen(g, "lr", H5P_DEFAULT) : -1;
-    if (a >= 0) H5Aread(a, H5T_NATIVE_FLOAT, &lr);
-    if (a >= 0) H5Aclose(a);
-    if (g >= 0) H5Gclose(g);
-    if (f >= 0) H5Fclose(f);
+    h5_attr(path, "adam", "lr", H5T_NATIVE_FLOAT, &lr);
     return lr;
 }
 

@@ -151,7 +151,7 @@ typedef struct run {
     nd_train_state state;
     nd_dist_shard shard; // this process's rows of each batch (all of them in a single process)
     int64_t saved_step;  // the step of the checkpoint on disk; -1: none yet
-    int64_t total;       // the run's last step + 1, over which the learning rate is scheduled
+    int64_t total;       // the run's last step + 1: the loop's end and the learning-rate schedule's span
     nd_t2i_cond *text;   // the captions' text features of a t2i-unet, else NULL
     char ckpt_path[1100];
 } run;
@@ -329,11 +329,12 @@ static void run_close(run *r) {
     nd_t2i_cond_close(r->text);
 }
 
-// Steps from the run's state to `total` (per_epoch steps an epoch), a loss line each to log, checkpoints at
+// Steps from the run's state to r->total (per_epoch steps an epoch), a loss line each to log, checkpoints at
 // epoch ends, every checkpoint_every steps, on Ctrl-C and at the end; result gets the run's figures.
-static bool train_loop(run *r, nd_loader *loader, int64_t per_epoch, int64_t total, FILE *log, const char *out_dir,
-                       bool progress, nd_ddpm_result *result, nd_error *err) {
+static bool train_loop(run *r, nd_loader *loader, int64_t per_epoch, FILE *log, const char *out_dir, bool progress,
+                       nd_ddpm_result *result, nd_error *err) {
     bool ok = true, root = nd_dist_world()->rank == 0; // rank 0 alone prints and writes
+    int64_t total = r->total;
     int *t_host = nd_xmalloc((size_t)r->cfg.batch_size * sizeof(int));
     float *t_values = nd_xmalloc((size_t)r->cfg.batch_size * sizeof(float));
     nd_progress bar;
@@ -470,7 +471,7 @@ bool nd_ddpm_train(const nd_ddpm_config *config, const char *out_dir, bool resum
                            .shard_begin = r->shard.begin,
                            .shard_size = r->shard.size};
     int64_t per_epoch = nd_batches_per_epoch(ds.n, r->cfg.batch_size, true);
-    int64_t total = r->cfg.max_steps > 0 ? r->cfg.max_steps : per_epoch * r->cfg.epochs;
+    r->total = r->cfg.max_steps > 0 ? r->cfg.max_steps : per_epoch * r->cfg.epochs;
     if (ok && per_epoch == 0)
         ok = nd_error_set(err, "%s: %lld images make no full batch of %d", r->cfg.data, (long long)ds.n,
                           r->cfg.batch_size);
@@ -480,8 +481,7 @@ bool nd_ddpm_train(const nd_ddpm_config *config, const char *out_dir, bool resum
     ok = ok && loader;
 
     FILE *log = ok && root ? nd_loss_log_open(out_dir, resume, "step,epoch,loss", err) : NULL;
-    r->total = total;
-    ok = ok && (log || !root) && train_loop(r, loader, per_epoch, total, log, out_dir, progress, result, err);
+    ok = ok && (log || !root) && train_loop(r, loader, per_epoch, log, out_dir, progress, result, err);
     if (log) fclose(log);
     if (loader) nd_loader_free(loader);
     run_close(r);
